@@ -1,0 +1,1119 @@
+//! QueryMarket: escrowed query orders for DataCloud.
+//!
+//! A buyer pays a query into escrow with [`QueryMarket::place_order`] and receives an
+//! ERC-721-like receipt for it; a registered, bonded worker claims the order, computes the query
+//! on ciphertexts and submits the result with an EIP-712 attestation it signed; the dataset's
+//! seller delivers the result re-encrypted to the buyer's key, and the market settles: seller and
+//! worker are paid only when the `ProofManager` reports the dataset healthy, otherwise the buyer
+//! is refunded. After the deadline the receipt's owner may take the escrow back; a seller who
+//! disputes a computed result slashes the worker's bond to the buyer.
+//!
+//! # Money invariant
+//!
+//! At the end of every transaction the contract's native balance equals
+//! `totalEscrow + totalBonds + totalPayouts`, where
+//! - `totalEscrow` = Σ `escrow` of the orders that are Open, Claimed or Computed,
+//! - `totalBonds` = Σ `workerBond(w)` over all workers,
+//! - `totalPayouts` = Σ `payoutOf(a)` over all accounts (credited, not yet withdrawn).
+//!
+//! Every function that moves value between these buckets moves it whole (checked arithmetic), and
+//! value only leaves the contract through [`QueryMarket::withdraw`], which debits `totalPayouts`
+//! before it transfers (checks-effects-interactions).
+//!
+//! Reentrancy: stylus-sdk refuses reentrant calls unless its `reentrant` feature is on, and it is
+//! off for this crate, so a payee cannot call back into the market while it is being paid.
+
+#![cfg_attr(not(any(test, feature = "export-abi")), no_main)]
+extern crate alloc;
+
+use alloc::{string::String, vec::Vec};
+
+use alloy_primitives::{Address, B256, U256, address, b256, uint};
+use alloy_sol_types::sol;
+use stylus_sdk::{
+    abi::Bytes,
+    call::transfer::transfer_eth,
+    prelude::*,
+    storage::{
+        StorageAddress, StorageB256, StorageBool, StorageBytes, StorageMap, StorageU8, StorageU64,
+        StorageU256,
+    },
+    stylus_core::calls::errors::Error as CallError,
+};
+
+sol! {
+    /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
+    event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
+    /// A buyer paid `escrow` for a query on `datasetId`.
+    event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline);
+    /// A worker registered or topped up; `bond` is its bond afterwards.
+    event WorkerRegistered(address indexed worker, uint256 bond);
+    /// A worker moved its whole bond to its payouts.
+    event WorkerBondWithdrawn(address indexed worker, uint256 amount);
+    /// A worker claimed an order (possibly taking over an expired claim).
+    event OrderClaimed(uint256 indexed orderId, address indexed worker, uint64 claimedAt);
+    /// The claiming worker submitted an attested result.
+    event ResultSubmitted(uint256 indexed orderId, address indexed worker, bytes resultCid, bytes32 resultHash);
+    /// The seller delivered the result, encrypted to the buyer's key.
+    event ResultDelivered(uint256 indexed orderId, bytes deliveryCid);
+    /// The order settled on a healthy dataset: who was credited what.
+    event OrderSettled(uint256 indexed orderId, uint256 sellerAmount, uint256 workerAmount, uint256 excess);
+    /// The dataset was not healthy at delivery (`health` as `ProofManager.health`): buyer refunded.
+    event OrderFailed(uint256 indexed orderId, uint8 health);
+    /// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
+    event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
+    /// The receipt's owner took the escrow back after the deadline.
+    event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
+    /// `account` withdrew its payouts.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    error AlreadyInitialized();
+    error NotInitialized();
+    error InvalidConfig();
+    error UnknownOrder(uint256 orderId);
+    error DatasetNotOrderable(uint256 datasetId, bytes32 templateHash);
+    error RegistryCallFailed();
+    error ProofManagerCallFailed();
+    error PaymentTooLow(uint256 sent, uint256 required);
+    error InvalidDeadline(uint64 deadline);
+    error InvalidBuyerKey();
+    error InvalidCid();
+    error BondTooLow(uint256 bond, uint256 required);
+    error WorkerBusy(uint64 activeClaims);
+    error NotWorker(address account);
+    error OrderNotClaimable(uint256 orderId, uint8 status);
+    error OrderExpired(uint256 orderId, uint64 deadline);
+    error InvalidOrderStatus(uint256 orderId, uint8 status);
+    error NotClaimant(uint256 orderId);
+    error ClaimExpired(uint256 orderId);
+    error InvalidAttestation();
+    error NotSeller(uint256 orderId);
+    error NotReceiptOwner(uint256 orderId, address account);
+    error DeadlineNotPassed(uint64 deadline);
+    error ZeroAddress();
+    error NothingToWithdraw();
+    error TransferFailed();
+    error ArithmeticOverflow();
+}
+
+sol_interface! {
+    /// The part of `DatasetRegistry` the market reads.
+    interface IDatasetRegistry {
+        function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price);
+    }
+    /// The part of `ProofManager` the market reads.
+    interface IProofManager {
+        function health(uint256 datasetId) external view returns (uint8);
+    }
+}
+
+/// Everything that makes a QueryMarket call revert.
+#[derive(SolidityError)]
+pub enum Error {
+    /// `initialize` was called twice.
+    AlreadyInitialized(AlreadyInitialized),
+    /// A mutating function was called before `initialize`.
+    NotInitialized(NotInitialized),
+    /// `initialize` got a zero address or a zero timeout.
+    InvalidConfig(InvalidConfig),
+    /// No order has this id.
+    UnknownOrder(UnknownOrder),
+    /// The registry refused `orderTerms` (unknown or inactive dataset, template not allowed).
+    DatasetNotOrderable(DatasetNotOrderable),
+    /// The registry answered something that is not `(address, bytes32, uint256)`.
+    RegistryCallFailed(RegistryCallFailed),
+    /// `ProofManager.health` reverted or answered something that is not a `uint8`.
+    ProofManagerCallFailed(ProofManagerCallFailed),
+    /// `msg.value` is below `price + workerFee`.
+    PaymentTooLow(PaymentTooLow),
+    /// The deadline is not in `(now, now + maxOrderLifetime]`.
+    InvalidDeadline(InvalidDeadline),
+    /// The buyer key is empty or longer than 128 bytes.
+    InvalidBuyerKey(InvalidBuyerKey),
+    /// A result or delivery CID is empty or longer than 128 bytes.
+    InvalidCid(InvalidCid),
+    /// The worker's bond would stay below `minWorkerBond`.
+    BondTooLow(BondTooLow),
+    /// The worker still holds claims.
+    WorkerBusy(WorkerBusy),
+    /// The caller is not a registered worker with at least `minWorkerBond`.
+    NotWorker(NotWorker),
+    /// The order is neither Open nor Claimed with an expired claim.
+    OrderNotClaimable(OrderNotClaimable),
+    /// The order's deadline has passed.
+    OrderExpired(OrderExpired),
+    /// The order is not in the status this function needs.
+    InvalidOrderStatus(InvalidOrderStatus),
+    /// The caller is not the worker holding the claim.
+    NotClaimant(NotClaimant),
+    /// The worker's claim timed out.
+    ClaimExpired(ClaimExpired),
+    /// The attestation is malformed, high-s, or not signed by the claiming worker.
+    InvalidAttestation(InvalidAttestation),
+    /// The caller is not the order's seller.
+    NotSeller(NotSeller),
+    /// The caller (or `from`) does not own the receipt.
+    NotReceiptOwner(NotReceiptOwner),
+    /// The order's deadline has not passed yet.
+    DeadlineNotPassed(DeadlineNotPassed),
+    /// The zero address is not a receipt owner.
+    ZeroAddress(ZeroAddress),
+    /// The caller has no payouts.
+    NothingToWithdraw(NothingToWithdraw),
+    /// Sending the payout failed.
+    TransferFailed(TransferFailed),
+    /// An amount overflowed (cannot happen with real balances; checked anyway).
+    ArithmeticOverflow(ArithmeticOverflow),
+}
+
+/// Order status values, as `order(...).status` reports them.
+pub mod status {
+    /// No such order.
+    pub const NONE: u8 = 0;
+    /// Paid, waiting for a worker.
+    pub const OPEN: u8 = 1;
+    /// A worker claimed it.
+    pub const CLAIMED: u8 = 2;
+    /// The worker submitted an attested result.
+    pub const COMPUTED: u8 = 3;
+    /// Delivered on a healthy dataset: seller and worker paid.
+    pub const SETTLED: u8 = 4;
+    /// Delivered on an unhealthy dataset: buyer refunded.
+    pub const FAILED: u8 = 5;
+    /// Refunded to the receipt's owner after the deadline.
+    pub const REFUNDED: u8 = 6;
+    /// Disputed by the seller: worker slashed, buyer refunded.
+    pub const DISPUTED: u8 = 7;
+}
+
+/// `ProofManager.health` value that allows settlement.
+pub const HEALTHY: u8 = 1;
+/// Longest buyer key, result CID or delivery CID accepted.
+pub const MAX_BLOB_LEN: usize = 128;
+/// The `ecrecover` precompile.
+pub const ECRECOVER: Address = address!("0x0000000000000000000000000000000000000001");
+/// `keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")`.
+pub const DOMAIN_TYPEHASH: B256 =
+    b256!("0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f");
+/// `keccak256("DataCloud QueryMarket")`.
+pub const NAME_HASH: B256 =
+    b256!("0x0000000000000000000000000000000000000000000000000000000000000000");
+/// `keccak256("1")`.
+pub const VERSION_HASH: B256 =
+    b256!("0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
+/// `keccak256("Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)")`.
+pub const ATTESTATION_TYPEHASH: B256 =
+    b256!("0x0000000000000000000000000000000000000000000000000000000000000000");
+/// secp256k1n / 2: signatures with a larger `s` are malleable twins and refused (EIP-2).
+const HALF_CURVE_ORDER: U256 =
+    uint!(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0_U256);
+
+/// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
+/// escrow, deadline, status.
+pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8);
+/// `orderWork(uint256)`: worker, claimedAt, resultCid, resultHash, deliveryCid.
+pub type OrderWorkView = (Address, u64, Bytes, B256, Bytes);
+
+/// One query order. Small fields follow an address so that they share its slot.
+#[storage]
+pub struct Order {
+    dataset_id: StorageU256,
+    seller: StorageAddress,
+    deadline: StorageU64,
+    status: StorageU8,
+    /// The receipt's current owner: refunds and excess go here.
+    holder: StorageAddress,
+    worker: StorageAddress,
+    claimed_at: StorageU64,
+    manifest_hash: StorageB256,
+    template_hash: StorageB256,
+    params_hash: StorageB256,
+    price: StorageU256,
+    /// The worker fee in force when the order was placed.
+    worker_fee: StorageU256,
+    escrow: StorageU256,
+    result_hash: StorageB256,
+    buyer_key: StorageBytes,
+    result_cid: StorageBytes,
+    signature: StorageBytes,
+    delivery_cid: StorageBytes,
+}
+
+/// A worker's bond and the number of orders it holds claimed or computed.
+#[storage]
+pub struct Worker {
+    bond: StorageU256,
+    active_claims: StorageU64,
+    registered: StorageBool,
+}
+
+/// The QueryMarket contract.
+#[storage]
+#[entrypoint]
+pub struct QueryMarket {
+    initialized: StorageBool,
+    owner: StorageAddress,
+    claim_timeout: StorageU64,
+    registry: StorageAddress,
+    max_order_lifetime: StorageU64,
+    proof_manager: StorageAddress,
+    worker_fee: StorageU256,
+    min_worker_bond: StorageU256,
+    order_count: StorageU256,
+    total_escrow: StorageU256,
+    total_bonds: StorageU256,
+    total_payouts: StorageU256,
+    orders: StorageMap<U256, Order>,
+    workers: StorageMap<Address, Worker>,
+    receipt_balances: StorageMap<Address, StorageU256>,
+    open_orders: StorageMap<U256, StorageU256>,
+    payouts: StorageMap<Address, StorageU256>,
+}
+
+#[public]
+impl QueryMarket {
+    /// Sets the market up; the caller becomes `owner()`.
+    ///
+    /// # Errors
+    /// `AlreadyInitialized`, `InvalidConfig` (zero registry / proof manager / timeouts).
+    pub fn initialize(
+        &mut self,
+        registry: Address,
+        proof_manager: Address,
+        worker_fee: U256,
+        min_worker_bond: U256,
+        claim_timeout: u64,
+        max_order_lifetime: u64,
+    ) -> Result<(), Error> {
+        if self.initialized.get() {
+            return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
+        }
+        if registry.is_zero()
+            || proof_manager.is_zero()
+            || claim_timeout == 0
+            || max_order_lifetime == 0
+        {
+            return Err(Error::InvalidConfig(InvalidConfig {}));
+        }
+        self.initialized.set(true);
+        self.owner.set(self.vm().msg_sender());
+        self.registry.set(registry);
+        self.proof_manager.set(proof_manager);
+        self.worker_fee.set(worker_fee);
+        self.min_worker_bond.set(min_worker_bond);
+        self.claim_timeout.set(claim_timeout);
+        self.max_order_lifetime.set(max_order_lifetime);
+        Ok(())
+    }
+
+    /// Pays a query on `datasetId` with `templateHash` into escrow and mints its receipt to the
+    /// caller. `msg.value` must cover the registry's price plus `workerFee`; any excess is returned
+    /// to the receipt's owner at settlement.
+    ///
+    /// # Errors
+    /// `NotInitialized`, `InvalidBuyerKey`, `InvalidDeadline`, `DatasetNotOrderable`,
+    /// `RegistryCallFailed`, `PaymentTooLow`.
+    ///
+    /// # Events
+    /// `Transfer(0, buyer, orderId)`, `OrderPlaced`.
+    #[payable]
+    pub fn place_order(
+        &mut self,
+        dataset_id: U256,
+        template_hash: B256,
+        params_hash: B256,
+        buyer_key: Bytes,
+        deadline: u64,
+    ) -> Result<U256, Error> {
+        self.require_initialized()?;
+        if buyer_key.is_empty() || buyer_key.len() > MAX_BLOB_LEN {
+            return Err(Error::InvalidBuyerKey(InvalidBuyerKey {}));
+        }
+        let now = self.vm().block_timestamp();
+        if deadline <= now || deadline > now.saturating_add(self.max_order_lifetime.get()) {
+            return Err(Error::InvalidDeadline(InvalidDeadline { deadline }));
+        }
+        let registry = IDatasetRegistry::new(self.registry.get());
+        let (seller, manifest_hash, price) = registry
+            .order_terms(self.vm(), Call::new(), dataset_id, template_hash)
+            .map_err(|err| match err {
+                CallError::Revert(_) => Error::DatasetNotOrderable(DatasetNotOrderable {
+                    datasetId: dataset_id,
+                    templateHash: template_hash,
+                }),
+                CallError::AbiDecodingFailed(_) => Error::RegistryCallFailed(RegistryCallFailed {}),
+            })?;
+        let worker_fee = self.worker_fee.get();
+        let required = checked_add(price, worker_fee)?;
+        let value = self.vm().msg_value();
+        if value < required {
+            return Err(Error::PaymentTooLow(PaymentTooLow {
+                sent: value,
+                required,
+            }));
+        }
+
+        let order_id = checked_add(self.order_count.get(), U256::from(1))?;
+        self.order_count.set(order_id);
+        let buyer = self.vm().msg_sender();
+        let mut order = self.orders.setter(order_id);
+        order.dataset_id.set(dataset_id);
+        order.seller.set(seller);
+        order.deadline.set(deadline);
+        order.status.set(U8::from(status::OPEN));
+        order.holder.set(buyer);
+        order.manifest_hash.set(manifest_hash);
+        order.template_hash.set(template_hash);
+        order.params_hash.set(params_hash);
+        order.price.set(price);
+        order.worker_fee.set(worker_fee);
+        order.escrow.set(value);
+        order.buyer_key.set_bytes(&buyer_key);
+
+        let open = checked_add(self.open_orders.get(dataset_id), U256::from(1))?;
+        self.open_orders.insert(dataset_id, open);
+        let escrowed = checked_add(self.total_escrow.get(), value)?;
+        self.total_escrow.set(escrowed);
+        let receipts = checked_add(self.receipt_balances.get(buyer), U256::from(1))?;
+        self.receipt_balances.insert(buyer, receipts);
+
+        self.vm().log(Transfer {
+            from: Address::ZERO,
+            to: buyer,
+            tokenId: order_id,
+        });
+        self.vm().log(OrderPlaced {
+            orderId: order_id,
+            datasetId: dataset_id,
+            buyer,
+            templateHash: template_hash,
+            paramsHash: params_hash,
+            escrow: value,
+            deadline,
+        });
+        Ok(order_id)
+    }
+
+    /// Adds `msg.value` to the caller's worker bond and registers it as a worker.
+    ///
+    /// # Errors
+    /// `NotInitialized`, `BondTooLow` (the resulting bond is below `minWorkerBond`).
+    ///
+    /// # Events
+    /// `WorkerRegistered(worker, bond)`.
+    #[payable]
+    pub fn register_worker(&mut self) -> Result<(), Error> {
+        self.require_initialized()?;
+        let worker = self.vm().msg_sender();
+        let value = self.vm().msg_value();
+        let bond = checked_add(self.workers.getter(worker).bond.get(), value)?;
+        let required = self.min_worker_bond.get();
+        if bond < required {
+            return Err(Error::BondTooLow(BondTooLow { bond, required }));
+        }
+        let mut entry = self.workers.setter(worker);
+        entry.bond.set(bond);
+        entry.registered.set(true);
+        let bonds = checked_add(self.total_bonds.get(), value)?;
+        self.total_bonds.set(bonds);
+        self.vm().log(WorkerRegistered { worker, bond });
+        Ok(())
+    }
+
+    /// Unregisters the caller and moves its whole bond to its payouts (then `withdraw()`).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `NotWorker`, `WorkerBusy` (it still holds claimed or computed orders).
+    ///
+    /// # Events
+    /// `WorkerBondWithdrawn(worker, amount)`.
+    pub fn withdraw_bond(&mut self) -> Result<(), Error> {
+        self.require_initialized()?;
+        let worker = self.vm().msg_sender();
+        let entry = self.workers.getter(worker);
+        if !entry.registered.get() {
+            return Err(Error::NotWorker(NotWorker { account: worker }));
+        }
+        let active = entry.active_claims.get();
+        if active > 0 {
+            return Err(Error::WorkerBusy(WorkerBusy {
+                activeClaims: active,
+            }));
+        }
+        let bond = entry.bond.get();
+        let mut entry = self.workers.setter(worker);
+        entry.bond.set(U256::ZERO);
+        entry.registered.set(false);
+        let bonds = checked_sub(self.total_bonds.get(), bond)?;
+        self.total_bonds.set(bonds);
+        self.credit(worker, bond)?;
+        self.vm().log(WorkerBondWithdrawn {
+            worker,
+            amount: bond,
+        });
+        Ok(())
+    }
+
+    /// Claims an Open order, or takes over a claim that timed out
+    /// (`claimedAt + claimTimeout < now`).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `NotWorker`, `OrderNotClaimable`, `OrderExpired`.
+    ///
+    /// # Events
+    /// `OrderClaimed(orderId, worker, claimedAt)`.
+    pub fn claim_order(&mut self, order_id: U256) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        let worker = self.vm().msg_sender();
+        let entry = self.workers.getter(worker);
+        if !entry.registered.get() || entry.bond.get() < self.min_worker_bond.get() {
+            return Err(Error::NotWorker(NotWorker { account: worker }));
+        }
+        let now = self.vm().block_timestamp();
+        let order = self.orders.getter(order_id);
+        let previous = order.worker.get();
+        let deadline = order.deadline.get();
+        let claimable = current == status::OPEN
+            || (current == status::CLAIMED && self.claim_expired(order.claimed_at.get(), now));
+        if !claimable {
+            return Err(Error::OrderNotClaimable(OrderNotClaimable {
+                orderId: order_id,
+                status: current,
+            }));
+        }
+        if now > deadline {
+            return Err(Error::OrderExpired(OrderExpired {
+                orderId: order_id,
+                deadline,
+            }));
+        }
+        if current == status::CLAIMED {
+            self.release_claim(previous)?;
+        }
+        let mut entry = self.workers.setter(worker);
+        let active = entry
+            .active_claims
+            .get()
+            .checked_add(1)
+            .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
+        entry.active_claims.set(active);
+        let mut order = self.orders.setter(order_id);
+        order.worker.set(worker);
+        order.claimed_at.set(now);
+        order.status.set(U8::from(status::CLAIMED));
+        self.vm().log(OrderClaimed {
+            orderId: order_id,
+            worker,
+            claimedAt: now,
+        });
+        Ok(())
+    }
+
+    /// The claiming worker submits the result's CID and hash with its EIP-712 signature over
+    /// `attestationDigest(orderId, resultHash)` (65 bytes `r ‖ s ‖ v`, `v` 27/28 or 0/1, low `s`).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Claimed), `NotClaimant`,
+    /// `ClaimExpired`, `OrderExpired`, `InvalidCid`, `InvalidAttestation`.
+    ///
+    /// # Events
+    /// `ResultSubmitted(orderId, worker, resultCid, resultHash)`.
+    pub fn submit_result(
+        &mut self,
+        order_id: U256,
+        result_cid: Bytes,
+        result_hash: B256,
+        signature: Bytes,
+    ) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        if current != status::CLAIMED {
+            return Err(invalid_status(order_id, current));
+        }
+        let order = self.orders.getter(order_id);
+        let worker = order.worker.get();
+        let claimed_at = order.claimed_at.get();
+        let deadline = order.deadline.get();
+        if self.vm().msg_sender() != worker {
+            return Err(Error::NotClaimant(NotClaimant { orderId: order_id }));
+        }
+        let now = self.vm().block_timestamp();
+        if self.claim_expired(claimed_at, now) {
+            return Err(Error::ClaimExpired(ClaimExpired { orderId: order_id }));
+        }
+        if now > deadline {
+            return Err(Error::OrderExpired(OrderExpired {
+                orderId: order_id,
+                deadline,
+            }));
+        }
+        check_cid(&result_cid)?;
+        let digest = self.digest(order_id, result_hash);
+        if self.recover_signer(digest, &signature) != Some(worker) {
+            return Err(Error::InvalidAttestation(InvalidAttestation {}));
+        }
+        let mut order = self.orders.setter(order_id);
+        order.result_cid.set_bytes(&result_cid);
+        order.result_hash.set(result_hash);
+        order.signature.set_bytes(&signature);
+        order.status.set(U8::from(status::COMPUTED));
+        self.vm().log(ResultSubmitted {
+            orderId: order_id,
+            worker,
+            resultCid: result_cid,
+            resultHash: result_hash,
+        });
+        Ok(())
+    }
+
+    /// The seller delivers the result encrypted to the buyer's key, and the order settles: on a
+    /// Healthy dataset the seller gets `price`, the worker its fee and the receipt's owner any
+    /// excess (status Settled); otherwise the receipt's owner gets the whole escrow back
+    /// (status Failed).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `NotSeller`, `InvalidOrderStatus` (not Computed),
+    /// `InvalidCid`, `ProofManagerCallFailed`.
+    ///
+    /// # Events
+    /// `ResultDelivered(orderId, deliveryCid)`, then `OrderSettled` or `OrderFailed`.
+    pub fn deliver_result(&mut self, order_id: U256, delivery_cid: Bytes) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        self.require_seller(order_id)?;
+        if current != status::COMPUTED {
+            return Err(invalid_status(order_id, current));
+        }
+        check_cid(&delivery_cid)?;
+        let order = self.orders.getter(order_id);
+        let dataset_id = order.dataset_id.get();
+        let seller = order.seller.get();
+        let worker = order.worker.get();
+        let holder = order.holder.get();
+        let price = order.price.get();
+        let fee = order.worker_fee.get();
+        let escrow = order.escrow.get();
+        let health = IProofManager::new(self.proof_manager.get())
+            .health(self.vm(), Call::new(), dataset_id)
+            .map_err(|_| Error::ProofManagerCallFailed(ProofManagerCallFailed {}))?;
+
+        self.close_order(dataset_id, worker, escrow)?;
+        let mut order = self.orders.setter(order_id);
+        order.delivery_cid.set_bytes(&delivery_cid);
+        if health == HEALTHY {
+            order.status.set(U8::from(status::SETTLED));
+            let excess = checked_sub(checked_sub(escrow, price)?, fee)?;
+            self.credit(seller, price)?;
+            self.credit(worker, fee)?;
+            self.credit(holder, excess)?;
+            self.vm().log(ResultDelivered {
+                orderId: order_id,
+                deliveryCid: delivery_cid,
+            });
+            self.vm().log(OrderSettled {
+                orderId: order_id,
+                sellerAmount: price,
+                workerAmount: fee,
+                excess,
+            });
+        } else {
+            order.status.set(U8::from(status::FAILED));
+            self.credit(holder, escrow)?;
+            self.vm().log(ResultDelivered {
+                orderId: order_id,
+                deliveryCid: delivery_cid,
+            });
+            self.vm().log(OrderFailed {
+                orderId: order_id,
+                health,
+            });
+        }
+        Ok(())
+    }
+
+    /// The seller disputes a computed result instead of delivering it: the worker's whole bond and
+    /// the escrow go to the receipt's owner (status Disputed).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `NotSeller`, `InvalidOrderStatus` (not Computed).
+    ///
+    /// # Events
+    /// `WorkerSlashed(orderId, worker, bond)`.
+    pub fn slash_worker(&mut self, order_id: U256) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        self.require_seller(order_id)?;
+        if current != status::COMPUTED {
+            return Err(invalid_status(order_id, current));
+        }
+        let order = self.orders.getter(order_id);
+        let dataset_id = order.dataset_id.get();
+        let worker = order.worker.get();
+        let holder = order.holder.get();
+        let escrow = order.escrow.get();
+        self.close_order(dataset_id, worker, escrow)?;
+        let bond = self.workers.getter(worker).bond.get();
+        self.workers.setter(worker).bond.set(U256::ZERO);
+        let bonds = checked_sub(self.total_bonds.get(), bond)?;
+        self.total_bonds.set(bonds);
+        self.credit(holder, checked_add(escrow, bond)?)?;
+        self.orders
+            .setter(order_id)
+            .status
+            .set(U8::from(status::DISPUTED));
+        self.vm().log(WorkerSlashed {
+            orderId: order_id,
+            worker,
+            bond,
+        });
+        Ok(())
+    }
+
+    /// After the deadline, the receipt's owner takes back the escrow of an order that is still
+    /// Open, Claimed or Computed (status Refunded).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `NotReceiptOwner`, `InvalidOrderStatus`,
+    /// `DeadlineNotPassed`.
+    ///
+    /// # Events
+    /// `OrderRefunded(orderId, to, amount)`.
+    pub fn refund(&mut self, order_id: U256) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        let order = self.orders.getter(order_id);
+        let holder = order.holder.get();
+        let sender = self.vm().msg_sender();
+        if sender != holder {
+            return Err(Error::NotReceiptOwner(NotReceiptOwner {
+                orderId: order_id,
+                account: sender,
+            }));
+        }
+        if !is_active(current) {
+            return Err(invalid_status(order_id, current));
+        }
+        let deadline = order.deadline.get();
+        if self.vm().block_timestamp() <= deadline {
+            return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
+        }
+        let dataset_id = order.dataset_id.get();
+        let worker = order.worker.get();
+        let escrow = order.escrow.get();
+        // An Open order has no worker yet (a taken-over claim names only the last worker).
+        let claimant = if current == status::OPEN {
+            Address::ZERO
+        } else {
+            worker
+        };
+        self.close_order(dataset_id, claimant, escrow)?;
+        self.credit(holder, escrow)?;
+        self.orders
+            .setter(order_id)
+            .status
+            .set(U8::from(status::REFUNDED));
+        self.vm().log(OrderRefunded {
+            orderId: order_id,
+            to: holder,
+            amount: escrow,
+        });
+        Ok(())
+    }
+
+    /// Sends the caller all of its payouts.
+    ///
+    /// # Errors
+    /// `NotInitialized`, `NothingToWithdraw`, `TransferFailed`.
+    ///
+    /// # Events
+    /// `Withdrawn(account, amount)`.
+    pub fn withdraw(&mut self) -> Result<(), Error> {
+        self.require_initialized()?;
+        let account = self.vm().msg_sender();
+        let amount = self.payouts.get(account);
+        if amount.is_zero() {
+            return Err(Error::NothingToWithdraw(NothingToWithdraw {}));
+        }
+        // Effects before the interaction: the payout is gone before the value leaves.
+        self.payouts.insert(account, U256::ZERO);
+        let owed = checked_sub(self.total_payouts.get(), amount)?;
+        self.total_payouts.set(owed);
+        self.vm().log(Withdrawn { account, amount });
+        transfer_eth(self.vm(), account, amount)
+            .map_err(|_| Error::TransferFailed(TransferFailed {}))
+    }
+
+    // ----- Receipts (ERC-721-like) -----
+
+    /// The receipts' collection name.
+    pub fn name(&self) -> String {
+        String::from("DataCloud Query Receipt")
+    }
+
+    /// The receipts' symbol.
+    pub fn symbol(&self) -> String {
+        String::from("DCQR")
+    }
+
+    /// The owner of order `tokenId`'s receipt.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn owner_of(&self, token_id: U256) -> Result<Address, Error> {
+        self.status_of(token_id)?;
+        Ok(self.orders.getter(token_id).holder.get())
+    }
+
+    /// How many receipts `owner` holds.
+    ///
+    /// # Errors
+    /// `ZeroAddress`.
+    pub fn balance_of(&self, owner: Address) -> Result<U256, Error> {
+        if owner.is_zero() {
+            return Err(Error::ZeroAddress(ZeroAddress {}));
+        }
+        Ok(self.receipt_balances.get(owner))
+    }
+
+    /// Moves a receipt; only its owner may, as `from` (no approvals). Refunds and excess of the
+    /// order go to the receipt's owner at the time they are credited.
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `NotReceiptOwner`, `ZeroAddress` (`to` is zero).
+    ///
+    /// # Events
+    /// `Transfer(from, to, tokenId)`.
+    pub fn transfer_from(
+        &mut self,
+        from: Address,
+        to: Address,
+        token_id: U256,
+    ) -> Result<(), Error> {
+        self.require_initialized()?;
+        self.status_of(token_id)?;
+        let sender = self.vm().msg_sender();
+        if sender != from || self.orders.getter(token_id).holder.get() != from {
+            return Err(Error::NotReceiptOwner(NotReceiptOwner {
+                orderId: token_id,
+                account: sender,
+            }));
+        }
+        if to.is_zero() {
+            return Err(Error::ZeroAddress(ZeroAddress {}));
+        }
+        let from_balance = checked_sub(self.receipt_balances.get(from), U256::from(1))?;
+        self.receipt_balances.insert(from, from_balance);
+        let to_balance = checked_add(self.receipt_balances.get(to), U256::from(1))?;
+        self.receipt_balances.insert(to, to_balance);
+        self.orders.setter(token_id).holder.set(to);
+        self.vm().log(Transfer {
+            from,
+            to,
+            tokenId: token_id,
+        });
+        Ok(())
+    }
+
+    // ----- Views -----
+
+    /// An order's terms and status.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn order(&self, order_id: U256) -> Result<OrderView, Error> {
+        let current = self.status_of(order_id)?;
+        let order = self.orders.getter(order_id);
+        Ok((
+            order.dataset_id.get(),
+            order.seller.get(),
+            order.template_hash.get(),
+            order.params_hash.get(),
+            order.manifest_hash.get(),
+            order.price.get(),
+            order.worker_fee.get(),
+            order.escrow.get(),
+            order.deadline.get(),
+            current,
+        ))
+    }
+
+    /// An order's worker, claim time, result and delivery.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn order_work(&self, order_id: U256) -> Result<OrderWorkView, Error> {
+        self.status_of(order_id)?;
+        let order = self.orders.getter(order_id);
+        Ok((
+            order.worker.get(),
+            order.claimed_at.get(),
+            order.result_cid.get_bytes().into(),
+            order.result_hash.get(),
+            order.delivery_cid.get_bytes().into(),
+        ))
+    }
+
+    /// The worker's attestation signature for an order (empty before `submitResult`).
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn attestation_signature(&self, order_id: U256) -> Result<Bytes, Error> {
+        self.status_of(order_id)?;
+        Ok(self.orders.getter(order_id).signature.get_bytes().into())
+    }
+
+    /// The buyer's delivery public key for an order.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn buyer_key(&self, order_id: U256) -> Result<Bytes, Error> {
+        self.status_of(order_id)?;
+        Ok(self.orders.getter(order_id).buyer_key.get_bytes().into())
+    }
+
+    /// How many orders were ever placed (the last order id).
+    pub fn order_count(&self) -> U256 {
+        self.order_count.get()
+    }
+
+    /// Orders on `datasetId` that are Open, Claimed or Computed (the registry refuses to release
+    /// the seller's stake while any are).
+    pub fn open_order_count(&self, dataset_id: U256) -> U256 {
+        self.open_orders.get(dataset_id)
+    }
+
+    /// The EIP-712 digest a worker signs for `resultHash` on `orderId`.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn attestation_digest(&self, order_id: U256, result_hash: B256) -> Result<B256, Error> {
+        self.status_of(order_id)?;
+        Ok(self.digest(order_id, result_hash))
+    }
+
+    /// The EIP-712 domain separator (name "DataCloud QueryMarket", version "1", this chain, this
+    /// contract).
+    pub fn domain_separator(&self) -> B256 {
+        let mut encoded = [0u8; 160];
+        encoded[..32].copy_from_slice(DOMAIN_TYPEHASH.as_slice());
+        encoded[32..64].copy_from_slice(NAME_HASH.as_slice());
+        encoded[64..96].copy_from_slice(VERSION_HASH.as_slice());
+        encoded[96..128].copy_from_slice(&U256::from(self.vm().chain_id()).to_be_bytes::<32>());
+        encoded[140..].copy_from_slice(self.vm().contract_address().as_slice());
+        self.vm().native_keccak256(&encoded)
+    }
+
+    /// Payouts credited to `account` and not withdrawn yet.
+    pub fn payout_of(&self, account: Address) -> U256 {
+        self.payouts.get(account)
+    }
+
+    /// `worker`'s bond.
+    pub fn worker_bond(&self, worker: Address) -> U256 {
+        self.workers.getter(worker).bond.get()
+    }
+
+    /// How many orders `worker` holds Claimed or Computed.
+    pub fn active_claims(&self, worker: Address) -> u64 {
+        self.workers.getter(worker).active_claims.get()
+    }
+
+    /// Σ escrow of the orders that are Open, Claimed or Computed.
+    pub fn total_escrow(&self) -> U256 {
+        self.total_escrow.get()
+    }
+
+    /// Σ worker bonds.
+    pub fn total_bonds(&self) -> U256 {
+        self.total_bonds.get()
+    }
+
+    /// Σ payouts not withdrawn yet.
+    pub fn total_payouts(&self) -> U256 {
+        self.total_payouts.get()
+    }
+
+    /// Who initialized the market.
+    pub fn owner(&self) -> Address {
+        self.owner.get()
+    }
+
+    /// The `DatasetRegistry`.
+    pub fn registry(&self) -> Address {
+        self.registry.get()
+    }
+
+    /// The `ProofManager`.
+    pub fn proof_manager(&self) -> Address {
+        self.proof_manager.get()
+    }
+
+    /// The worker fee charged on new orders.
+    pub fn worker_fee(&self) -> U256 {
+        self.worker_fee.get()
+    }
+
+    /// The bond a worker needs to claim orders.
+    pub fn min_worker_bond(&self) -> U256 {
+        self.min_worker_bond.get()
+    }
+
+    /// Seconds a claim lasts before another worker may take it over.
+    pub fn claim_timeout(&self) -> u64 {
+        self.claim_timeout.get()
+    }
+
+    /// The latest deadline a new order may have, in seconds from now.
+    pub fn max_order_lifetime(&self) -> u64 {
+        self.max_order_lifetime.get()
+    }
+}
+
+type U8 = alloy_primitives::Uint<8, 1>;
+
+impl QueryMarket {
+    fn require_initialized(&self) -> Result<(), Error> {
+        if self.initialized.get() {
+            Ok(())
+        } else {
+            Err(Error::NotInitialized(NotInitialized {}))
+        }
+    }
+
+    /// The order's status, refusing orders that do not exist.
+    fn status_of(&self, order_id: U256) -> Result<u8, Error> {
+        let current: u8 = self.orders.getter(order_id).status.get().to();
+        if current == status::NONE {
+            return Err(Error::UnknownOrder(UnknownOrder { orderId: order_id }));
+        }
+        Ok(current)
+    }
+
+    fn require_seller(&self, order_id: U256) -> Result<(), Error> {
+        if self.vm().msg_sender() == self.orders.getter(order_id).seller.get() {
+            Ok(())
+        } else {
+            Err(Error::NotSeller(NotSeller { orderId: order_id }))
+        }
+    }
+
+    fn claim_expired(&self, claimed_at: u64, now: u64) -> bool {
+        claimed_at.saturating_add(self.claim_timeout.get()) < now
+    }
+
+    /// Takes an order's escrow out of `totalEscrow` and the order out of the open count and the
+    /// claimant's active claims (`claimant` zero: none). The caller credits the escrow.
+    fn close_order(
+        &mut self,
+        dataset_id: U256,
+        claimant: Address,
+        escrow: U256,
+    ) -> Result<(), Error> {
+        let escrowed = checked_sub(self.total_escrow.get(), escrow)?;
+        self.total_escrow.set(escrowed);
+        let open = checked_sub(self.open_orders.get(dataset_id), U256::from(1))?;
+        self.open_orders.insert(dataset_id, open);
+        if !claimant.is_zero() {
+            self.release_claim(claimant)?;
+        }
+        Ok(())
+    }
+
+    fn release_claim(&mut self, worker: Address) -> Result<(), Error> {
+        let mut entry = self.workers.setter(worker);
+        let active = entry
+            .active_claims
+            .get()
+            .checked_sub(1)
+            .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
+        entry.active_claims.set(active);
+        Ok(())
+    }
+
+    /// Adds `amount` to `account`'s payouts (and to `totalPayouts`).
+    fn credit(&mut self, account: Address, amount: U256) -> Result<(), Error> {
+        if amount.is_zero() {
+            return Ok(());
+        }
+        let balance = checked_add(self.payouts.get(account), amount)?;
+        self.payouts.insert(account, balance);
+        let owed = checked_add(self.total_payouts.get(), amount)?;
+        self.total_payouts.set(owed);
+        Ok(())
+    }
+
+    /// `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(Attestation))` (EIP-712).
+    fn digest(&self, order_id: U256, result_hash: B256) -> B256 {
+        let order = self.orders.getter(order_id);
+        let mut encoded = [0u8; 224];
+        encoded[..32].copy_from_slice(ATTESTATION_TYPEHASH.as_slice());
+        encoded[32..64].copy_from_slice(&order_id.to_be_bytes::<32>());
+        encoded[64..96].copy_from_slice(&order.dataset_id.get().to_be_bytes::<32>());
+        encoded[96..128].copy_from_slice(order.manifest_hash.get().as_slice());
+        encoded[128..160].copy_from_slice(order.template_hash.get().as_slice());
+        encoded[160..192].copy_from_slice(order.params_hash.get().as_slice());
+        encoded[192..].copy_from_slice(result_hash.as_slice());
+        let struct_hash = self.vm().native_keccak256(&encoded);
+        let mut message = [0u8; 66];
+        message[0] = 0x19;
+        message[1] = 0x01;
+        message[2..34].copy_from_slice(self.domain_separator().as_slice());
+        message[34..].copy_from_slice(struct_hash.as_slice());
+        self.vm().native_keccak256(&message)
+    }
+
+    /// The signer of `digest` per the `ecrecover` precompile, for a 65-byte `r ‖ s ‖ v`
+    /// signature with `v` in {27, 28} (or {0, 1}) and a low `s` (EIP-2); `None` otherwise.
+    fn recover_signer(&self, digest: B256, signature: &[u8]) -> Option<Address> {
+        let (rs, v) = signature.split_at_checked(64)?;
+        let v = match v {
+            [v @ (27 | 28)] => *v,
+            [v @ (0 | 1)] => *v + 27,
+            _ => return None,
+        };
+        let s = U256::from_be_slice(rs.get(32..)?);
+        if s > HALF_CURVE_ORDER {
+            return None;
+        }
+        let mut input = [0u8; 128];
+        input[..32].copy_from_slice(digest.as_slice());
+        input[63] = v;
+        input[64..].copy_from_slice(rs);
+        let output = static_call(self.vm(), Call::new(), ECRECOVER, &input).ok()?;
+        // The precompile answers nothing for a signature that does not recover.
+        let word: [u8; 32] = output.as_slice().try_into().ok()?;
+        Some(Address::from_slice(&word[12..]))
+    }
+}
+
+fn check_cid(cid: &[u8]) -> Result<(), Error> {
+    if cid.is_empty() || cid.len() > MAX_BLOB_LEN {
+        return Err(Error::InvalidCid(InvalidCid {}));
+    }
+    Ok(())
+}
+
+fn is_active(current: u8) -> bool {
+    matches!(current, status::OPEN | status::CLAIMED | status::COMPUTED)
+}
+
+fn invalid_status(order_id: U256, current: u8) -> Error {
+    Error::InvalidOrderStatus(InvalidOrderStatus {
+        orderId: order_id,
+        status: current,
+    })
+}
+
+fn checked_add(a: U256, b: U256) -> Result<U256, Error> {
+    a.checked_add(b)
+        .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))
+}
+
+fn checked_sub(a: U256, b: U256) -> Result<U256, Error> {
+    a.checked_sub(b)
+        .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))
+}
+
+#[cfg(test)]
+mod tests;
