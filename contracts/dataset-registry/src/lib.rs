@@ -16,19 +16,19 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use alloy_primitives::{Address, B256, U256};
-use alloy_sol_types::sol;
+use alloy_primitives::{Address, B256, U8, U64, U256};
+use alloy_sol_types::{SolEvent, TopicList, abi::token::WordToken, sol};
 use stylus_sdk::{
     abi::Bytes,
     call::transfer::transfer_eth,
     prelude::*,
     storage::{
-        StorageAddress, StorageB256, StorageBool, StorageBytes, StorageMap, StorageU64,
+        StorageAddress, StorageArray, StorageB256, StorageBool, StorageMap, StorageU8, StorageU64,
         StorageU256, StorageVec,
     },
 };
 
-/// Longest CID accepted, in bytes (a CIDv1 with a 512-bit multihash fits comfortably).
+/// Longest CID accepted, in bytes (a `CIDv1` with a 512-bit multihash fits comfortably).
 pub const MAX_CID_LEN: usize = 128;
 /// Most templates a dataset may register with.
 pub const MAX_TEMPLATES_AT_REGISTRATION: usize = 32;
@@ -173,12 +173,48 @@ pub struct TemplateTerms {
     price: StorageU256,
 }
 
+/// A CID of at most [`MAX_CID_LEN`] bytes: its length and four words, left-aligned. Cheaper in
+/// WASM than `StorageBytes`, whose length decoding alone pulls 8 KB of 256-bit division in.
+#[storage]
+pub struct StoredCid {
+    len: StorageU8,
+    words: StorageArray<StorageB256, 4>,
+}
+
+impl StoredCid {
+    /// Stores `cid`, at most [`MAX_CID_LEN`] bytes (checked by the caller).
+    fn set(&mut self, cid: &[u8]) {
+        self.len.set(U8::from_be_bytes([
+            u8::try_from(cid.len()).unwrap_or(u8::MAX)
+        ]));
+        for (index, chunk) in cid.chunks(32).enumerate() {
+            let mut word = B256::ZERO;
+            word[..chunk.len()].copy_from_slice(chunk);
+            if let Some(mut slot) = self.words.setter(index) {
+                slot.set(word);
+            }
+        }
+    }
+
+    fn get(&self) -> Vec<u8> {
+        let len = usize::from(self.len.get().to_be_bytes::<1>()[0]);
+        let mut cid = Vec::with_capacity(MAX_CID_LEN);
+        for index in 0..len.div_ceil(32) {
+            if let Some(word) = self.words.get(index) {
+                cid.extend_from_slice(word.as_slice());
+            }
+        }
+        cid.truncate(len);
+        cid
+    }
+}
+
 /// One registered dataset.
 #[storage]
 pub struct DatasetRecord {
     owner: StorageAddress,
-    manifest_cid: StorageBytes,
-    piece_cid: StorageBytes,
+    manifest_cid: StoredCid,
+    piece_cid: StoredCid,
     schema_hash: StorageB256,
     stake: StorageU256,
     active: StorageBool,
@@ -237,14 +273,18 @@ impl DatasetRegistry {
         self.proof_manager.set(proof_manager);
         self.query_market.set(query_market);
         self.min_stake.set(min_stake);
-        self.withdraw_cooldown.set(U64::from(withdraw_cooldown));
-        self.vm().log(Initialized {
-            owner,
-            proofManager: proof_manager,
-            queryMarket: query_market,
-            minStake: min_stake,
-            withdrawCooldown: withdraw_cooldown,
-        });
+        self.withdraw_cooldown
+            .set(U64::from_limbs([withdraw_cooldown]));
+        emit(
+            self.vm(),
+            &Initialized {
+                owner,
+                proofManager: proof_manager,
+                queryMarket: query_market,
+                minStake: min_stake,
+                withdrawCooldown: withdraw_cooldown,
+            },
+        );
         Ok(())
     }
 
@@ -285,26 +325,29 @@ impl DatasetRegistry {
             return Err(Error::InvalidTemplates(InvalidTemplates {}));
         }
 
-        let id = self.dataset_count.get() + U256::from(1);
+        let id = checked(self.dataset_count.get().checked_add(U256::from(1)))?;
         self.dataset_count.set(id);
         let owner = self.vm().msg_sender();
         let now = self.vm().block_timestamp();
         let mut record = self.datasets.setter(id);
         record.owner.set(owner);
-        record.manifest_cid.set_bytes(&manifest_cid);
-        record.piece_cid.set_bytes(&piece_cid);
+        record.manifest_cid.set(&manifest_cid);
+        record.piece_cid.set(&piece_cid);
         record.schema_hash.set(schema_hash);
         record.stake.set(stake);
         record.active.set(true);
-        record.registered_at.set(U64::from(now));
-        self.vm().log(DatasetRegistered {
-            datasetId: id,
-            owner,
-            manifestCid: manifest_cid.0.into(),
-            pieceCid: piece_cid.0.into(),
-            schemaHash: schema_hash,
-            stake,
-        });
+        record.registered_at.set(U64::from_limbs([now]));
+        emit(
+            self.vm(),
+            &DatasetRegistered {
+                datasetId: id,
+                owner,
+                manifestCid: manifest_cid.0.into(),
+                pieceCid: piece_cid.0.into(),
+                schemaHash: schema_hash,
+                stake,
+            },
+        );
         for (template, price) in template_hashes.into_iter().zip(prices) {
             // A duplicate finds its first copy already known (the whole call then reverts).
             if template.is_zero() || self.datasets.getter(id).terms.getter(template).known.get() {
@@ -317,11 +360,14 @@ impl DatasetRegistry {
                 .setter(template)
                 .price
                 .set(price);
-            self.vm().log(PriceSet {
-                datasetId: id,
-                templateHash: template,
-                price,
-            });
+            emit(
+                self.vm(),
+                &PriceSet {
+                    datasetId: id,
+                    templateHash: template,
+                    price,
+                },
+            );
         }
         Ok(id)
     }
@@ -347,11 +393,14 @@ impl DatasetRegistry {
             return Err(not_allowed(dataset_id, template_hash));
         }
         terms.price.set(price);
-        self.vm().log(PriceSet {
-            datasetId: dataset_id,
-            templateHash: template_hash,
-            price,
-        });
+        emit(
+            self.vm(),
+            &PriceSet {
+                datasetId: dataset_id,
+                templateHash: template_hash,
+                price,
+            },
+        );
         Ok(())
     }
 
@@ -393,10 +442,13 @@ impl DatasetRegistry {
         let now = self.vm().block_timestamp();
         let mut record = self.datasets.setter(dataset_id);
         record.active.set(false);
-        record.deactivated_at.set(U64::from(now));
-        self.vm().log(DatasetDeactivated {
-            datasetId: dataset_id,
-        });
+        record.deactivated_at.set(U64::from_limbs([now]));
+        emit(
+            self.vm(),
+            &DatasetDeactivated {
+                datasetId: dataset_id,
+            },
+        );
         Ok(())
     }
 
@@ -423,11 +475,8 @@ impl DatasetRegistry {
         if amount.is_zero() {
             return Err(Error::NothingToWithdraw(NothingToWithdraw {}));
         }
-        let until = record
-            .deactivated_at
-            .get()
-            .to::<u64>()
-            .saturating_add(self.withdraw_cooldown.get().to::<u64>());
+        let until =
+            word(record.deactivated_at.get()).saturating_add(word(self.withdraw_cooldown.get()));
         if self.vm().block_timestamp() < until {
             return Err(Error::CooldownPending(CooldownPending { until }));
         }
@@ -440,11 +489,14 @@ impl DatasetRegistry {
         }
         // Effects before the interaction.
         self.datasets.setter(dataset_id).stake.set(U256::ZERO);
-        self.vm().log(StakeWithdrawn {
-            datasetId: dataset_id,
-            to: owner,
-            amount,
-        });
+        emit(
+            self.vm(),
+            &StakeWithdrawn {
+                datasetId: dataset_id,
+                to: owner,
+                amount,
+            },
+        );
         transfer_eth(self.vm(), owner, amount).map_err(|_| Error::TransferFailed(TransferFailed {}))
     }
 
@@ -476,11 +528,14 @@ impl DatasetRegistry {
         self.datasets.setter(dataset_id).stake.set(remaining);
         self.total_payouts.set(total);
         self.payouts.setter(to).set(payout);
-        self.vm().log(StakeSlashed {
-            datasetId: dataset_id,
-            to,
-            amount: slashed,
-        });
+        emit(
+            self.vm(),
+            &StakeSlashed {
+                datasetId: dataset_id,
+                to,
+                amount: slashed,
+            },
+        );
         Ok(slashed)
     }
 
@@ -502,36 +557,42 @@ impl DatasetRegistry {
         let total = checked(self.total_payouts.get().checked_sub(amount))?;
         self.payouts.setter(to).set(U256::ZERO);
         self.total_payouts.set(total);
-        self.vm().log(Withdrawn { to, amount });
+        emit(self.vm(), &Withdrawn { to, amount });
         transfer_eth(self.vm(), to, amount).map_err(|_| Error::TransferFailed(TransferFailed {}))
     }
 
     /// The registry's owner (whoever initialized it).
+    #[must_use]
     pub fn owner(&self) -> Address {
         self.owner.get()
     }
 
     /// The only address allowed to slash.
+    #[must_use]
     pub fn proof_manager(&self) -> Address {
         self.proof_manager.get()
     }
 
     /// The query market asked for open orders before a stake leaves.
+    #[must_use]
     pub fn query_market(&self) -> Address {
         self.query_market.get()
     }
 
     /// The smallest stake a registration accepts, in wei.
+    #[must_use]
     pub fn min_stake(&self) -> U256 {
         self.min_stake.get()
     }
 
     /// Seconds between deactivation and stake withdrawal.
+    #[must_use]
     pub fn withdraw_cooldown(&self) -> u64 {
-        self.withdraw_cooldown.get().to::<u64>()
+        word(self.withdraw_cooldown.get())
     }
 
     /// How many datasets were registered (also the highest id).
+    #[must_use]
     pub fn dataset_count(&self) -> U256 {
         self.dataset_count.get()
     }
@@ -545,13 +606,13 @@ impl DatasetRegistry {
         let record = self.datasets.getter(dataset_id);
         Ok((
             record.owner.get(),
-            record.manifest_cid.get_bytes().into(),
-            record.piece_cid.get_bytes().into(),
+            record.manifest_cid.get().into(),
+            record.piece_cid.get().into(),
             record.schema_hash.get(),
             record.stake.get(),
             record.active.get(),
-            record.registered_at.get().to::<u64>(),
-            record.deactivated_at.get().to::<u64>(),
+            word(record.registered_at.get()),
+            word(record.deactivated_at.get()),
         ))
     }
 
@@ -586,6 +647,7 @@ impl DatasetRegistry {
     }
 
     /// Whether orders on the dataset may use the template (false for an unknown dataset).
+    #[must_use]
     pub fn is_template_allowed(&self, dataset_id: U256, template_hash: B256) -> bool {
         self.datasets
             .getter(dataset_id)
@@ -627,23 +689,22 @@ impl DatasetRegistry {
         if !terms.allowed.get() {
             return Err(not_allowed(dataset_id, template_hash));
         }
-        let manifest_hash = self.vm().native_keccak256(&record.manifest_cid.get_bytes());
+        let manifest_hash = self.vm().native_keccak256(&record.manifest_cid.get());
         Ok((record.owner.get(), manifest_hash, terms.price.get()))
     }
 
     /// What `account` may pull with `withdraw()`.
+    #[must_use]
     pub fn payout_of(&self, account: Address) -> U256 {
         self.payouts.get(account)
     }
 
     /// Σ payouts not yet withdrawn.
+    #[must_use]
     pub fn total_payouts(&self) -> U256 {
         self.total_payouts.get()
     }
 }
-
-/// `U64` storage values are `Uint<64, 1>`.
-type U64 = alloy_primitives::U64;
 
 impl DatasetRegistry {
     fn require_initialized(&self) -> Result<(), Error> {
@@ -697,12 +758,37 @@ impl DatasetRegistry {
         let mut terms = record.terms.setter(template_hash);
         terms.known.set(true);
         terms.allowed.set(allowed);
-        self.vm().log(TemplateSet {
-            datasetId: dataset_id,
-            templateHash: template_hash,
-            allowed,
-        });
+        emit(
+            self.vm(),
+            &TemplateSet {
+                datasetId: dataset_id,
+                templateHash: template_hash,
+                allowed,
+            },
+        );
     }
+}
+
+/// Emits `event` as `LogAccess::log` does, minus its `unwrap()`: that one drags the `Debug`
+/// formatting of every ABI error into the WASM (kilobytes, against the 24 KiB limit).
+fn emit<E: SolEvent>(vm: &impl RawLogAccess, event: &E) {
+    let mut topics = [WordToken::default(); 4];
+    // Only fails when `topics` is shorter than the event's topic list; an event has at most 4.
+    if event.encode_topics_raw(&mut topics).is_err() {
+        return;
+    }
+    let count = E::TopicList::COUNT;
+    let mut log = Vec::with_capacity(32 * count + event.abi_encoded_size());
+    for topic in &topics[..count] {
+        log.extend_from_slice(topic.as_slice());
+    }
+    event.encode_data_to(&mut log);
+    vm.emit_log(&log, count);
+}
+
+/// A `uint64` storage word as `u64`, without `Uint::to`'s panicking conversion.
+fn word(value: U64) -> u64 {
+    value.as_limbs()[0]
 }
 
 fn valid_cid(cid: &[u8]) -> bool {
@@ -724,4 +810,1327 @@ fn not_allowed(dataset_id: U256, template_hash: B256) -> Error {
 
 fn checked(value: Option<U256>) -> Result<U256, Error> {
     value.ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::Cell, collections::HashMap, rc::Rc};
+
+    use alloy_primitives::{Address, B256, U256, keccak256};
+    use alloy_sol_types::{SolCall, SolError, SolEvent, sol};
+    use datacloud_contract_test_host::{OutgoingCall, TestHost};
+    use proptest::prelude::*;
+    use stylus_sdk::abi::Bytes;
+
+    use super::*;
+
+    sol! {
+        interface Market {
+            function openOrderCount(uint256 datasetId) external view returns (uint256);
+        }
+    }
+
+    const OWNER: Address = Address::repeat_byte(0x0A);
+    const PROOF_MANAGER: Address = Address::repeat_byte(0x0B);
+    const MARKET: Address = Address::repeat_byte(0x0C);
+    const SELLER: Address = Address::repeat_byte(0x51);
+    const OTHER: Address = Address::repeat_byte(0x52);
+    const BENEFICIARY: Address = Address::repeat_byte(0x53);
+    const MIN_STAKE: u64 = 1_000;
+    const COOLDOWN: u64 = 3_600;
+    const START: u64 = 1_700_000_000;
+
+    fn wei(amount: u64) -> U256 {
+        U256::from(amount)
+    }
+
+    fn id(n: u64) -> U256 {
+        U256::from(n)
+    }
+
+    fn template(n: u8) -> B256 {
+        B256::repeat_byte(n)
+    }
+
+    fn cid(tag: &[u8]) -> Bytes {
+        Bytes::from(tag.to_vec())
+    }
+
+    /// A registry and its host; `open_orders` is what the market answers (`None`: it reverts).
+    struct Fixture {
+        host: TestHost,
+        reg: DatasetRegistry,
+        open_orders: Rc<Cell<Option<U256>>>,
+    }
+
+    impl Fixture {
+        /// An uninitialized registry whose market answers zero open orders.
+        fn bare() -> Self {
+            let host = TestHost::new();
+            let reg = DatasetRegistry::from(&host);
+            let open_orders = Rc::new(Cell::new(Some(U256::ZERO)));
+            let answer = Rc::clone(&open_orders);
+            host.on_call(MARKET, move |call: &OutgoingCall| {
+                Market::openOrderCountCall::abi_decode(&call.data).map_err(|_| Vec::new())?;
+                answer
+                    .get()
+                    .map(|count| Market::openOrderCountCall::abi_encode_returns(&count))
+                    .ok_or_else(|| b"market down".to_vec())
+            });
+            Self {
+                host,
+                reg,
+                open_orders,
+            }
+        }
+
+        fn new() -> Self {
+            let mut f = Self::bare();
+            f.host
+                .invoke(OWNER, U256::ZERO, || {
+                    f.reg
+                        .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN)
+                })
+                .unwrap();
+            f.host.clear_logs();
+            f
+        }
+
+        fn register_with(
+            &mut self,
+            seller: Address,
+            stake: U256,
+            templates: &[B256],
+            prices: &[U256],
+        ) -> Result<U256, Error> {
+            let reg = &mut self.reg;
+            self.host.invoke(seller, stake, || {
+                reg.register_dataset(
+                    cid(b"bafy-manifest"),
+                    cid(b"baga-piece"),
+                    template(0xEE),
+                    templates.to_vec(),
+                    prices.to_vec(),
+                )
+            })
+        }
+
+        /// Registers a dataset with templates 1 and 2 priced 10 and 20.
+        fn register(&mut self, seller: Address, stake: u64) -> U256 {
+            self.register_with(
+                seller,
+                wei(stake),
+                &[template(1), template(2)],
+                &[wei(10), wei(20)],
+            )
+            .unwrap()
+        }
+
+        fn as_sender<T>(
+            &mut self,
+            sender: Address,
+            call: impl FnOnce(&mut DatasetRegistry) -> Result<T, Error>,
+        ) -> Result<T, Error> {
+            let reg = &mut self.reg;
+            self.host.invoke(sender, U256::ZERO, || call(reg))
+        }
+
+        fn set_time(&self, timestamp: u64) {
+            self.host.vm().set_block_timestamp(timestamp);
+        }
+
+        fn balance(&self) -> U256 {
+            self.host.balance(self.host.contract())
+        }
+
+        fn events<E: SolEvent>(&self) -> Vec<E> {
+            self.host
+                .logs()
+                .into_iter()
+                .filter(|(topics, _)| topics.first() == Some(&E::SIGNATURE_HASH))
+                .map(|(topics, data)| E::decode_raw_log(topics, &data).unwrap())
+                .collect()
+        }
+
+        fn market_calls(&self) -> Vec<OutgoingCall> {
+            self.host
+                .calls()
+                .into_iter()
+                .filter(|call| call.to == MARKET)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn initialize_stores_the_configuration_and_emits() {
+        let mut f = Fixture::bare();
+        f.host
+            .invoke(OWNER, U256::ZERO, || {
+                f.reg
+                    .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN)
+            })
+            .unwrap();
+        assert_eq!(f.reg.owner(), OWNER);
+        assert_eq!(f.reg.proof_manager(), PROOF_MANAGER);
+        assert_eq!(f.reg.query_market(), MARKET);
+        assert_eq!(f.reg.min_stake(), wei(MIN_STAKE));
+        assert_eq!(f.reg.withdraw_cooldown(), COOLDOWN);
+        assert_eq!(f.reg.dataset_count(), U256::ZERO);
+        assert_eq!(f.reg.total_payouts(), U256::ZERO);
+        let events = f.events::<Initialized>();
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!(event.owner, OWNER);
+        assert_eq!(event.proofManager, PROOF_MANAGER);
+        assert_eq!(event.queryMarket, MARKET);
+        assert_eq!(event.minStake, wei(MIN_STAKE));
+        assert_eq!(event.withdrawCooldown, COOLDOWN);
+    }
+
+    #[test]
+    fn initialize_runs_once() {
+        let mut f = Fixture::new();
+        let err = f
+            .as_sender(OTHER, |reg| reg.initialize(OTHER, OTHER, U256::ZERO, 0))
+            .unwrap_err();
+        assert_eq!(err, Error::AlreadyInitialized(AlreadyInitialized {}));
+        assert_eq!(f.reg.owner(), OWNER);
+        assert_eq!(f.reg.proof_manager(), PROOF_MANAGER);
+        assert_eq!(f.reg.min_stake(), wei(MIN_STAKE));
+        assert!(f.host.logs().is_empty());
+    }
+
+    #[test]
+    fn initialize_refuses_zero_addresses() {
+        let mut f = Fixture::bare();
+        for (pm, market) in [(Address::ZERO, MARKET), (PROOF_MANAGER, Address::ZERO)] {
+            let err = f
+                .as_sender(OWNER, |reg| reg.initialize(pm, market, U256::ZERO, 0))
+                .unwrap_err();
+            assert_eq!(err, Error::InvalidAddress(InvalidAddress {}));
+        }
+        // Still initializable afterwards.
+        f.as_sender(OWNER, |reg| {
+            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0)
+        })
+        .unwrap();
+    }
+
+    type RegistryCall = dyn Fn(&mut DatasetRegistry) -> Result<(), Error>;
+
+    #[test]
+    fn mutating_functions_refuse_before_initialize() {
+        let mut f = Fixture::bare();
+        let not_initialized = Error::NotInitialized(NotInitialized {});
+        let err = f
+            .register_with(SELLER, wei(MIN_STAKE), &[template(1)], &[wei(1)])
+            .unwrap_err();
+        assert_eq!(err, not_initialized);
+        assert_eq!(f.balance(), U256::ZERO);
+        let calls: [&RegistryCall; 6] = [
+            &|reg| reg.set_price(id(1), template(1), wei(1)),
+            &|reg| reg.set_template(id(1), template(1), true),
+            &|reg| reg.deactivate(id(1)),
+            &|reg| reg.withdraw_stake(id(1)),
+            &|reg| reg.slash(id(1), wei(1), BENEFICIARY).map(|_| ()),
+            &DatasetRegistry::withdraw,
+        ];
+        for call in calls {
+            // Zero is the proof manager before initialization: it must not pass as one.
+            for sender in [SELLER, Address::ZERO] {
+                assert_eq!(f.as_sender(sender, call).unwrap_err(), not_initialized);
+            }
+        }
+    }
+
+    #[test]
+    fn register_dataset_stores_the_record_templates_and_stake() {
+        let mut f = Fixture::new();
+        f.set_time(START + 5);
+        let first = f.register(SELLER, MIN_STAKE + 1);
+        assert_eq!(first, id(1));
+        assert_eq!(f.reg.dataset_count(), id(1));
+        assert_eq!(f.balance(), wei(MIN_STAKE + 1));
+        let (owner, manifest, piece, schema, stake, active, registered_at, deactivated_at) =
+            f.reg.dataset(first).unwrap();
+        assert_eq!(owner, SELLER);
+        assert_eq!(manifest.0, b"bafy-manifest".to_vec());
+        assert_eq!(piece.0, b"baga-piece".to_vec());
+        assert_eq!(schema, template(0xEE));
+        assert_eq!(stake, wei(MIN_STAKE + 1));
+        assert!(active);
+        assert_eq!(registered_at, START + 5);
+        assert_eq!(deactivated_at, 0);
+        assert_eq!(f.reg.dataset_owner(first).unwrap(), SELLER);
+        assert_eq!(f.reg.stake_of(first).unwrap(), wei(MIN_STAKE + 1));
+        assert_eq!(
+            f.reg.templates_of(first).unwrap(),
+            vec![template(1), template(2)]
+        );
+        assert!(f.reg.is_template_allowed(first, template(1)));
+        assert!(f.reg.is_template_allowed(first, template(2)));
+        assert!(!f.reg.is_template_allowed(first, template(3)));
+        assert_eq!(f.reg.price_of(first, template(1)).unwrap(), wei(10));
+        assert_eq!(f.reg.price_of(first, template(2)).unwrap(), wei(20));
+
+        let second = f.register(OTHER, MIN_STAKE);
+        assert_eq!(second, id(2));
+        assert_eq!(f.reg.dataset_owner(second).unwrap(), OTHER);
+        assert_eq!(f.reg.dataset_count(), id(2));
+        assert_eq!(f.balance(), wei(2 * MIN_STAKE + 1));
+    }
+
+    #[test]
+    fn register_dataset_emits_registration_then_template_and_price_per_template() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let logs = f.host.logs();
+        let topic0: Vec<B256> = logs.iter().map(|(topics, _)| topics[0]).collect();
+        assert_eq!(
+            topic0,
+            vec![
+                DatasetRegistered::SIGNATURE_HASH,
+                TemplateSet::SIGNATURE_HASH,
+                PriceSet::SIGNATURE_HASH,
+                TemplateSet::SIGNATURE_HASH,
+                PriceSet::SIGNATURE_HASH,
+            ]
+        );
+        let registered = &f.events::<DatasetRegistered>()[0];
+        assert_eq!(registered.datasetId, dataset);
+        assert_eq!(registered.owner, SELLER);
+        assert_eq!(registered.manifestCid.to_vec(), b"bafy-manifest".to_vec());
+        assert_eq!(registered.pieceCid.to_vec(), b"baga-piece".to_vec());
+        assert_eq!(registered.schemaHash, template(0xEE));
+        assert_eq!(registered.stake, wei(MIN_STAKE));
+        let templates = f.events::<TemplateSet>();
+        assert_eq!(
+            templates
+                .iter()
+                .map(|e| (e.datasetId, e.templateHash, e.allowed))
+                .collect::<Vec<_>>(),
+            vec![(dataset, template(1), true), (dataset, template(2), true)]
+        );
+        let prices = f.events::<PriceSet>();
+        assert_eq!(
+            prices
+                .iter()
+                .map(|e| (e.datasetId, e.templateHash, e.price))
+                .collect::<Vec<_>>(),
+            vec![
+                (dataset, template(1), wei(10)),
+                (dataset, template(2), wei(20))
+            ]
+        );
+    }
+
+    #[test]
+    fn register_dataset_refuses_a_stake_below_the_minimum() {
+        let mut f = Fixture::new();
+        let err = f
+            .register_with(SELLER, wei(MIN_STAKE - 1), &[template(1)], &[wei(1)])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::StakeTooLow(StakeTooLow {
+                sent: wei(MIN_STAKE - 1),
+                minimum: wei(MIN_STAKE),
+            })
+        );
+        assert_eq!(f.balance(), U256::ZERO);
+        assert_eq!(f.reg.dataset_count(), U256::ZERO);
+        assert!(f.host.logs().is_empty());
+    }
+
+    #[test]
+    fn register_dataset_checks_cid_lengths() {
+        let mut f = Fixture::new();
+        let long = Bytes::from(vec![7u8; MAX_CID_LEN + 1]);
+        let longest = Bytes::from(vec![7u8; MAX_CID_LEN]);
+        for (manifest, piece) in [
+            (Bytes::from(Vec::new()), cid(b"p")),
+            (cid(b"m"), Bytes::from(Vec::new())),
+            (long.clone(), cid(b"p")),
+            (cid(b"m"), long.clone()),
+        ] {
+            let err = f
+                .host
+                .invoke(SELLER, wei(MIN_STAKE), || {
+                    f.reg.register_dataset(
+                        manifest,
+                        piece,
+                        B256::ZERO,
+                        vec![template(1)],
+                        vec![wei(1)],
+                    )
+                })
+                .unwrap_err();
+            assert_eq!(err, Error::InvalidCid(InvalidCid {}));
+        }
+        let dataset = f
+            .host
+            .invoke(SELLER, wei(MIN_STAKE), || {
+                f.reg.register_dataset(
+                    longest.clone(),
+                    cid(b"p"),
+                    B256::ZERO,
+                    vec![template(1)],
+                    vec![wei(1)],
+                )
+            })
+            .unwrap();
+        assert_eq!(f.reg.dataset(dataset).unwrap().1, longest);
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+    }
+
+    #[test]
+    fn cids_of_every_length_round_trip() {
+        let mut f = Fixture::new();
+        for len in [1, 31, 32, 33, 63, 64, 65, 100, MAX_CID_LEN] {
+            let manifest: Vec<u8> = (0..len)
+                .map(|i| u8::try_from(i % 251).unwrap() + 1)
+                .collect();
+            let piece: Vec<u8> = manifest.iter().rev().copied().collect();
+            let dataset = f
+                .host
+                .invoke(SELLER, wei(MIN_STAKE), || {
+                    f.reg.register_dataset(
+                        Bytes::from(manifest.clone()),
+                        Bytes::from(piece.clone()),
+                        B256::ZERO,
+                        vec![template(1)],
+                        vec![wei(1)],
+                    )
+                })
+                .unwrap();
+            let view = f.reg.dataset(dataset).unwrap();
+            assert_eq!(view.1.0, manifest, "manifest of {len} bytes");
+            assert_eq!(view.2.0, piece, "piece of {len} bytes");
+            assert_eq!(
+                f.reg.order_terms(dataset, template(1)).unwrap().1,
+                keccak256(&manifest)
+            );
+        }
+    }
+
+    #[test]
+    fn register_dataset_needs_one_price_per_template() {
+        let mut f = Fixture::new();
+        let err = f
+            .register_with(
+                SELLER,
+                wei(MIN_STAKE),
+                &[template(1), template(2)],
+                &[wei(1)],
+            )
+            .unwrap_err();
+        assert_eq!(err, Error::LengthMismatch(LengthMismatch {}));
+        let err = f
+            .register_with(SELLER, wei(MIN_STAKE), &[template(1)], &[wei(1), wei(2)])
+            .unwrap_err();
+        assert_eq!(err, Error::LengthMismatch(LengthMismatch {}));
+    }
+
+    #[test]
+    fn register_dataset_checks_the_templates() {
+        let mut f = Fixture::new();
+        let invalid = Error::InvalidTemplates(InvalidTemplates {});
+        let too_many: Vec<B256> = (1..=33).map(template).collect();
+        let cases: [Vec<B256>; 4] = [
+            vec![],
+            too_many.clone(),
+            vec![template(1), B256::ZERO],
+            vec![template(1), template(2), template(1)],
+        ];
+        for templates in cases {
+            let prices = vec![wei(1); templates.len()];
+            let err = f
+                .register_with(SELLER, wei(MIN_STAKE), &templates, &prices)
+                .unwrap_err();
+            assert_eq!(err, invalid);
+            assert!(f.host.logs().is_empty());
+        }
+        assert_eq!(f.balance(), U256::ZERO);
+        let most = &too_many[..32];
+        let dataset = f
+            .register_with(SELLER, wei(MIN_STAKE), most, &vec![wei(1); 32])
+            .unwrap();
+        assert_eq!(dataset, id(1));
+        assert_eq!(f.reg.templates_of(dataset).unwrap(), most.to_vec());
+    }
+
+    #[test]
+    fn set_price_changes_an_allowed_template_price() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.host.clear_logs();
+        f.as_sender(SELLER, |reg| reg.set_price(dataset, template(1), wei(77)))
+            .unwrap();
+        assert_eq!(f.reg.price_of(dataset, template(1)).unwrap(), wei(77));
+        assert_eq!(f.reg.price_of(dataset, template(2)).unwrap(), wei(20));
+        let events = f.events::<PriceSet>();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].datasetId, events[0].templateHash, events[0].price),
+            (dataset, template(1), wei(77))
+        );
+        // Free queries are allowed.
+        f.as_sender(SELLER, |reg| {
+            reg.set_price(dataset, template(1), U256::ZERO)
+        })
+        .unwrap();
+        assert_eq!(f.reg.price_of(dataset, template(1)).unwrap(), U256::ZERO);
+    }
+
+    #[test]
+    fn set_price_errors() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let err = f
+            .as_sender(OTHER, |reg| reg.set_price(dataset, template(1), wei(1)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotDatasetOwner(NotDatasetOwner {
+                datasetId: dataset,
+                caller: OTHER,
+            })
+        );
+        for unknown in [U256::ZERO, id(2)] {
+            let err = f
+                .as_sender(SELLER, |reg| reg.set_price(unknown, template(1), wei(1)))
+                .unwrap_err();
+            assert_eq!(
+                err,
+                Error::UnknownDataset(UnknownDataset { datasetId: unknown })
+            );
+        }
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_price(dataset, template(3), wei(1)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::TemplateNotAllowed(TemplateNotAllowed {
+                datasetId: dataset,
+                templateHash: template(3),
+            })
+        );
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(1), false))
+            .unwrap();
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_price(dataset, template(1), wei(1)))
+            .unwrap_err();
+        assert!(matches!(err, Error::TemplateNotAllowed(_)));
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_price(dataset, template(2), wei(1)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::DatasetInactive(DatasetInactive { datasetId: dataset })
+        );
+        assert_eq!(f.reg.price_of(dataset, template(2)).unwrap(), wei(20));
+    }
+
+    #[test]
+    fn set_template_disallows_and_reallows_keeping_the_price() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.host.clear_logs();
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(1), false))
+            .unwrap();
+        assert!(!f.reg.is_template_allowed(dataset, template(1)));
+        assert!(matches!(
+            f.reg.price_of(dataset, template(1)).unwrap_err(),
+            Error::TemplateNotAllowed(_)
+        ));
+        assert!(matches!(
+            f.reg.order_terms(dataset, template(1)).unwrap_err(),
+            Error::TemplateNotAllowed(_)
+        ));
+        // Still listed.
+        assert_eq!(
+            f.reg.templates_of(dataset).unwrap(),
+            vec![template(1), template(2)]
+        );
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(1), true))
+            .unwrap();
+        assert_eq!(f.reg.price_of(dataset, template(1)).unwrap(), wei(10));
+        // A new template starts at price 0 and is appended once.
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(9), true))
+            .unwrap();
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(9), false))
+            .unwrap();
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(9), true))
+            .unwrap();
+        assert_eq!(f.reg.price_of(dataset, template(9)).unwrap(), U256::ZERO);
+        assert_eq!(
+            f.reg.templates_of(dataset).unwrap(),
+            vec![template(1), template(2), template(9)]
+        );
+        let events: Vec<_> = f
+            .events::<TemplateSet>()
+            .iter()
+            .map(|e| (e.datasetId, e.templateHash, e.allowed))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (dataset, template(1), false),
+                (dataset, template(1), true),
+                (dataset, template(9), true),
+                (dataset, template(9), false),
+                (dataset, template(9), true),
+            ]
+        );
+        // A template never set but disallowed is still recorded as set.
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(8), false))
+            .unwrap();
+        assert_eq!(f.reg.templates_of(dataset).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn set_template_errors() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let err = f
+            .as_sender(OTHER, |reg| reg.set_template(dataset, template(3), true))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotDatasetOwner(NotDatasetOwner {
+                datasetId: dataset,
+                caller: OTHER,
+            })
+        );
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_template(id(5), template(3), true))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::UnknownDataset(UnknownDataset { datasetId: id(5) })
+        );
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_template(dataset, B256::ZERO, true))
+            .unwrap_err();
+        assert_eq!(err, Error::InvalidTemplates(InvalidTemplates {}));
+        // At most MAX_TEMPLATES distinct templates, but known ones may still change.
+        for n in 3..=u8::try_from(MAX_TEMPLATES).unwrap() {
+            f.as_sender(SELLER, |reg| reg.set_template(dataset, template(n), true))
+                .unwrap();
+        }
+        assert_eq!(f.reg.templates_of(dataset).unwrap().len(), MAX_TEMPLATES);
+        let err = f
+            .as_sender(SELLER, |reg| {
+                reg.set_template(dataset, template(0xF0), true)
+            })
+            .unwrap_err();
+        assert_eq!(err, Error::InvalidTemplates(InvalidTemplates {}));
+        f.as_sender(SELLER, |reg| reg.set_template(dataset, template(3), false))
+            .unwrap();
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        let err = f
+            .as_sender(SELLER, |reg| reg.set_template(dataset, template(3), true))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::DatasetInactive(DatasetInactive { datasetId: dataset })
+        );
+        assert!(!f.reg.is_template_allowed(dataset, template(3)));
+    }
+
+    #[test]
+    fn deactivate_stops_orders_once() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        assert_eq!(
+            f.reg.order_terms(dataset, template(2)).unwrap(),
+            (SELLER, keccak256(b"bafy-manifest"), wei(20))
+        );
+        f.host.clear_logs();
+        f.set_time(START + 100);
+        let err = f
+            .as_sender(OTHER, |reg| reg.deactivate(dataset))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotDatasetOwner(NotDatasetOwner {
+                datasetId: dataset,
+                caller: OTHER,
+            })
+        );
+        let err = f
+            .as_sender(SELLER, |reg| reg.deactivate(id(2)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::UnknownDataset(UnknownDataset { datasetId: id(2) })
+        );
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        let view = f.reg.dataset(dataset).unwrap();
+        assert!(!view.5);
+        assert_eq!(view.7, START + 100);
+        let events = f.events::<DatasetDeactivated>();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].datasetId, dataset);
+        assert_eq!(
+            f.reg.order_terms(dataset, template(2)).unwrap_err(),
+            Error::DatasetInactive(DatasetInactive { datasetId: dataset })
+        );
+        // The template itself stays allowed; only orders stop.
+        assert!(f.reg.is_template_allowed(dataset, template(2)));
+        let err = f
+            .as_sender(SELLER, |reg| reg.deactivate(dataset))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::DatasetInactive(DatasetInactive { datasetId: dataset })
+        );
+        assert_eq!(f.reg.dataset(dataset).unwrap().7, START + 100);
+    }
+
+    #[test]
+    fn views_of_unknown_datasets() {
+        let mut f = Fixture::new();
+        f.register(SELLER, MIN_STAKE);
+        for unknown in [U256::ZERO, id(2), U256::MAX] {
+            let expected = Error::UnknownDataset(UnknownDataset { datasetId: unknown });
+            assert_eq!(f.reg.dataset(unknown).unwrap_err(), expected);
+            assert_eq!(f.reg.dataset_owner(unknown).unwrap_err(), expected);
+            assert_eq!(f.reg.stake_of(unknown).unwrap_err(), expected);
+            assert_eq!(f.reg.templates_of(unknown).unwrap_err(), expected);
+            assert_eq!(
+                f.reg.order_terms(unknown, template(1)).unwrap_err(),
+                expected
+            );
+            assert!(!f.reg.is_template_allowed(unknown, template(1)));
+            assert_eq!(
+                f.reg.price_of(unknown, template(1)).unwrap_err(),
+                Error::TemplateNotAllowed(TemplateNotAllowed {
+                    datasetId: unknown,
+                    templateHash: template(1),
+                })
+            );
+        }
+        assert_eq!(f.reg.payout_of(SELLER), U256::ZERO);
+    }
+
+    #[test]
+    fn order_terms_reports_seller_manifest_hash_and_price() {
+        let mut f = Fixture::new();
+        let dataset = f
+            .host
+            .invoke(SELLER, wei(MIN_STAKE), || {
+                f.reg.register_dataset(
+                    cid(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),
+                    cid(b"baga6ea4seaq"),
+                    B256::ZERO,
+                    vec![template(4)],
+                    vec![wei(50)],
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            f.reg.order_terms(dataset, template(4)).unwrap(),
+            (
+                SELLER,
+                keccak256(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),
+                wei(50)
+            )
+        );
+        assert_eq!(
+            f.reg.order_terms(dataset, template(5)).unwrap_err(),
+            Error::TemplateNotAllowed(TemplateNotAllowed {
+                datasetId: dataset,
+                templateHash: template(5),
+            })
+        );
+    }
+
+    #[test]
+    fn withdraw_stake_after_cooldown_sends_the_stake_to_the_owner() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE + 5);
+        let other = f.register(OTHER, MIN_STAKE);
+        f.set_time(START + 10);
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        let until = START + 10 + COOLDOWN;
+        f.set_time(until - 1);
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::CooldownPending(CooldownPending { until }));
+        assert!(f.market_calls().is_empty());
+        f.set_time(until);
+        f.host.clear_logs();
+        f.as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap();
+        assert_eq!(f.host.balance(SELLER), wei(MIN_STAKE + 5));
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), U256::ZERO);
+        assert_eq!(f.reg.stake_of(other).unwrap(), wei(MIN_STAKE));
+        let events = f.events::<StakeWithdrawn>();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].datasetId, events[0].to, events[0].amount),
+            (dataset, SELLER, wei(MIN_STAKE + 5))
+        );
+        // The market was asked, statically, about this dataset.
+        let calls = f.market_calls();
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].is_static);
+        assert_eq!(
+            Market::openOrderCountCall::abi_decode(&calls[0].data)
+                .unwrap()
+                .datasetId,
+            dataset
+        );
+        // Once only.
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::NothingToWithdraw(NothingToWithdraw {}));
+        assert_eq!(f.host.balance(SELLER), wei(MIN_STAKE + 5));
+    }
+
+    #[test]
+    fn withdraw_stake_errors() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::DatasetStillActive(DatasetStillActive { datasetId: dataset })
+        );
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        f.set_time(START + COOLDOWN + 1);
+        let err = f
+            .as_sender(OTHER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotDatasetOwner(NotDatasetOwner {
+                datasetId: dataset,
+                caller: OTHER,
+            })
+        );
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(id(9)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::UnknownDataset(UnknownDataset { datasetId: id(9) })
+        );
+
+        f.open_orders.set(Some(id(3)));
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::OpenOrders(OpenOrders { count: id(3) }));
+
+        f.open_orders.set(None);
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::MarketCallFailed(MarketCallFailed {}));
+
+        // A market answering garbage fails the same way.
+        f.host.on_call(MARKET, |_| Ok(vec![1, 2, 3]));
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::MarketCallFailed(MarketCallFailed {}));
+
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE));
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        assert_eq!(f.host.balance(SELLER), U256::ZERO);
+        assert!(f.events::<StakeWithdrawn>().is_empty());
+    }
+
+    #[test]
+    fn withdraw_stake_to_an_owner_that_refuses_payment_reverts() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        f.set_time(START + COOLDOWN);
+        f.host.on_call(SELLER, |_| Err(b"no thanks".to_vec()));
+        f.host.clear_logs();
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::TransferFailed(TransferFailed {}));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE));
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        assert_eq!(f.host.balance(SELLER), U256::ZERO);
+        assert!(f.host.logs().is_empty());
+    }
+
+    #[test]
+    fn withdraw_stake_zeroes_the_stake_before_sending() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        f.set_time(START + COOLDOWN);
+        // The owner's code reads the registry's storage while it is being paid.
+        let seen = Rc::new(Cell::new(None));
+        let probe = DatasetRegistry::from(&f.host);
+        let record = Rc::clone(&seen);
+        f.host.on_call(SELLER, move |call: &OutgoingCall| {
+            record.set(Some((call.value, probe.stake_of(id(1)).unwrap())));
+            Ok(Vec::new())
+        });
+        f.as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap();
+        assert_eq!(seen.get(), Some((wei(MIN_STAKE), U256::ZERO)));
+    }
+
+    #[test]
+    fn slash_only_by_the_proof_manager() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        for caller in [SELLER, OWNER, MARKET] {
+            let err = f
+                .as_sender(caller, |reg| reg.slash(dataset, wei(1), BENEFICIARY))
+                .unwrap_err();
+            assert_eq!(err, Error::NotProofManager(NotProofManager { caller }));
+        }
+        let err = f
+            .as_sender(PROOF_MANAGER, |reg| reg.slash(id(2), wei(1), BENEFICIARY))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::UnknownDataset(UnknownDataset { datasetId: id(2) })
+        );
+        let err = f
+            .as_sender(PROOF_MANAGER, |reg| {
+                reg.slash(dataset, wei(1), Address::ZERO)
+            })
+            .unwrap_err();
+        assert_eq!(err, Error::InvalidAddress(InvalidAddress {}));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE));
+        assert_eq!(f.reg.total_payouts(), U256::ZERO);
+    }
+
+    #[test]
+    fn slash_moves_stake_into_payouts_capped_at_the_stake() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let slashed = f
+            .as_sender(PROOF_MANAGER, |reg| {
+                reg.slash(dataset, wei(300), BENEFICIARY)
+            })
+            .unwrap();
+        assert_eq!(slashed, wei(300));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE - 300));
+        assert_eq!(f.reg.payout_of(BENEFICIARY), wei(300));
+        let slashed = f
+            .as_sender(PROOF_MANAGER, |reg| {
+                reg.slash(dataset, U256::MAX, BENEFICIARY)
+            })
+            .unwrap();
+        assert_eq!(slashed, wei(MIN_STAKE - 300));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), U256::ZERO);
+        assert_eq!(f.reg.payout_of(BENEFICIARY), wei(MIN_STAKE));
+        assert_eq!(f.reg.total_payouts(), wei(MIN_STAKE));
+        // Nothing left: a further slash takes nothing.
+        let slashed = f
+            .as_sender(PROOF_MANAGER, |reg| reg.slash(dataset, wei(1), OTHER))
+            .unwrap();
+        assert_eq!(slashed, U256::ZERO);
+        assert_eq!(f.reg.payout_of(OTHER), U256::ZERO);
+        let events: Vec<_> = f
+            .events::<StakeSlashed>()
+            .iter()
+            .map(|e| (e.datasetId, e.to, e.amount))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (dataset, BENEFICIARY, wei(300)),
+                (dataset, BENEFICIARY, wei(MIN_STAKE - 300)),
+                (dataset, OTHER, U256::ZERO),
+            ]
+        );
+        // No money left the contract.
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        // A fully slashed dataset has no stake to withdraw.
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        f.set_time(START + COOLDOWN);
+        let err = f
+            .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap_err();
+        assert_eq!(err, Error::NothingToWithdraw(NothingToWithdraw {}));
+    }
+
+    #[test]
+    fn slash_during_the_cooldown_reduces_what_the_owner_withdraws() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.as_sender(SELLER, |reg| reg.deactivate(dataset)).unwrap();
+        f.as_sender(PROOF_MANAGER, |reg| reg.slash(dataset, wei(400), SELLER))
+            .unwrap();
+        f.set_time(START + COOLDOWN);
+        f.as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
+            .unwrap();
+        assert_eq!(f.host.balance(SELLER), wei(MIN_STAKE - 400));
+        assert_eq!(f.balance(), wei(400));
+        f.as_sender(SELLER, DatasetRegistry::withdraw).unwrap();
+        assert_eq!(f.host.balance(SELLER), wei(MIN_STAKE));
+        assert_eq!(f.balance(), U256::ZERO);
+    }
+
+    #[test]
+    fn withdraw_pays_out_once() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let err = f
+            .as_sender(BENEFICIARY, DatasetRegistry::withdraw)
+            .unwrap_err();
+        assert_eq!(err, Error::NothingToWithdraw(NothingToWithdraw {}));
+        f.as_sender(PROOF_MANAGER, |reg| {
+            reg.slash(dataset, wei(250), BENEFICIARY)
+        })
+        .unwrap();
+        f.host.clear_logs();
+        f.as_sender(BENEFICIARY, DatasetRegistry::withdraw).unwrap();
+        assert_eq!(f.host.balance(BENEFICIARY), wei(250));
+        assert_eq!(f.reg.payout_of(BENEFICIARY), U256::ZERO);
+        assert_eq!(f.reg.total_payouts(), U256::ZERO);
+        assert_eq!(f.balance(), wei(MIN_STAKE - 250));
+        let events = f.events::<Withdrawn>();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].to, events[0].amount), (BENEFICIARY, wei(250)));
+        let err = f
+            .as_sender(BENEFICIARY, DatasetRegistry::withdraw)
+            .unwrap_err();
+        assert_eq!(err, Error::NothingToWithdraw(NothingToWithdraw {}));
+        assert_eq!(f.host.balance(BENEFICIARY), wei(250));
+    }
+
+    #[test]
+    fn withdraw_to_a_recipient_that_refuses_payment_keeps_the_payout() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.as_sender(PROOF_MANAGER, |reg| {
+            reg.slash(dataset, wei(250), BENEFICIARY)
+        })
+        .unwrap();
+        f.host.on_call(BENEFICIARY, |_| Err(Vec::new()));
+        let err = f
+            .as_sender(BENEFICIARY, DatasetRegistry::withdraw)
+            .unwrap_err();
+        assert_eq!(err, Error::TransferFailed(TransferFailed {}));
+        assert_eq!(f.reg.payout_of(BENEFICIARY), wei(250));
+        assert_eq!(f.reg.total_payouts(), wei(250));
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        assert_eq!(f.host.balance(BENEFICIARY), U256::ZERO);
+    }
+
+    #[test]
+    fn errors_encode_as_solidity_custom_errors() {
+        let data: Vec<u8> = Error::StakeTooLow(StakeTooLow {
+            sent: wei(1),
+            minimum: wei(2),
+        })
+        .into();
+        assert_eq!(data[..4], StakeTooLow::SELECTOR);
+        let decoded = StakeTooLow::abi_decode(&data).unwrap();
+        assert_eq!((decoded.sent, decoded.minimum), (wei(1), wei(2)));
+        let data: Vec<u8> = Error::CooldownPending(CooldownPending { until: 42 }).into();
+        assert_eq!(CooldownPending::abi_decode(&data).unwrap().until, 42);
+    }
+
+    /// One step of a random session against the registry.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Register {
+            seller: usize,
+            stake: u64,
+        },
+        Deactivate {
+            sender: usize,
+            dataset: u64,
+        },
+        Slash {
+            by_proof_manager: bool,
+            dataset: u64,
+            amount: u64,
+            to: usize,
+        },
+        WithdrawStake {
+            sender: usize,
+            dataset: u64,
+        },
+        Withdraw {
+            account: usize,
+        },
+        Wait {
+            seconds: u64,
+        },
+        SetOpenOrders {
+            count: u64,
+        },
+    }
+
+    /// Senders and beneficiaries; a sender index past the end stands for the dataset's owner.
+    const ACCOUNTS: [Address; 3] = [SELLER, OTHER, BENEFICIARY];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..3usize, 0..3 * MIN_STAKE)
+                .prop_map(|(seller, stake)| Op::Register { seller, stake }),
+            3 => (0..6usize, 0..5u64)
+                .prop_map(|(sender, dataset)| Op::Deactivate { sender, dataset }),
+            3 => (any::<bool>(), 0..6u64, 0..2 * MIN_STAKE, 0..3usize).prop_map(
+                |(by_proof_manager, dataset, amount, to)| Op::Slash {
+                    by_proof_manager,
+                    dataset,
+                    amount,
+                    to,
+                }
+            ),
+            4 => (0..6usize, 0..5u64)
+                .prop_map(|(sender, dataset)| Op::WithdrawStake { sender, dataset }),
+            2 => (0..3usize).prop_map(|account| Op::Withdraw { account }),
+            2 => (0..2 * COOLDOWN).prop_map(|seconds| Op::Wait { seconds }),
+            1 => (0..2u64).prop_map(|count| Op::SetOpenOrders { count }),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct ModelDataset {
+        owner: Address,
+        stake: U256,
+        active: bool,
+        deactivated_at: u64,
+    }
+
+    /// What the registry should hold and what every account should have received.
+    #[derive(Default)]
+    struct Model {
+        datasets: Vec<ModelDataset>,
+        payouts: HashMap<Address, U256>,
+        received: HashMap<Address, U256>,
+        open_orders: u64,
+        now: u64,
+    }
+
+    impl Model {
+        /// `op` with a sender index past [`ACCOUNTS`] replaced by the dataset's owner, so that
+        /// random sequences reach the owner-only success paths often.
+        fn resolve(&self, op: &Op) -> Op {
+            let owner_of = |sender: usize, dataset: u64| {
+                if sender < ACCOUNTS.len() {
+                    return sender;
+                }
+                usize::try_from(dataset)
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|index| self.datasets.get(index))
+                    .and_then(|record| ACCOUNTS.iter().position(|a| *a == record.owner))
+                    .unwrap_or(sender % ACCOUNTS.len())
+            };
+            match *op {
+                Op::Deactivate { sender, dataset } => Op::Deactivate {
+                    sender: owner_of(sender, dataset),
+                    dataset,
+                },
+                Op::WithdrawStake { sender, dataset } => Op::WithdrawStake {
+                    sender: owner_of(sender, dataset),
+                    dataset,
+                },
+                ref other => other.clone(),
+            }
+        }
+
+        fn dataset(&mut self, dataset: u64) -> Result<&mut ModelDataset, Error> {
+            usize::try_from(dataset)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|index| self.datasets.get_mut(index))
+                .ok_or(Error::UnknownDataset(UnknownDataset {
+                    datasetId: id(dataset),
+                }))
+        }
+
+        fn owned(&mut self, dataset: u64, sender: Address) -> Result<&mut ModelDataset, Error> {
+            let record = self.dataset(dataset)?;
+            if record.owner != sender {
+                return Err(Error::NotDatasetOwner(NotDatasetOwner {
+                    datasetId: id(dataset),
+                    caller: sender,
+                }));
+            }
+            Ok(record)
+        }
+
+        /// Applies `op` to the model; returns the outcome the contract must give.
+        fn apply(&mut self, op: &Op) -> Result<U256, Error> {
+            match *op {
+                Op::Register { seller, stake } => {
+                    if stake < MIN_STAKE {
+                        return Err(Error::StakeTooLow(StakeTooLow {
+                            sent: wei(stake),
+                            minimum: wei(MIN_STAKE),
+                        }));
+                    }
+                    self.datasets.push(ModelDataset {
+                        owner: ACCOUNTS[seller],
+                        stake: wei(stake),
+                        active: true,
+                        deactivated_at: 0,
+                    });
+                    Ok(U256::from(self.datasets.len()))
+                }
+                Op::Deactivate { sender, dataset } => {
+                    let now = self.now;
+                    let record = self.owned(dataset, ACCOUNTS[sender])?;
+                    if !record.active {
+                        return Err(Error::DatasetInactive(DatasetInactive {
+                            datasetId: id(dataset),
+                        }));
+                    }
+                    record.active = false;
+                    record.deactivated_at = now;
+                    Ok(U256::ZERO)
+                }
+                Op::Slash {
+                    by_proof_manager,
+                    dataset,
+                    amount,
+                    to,
+                } => {
+                    if !by_proof_manager {
+                        return Err(Error::NotProofManager(NotProofManager { caller: OTHER }));
+                    }
+                    let record = self.dataset(dataset)?;
+                    let slashed = wei(amount).min(record.stake);
+                    record.stake -= slashed;
+                    *self.payouts.entry(ACCOUNTS[to]).or_default() += slashed;
+                    Ok(slashed)
+                }
+                Op::WithdrawStake { sender, dataset } => {
+                    let (now, open) = (self.now, self.open_orders);
+                    let record = self.owned(dataset, ACCOUNTS[sender])?;
+                    if record.active {
+                        return Err(Error::DatasetStillActive(DatasetStillActive {
+                            datasetId: id(dataset),
+                        }));
+                    }
+                    if record.stake.is_zero() {
+                        return Err(Error::NothingToWithdraw(NothingToWithdraw {}));
+                    }
+                    let until = record.deactivated_at + COOLDOWN;
+                    if now < until {
+                        return Err(Error::CooldownPending(CooldownPending { until }));
+                    }
+                    if open > 0 {
+                        return Err(Error::OpenOrders(OpenOrders { count: wei(open) }));
+                    }
+                    let amount = core::mem::take(&mut record.stake);
+                    let owner = record.owner;
+                    *self.received.entry(owner).or_default() += amount;
+                    Ok(U256::ZERO)
+                }
+                Op::Withdraw { account } => {
+                    let account = ACCOUNTS[account];
+                    let amount = self.payouts.remove(&account).unwrap_or_default();
+                    if amount.is_zero() {
+                        return Err(Error::NothingToWithdraw(NothingToWithdraw {}));
+                    }
+                    *self.received.entry(account).or_default() += amount;
+                    Ok(U256::ZERO)
+                }
+                Op::Wait { .. } | Op::SetOpenOrders { .. } => Ok(U256::ZERO),
+            }
+        }
+    }
+
+    /// Runs `op` against the contract.
+    fn execute(f: &mut Fixture, op: &Op) -> Result<U256, Error> {
+        match *op {
+            Op::Register { seller, stake } => {
+                f.register_with(ACCOUNTS[seller], wei(stake), &[template(1)], &[wei(1)])
+            }
+            Op::Deactivate { sender, dataset } => f
+                .as_sender(ACCOUNTS[sender], |reg| reg.deactivate(id(dataset)))
+                .map(|()| U256::ZERO),
+            Op::Slash {
+                by_proof_manager,
+                dataset,
+                amount,
+                to,
+            } => {
+                let caller = if by_proof_manager {
+                    PROOF_MANAGER
+                } else {
+                    OTHER
+                };
+                f.as_sender(caller, |reg| {
+                    reg.slash(id(dataset), wei(amount), ACCOUNTS[to])
+                })
+            }
+            Op::WithdrawStake { sender, dataset } => f
+                .as_sender(ACCOUNTS[sender], |reg| reg.withdraw_stake(id(dataset)))
+                .map(|()| U256::ZERO),
+            Op::Withdraw { account } => f
+                .as_sender(ACCOUNTS[account], DatasetRegistry::withdraw)
+                .map(|()| U256::ZERO),
+            Op::Wait { seconds } => {
+                let now = f.host.vm().block_timestamp() + seconds;
+                f.set_time(now);
+                Ok(U256::ZERO)
+            }
+            Op::SetOpenOrders { count } => {
+                f.open_orders.set(Some(wei(count)));
+                Ok(U256::ZERO)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// After every step the contract holds exactly Σ stakes + totalPayouts, the stakes and
+        /// payouts are the model's, and each account has received exactly what it was owed.
+        #[test]
+        fn money_is_conserved(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut f = Fixture::new();
+            let mut model = Model { now: START, ..Model::default() };
+            for op in &ops {
+                let op = &model.resolve(op);
+                if let Op::Wait { seconds } = op {
+                    model.now += seconds;
+                }
+                if let Op::SetOpenOrders { count } = op {
+                    model.open_orders = *count;
+                }
+                let expected = model.apply(op);
+                let actual = execute(&mut f, op);
+                prop_assert_eq!(&actual, &expected, "{:?}", op);
+
+                let count = f.reg.dataset_count();
+                prop_assert_eq!(count, U256::from(model.datasets.len()));
+                let mut staked = U256::ZERO;
+                for (index, record) in model.datasets.iter().enumerate() {
+                    let stake = f.reg.stake_of(U256::from(index + 1)).unwrap();
+                    prop_assert_eq!(stake, record.stake);
+                    staked += stake;
+                }
+                let total_payouts = f.reg.total_payouts();
+                prop_assert_eq!(f.balance(), staked + total_payouts);
+                let mut owed = U256::ZERO;
+                for account in ACCOUNTS {
+                    let payout = model.payouts.get(&account).copied().unwrap_or_default();
+                    prop_assert_eq!(f.reg.payout_of(account), payout);
+                    owed += payout;
+                    let received = model.received.get(&account).copied().unwrap_or_default();
+                    prop_assert_eq!(f.host.balance(account), received);
+                }
+                prop_assert_eq!(total_payouts, owed);
+            }
+        }
+    }
 }
