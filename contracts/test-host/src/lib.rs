@@ -32,6 +32,9 @@ use stylus_sdk::{
     testing::TestVM,
 };
 
+mod chain;
+pub use chain::{Chain, Deployed, Entrypoint};
+
 /// Address of the `ecrecover` precompile.
 pub const ECRECOVER: Address = address!("0x0000000000000000000000000000000000000001");
 /// Address of Arbitrum's `ArbSys` precompile.
@@ -75,6 +78,14 @@ struct Shared {
     return_data: Vec<u8>,
     logs: Vec<Log>,
     calls: Vec<OutgoingCall>,
+}
+
+/// What [`TestHost::checkpoint`] captures.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    storage: HashMap<U256, B256>,
+    balances: HashMap<Address, U256>,
+    logs: usize,
 }
 
 /// A `TestVM` with revert semantics, balance-moving calls, per-call return data and real
@@ -139,8 +150,7 @@ impl TestHost {
         value: U256,
         call: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        let before = self.vm.snapshot();
-        let logs_before = self.shared.borrow().logs.len();
+        let checkpoint = self.checkpoint();
         self.vm.set_sender(sender);
         self.vm.set_value(value);
         let me = self.contract();
@@ -148,19 +158,39 @@ impl TestHost {
         let outcome = call();
         self.vm.set_value(U256::ZERO);
         if outcome.is_err() {
-            self.vm.clear_storage();
-            for (key, word) in before.storage {
-                self.vm.set_storage(key, word);
-            }
-            // Accounts first funded during the call go back to zero.
-            let now_funded: Vec<Address> = self.vm.snapshot().balances.into_keys().collect();
-            for account in now_funded {
-                let balance = before.balances.get(&account).copied().unwrap_or_default();
-                self.vm.set_balance(account, balance);
-            }
-            self.shared.borrow_mut().logs.truncate(logs_before);
+            self.restore(checkpoint);
         }
         outcome
+    }
+
+    /// Captures storage, balances and the log count, for [`TestHost::restore`].
+    #[must_use]
+    pub fn checkpoint(&self) -> Checkpoint {
+        let state = self.vm.snapshot();
+        Checkpoint {
+            storage: state.storage,
+            balances: state.balances,
+            logs: self.shared.borrow().logs.len(),
+        }
+    }
+
+    /// Rolls storage, balances and logs back to `checkpoint`, as a revert does.
+    pub fn restore(&self, checkpoint: Checkpoint) {
+        self.vm.clear_storage();
+        for (key, word) in checkpoint.storage {
+            self.vm.set_storage(key, word);
+        }
+        // Accounts first funded after the checkpoint go back to zero.
+        let now_funded: Vec<Address> = self.vm.snapshot().balances.into_keys().collect();
+        for account in now_funded {
+            let balance = checkpoint
+                .balances
+                .get(&account)
+                .copied()
+                .unwrap_or_default();
+            self.vm.set_balance(account, balance);
+        }
+        self.shared.borrow_mut().logs.truncate(checkpoint.logs);
     }
 
     /// Sets the current block number.
@@ -210,10 +240,12 @@ impl TestHost {
 
     fn dispatch(&self, call: &OutgoingCall) -> CallOutcome {
         self.shared.borrow_mut().calls.push(call.clone());
-        if call.to == ECRECOVER {
+        // A handler registered for a precompile's address replaces it (to test its failures).
+        let overridden = self.shared.borrow().handlers.contains_key(&call.to);
+        if call.to == ECRECOVER && !overridden {
             return Ok(ecrecover(&call.data));
         }
-        if call.to == ARB_SYS {
+        if call.to == ARB_SYS && !overridden {
             return self.arb_sys(&call.data);
         }
         let me = self.contract();
