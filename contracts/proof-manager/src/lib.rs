@@ -11,7 +11,9 @@
 //!
 //! Leaf and challenge derivation follow FilOzone's `PDPVerifier` and live in `datacloud-pdp`, the
 //! same `no_std` code the seller's prover runs, so a proof the prover builds is checked by exactly
-//! that code here.
+//! that code here (`PieceIndex`, `verify_inclusion`). The one exception is the challenge index,
+//! whose `mod totalLeaves` is recomputed here without ruint's 256-bit division (for code size) and
+//! tested against `datacloud_pdp::challenge_leaf_index`.
 //!
 //! Block numbers are L2 block numbers from `ArbSys.arbBlockNumber()`: on Arbitrum the Stylus
 //! `block_number` hostio is an L1 estimate, while `ArbSys.arbBlockHash` (the challenge seed) takes
@@ -28,8 +30,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use alloy_primitives::{Address, B256, U16, U64, U256, address};
-use alloy_sol_types::sol;
-use datacloud_pdp::{Node, PieceIndex, challenge_leaf_index, verify_inclusion};
+use alloy_sol_types::{SolEvent, sol};
+use datacloud_pdp::{Node, PieceIndex, verify_inclusion};
 use stylus_sdk::{
     prelude::*,
     storage::{
@@ -127,14 +129,14 @@ sol_interface! {
     /// The part of Arbitrum's `ArbSys` precompile (0x64) used here.
     interface IArbSys {
         function arbBlockNumber() external view returns (uint256);
-        function arbBlockHash(uint256 arbBlockNum) external view returns (bytes32);
+        function arbBlockHash(uint256 arb_block_num) external view returns (bytes32);
     }
 
     /// The part of the `DatasetRegistry` used here.
     interface IDatasetRegistry {
-        function datasetOwner(uint256 datasetId) external view returns (address);
-        function stakeOf(uint256 datasetId) external view returns (uint256);
-        function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
+        function datasetOwner(uint256 dataset_id) external view returns (address);
+        function stakeOf(uint256 dataset_id) external view returns (uint256);
+        function slash(uint256 dataset_id, uint256 amount, address to) external returns (uint256);
     }
 }
 
@@ -251,7 +253,7 @@ impl ProofManager {
             .set(U64::from(challenges_per_proof));
         self.fault_threshold.set(U64::from(fault_threshold));
         self.slash_bps.set(U16::from(slash_bps));
-        self.vm().log(Initialized {
+        self.emit(&Initialized {
             owner,
             registry,
             provingPeriod: proving_period,
@@ -275,6 +277,7 @@ impl ProofManager {
     ///
     /// # Events
     /// `ProofSetCreated`.
+    #[allow(clippy::needless_pass_by_value)] // The router passes decoded calldata by value.
     pub fn create_proof_set(
         &mut self,
         dataset_id: U256,
@@ -315,8 +318,7 @@ impl ProofManager {
             set.cumulative.push(U64::from(end));
         }
         set.deadline.set(U64::from(deadline));
-        drop(set);
-        self.vm().log(ProofSetCreated {
+        self.emit(&ProofSetCreated {
             setId: set_id,
             datasetId: dataset_id,
             // At most `MAX_PIECES`.
@@ -352,7 +354,6 @@ impl ProofManager {
             return Err(Error::ChallengeOpen(ChallengeOpen {}));
         }
         let deadline = set.deadline.get().to::<u64>();
-        drop(set);
         let now = self.now()?;
         let epoch = now.saturating_add(self.challenge_finality.get().to::<u64>());
         let window_end = epoch.saturating_add(self.challenge_window.get().to::<u64>());
@@ -363,7 +364,7 @@ impl ProofManager {
             .setter(set_id)
             .challenge_epoch
             .set(U64::from(epoch));
-        self.vm().log(ProvingPeriodStarted {
+        self.emit(&ProvingPeriodStarted {
             setId: set_id,
             challengeEpoch: epoch,
             windowEnd: window_end,
@@ -386,6 +387,7 @@ impl ProofManager {
     ///
     /// # Events
     /// `PossessionProven`.
+    #[allow(clippy::needless_pass_by_value)] // The router passes decoded calldata by value.
     pub fn prove_possession(
         &mut self,
         set_id: U256,
@@ -396,7 +398,6 @@ impl ProofManager {
         self.require_proof_set(set_id)?;
         let set = self.proof_sets.getter(set_id);
         let epoch = set.challenge_epoch.get().to::<u64>();
-        drop(set);
         if epoch == 0 {
             return Err(Error::NoChallengeOpen(NoChallengeOpen {}));
         }
@@ -431,8 +432,7 @@ impl ProofManager {
         set.consecutive_faults.set(U64::ZERO);
         set.challenge_epoch.set(U64::ZERO);
         set.deadline.set(U64::from(deadline));
-        drop(set);
-        self.vm().log(PossessionProven {
+        self.emit(&PossessionProven {
             setId: set_id,
             blockNumber: now,
         });
@@ -465,7 +465,6 @@ impl ProofManager {
         // Counters are bounded by the number of blocks, far below u64::MAX.
         let faults = set.faults.get().to::<u64>().saturating_add(1);
         let consecutive = set.consecutive_faults.get().to::<u64>().saturating_add(1);
-        drop(set);
 
         // Effects before the registry call (checks-effects-interactions).
         let next_deadline = now.saturating_add(self.proving_period.get().to::<u64>());
@@ -474,8 +473,7 @@ impl ProofManager {
         set.consecutive_faults.set(U64::from(consecutive));
         set.challenge_epoch.set(U64::ZERO);
         set.deadline.set(U64::from(next_deadline));
-        drop(set);
-        self.vm().log(FaultRecorded {
+        self.emit(&FaultRecorded {
             setId: set_id,
             consecutiveFaults: consecutive,
             totalFaults: faults,
@@ -492,7 +490,7 @@ impl ProofManager {
                 let slashed = IDatasetRegistry::new(registry)
                     .slash(self.vm(), context, dataset_id, amount, reporter)
                     .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
-                self.vm().log(ProofSetSlashed {
+                self.emit(&ProofSetSlashed {
                     setId: set_id,
                     amount: slashed,
                 });
@@ -535,6 +533,7 @@ impl ProofManager {
     }
 
     /// The proof set of `datasetId`, 0 when it has none.
+    #[must_use]
     pub fn proof_set_of(&self, dataset_id: U256) -> U256 {
         self.proof_set_of.get(dataset_id)
     }
@@ -614,46 +613,55 @@ impl ProofManager {
     }
 
     /// Number of proof sets created (the last set id).
+    #[must_use]
     pub fn proof_set_count(&self) -> U256 {
         self.proof_set_count.get()
     }
 
     /// The caller of `initialize`.
+    #[must_use]
     pub fn owner(&self) -> Address {
         self.owner.get()
     }
 
     /// The `DatasetRegistry`.
+    #[must_use]
     pub fn registry(&self) -> Address {
         self.registry.get()
     }
 
     /// Blocks from a proof (or a fault) to the next deadline.
+    #[must_use]
     pub fn proving_period(&self) -> u64 {
         self.proving_period.get().to::<u64>()
     }
 
     /// Blocks after the challenge epoch in which a proof is accepted.
+    #[must_use]
     pub fn challenge_window(&self) -> u64 {
         self.challenge_window.get().to::<u64>()
     }
 
     /// Blocks from `nextProvingPeriod` to the challenge epoch.
+    #[must_use]
     pub fn challenge_finality(&self) -> u64 {
         self.challenge_finality.get().to::<u64>()
     }
 
     /// Leaves challenged per proof.
+    #[must_use]
     pub fn challenges_per_proof(&self) -> u64 {
         self.challenges_per_proof.get().to::<u64>()
     }
 
     /// Consecutive faults from which the set is Failed and each fault slashes.
+    #[must_use]
     pub fn fault_threshold(&self) -> u64 {
         self.fault_threshold.get().to::<u64>()
     }
 
     /// Share of the stake slashed per fault at or past the threshold, in basis points.
+    #[must_use]
     pub fn slash_bps(&self) -> u16 {
         self.slash_bps.get().to::<u16>()
     }
@@ -678,6 +686,14 @@ impl ProofManager {
             return Err(Error::UnknownProofSet(UnknownProofSet { setId: set_id }));
         }
         Ok(())
+    }
+
+    /// Emits `event`. (`self.vm().log` unwraps an alloy error, which drags `Debug` formatting
+    /// into the contract; `encode_log_data` cannot fail.)
+    fn emit<E: SolEvent>(&self, event: &E) {
+        let log = event.encode_log_data();
+        // `raw_log` refuses more than four topics only; no event has more than three.
+        let _ = self.vm().raw_log(log.topics(), &log.data);
     }
 
     /// The current L2 block number.
@@ -705,7 +721,7 @@ impl ProofManager {
         let total = index.total_leaves();
         for (i, (leaf, proof)) in (0u64..).zip(leaves.iter().zip(proofs)) {
             let invalid = Error::InvalidProof(InvalidProof { index: i });
-            let challenged = challenge_leaf_index(seed, set_id, i, total);
+            let challenged = challenge_leaf(seed, set_id, i, total);
             let (piece, offset) = index.locate(challenged).ok_or(invalid)?;
             let height = index.leaf_count(piece).map_or(0, u64::trailing_zeros);
             let root = set.roots.get(piece).unwrap_or_default();
@@ -721,6 +737,28 @@ impl ProofManager {
     }
 }
 
+/// `datacloud_pdp::challenge_leaf_index` (FilOzone's `generateChallengeIndex`:
+/// `keccak256(abi.encodePacked(uint256 seed, uint256 setId, uint64 index)) mod totalLeaves`) with
+/// the 256-bit remainder folded over 32-bit words in native 64-bit arithmetic: ruint's generic
+/// `U256 % U256` costs about 8 KB of contract code. Tests check it against the pdp function.
+fn challenge_leaf(seed: &[u8; 32], set_id: U256, index: u64, total_leaves: u64) -> u64 {
+    let mut packed = [0u8; 72];
+    packed[..32].copy_from_slice(seed);
+    packed[32..64].copy_from_slice(&set_id.to_be_bytes::<32>());
+    packed[64..].copy_from_slice(&index.to_be_bytes());
+    let digest = alloy_primitives::keccak256(packed);
+    let modulus = u128::from(total_leaves.max(1));
+    let mut rest = 0u128;
+    for word in digest.0.chunks_exact(4) {
+        // `rest < modulus ≤ 2^64`, so `rest · 2^32 + word < 2^96` fits.
+        rest = ((rest << 32)
+            | u128::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]])))
+            % modulus;
+    }
+    // The remainder is below `total_leaves`, a u64.
+    u64::try_from(rest).unwrap_or_default()
+}
+
 /// Whether a fault may be recorded at `now`: the open challenge (`epoch ≠ 0`) went unproven
 /// through its window, or the deadline has passed.
 fn fault_due(epoch: u64, window: u64, deadline: u64, now: u64) -> bool {
@@ -729,9 +767,1262 @@ fn fault_due(epoch: u64, window: u64, deadline: u64, now: u64) -> bool {
 }
 
 /// `amount · bps / 10000`, rounded down, without overflow: with `amount = q·10000 + r`, that is
-/// `q·bps + r·bps / 10000` exactly, and neither product can overflow.
+/// `q·bps + r·bps / 10000` exactly, and neither term can overflow. The division by 10000 is a
+/// schoolbook long division over 32-bit words (native 64-bit WASM arithmetic): ruint's generic
+/// 256-bit division costs about 8 KB of contract code.
 fn bps_of(amount: U256, bps: u16) -> U256 {
-    let scale = U256::from(BPS);
-    let bps = U256::from(bps);
-    (amount / scale) * bps + (amount % scale) * bps / scale
+    let scale = u64::from(BPS);
+    let mut quotient = [0u8; 32];
+    let mut rest = 0u64;
+    for (word, out) in amount
+        .to_be_bytes::<32>()
+        .chunks_exact(4)
+        .zip(quotient.chunks_exact_mut(4))
+    {
+        let current =
+            (rest << 32) | u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+        // `rest < 10000`, so `current < 10000 · 2^32` and its quotient fits in 32 bits.
+        let digit = u32::try_from(current / scale).unwrap_or(u32::MAX);
+        out.copy_from_slice(&digit.to_be_bytes());
+        rest = current % scale;
+    }
+    let bps = u64::from(bps);
+    U256::from_be_bytes(quotient) * U256::from(bps) + U256::from(rest * bps / scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, collections::HashMap, rc::Rc};
+
+    use alloy_primitives::keccak256;
+    use alloy_sol_types::{SolCall, SolEvent};
+    use datacloud_contract_test_host::{ARB_SYS as HOST_ARB_SYS, OutgoingCall, TestHost};
+    use datacloud_pdp::{MerkleTree, challenge_leaf_index};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    sol! {
+        /// The registry as the test model answers it.
+        interface Registry {
+            function datasetOwner(uint256 datasetId) external view returns (address);
+            function stakeOf(uint256 datasetId) external view returns (uint256);
+            function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
+        }
+    }
+
+    const REGISTRY: Address = Address::repeat_byte(0x5E);
+    const DEPLOYER: Address = Address::repeat_byte(0xD0);
+    const SELLER: Address = Address::repeat_byte(0xA1);
+    const STRANGER: Address = Address::repeat_byte(0xB2);
+    const REPORTER: Address = Address::repeat_byte(0xC3);
+    const DATASET: u64 = 7;
+    const OTHER_DATASET: u64 = 8;
+    const UNKNOWN_DATASET: u64 = 99;
+
+    const PERIOD: u64 = 100;
+    const WINDOW: u64 = 20;
+    const FINALITY: u64 = 5;
+    const CHALLENGES: u64 = 5;
+    const THRESHOLD: u64 = 3;
+    const SLASH_BPS: u16 = 1_000;
+    const STAKE: u64 = 1_000_000;
+
+    /// Piece sizes of the test set: different powers of two, one single-leaf piece and two pieces
+    /// of the same size (so a proof for one has the right length for the other).
+    const PIECE_SIZES: [usize; 5] = [8, 1, 32, 8, 4];
+
+    /// The registry as far as the proof manager sees it.
+    #[derive(Default)]
+    struct RegistryModel {
+        owners: HashMap<U256, Address>,
+        stakes: HashMap<U256, U256>,
+        /// `(datasetId, amount asked, to, slashed)` per `slash` call.
+        slashes: Vec<(U256, U256, Address, U256)>,
+        refuse_slash: bool,
+        refuse_stake: bool,
+    }
+
+    impl RegistryModel {
+        fn answer(&mut self, call: &OutgoingCall) -> Result<Vec<u8>, Vec<u8>> {
+            let unknown = || b"UnknownDataset".to_vec();
+            if let Ok(c) = Registry::datasetOwnerCall::abi_decode(&call.data) {
+                assert!(call.is_static, "datasetOwner is a view");
+                let owner = self.owners.get(&c.datasetId).ok_or_else(unknown)?;
+                return Ok(Registry::datasetOwnerCall::abi_encode_returns(owner));
+            }
+            if let Ok(c) = Registry::stakeOfCall::abi_decode(&call.data) {
+                assert!(call.is_static, "stakeOf is a view");
+                if self.refuse_stake {
+                    return Err(b"down".to_vec());
+                }
+                let stake = self.stakes.get(&c.datasetId).ok_or_else(unknown)?;
+                return Ok(Registry::stakeOfCall::abi_encode_returns(stake));
+            }
+            if let Ok(c) = Registry::slashCall::abi_decode(&call.data) {
+                assert!(!call.is_static, "slash changes state");
+                assert_eq!(call.value, U256::ZERO);
+                if self.refuse_slash {
+                    return Err(b"NotProofManager".to_vec());
+                }
+                let stake = self.stakes.get_mut(&c.datasetId).ok_or_else(unknown)?;
+                let slashed = c.amount.min(*stake);
+                *stake -= slashed;
+                self.slashes.push((c.datasetId, c.amount, c.to, slashed));
+                return Ok(Registry::slashCall::abi_encode_returns(&slashed));
+            }
+            Err(Vec::new())
+        }
+    }
+
+    /// Deterministic pseudo-random 32-byte leaves.
+    fn random_leaves(tag: u64, count: usize) -> Vec<Node> {
+        (0..count as u64)
+            .map(|i| keccak256([tag.to_be_bytes(), i.to_be_bytes()].concat()).0)
+            .collect()
+    }
+
+    fn build_trees(tag: u64) -> Vec<MerkleTree> {
+        (0u64..)
+            .zip(PIECE_SIZES)
+            .map(|(piece, size)| MerkleTree::new(random_leaves(tag * 100 + piece, size)))
+            .collect()
+    }
+
+    /// The challenged leaves and their proofs, derived as the prover derives them.
+    fn prove(trees: &[MerkleTree], set_id: U256, seed: B256) -> (Vec<B256>, Vec<Vec<B256>>) {
+        let counts: Vec<u64> = trees.iter().map(MerkleTree::leaf_count).collect();
+        let index = PieceIndex::new(&counts).unwrap();
+        let mut leaves = Vec::new();
+        let mut proofs = Vec::new();
+        for i in 0..CHALLENGES {
+            let leaf = challenge_leaf_index(&seed.0, set_id, i, index.total_leaves());
+            let (piece, offset) = index.locate(leaf).unwrap();
+            leaves.push(B256::from(trees[piece].leaf(offset).unwrap()));
+            proofs.push(
+                trees[piece]
+                    .proof(offset)
+                    .unwrap()
+                    .into_iter()
+                    .map(B256::from)
+                    .collect(),
+            );
+        }
+        (leaves, proofs)
+    }
+
+    /// `(piece, offset)` of challenge `i`.
+    fn challenged(trees: &[MerkleTree], set_id: U256, seed: B256, i: u64) -> (usize, u64) {
+        let counts: Vec<u64> = trees.iter().map(MerkleTree::leaf_count).collect();
+        let index = PieceIndex::new(&counts).unwrap();
+        index
+            .locate(challenge_leaf_index(
+                &seed.0,
+                set_id,
+                i,
+                index.total_leaves(),
+            ))
+            .unwrap()
+    }
+
+    struct Fixture {
+        host: TestHost,
+        pm: ProofManager,
+        registry: Rc<RefCell<RegistryModel>>,
+        trees: Vec<MerkleTree>,
+    }
+
+    impl Fixture {
+        /// A host with the registry model (two datasets owned by `SELLER`), not initialized.
+        fn bare() -> Self {
+            let host = TestHost::new();
+            host.set_block(1_000);
+            let pm = ProofManager::from(&host);
+            let registry = Rc::new(RefCell::new(RegistryModel::default()));
+            for dataset in [DATASET, OTHER_DATASET] {
+                let mut model = registry.borrow_mut();
+                model.owners.insert(U256::from(dataset), SELLER);
+                model.stakes.insert(U256::from(dataset), U256::from(STAKE));
+            }
+            let model = Rc::clone(&registry);
+            host.on_call(REGISTRY, move |call| model.borrow_mut().answer(call));
+            Self {
+                host,
+                pm,
+                registry,
+                trees: build_trees(1),
+            }
+        }
+
+        fn initialized() -> Self {
+            let mut f = Self::bare();
+            f.initialize(
+                REGISTRY, PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, SLASH_BPS,
+            )
+            .unwrap();
+            f
+        }
+
+        /// Initialized, with the test pieces' set created for `DATASET` (set 1).
+        fn with_set() -> Self {
+            let mut f = Self::initialized();
+            let set = f.create(SELLER, DATASET).unwrap();
+            assert_eq!(set, U256::from(1));
+            f
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn initialize(
+            &mut self,
+            registry: Address,
+            period: u64,
+            window: u64,
+            finality: u64,
+            challenges: u64,
+            threshold: u64,
+            bps: u16,
+        ) -> Result<(), Error> {
+            let pm = &mut self.pm;
+            self.host.invoke(DEPLOYER, U256::ZERO, || {
+                pm.initialize(
+                    registry, period, window, finality, challenges, threshold, bps,
+                )
+            })
+        }
+
+        fn roots(&self) -> Vec<B256> {
+            self.trees.iter().map(|t| B256::from(t.root())).collect()
+        }
+
+        fn counts(&self) -> Vec<u64> {
+            self.trees.iter().map(MerkleTree::leaf_count).collect()
+        }
+
+        fn create_with(
+            &mut self,
+            sender: Address,
+            dataset: u64,
+            roots: Vec<B256>,
+            counts: Vec<u64>,
+        ) -> Result<U256, Error> {
+            let pm = &mut self.pm;
+            self.host.invoke(sender, U256::ZERO, || {
+                pm.create_proof_set(U256::from(dataset), roots, counts)
+            })
+        }
+
+        fn create(&mut self, sender: Address, dataset: u64) -> Result<U256, Error> {
+            let (roots, counts) = (self.roots(), self.counts());
+            self.create_with(sender, dataset, roots, counts)
+        }
+
+        fn next(&mut self, sender: Address, set: u64) -> Result<u64, Error> {
+            let pm = &mut self.pm;
+            self.host.invoke(sender, U256::ZERO, || {
+                pm.next_proving_period(U256::from(set))
+            })
+        }
+
+        fn submit(
+            &mut self,
+            sender: Address,
+            set: u64,
+            leaves: Vec<B256>,
+            proofs: Vec<Vec<B256>>,
+        ) -> Result<(), Error> {
+            let pm = &mut self.pm;
+            self.host.invoke(sender, U256::ZERO, || {
+                pm.prove_possession(U256::from(set), leaves, proofs)
+            })
+        }
+
+        /// A valid answer to set 1's challenge at `epoch`.
+        fn valid_proof(&self, epoch: u64) -> (Vec<B256>, Vec<Vec<B256>>) {
+            prove(&self.trees, U256::from(1), TestHost::block_hash(epoch))
+        }
+
+        fn fault(&mut self, sender: Address, set: u64) -> Result<(), Error> {
+            let pm = &mut self.pm;
+            self.host
+                .invoke(sender, U256::ZERO, || pm.record_fault(U256::from(set)))
+        }
+
+        fn health(&self, dataset: u64) -> u8 {
+            self.pm.health(U256::from(dataset)).unwrap()
+        }
+
+        fn state(&self) -> (U256, u64, u64, u64, u64, u64, u64, u64) {
+            self.pm.proof_set(U256::from(1)).unwrap()
+        }
+
+        fn now(&self) -> u64 {
+            self.host.vm().block_number()
+        }
+
+        /// Opens a challenge on set 1 and mines to the first block it can be proven in.
+        fn open_and_ripen(&mut self) -> u64 {
+            let epoch = self.next(SELLER, 1).unwrap();
+            self.host.set_block(epoch + 1);
+            epoch
+        }
+
+        fn events<E: SolEvent>(&self) -> Vec<E> {
+            self.host
+                .logs()
+                .into_iter()
+                .filter(|(topics, _)| topics.first() == Some(&E::SIGNATURE_HASH))
+                .map(|(topics, data)| E::decode_raw_log(topics, &data).unwrap())
+                .collect()
+        }
+
+        fn last_event<E: SolEvent>(&self) -> E {
+            self.events::<E>().pop().expect("event emitted")
+        }
+    }
+
+    fn flip(word: &mut B256) {
+        word.0[3] ^= 0x10;
+    }
+
+    // ---- initialize ----
+
+    #[test]
+    fn initialize_stores_the_config_and_emits() {
+        let f = Fixture::initialized();
+        assert_eq!(f.pm.owner(), DEPLOYER);
+        assert_eq!(f.pm.registry(), REGISTRY);
+        assert_eq!(f.pm.proving_period(), PERIOD);
+        assert_eq!(f.pm.challenge_window(), WINDOW);
+        assert_eq!(f.pm.challenge_finality(), FINALITY);
+        assert_eq!(f.pm.challenges_per_proof(), CHALLENGES);
+        assert_eq!(f.pm.fault_threshold(), THRESHOLD);
+        assert_eq!(f.pm.slash_bps(), SLASH_BPS);
+        assert_eq!(f.pm.proof_set_count(), U256::ZERO);
+        let event = f.last_event::<Initialized>();
+        assert_eq!(
+            (event.owner, event.registry),
+            (DEPLOYER, REGISTRY),
+            "indexed fields"
+        );
+        assert_eq!(
+            (
+                event.provingPeriod,
+                event.challengeWindow,
+                event.challengeFinality,
+                event.challengesPerProof,
+                event.faultThreshold,
+                event.slashBps
+            ),
+            (PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, SLASH_BPS)
+        );
+    }
+
+    #[test]
+    fn initialize_only_once() {
+        let mut f = Fixture::initialized();
+        let err = f.initialize(REGISTRY, PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, 0);
+        assert!(matches!(err, Err(Error::AlreadyInitialized(_))));
+        assert_eq!(f.pm.slash_bps(), SLASH_BPS);
+        assert_eq!(f.pm.owner(), DEPLOYER);
+    }
+
+    #[test]
+    fn initialize_rejects_out_of_range_config() {
+        let bad: [(Address, u64, u64, u64, u64, u64, u16); 10] = [
+            (Address::ZERO, 100, 20, 5, 5, 3, 1_000),
+            (REGISTRY, 100, 0, 5, 5, 3, 1_000),
+            (REGISTRY, 400, 256, 5, 5, 3, 1_000),
+            (REGISTRY, 100, 20, 0, 5, 3, 1_000),
+            (REGISTRY, 24, 20, 5, 5, 3, 1_000),
+            (REGISTRY, u64::MAX, 20, u64::MAX, 5, 3, 1_000),
+            (REGISTRY, 100, 20, 5, 0, 3, 1_000),
+            (REGISTRY, 100, 20, 5, 17, 3, 1_000),
+            (REGISTRY, 100, 20, 5, 5, 0, 1_000),
+            (REGISTRY, 100, 20, 5, 5, 3, 10_001),
+        ];
+        let mut f = Fixture::bare();
+        for (registry, period, window, finality, challenges, threshold, bps) in bad {
+            let err = f.initialize(
+                registry, period, window, finality, challenges, threshold, bps,
+            );
+            assert!(
+                matches!(err, Err(Error::InvalidConfig(_))),
+                "{registry} {period} {window} {finality} {challenges} {threshold} {bps}"
+            );
+        }
+        assert!(f.host.logs().is_empty());
+        assert_eq!(f.pm.registry(), Address::ZERO);
+        // The boundaries themselves are fine.
+        f.initialize(REGISTRY, 260, 255, 5, 16, 1, 10_000).unwrap();
+        assert_eq!(f.pm.challenge_window(), 255);
+    }
+
+    #[test]
+    fn everything_mutating_needs_initialize() {
+        let mut f = Fixture::bare();
+        assert!(matches!(
+            f.create(SELLER, DATASET),
+            Err(Error::NotInitialized(_))
+        ));
+        assert!(matches!(f.next(SELLER, 1), Err(Error::NotInitialized(_))));
+        assert!(matches!(
+            f.submit(SELLER, 1, vec![], vec![]),
+            Err(Error::NotInitialized(_))
+        ));
+        assert!(matches!(f.fault(SELLER, 1), Err(Error::NotInitialized(_))));
+        assert_eq!(f.health(DATASET), HEALTH_NONE);
+        assert!(f.host.calls().is_empty());
+    }
+
+    // ---- createProofSet ----
+
+    #[test]
+    fn create_proof_set_stores_the_pieces() {
+        let f = Fixture::with_set();
+        let set = U256::from(1);
+        assert_eq!(f.pm.proof_set_of(U256::from(DATASET)), set);
+        assert_eq!(f.pm.proof_set_of(U256::from(OTHER_DATASET)), U256::ZERO);
+        assert_eq!(f.pm.proof_set_count(), set);
+        let total: u64 = f.counts().iter().sum();
+        assert_eq!(total, 53);
+        assert_eq!(
+            f.state(),
+            (U256::from(DATASET), 5, total, 0, 1_000 + PERIOD, 0, 0, 0)
+        );
+        assert_eq!(f.pm.challenge_range(set).unwrap(), total);
+        assert_eq!(f.pm.last_proven_block(set).unwrap(), 0);
+        for (piece, tree) in (0u64..).zip(&f.trees) {
+            assert_eq!(
+                f.pm.piece_root(set, piece).unwrap(),
+                (B256::from(tree.root()), tree.leaf_count())
+            );
+        }
+        assert!(matches!(
+            f.pm.piece_root(set, 5),
+            Err(Error::UnknownPiece(UnknownPiece { piece: 5, .. }))
+        ));
+        let event = f.last_event::<ProofSetCreated>();
+        assert_eq!(
+            (
+                event.setId,
+                event.datasetId,
+                event.pieceCount,
+                event.totalLeaves
+            ),
+            (set, U256::from(DATASET), 5, total)
+        );
+        // Ownership was asked of the registry with a static call.
+        let asked: Vec<_> = f
+            .host
+            .calls()
+            .into_iter()
+            .filter(|c| c.to == REGISTRY)
+            .collect();
+        assert_eq!(asked.len(), 1);
+        assert!(asked[0].is_static);
+        let decoded = Registry::datasetOwnerCall::abi_decode(&asked[0].data).unwrap();
+        assert_eq!(decoded.datasetId, U256::from(DATASET));
+    }
+
+    #[test]
+    fn one_proof_set_per_dataset_and_ids_count_up() {
+        let mut f = Fixture::with_set();
+        let err = f.create(SELLER, DATASET);
+        assert!(matches!(
+            err,
+            Err(Error::ProofSetExists(ProofSetExists { setId })) if setId == U256::from(1)
+        ));
+        let second = f
+            .create_with(SELLER, OTHER_DATASET, vec![B256::repeat_byte(1)], vec![1])
+            .unwrap();
+        assert_eq!(second, U256::from(2));
+        assert_eq!(f.pm.proof_set_of(U256::from(OTHER_DATASET)), second);
+        assert_eq!(f.pm.challenge_range(second).unwrap(), 1);
+    }
+
+    #[test]
+    fn create_proof_set_rejects_bad_pieces() {
+        let mut f = Fixture::initialized();
+        let root = B256::repeat_byte(3);
+        let cases: Vec<(Vec<B256>, Vec<u64>)> = vec![
+            (vec![], vec![]),
+            (vec![root; 65], vec![1; 65]),
+            (vec![root; 2], vec![4]),
+            (vec![root], vec![4, 4]),
+            (vec![root], vec![0]),
+            (vec![root; 2], vec![4, 3]),
+            (vec![root; 2], vec![1 << 63, 1 << 63]),
+        ];
+        for (roots, counts) in cases {
+            let err = f.create_with(SELLER, DATASET, roots.clone(), counts.clone());
+            assert!(
+                matches!(err, Err(Error::InvalidPieces(_))),
+                "{} roots, {counts:?}",
+                roots.len()
+            );
+        }
+        // 64 pieces are fine.
+        f.create_with(SELLER, DATASET, vec![root; 64], vec![2; 64])
+            .unwrap();
+        assert_eq!(f.pm.challenge_range(U256::from(1)).unwrap(), 128);
+    }
+
+    #[test]
+    fn only_the_dataset_owner_creates_its_set() {
+        let mut f = Fixture::initialized();
+        let err = f.create(STRANGER, DATASET);
+        assert!(matches!(
+            err,
+            Err(Error::NotDatasetOwner(NotDatasetOwner { datasetId, caller }))
+                if datasetId == U256::from(DATASET) && caller == STRANGER
+        ));
+        assert!(matches!(
+            f.create(SELLER, UNKNOWN_DATASET),
+            Err(Error::RegistryCallFailed(_))
+        ));
+        assert_eq!(f.pm.proof_set_count(), U256::ZERO);
+        assert_eq!(f.pm.proof_set_of(U256::from(DATASET)), U256::ZERO);
+        assert!(
+            f.host
+                .logs()
+                .iter()
+                .all(|(topics, _)| topics[0] != ProofSetCreated::SIGNATURE_HASH)
+        );
+    }
+
+    // ---- nextProvingPeriod ----
+
+    #[test]
+    fn next_proving_period_schedules_a_challenge() {
+        let mut f = Fixture::with_set();
+        f.host.mine(3);
+        let epoch = f.next(SELLER, 1).unwrap();
+        assert_eq!(epoch, 1_003 + FINALITY);
+        assert_eq!(f.state().3, epoch);
+        let event = f.last_event::<ProvingPeriodStarted>();
+        assert_eq!(
+            (event.setId, event.challengeEpoch, event.windowEnd),
+            (U256::from(1), epoch, epoch + WINDOW)
+        );
+        assert!(matches!(f.next(SELLER, 1), Err(Error::ChallengeOpen(_))));
+    }
+
+    #[test]
+    fn next_proving_period_is_for_the_owner_of_a_known_set() {
+        let mut f = Fixture::with_set();
+        assert!(matches!(
+            f.next(STRANGER, 1),
+            Err(Error::NotDatasetOwner(NotDatasetOwner { datasetId, caller }))
+                if datasetId == U256::from(DATASET) && caller == STRANGER
+        ));
+        for set in [0, 2] {
+            assert!(matches!(
+                f.next(SELLER, set),
+                Err(Error::UnknownProofSet(UnknownProofSet { setId })) if setId == U256::from(set)
+            ));
+        }
+        assert_eq!(f.state().3, 0);
+    }
+
+    #[test]
+    fn a_challenge_must_end_by_the_deadline() {
+        let mut f = Fixture::with_set();
+        let deadline = 1_000 + PERIOD;
+        // The last block a challenge still fits in.
+        f.host.set_block(deadline - FINALITY - WINDOW + 1);
+        let err = f.next(SELLER, 1);
+        assert!(matches!(
+            err,
+            Err(Error::TooLateToChallenge(TooLateToChallenge { deadline: d })) if d == deadline
+        ));
+        f.host.set_block(deadline - FINALITY - WINDOW);
+        let epoch = f.next(SELLER, 1).unwrap();
+        assert_eq!(epoch + WINDOW, deadline);
+    }
+
+    // ---- provePossession ----
+
+    #[test]
+    fn a_valid_proof_passes() {
+        let mut f = Fixture::with_set();
+        assert_eq!(f.health(DATASET), HEALTH_DEGRADED, "never proven yet");
+        let epoch = f.open_and_ripen();
+        let (leaves, proofs) = f.valid_proof(epoch);
+        // The challenges land in more than one piece, so pieces are really told apart.
+        let pieces: std::collections::HashSet<usize> = (0..CHALLENGES)
+            .map(|i| challenged(&f.trees, U256::from(1), TestHost::block_hash(epoch), i).0)
+            .collect();
+        assert!(pieces.len() > 1, "{pieces:?}");
+        f.submit(REPORTER, 1, leaves, proofs).unwrap();
+        let now = f.now();
+        assert_eq!(
+            f.state(),
+            (U256::from(DATASET), 5, 53, 0, now + PERIOD, now, 0, 0)
+        );
+        assert_eq!(f.pm.last_proven_block(U256::from(1)).unwrap(), now);
+        let event = f.last_event::<PossessionProven>();
+        assert_eq!((event.setId, event.blockNumber), (U256::from(1), now));
+        assert_eq!(f.health(DATASET), HEALTH_HEALTHY);
+        // The seed came from ArbSys for the epoch block.
+        assert!(f.host.calls().iter().any(|c| {
+            c.to == HOST_ARB_SYS
+                && IArbSysTest::arbBlockHashCall::abi_decode(&c.data)
+                    .is_ok_and(|call| call.arbBlockNum == U256::from(epoch))
+        }));
+    }
+
+    sol! {
+        interface IArbSysTest {
+            function arbBlockHash(uint256 arbBlockNum) external view returns (bytes32);
+        }
+    }
+
+    #[test]
+    fn the_challenges_are_pdp_verifier_challenges() {
+        // An independent reading of PDPVerifier: keccak256(abi.encodePacked(seed, setId, uint64 i))
+        // mod totalLeaves, mapped onto the pieces by a linear scan.
+        let f = Fixture::with_set();
+        let seed = TestHost::block_hash(1_234);
+        let total: u64 = f.counts().iter().sum();
+        for i in 0..CHALLENGES {
+            let mut packed = seed.to_vec();
+            packed.extend_from_slice(&U256::from(1).to_be_bytes::<32>());
+            packed.extend_from_slice(&i.to_be_bytes());
+            let leaf = (U256::from_be_bytes(keccak256(&packed).0) % U256::from(total)).to::<u64>();
+            let mut start = 0;
+            let mut expected = None;
+            for (piece, count) in f.counts().into_iter().enumerate() {
+                if leaf < start + count {
+                    expected = Some((piece, leaf - start));
+                    break;
+                }
+                start += count;
+            }
+            assert_eq!(Some(challenged(&f.trees, U256::from(1), seed, i)), expected);
+        }
+    }
+
+    /// The first challenge whose piece has more than one leaf (so its proof has siblings).
+    fn deep_challenge(f: &Fixture, epoch: u64) -> usize {
+        (0..CHALLENGES)
+            .find(|&i| {
+                let (piece, _) =
+                    challenged(&f.trees, U256::from(1), TestHost::block_hash(epoch), i);
+                f.trees[piece].leaf_count() > 1
+            })
+            .map(|i| usize::try_from(i).unwrap())
+            .expect("some challenge lands in a multi-leaf piece")
+    }
+
+    fn assert_invalid(f: &mut Fixture, leaves: Vec<B256>, proofs: Vec<Vec<B256>>, at: usize) {
+        let before = f.state();
+        let logs = f.host.logs().len();
+        let err = f.submit(REPORTER, 1, leaves, proofs);
+        assert!(
+            matches!(err, Err(Error::InvalidProof(InvalidProof { index })) if index == at as u64),
+            "{err:?}, expected InvalidProof({at})"
+        );
+        assert_eq!(f.state(), before);
+        assert_eq!(f.host.logs().len(), logs);
+    }
+
+    #[test]
+    fn a_wrong_sibling_fails() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        let at = deep_challenge(&f, epoch);
+        for level in 0..f.valid_proof(epoch).1[at].len() {
+            let (leaves, mut proofs) = f.valid_proof(epoch);
+            flip(&mut proofs[at][level]);
+            assert_invalid(&mut f, leaves, proofs, at);
+        }
+        // The untouched proof still passes afterwards.
+        let (leaves, proofs) = f.valid_proof(epoch);
+        f.submit(REPORTER, 1, leaves, proofs).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_leaf_fails() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        for at in 0..usize::try_from(CHALLENGES).unwrap() {
+            let (mut leaves, proofs) = f.valid_proof(epoch);
+            flip(&mut leaves[at]);
+            assert_invalid(&mut f, leaves, proofs, at);
+        }
+    }
+
+    #[test]
+    fn a_proof_for_another_leaf_fails() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        let at = deep_challenge(&f, epoch);
+        let (piece, offset) = challenged(
+            &f.trees,
+            U256::from(1),
+            TestHost::block_hash(epoch),
+            at as u64,
+        );
+        // A genuine leaf and proof of the same piece, for the neighbouring index.
+        let (mut leaves, mut proofs) = f.valid_proof(epoch);
+        let tree = &f.trees[piece];
+        leaves[at] = B256::from(tree.leaf(offset ^ 1).unwrap());
+        proofs[at] = tree
+            .proof(offset ^ 1)
+            .unwrap()
+            .into_iter()
+            .map(B256::from)
+            .collect();
+        assert_invalid(&mut f, leaves, proofs, at);
+    }
+
+    #[test]
+    fn a_proof_from_another_piece_fails() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        let seed = TestHost::block_hash(epoch);
+        let mut checked_same_height = false;
+        for at in 0..usize::try_from(CHALLENGES).unwrap() {
+            let (piece, offset) = challenged(&f.trees, U256::from(1), seed, at as u64);
+            for other in (0..f.trees.len()).filter(|&p| p != piece) {
+                let tree = &f.trees[other];
+                let spot = offset.min(tree.leaf_count() - 1);
+                let (mut leaves, mut proofs) = f.valid_proof(epoch);
+                leaves[at] = B256::from(tree.leaf(spot).unwrap());
+                proofs[at] = tree
+                    .proof(spot)
+                    .unwrap()
+                    .into_iter()
+                    .map(B256::from)
+                    .collect();
+                checked_same_height |= tree.leaf_count() == f.trees[piece].leaf_count();
+                assert_invalid(&mut f, leaves, proofs, at);
+            }
+        }
+        assert!(checked_same_height, "pieces 0 and 3 have the same height");
+    }
+
+    #[test]
+    fn a_proof_of_the_wrong_length_fails() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        let at = deep_challenge(&f, epoch);
+        let (leaves, mut proofs) = f.valid_proof(epoch);
+        proofs[at].pop();
+        assert_invalid(&mut f, leaves, proofs, at);
+        let (leaves, mut proofs) = f.valid_proof(epoch);
+        proofs[at].push(B256::ZERO);
+        assert_invalid(&mut f, leaves, proofs, at);
+    }
+
+    #[test]
+    fn exactly_challenges_per_proof_answers() {
+        let mut f = Fixture::with_set();
+        let epoch = f.open_and_ripen();
+        let (mut leaves, mut proofs) = f.valid_proof(epoch);
+        leaves.pop();
+        proofs.pop();
+        let err = f.submit(REPORTER, 1, leaves.clone(), proofs.clone());
+        assert!(matches!(
+            err,
+            Err(Error::WrongProofCount(WrongProofCount {
+                expected: 5,
+                got: 4
+            }))
+        ));
+        let (full_leaves, full_proofs) = f.valid_proof(epoch);
+        let err = f.submit(REPORTER, 1, full_leaves.clone(), proofs);
+        assert!(matches!(
+            err,
+            Err(Error::WrongProofCount(WrongProofCount {
+                expected: 5,
+                got: 4
+            }))
+        ));
+        let mut more = full_proofs.clone();
+        more.push(vec![]);
+        let err = f.submit(REPORTER, 1, full_leaves.clone(), more);
+        assert!(matches!(
+            err,
+            Err(Error::WrongProofCount(WrongProofCount {
+                expected: 5,
+                got: 6
+            }))
+        ));
+        assert_eq!(f.state().5, 0);
+        f.submit(REPORTER, 1, full_leaves, full_proofs).unwrap();
+    }
+
+    #[test]
+    fn proofs_only_inside_the_window() {
+        let mut f = Fixture::with_set();
+        let (leaves, proofs) = f.valid_proof(1_000 + FINALITY);
+        assert!(matches!(
+            f.submit(REPORTER, 1, leaves.clone(), proofs.clone()),
+            Err(Error::NoChallengeOpen(_))
+        ));
+        let epoch = f.next(SELLER, 1).unwrap();
+        for block in [epoch - 1, epoch] {
+            f.host.set_block(block);
+            let err = f.submit(REPORTER, 1, leaves.clone(), proofs.clone());
+            assert!(
+                matches!(err, Err(Error::ChallengeNotReady(ChallengeNotReady { challengeEpoch })) if challengeEpoch == epoch),
+                "{block}: {err:?}"
+            );
+        }
+        f.host.set_block(epoch + WINDOW + 1);
+        let err = f.submit(REPORTER, 1, leaves.clone(), proofs.clone());
+        assert!(matches!(
+            err,
+            Err(Error::ChallengeWindowClosed(ChallengeWindowClosed { windowEnd })) if windowEnd == epoch + WINDOW
+        ));
+        assert_eq!(f.state().5, 0);
+        // The window's last block still counts.
+        f.host.set_block(epoch + WINDOW);
+        f.submit(REPORTER, 1, leaves.clone(), proofs.clone())
+            .unwrap();
+        assert_eq!(f.state().5, epoch + WINDOW);
+        // Once answered, the same challenge is closed.
+        assert!(matches!(
+            f.submit(REPORTER, 1, leaves, proofs),
+            Err(Error::NoChallengeOpen(_))
+        ));
+    }
+
+    #[test]
+    fn each_period_has_its_own_challenges() {
+        let mut f = Fixture::with_set();
+        let first = f.open_and_ripen();
+        let (leaves, proofs) = f.valid_proof(first);
+        f.submit(REPORTER, 1, leaves.clone(), proofs.clone())
+            .unwrap();
+        let second = f.open_and_ripen();
+        assert_ne!(first, second);
+        // The last period's answer does not answer this one.
+        let err = f.submit(REPORTER, 1, leaves, proofs);
+        assert!(matches!(err, Err(Error::InvalidProof(_))), "{err:?}");
+        let (leaves, proofs) = f.valid_proof(second);
+        f.submit(SELLER, 1, leaves, proofs).unwrap();
+        assert_eq!(f.events::<PossessionProven>().len(), 2);
+    }
+
+    #[test]
+    fn unknown_sets_are_refused() {
+        let mut f = Fixture::with_set();
+        for set in [0u64, 2] {
+            let id = U256::from(set);
+            let unknown = |e: Option<Error>| matches!(e, Some(Error::UnknownProofSet(UnknownProofSet { setId })) if setId == id);
+            assert!(unknown(f.submit(REPORTER, set, vec![], vec![]).err()));
+            assert!(unknown(f.fault(REPORTER, set).err()));
+            assert!(unknown(f.pm.proof_set(id).err()));
+            assert!(unknown(f.pm.last_proven_block(id).err()));
+            assert!(unknown(f.pm.challenge_range(id).err()));
+            assert!(unknown(f.pm.piece_root(id, 0).err()));
+        }
+        assert_eq!(f.health(UNKNOWN_DATASET), HEALTH_NONE);
+    }
+
+    // ---- recordFault, health, slashing ----
+
+    #[test]
+    fn anyone_records_a_fault_after_the_deadline() {
+        let mut f = Fixture::with_set();
+        let deadline = 1_000 + PERIOD;
+        for block in [1_000, deadline] {
+            f.host.set_block(block);
+            assert!(matches!(
+                f.fault(REPORTER, 1),
+                Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline: d })) if d == deadline
+            ));
+        }
+        f.host.set_block(deadline + 1);
+        f.fault(STRANGER, 1).unwrap();
+        assert_eq!(
+            f.state(),
+            (
+                U256::from(DATASET),
+                5,
+                53,
+                0,
+                deadline + 1 + PERIOD,
+                0,
+                1,
+                1
+            )
+        );
+        let event = f.last_event::<FaultRecorded>();
+        assert_eq!(
+            (event.setId, event.consecutiveFaults, event.totalFaults),
+            (U256::from(1), 1, 1)
+        );
+        // The new deadline must pass again before the next fault.
+        assert!(matches!(
+            f.fault(STRANGER, 1),
+            Err(Error::DeadlineNotPassed(_))
+        ));
+        assert!(f.registry.borrow().slashes.is_empty());
+    }
+
+    #[test]
+    fn a_missed_window_is_a_fault_before_the_deadline() {
+        let mut f = Fixture::with_set();
+        let epoch = f.next(SELLER, 1).unwrap();
+        f.host.set_block(epoch + WINDOW);
+        assert!(matches!(
+            f.fault(REPORTER, 1),
+            Err(Error::DeadlineNotPassed(_))
+        ));
+        f.host.set_block(epoch + WINDOW + 1);
+        assert!(f.now() <= 1_000 + PERIOD);
+        f.fault(REPORTER, 1).unwrap();
+        let state = f.state();
+        assert_eq!(
+            (state.3, state.4, state.6, state.7),
+            (0, f.now() + PERIOD, 1, 1)
+        );
+        // The challenge is closed: its proof is no longer accepted.
+        let (leaves, proofs) = f.valid_proof(epoch);
+        assert!(matches!(
+            f.submit(REPORTER, 1, leaves, proofs),
+            Err(Error::NoChallengeOpen(_))
+        ));
+    }
+
+    #[test]
+    fn health_goes_healthy_degraded_failed_and_slashes() {
+        let mut f = Fixture::with_set();
+        assert_eq!(f.health(UNKNOWN_DATASET), HEALTH_NONE);
+        assert_eq!(f.health(DATASET), HEALTH_DEGRADED);
+        let epoch = f.open_and_ripen();
+        let (leaves, proofs) = f.valid_proof(epoch);
+        f.submit(REPORTER, 1, leaves, proofs).unwrap();
+        assert_eq!(f.health(DATASET), HEALTH_HEALTHY);
+
+        // A challenge open and unanswered inside its window keeps it healthy...
+        let epoch = f.next(SELLER, 1).unwrap();
+        f.host.set_block(epoch + WINDOW);
+        assert_eq!(f.health(DATASET), HEALTH_HEALTHY);
+        // ...until the window closes: a fault is now due.
+        f.host.mine(1);
+        assert_eq!(f.health(DATASET), HEALTH_DEGRADED);
+
+        let mut remaining = U256::from(STAKE);
+        let mut expected_slashes = Vec::new();
+        for fault in 1..=THRESHOLD + 1 {
+            if fault > 1 {
+                f.host.mine(PERIOD + 1);
+            }
+            f.fault(REPORTER, 1).unwrap();
+            let state = f.state();
+            assert_eq!((state.6, state.7), (fault, fault));
+            if fault < THRESHOLD {
+                assert_eq!(f.health(DATASET), HEALTH_DEGRADED, "fault {fault}");
+                assert!(f.events::<ProofSetSlashed>().is_empty());
+            } else {
+                assert_eq!(f.health(DATASET), HEALTH_FAILED, "fault {fault}");
+                let amount = remaining * U256::from(SLASH_BPS) / U256::from(10_000);
+                remaining -= amount;
+                expected_slashes.push((U256::from(DATASET), amount, REPORTER, amount));
+                let event = f.last_event::<ProofSetSlashed>();
+                assert_eq!((event.setId, event.amount), (U256::from(1), amount));
+            }
+        }
+        assert_eq!(f.registry.borrow().slashes, expected_slashes);
+        assert_eq!(expected_slashes[0].1, U256::from(100_000));
+        assert_eq!(expected_slashes[1].1, U256::from(90_000));
+        assert_eq!(f.registry.borrow().stakes[&U256::from(DATASET)], remaining);
+
+        // A new valid proof heals it.
+        let epoch = f.open_and_ripen();
+        let (leaves, proofs) = f.valid_proof(epoch);
+        f.submit(SELLER, 1, leaves, proofs).unwrap();
+        let state = f.state();
+        assert_eq!((state.6, state.7), (THRESHOLD + 1, 0));
+        assert_eq!(f.health(DATASET), HEALTH_HEALTHY);
+        // And the deadline passing degrades it again.
+        f.host.mine(PERIOD + 1);
+        assert_eq!(f.health(DATASET), HEALTH_DEGRADED);
+    }
+
+    #[test]
+    fn nothing_to_slash_means_no_slash_call() {
+        let mut f = Fixture::with_set();
+        f.registry
+            .borrow_mut()
+            .stakes
+            .insert(U256::from(DATASET), U256::from(9));
+        for _ in 0..THRESHOLD {
+            f.host.mine(PERIOD + 1);
+            f.fault(REPORTER, 1).unwrap();
+        }
+        assert_eq!(f.health(DATASET), HEALTH_FAILED);
+        // 10 % of 9 rounds down to nothing.
+        assert!(f.registry.borrow().slashes.is_empty());
+        assert!(f.events::<ProofSetSlashed>().is_empty());
+    }
+
+    #[test]
+    fn a_failed_slash_reverts_the_fault() {
+        let mut f = Fixture::with_set();
+        for _ in 1..THRESHOLD {
+            f.host.mine(PERIOD + 1);
+            f.fault(REPORTER, 1).unwrap();
+        }
+        f.host.mine(PERIOD + 1);
+        let before = f.state();
+        let logs = f.host.logs().len();
+        f.registry.borrow_mut().refuse_slash = true;
+        assert!(matches!(
+            f.fault(REPORTER, 1),
+            Err(Error::RegistryCallFailed(_))
+        ));
+        f.registry.borrow_mut().refuse_slash = false;
+        f.registry.borrow_mut().refuse_stake = true;
+        assert!(matches!(
+            f.fault(REPORTER, 1),
+            Err(Error::RegistryCallFailed(_))
+        ));
+        assert_eq!(f.state(), before);
+        assert_eq!(f.host.logs().len(), logs);
+        assert_eq!(f.health(DATASET), HEALTH_DEGRADED);
+        f.registry.borrow_mut().refuse_stake = false;
+        f.fault(REPORTER, 1).unwrap();
+        assert_eq!(f.health(DATASET), HEALTH_FAILED);
+        assert_eq!(f.registry.borrow().slashes.len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn challenge_leaf_is_the_pdp_challenge(
+            seed in any::<[u8; 32]>(),
+            set_id in any::<[u8; 32]>(),
+            index in any::<u64>(),
+            total in 1u64..,
+            small in 1u64..100,
+        ) {
+            let set_id = U256::from_be_bytes(set_id);
+            for total in [total, small, 1, u64::MAX] {
+                prop_assert_eq!(
+                    challenge_leaf(&seed, set_id, index, total),
+                    challenge_leaf_index(&seed, set_id, index, total)
+                );
+            }
+        }
+
+        #[test]
+        fn bps_of_is_exact(amount in any::<u128>(), high in any::<u128>(), bps in 0u16..=10_000) {
+            let amount = (U256::from(high) << 128) | U256::from(amount);
+            // A 512-bit reference.
+            let wide = alloy_primitives::U512::from(amount) * alloy_primitives::U512::from(bps)
+                / alloy_primitives::U512::from(10_000u64);
+            prop_assert_eq!(alloy_primitives::U512::from(bps_of(amount, bps)), wide);
+        }
+    }
+
+    #[test]
+    fn bps_of_handles_the_extremes() {
+        assert_eq!(bps_of(U256::MAX, 10_000), U256::MAX);
+        assert_eq!(bps_of(U256::MAX, 0), U256::ZERO);
+        assert_eq!(bps_of(U256::from(9_999), 1), U256::ZERO);
+        assert_eq!(bps_of(U256::from(10_000), 1), U256::from(1));
+    }
+
+    // ---- a random walk against a model ----
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Mine(u64),
+        Next,
+        ProveValid,
+        /// A corrupted proof: `(what, which challenge)`.
+        ProveCorrupt(u8, usize),
+        Fault,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u64..=60).prop_map(Op::Mine),
+            2 => Just(Op::Next),
+            2 => Just(Op::ProveValid),
+            2 => (0u8..4, 0usize..5).prop_map(|(what, at)| Op::ProveCorrupt(what, at)),
+            2 => Just(Op::Fault),
+        ]
+    }
+
+    /// What the contract should hold for set 1.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Model {
+        epoch: u64,
+        deadline: u64,
+        last_proven: u64,
+        faults: u64,
+        consecutive: u64,
+        stake: U256,
+        slashed: U256,
+    }
+
+    impl Model {
+        fn fault_due(&self, now: u64) -> bool {
+            (self.epoch != 0 && now > self.epoch + WINDOW) || now > self.deadline
+        }
+
+        fn health(&self, now: u64) -> u8 {
+            if self.consecutive >= THRESHOLD {
+                HEALTH_FAILED
+            } else if self.consecutive == 0 && self.last_proven > 0 && !self.fault_due(now) {
+                HEALTH_HEALTHY
+            } else {
+                HEALTH_DEGRADED
+            }
+        }
+
+        /// The error a proof submitted now should get before its content is looked at.
+        fn proof_timing(&self, now: u64) -> Option<Error> {
+            if self.epoch == 0 {
+                Some(Error::NoChallengeOpen(NoChallengeOpen {}))
+            } else if now <= self.epoch {
+                Some(Error::ChallengeNotReady(ChallengeNotReady {
+                    challengeEpoch: self.epoch,
+                }))
+            } else if now > self.epoch + WINDOW {
+                Some(Error::ChallengeWindowClosed(ChallengeWindowClosed {
+                    windowEnd: self.epoch + WINDOW,
+                }))
+            } else {
+                None
+            }
+        }
+    }
+
+    /// A well-formed but unprovable answer, for when no seed exists yet.
+    fn dummy_proof() -> (Vec<B256>, Vec<Vec<B256>>) {
+        (vec![B256::ZERO; 5], vec![vec![]; 5])
+    }
+
+    fn corrupt(f: &Fixture, epoch: u64, what: u8, at: usize) -> (Vec<B256>, Vec<Vec<B256>>) {
+        let (mut leaves, mut proofs) = f.valid_proof(epoch);
+        match what {
+            0 => flip(&mut leaves[at]),
+            1 if !proofs[at].is_empty() => {
+                let level = proofs[at].len() - 1;
+                flip(&mut proofs[at][level]);
+            }
+            1 | 2 => proofs[at].push(B256::ZERO),
+            _ => {
+                // Answers swapped between challenges (unless both are the same leaf).
+                let other = (at + 1) % leaves.len();
+                if leaves[other] == leaves[at] {
+                    flip(&mut leaves[at]);
+                } else {
+                    leaves.swap(at, other);
+                    proofs.swap(at, other);
+                }
+            }
+        }
+        (leaves, proofs)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn a_random_walk_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut f = Fixture::with_set();
+            let mut model = Model {
+                epoch: 0,
+                deadline: 1_000 + PERIOD,
+                last_proven: 0,
+                faults: 0,
+                consecutive: 0,
+                stake: U256::from(STAKE),
+                slashed: U256::ZERO,
+            };
+            for op in ops {
+                let now = f.now();
+                let before = f.state();
+                match op {
+                    Op::Mine(k) => f.host.mine(k),
+                    Op::Next => {
+                        let result = f.next(SELLER, 1);
+                        let epoch = now + FINALITY;
+                        if model.epoch != 0 {
+                            prop_assert!(matches!(result, Err(Error::ChallengeOpen(_))));
+                        } else if epoch + WINDOW > model.deadline {
+                            prop_assert!(matches!(result, Err(Error::TooLateToChallenge(_))));
+                        } else {
+                            prop_assert_eq!(result.unwrap(), epoch);
+                            model.epoch = epoch;
+                        }
+                    }
+                    Op::ProveValid => {
+                        let timing = model.proof_timing(now);
+                        let (leaves, proofs) = if timing.is_none() {
+                            f.valid_proof(model.epoch)
+                        } else {
+                            dummy_proof()
+                        };
+                        let result = f.submit(REPORTER, 1, leaves, proofs);
+                        if let Some(expected) = timing {
+                            prop_assert_eq!(
+                                core::mem::discriminant(&result.unwrap_err()),
+                                core::mem::discriminant(&expected)
+                            );
+                        } else {
+                            prop_assert!(result.is_ok(), "{:?}", result);
+                            model.last_proven = now;
+                            model.consecutive = 0;
+                            model.epoch = 0;
+                            model.deadline = now + PERIOD;
+                        }
+                    }
+                    Op::ProveCorrupt(what, at) => {
+                        let timing = model.proof_timing(now);
+                        let (leaves, proofs) = if timing.is_none() {
+                            corrupt(&f, model.epoch, what, at)
+                        } else {
+                            dummy_proof()
+                        };
+                        let err = f.submit(REPORTER, 1, leaves, proofs).unwrap_err();
+                        match timing {
+                            Some(expected) => prop_assert_eq!(
+                                core::mem::discriminant(&err),
+                                core::mem::discriminant(&expected)
+                            ),
+                            None => prop_assert!(matches!(err, Error::InvalidProof(_)), "{:?}", err),
+                        }
+                        // A rejected proof changes nothing.
+                        prop_assert_eq!(f.state(), before);
+                    }
+                    Op::Fault => {
+                        let result = f.fault(REPORTER, 1);
+                        if model.fault_due(now) {
+                            prop_assert!(result.is_ok(), "{:?}", result);
+                            model.faults += 1;
+                            model.consecutive += 1;
+                            model.epoch = 0;
+                            model.deadline = now + PERIOD;
+                            if model.consecutive >= THRESHOLD {
+                                let amount = model.stake * U256::from(SLASH_BPS) / U256::from(10_000);
+                                model.stake -= amount;
+                                model.slashed += amount;
+                            }
+                        } else {
+                            prop_assert!(matches!(result, Err(Error::DeadlineNotPassed(_))), "{:?}", result);
+                        }
+                    }
+                }
+                let state = f.state();
+                prop_assert_eq!(
+                    (state.3, state.4, state.5, state.6, state.7),
+                    (model.epoch, model.deadline, model.last_proven, model.faults, model.consecutive)
+                );
+                prop_assert_eq!(f.health(DATASET), model.health(f.now()));
+                let registry = f.registry.borrow();
+                prop_assert_eq!(registry.stakes[&U256::from(DATASET)], model.stake);
+                let paid: U256 = registry.slashes.iter().map(|s| s.3).sum();
+                prop_assert_eq!(paid, model.slashed);
+                prop_assert!(registry.slashes.iter().all(|s| s.2 == REPORTER));
+            }
+        }
+    }
 }

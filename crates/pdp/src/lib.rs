@@ -11,17 +11,49 @@
 //! - [`PieceIndex`]: a challenged leaf of the whole proof set is mapped to a piece and a leaf
 //!   offset inside it through the running sum of the pieces' leaf counts.
 //! - [`verify_inclusion`]: a proof is the challenged leaf plus its siblings from the bottom up.
+//!
+//! Host-side only (the `std` feature, off in the contract's WASM build):
+//!
+//! - [`fr32`]: Filecoin's fr32 padding (Lotus `fr32.Pad`), 127 payload bytes → 128 bytes.
+//! - [`PieceSize`], [`commp`], [`commp_from_reader`]: the piece a payload makes and its CommP root
+//!   (`filecoin-proofs`' piece commitment), in memory or streamed from disk with bounded memory.
+//! - [`PieceCommitment::to_piece_cid_v2`] / [`piece_cid_v1`]: the FRC-0069 PieceCID v2 and the
+//!   legacy v1 form, and their parsers.
+//! - [`PieceProver`]: inclusion proofs for a piece on disk without holding its tree.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 
 mod challenge;
+#[cfg(feature = "std")]
+mod commp;
+#[cfg(feature = "std")]
+pub mod fr32;
 mod merkle;
+#[cfg(feature = "std")]
+mod piece;
+#[cfg(feature = "std")]
+mod piece_cid;
+#[cfg(feature = "std")]
+mod prover;
 #[cfg(feature = "std")]
 mod tree;
 
 pub use challenge::{PieceIndex, PieceIndexError, challenge_leaf_index};
+#[cfg(feature = "std")]
+pub use commp::{
+    PieceCommitment, commp, commp_from_reader, commp_from_reader_with_progress, zero_subtree_root,
+};
 pub use merkle::{NODE_SIZE, Node, compute_root, sha254, verify_inclusion};
+#[cfg(feature = "std")]
+pub use piece::{MAX_PIECE_HEIGHT, MIN_PIECE_HEIGHT, PieceError, PieceSize};
+#[cfg(feature = "std")]
+pub use piece_cid::{
+    FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADDED_BINARY_TREE, PieceCidError, RAW,
+    SHA2_256_TRUNC254_PADDED, piece_cid_v1, piece_root_from_cid_v1,
+};
+#[cfg(feature = "std")]
+pub use prover::{InclusionProof, PROVER_LAYER_HEIGHT, PieceProver};
 #[cfg(feature = "std")]
 pub use tree::MerkleTree;
