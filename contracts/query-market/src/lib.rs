@@ -1,4 +1,4 @@
-//! QueryMarket: escrowed query orders for DataCloud.
+//! `QueryMarket`: escrowed query orders for DataCloud.
 //!
 //! A buyer pays a query into escrow with [`QueryMarket::place_order`] and receives an
 //! ERC-721-like receipt for it; a registered, bonded worker claims the order, computes the query
@@ -28,17 +28,19 @@ extern crate alloc;
 
 use alloc::{string::String, vec::Vec};
 
-use alloy_primitives::{Address, B256, U256, address, b256, uint};
+use alloy_primitives::{
+    Address, B256, U256, address,
+    aliases::{U8, U64},
+    b256, uint,
+};
 use alloy_sol_types::sol;
 use stylus_sdk::{
     abi::Bytes,
     call::transfer::transfer_eth,
     prelude::*,
     storage::{
-        StorageAddress, StorageB256, StorageBool, StorageBytes, StorageMap, StorageU8, StorageU64,
-        StorageU256,
+        StorageAddress, StorageB256, StorageBool, StorageMap, StorageU8, StorageU64, StorageU256,
     },
-    stylus_core::calls::errors::Error as CallError,
 };
 
 sol! {
@@ -96,18 +98,7 @@ sol! {
     error ArithmeticOverflow();
 }
 
-sol_interface! {
-    /// The part of `DatasetRegistry` the market reads.
-    interface IDatasetRegistry {
-        function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price);
-    }
-    /// The part of `ProofManager` the market reads.
-    interface IProofManager {
-        function health(uint256 datasetId) external view returns (uint8);
-    }
-}
-
-/// Everything that makes a QueryMarket call revert.
+/// Everything that makes a `QueryMarket` call revert.
 #[derive(SolidityError)]
 pub enum Error {
     /// `initialize` was called twice.
@@ -190,6 +181,10 @@ pub mod status {
 pub const HEALTHY: u8 = 1;
 /// Longest buyer key, result CID or delivery CID accepted.
 pub const MAX_BLOB_LEN: usize = 128;
+/// Selector of `DatasetRegistry.orderTerms(uint256,bytes32)`.
+pub const ORDER_TERMS_SELECTOR: [u8; 4] = [0x7e, 0x4f, 0x72, 0x62];
+/// Selector of `ProofManager.health(uint256)`.
+pub const HEALTH_SELECTOR: [u8; 4] = [0x78, 0x3b, 0x6d, 0x60];
 /// The `ecrecover` precompile.
 pub const ECRECOVER: Address = address!("0x0000000000000000000000000000000000000001");
 /// `keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")`.
@@ -197,13 +192,13 @@ pub const DOMAIN_TYPEHASH: B256 =
     b256!("0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f");
 /// `keccak256("DataCloud QueryMarket")`.
 pub const NAME_HASH: B256 =
-    b256!("0x0000000000000000000000000000000000000000000000000000000000000000");
+    b256!("0xe299334eb7330ea3bda80efb30f3168d9fe730973930c9a9f61a67ed7b66c04d");
 /// `keccak256("1")`.
 pub const VERSION_HASH: B256 =
     b256!("0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
 /// `keccak256("Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)")`.
 pub const ATTESTATION_TYPEHASH: B256 =
-    b256!("0x0000000000000000000000000000000000000000000000000000000000000000");
+    b256!("0xa61defeef7326701ef2140620df05761692050d17be452166ba2c82d1a4ae52b");
 /// secp256k1n / 2: signatures with a larger `s` are malleable twins and refused (EIP-2).
 const HALF_CURVE_ORDER: U256 =
     uint!(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0_U256);
@@ -233,10 +228,18 @@ pub struct Order {
     worker_fee: StorageU256,
     escrow: StorageU256,
     result_hash: StorageB256,
-    buyer_key: StorageBytes,
-    result_cid: StorageBytes,
-    signature: StorageBytes,
-    delivery_cid: StorageBytes,
+}
+
+/// Up to [`MAX_BLOB_LEN`] bytes (a CID, a key, a signature): a length and four words. Cheaper in
+/// code than `StorageBytes`, whose length arithmetic pulls U256 division (8 KB) into the WASM.
+/// Each blob of an order is written once, so unused words are never stale.
+#[storage]
+pub struct Blob {
+    len: StorageU8,
+    word0: StorageB256,
+    word1: StorageB256,
+    word2: StorageB256,
+    word3: StorageB256,
 }
 
 /// A worker's bond and the number of orders it holds claimed or computed.
@@ -247,7 +250,7 @@ pub struct Worker {
     registered: StorageBool,
 }
 
-/// The QueryMarket contract.
+/// The `QueryMarket` contract.
 #[storage]
 #[entrypoint]
 pub struct QueryMarket {
@@ -264,6 +267,12 @@ pub struct QueryMarket {
     total_bonds: StorageU256,
     total_payouts: StorageU256,
     orders: StorageMap<U256, Order>,
+    // An order's variable-length parts live outside `Order`, which keeps the code that lays
+    // `Order` out in storage small.
+    buyer_keys: StorageMap<U256, Blob>,
+    result_cids: StorageMap<U256, Blob>,
+    signatures: StorageMap<U256, Blob>,
+    delivery_cids: StorageMap<U256, Blob>,
     workers: StorageMap<Address, Worker>,
     receipt_balances: StorageMap<Address, StorageU256>,
     open_orders: StorageMap<U256, StorageU256>,
@@ -301,8 +310,9 @@ impl QueryMarket {
         self.proof_manager.set(proof_manager);
         self.worker_fee.set(worker_fee);
         self.min_worker_bond.set(min_worker_bond);
-        self.claim_timeout.set(claim_timeout);
-        self.max_order_lifetime.set(max_order_lifetime);
+        self.claim_timeout.set(U64::from_limbs([claim_timeout]));
+        self.max_order_lifetime
+            .set(U64::from_limbs([max_order_lifetime]));
         Ok(())
     }
 
@@ -330,19 +340,23 @@ impl QueryMarket {
             return Err(Error::InvalidBuyerKey(InvalidBuyerKey {}));
         }
         let now = self.vm().block_timestamp();
-        if deadline <= now || deadline > now.saturating_add(self.max_order_lifetime.get()) {
+        if deadline <= now
+            || deadline > now.saturating_add(self.max_order_lifetime.get().as_limbs()[0])
+        {
             return Err(Error::InvalidDeadline(InvalidDeadline { deadline }));
         }
-        let registry = IDatasetRegistry::new(self.registry.get());
-        let (seller, manifest_hash, price) = registry
-            .order_terms(self.vm(), Call::new(), dataset_id, template_hash)
-            .map_err(|err| match err {
-                CallError::Revert(_) => Error::DatasetNotOrderable(DatasetNotOrderable {
-                    datasetId: dataset_id,
-                    templateHash: template_hash,
-                }),
-                CallError::AbiDecodingFailed(_) => Error::RegistryCallFailed(RegistryCallFailed {}),
-            })?;
+        let answer = self
+            .view_call(
+                self.registry.get(),
+                ORDER_TERMS_SELECTOR,
+                &[dataset_id.to_be_bytes(), template_hash.0],
+            )
+            .ok_or(Error::DatasetNotOrderable(DatasetNotOrderable {
+                datasetId: dataset_id,
+                templateHash: template_hash,
+            }))?;
+        let (seller, manifest_hash, price) =
+            decode_order_terms(&answer).ok_or(Error::RegistryCallFailed(RegistryCallFailed {}))?;
         let worker_fee = self.worker_fee.get();
         let required = checked_add(price, worker_fee)?;
         let value = self.vm().msg_value();
@@ -359,8 +373,8 @@ impl QueryMarket {
         let mut order = self.orders.setter(order_id);
         order.dataset_id.set(dataset_id);
         order.seller.set(seller);
-        order.deadline.set(deadline);
-        order.status.set(U8::from(status::OPEN));
+        order.deadline.set(U64::from_limbs([deadline]));
+        order.status.set(status_word(status::OPEN));
         order.holder.set(buyer);
         order.manifest_hash.set(manifest_hash);
         order.template_hash.set(template_hash);
@@ -368,9 +382,9 @@ impl QueryMarket {
         order.price.set(price);
         order.worker_fee.set(worker_fee);
         order.escrow.set(value);
-        order.buyer_key.set_bytes(&buyer_key);
 
         let open = checked_add(self.open_orders.get(dataset_id), U256::from(1))?;
+        self.buyer_keys.setter(order_id).set(buyer_key);
         self.open_orders.insert(dataset_id, open);
         let escrowed = checked_add(self.total_escrow.get(), value)?;
         self.total_escrow.set(escrowed);
@@ -434,7 +448,7 @@ impl QueryMarket {
         if !entry.registered.get() {
             return Err(Error::NotWorker(NotWorker { account: worker }));
         }
-        let active = entry.active_claims.get();
+        let active = entry.active_claims.get().as_limbs()[0];
         if active > 0 {
             return Err(Error::WorkerBusy(WorkerBusy {
                 activeClaims: active,
@@ -473,9 +487,10 @@ impl QueryMarket {
         let now = self.vm().block_timestamp();
         let order = self.orders.getter(order_id);
         let previous = order.worker.get();
-        let deadline = order.deadline.get();
+        let deadline = order.deadline.get().as_limbs()[0];
         let claimable = current == status::OPEN
-            || (current == status::CLAIMED && self.claim_expired(order.claimed_at.get(), now));
+            || (current == status::CLAIMED
+                && self.claim_expired(order.claimed_at.get().as_limbs()[0], now));
         if !claimable {
             return Err(Error::OrderNotClaimable(OrderNotClaimable {
                 orderId: order_id,
@@ -492,16 +507,14 @@ impl QueryMarket {
             self.release_claim(previous)?;
         }
         let mut entry = self.workers.setter(worker);
-        let active = entry
-            .active_claims
-            .get()
+        let active = entry.active_claims.get().as_limbs()[0]
             .checked_add(1)
             .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
-        entry.active_claims.set(active);
+        entry.active_claims.set(U64::from_limbs([active]));
         let mut order = self.orders.setter(order_id);
         order.worker.set(worker);
-        order.claimed_at.set(now);
-        order.status.set(U8::from(status::CLAIMED));
+        order.claimed_at.set(U64::from_limbs([now]));
+        order.status.set(status_word(status::CLAIMED));
         self.vm().log(OrderClaimed {
             orderId: order_id,
             worker,
@@ -533,8 +546,8 @@ impl QueryMarket {
         }
         let order = self.orders.getter(order_id);
         let worker = order.worker.get();
-        let claimed_at = order.claimed_at.get();
-        let deadline = order.deadline.get();
+        let claimed_at = order.claimed_at.get().as_limbs()[0];
+        let deadline = order.deadline.get().as_limbs()[0];
         if self.vm().msg_sender() != worker {
             return Err(Error::NotClaimant(NotClaimant { orderId: order_id }));
         }
@@ -554,10 +567,12 @@ impl QueryMarket {
             return Err(Error::InvalidAttestation(InvalidAttestation {}));
         }
         let mut order = self.orders.setter(order_id);
-        order.result_cid.set_bytes(&result_cid);
+
         order.result_hash.set(result_hash);
-        order.signature.set_bytes(&signature);
-        order.status.set(U8::from(status::COMPUTED));
+
+        order.status.set(status_word(status::COMPUTED));
+        self.result_cids.setter(order_id).set(&result_cid);
+        self.signatures.setter(order_id).set(signature);
         self.vm().log(ResultSubmitted {
             orderId: order_id,
             worker,
@@ -594,15 +609,21 @@ impl QueryMarket {
         let price = order.price.get();
         let fee = order.worker_fee.get();
         let escrow = order.escrow.get();
-        let health = IProofManager::new(self.proof_manager.get())
-            .health(self.vm(), Call::new(), dataset_id)
-            .map_err(|_| Error::ProofManagerCallFailed(ProofManagerCallFailed {}))?;
+        let health = self
+            .view_call(
+                self.proof_manager.get(),
+                HEALTH_SELECTOR,
+                &[dataset_id.to_be_bytes()],
+            )
+            .as_deref()
+            .and_then(decode_health)
+            .ok_or(Error::ProofManagerCallFailed(ProofManagerCallFailed {}))?;
 
         self.close_order(dataset_id, worker, escrow)?;
+        self.delivery_cids.setter(order_id).set(&delivery_cid);
         let mut order = self.orders.setter(order_id);
-        order.delivery_cid.set_bytes(&delivery_cid);
         if health == HEALTHY {
-            order.status.set(U8::from(status::SETTLED));
+            order.status.set(status_word(status::SETTLED));
             let excess = checked_sub(checked_sub(escrow, price)?, fee)?;
             self.credit(seller, price)?;
             self.credit(worker, fee)?;
@@ -618,7 +639,7 @@ impl QueryMarket {
                 excess,
             });
         } else {
-            order.status.set(U8::from(status::FAILED));
+            order.status.set(status_word(status::FAILED));
             self.credit(holder, escrow)?;
             self.vm().log(ResultDelivered {
                 orderId: order_id,
@@ -661,7 +682,7 @@ impl QueryMarket {
         self.orders
             .setter(order_id)
             .status
-            .set(U8::from(status::DISPUTED));
+            .set(status_word(status::DISPUTED));
         self.vm().log(WorkerSlashed {
             orderId: order_id,
             worker,
@@ -694,7 +715,7 @@ impl QueryMarket {
         if !is_active(current) {
             return Err(invalid_status(order_id, current));
         }
-        let deadline = order.deadline.get();
+        let deadline = order.deadline.get().as_limbs()[0];
         if self.vm().block_timestamp() <= deadline {
             return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
         }
@@ -712,7 +733,7 @@ impl QueryMarket {
         self.orders
             .setter(order_id)
             .status
-            .set(U8::from(status::REFUNDED));
+            .set(status_word(status::REFUNDED));
         self.vm().log(OrderRefunded {
             orderId: order_id,
             to: holder,
@@ -747,11 +768,13 @@ impl QueryMarket {
     // ----- Receipts (ERC-721-like) -----
 
     /// The receipts' collection name.
+    #[must_use]
     pub fn name(&self) -> String {
         String::from("DataCloud Query Receipt")
     }
 
     /// The receipts' symbol.
+    #[must_use]
     pub fn symbol(&self) -> String {
         String::from("DCQR")
     }
@@ -833,7 +856,7 @@ impl QueryMarket {
             order.price.get(),
             order.worker_fee.get(),
             order.escrow.get(),
-            order.deadline.get(),
+            order.deadline.get().as_limbs()[0],
             current,
         ))
     }
@@ -847,10 +870,10 @@ impl QueryMarket {
         let order = self.orders.getter(order_id);
         Ok((
             order.worker.get(),
-            order.claimed_at.get(),
-            order.result_cid.get_bytes().into(),
+            order.claimed_at.get().as_limbs()[0],
+            self.result_cids.getter(order_id).get(),
             order.result_hash.get(),
-            order.delivery_cid.get_bytes().into(),
+            self.delivery_cids.getter(order_id).get(),
         ))
     }
 
@@ -860,7 +883,7 @@ impl QueryMarket {
     /// `UnknownOrder`.
     pub fn attestation_signature(&self, order_id: U256) -> Result<Bytes, Error> {
         self.status_of(order_id)?;
-        Ok(self.orders.getter(order_id).signature.get_bytes().into())
+        Ok(self.signatures.getter(order_id).get())
     }
 
     /// The buyer's delivery public key for an order.
@@ -869,16 +892,18 @@ impl QueryMarket {
     /// `UnknownOrder`.
     pub fn buyer_key(&self, order_id: U256) -> Result<Bytes, Error> {
         self.status_of(order_id)?;
-        Ok(self.orders.getter(order_id).buyer_key.get_bytes().into())
+        Ok(self.buyer_keys.getter(order_id).get())
     }
 
     /// How many orders were ever placed (the last order id).
+    #[must_use]
     pub fn order_count(&self) -> U256 {
         self.order_count.get()
     }
 
     /// Orders on `datasetId` that are Open, Claimed or Computed (the registry refuses to release
     /// the seller's stake while any are).
+    #[must_use]
     pub fn open_order_count(&self, dataset_id: U256) -> U256 {
         self.open_orders.get(dataset_id)
     }
@@ -892,8 +917,9 @@ impl QueryMarket {
         Ok(self.digest(order_id, result_hash))
     }
 
-    /// The EIP-712 domain separator (name "DataCloud QueryMarket", version "1", this chain, this
+    /// The EIP-712 domain separator (name `"DataCloud QueryMarket"`, version "1", this chain, this
     /// contract).
+    #[must_use]
     pub fn domain_separator(&self) -> B256 {
         let mut encoded = [0u8; 160];
         encoded[..32].copy_from_slice(DOMAIN_TYPEHASH.as_slice());
@@ -905,72 +931,83 @@ impl QueryMarket {
     }
 
     /// Payouts credited to `account` and not withdrawn yet.
+    #[must_use]
     pub fn payout_of(&self, account: Address) -> U256 {
         self.payouts.get(account)
     }
 
     /// `worker`'s bond.
+    #[must_use]
     pub fn worker_bond(&self, worker: Address) -> U256 {
         self.workers.getter(worker).bond.get()
     }
 
     /// How many orders `worker` holds Claimed or Computed.
+    #[must_use]
     pub fn active_claims(&self, worker: Address) -> u64 {
-        self.workers.getter(worker).active_claims.get()
+        self.workers.getter(worker).active_claims.get().as_limbs()[0]
     }
 
     /// Σ escrow of the orders that are Open, Claimed or Computed.
+    #[must_use]
     pub fn total_escrow(&self) -> U256 {
         self.total_escrow.get()
     }
 
     /// Σ worker bonds.
+    #[must_use]
     pub fn total_bonds(&self) -> U256 {
         self.total_bonds.get()
     }
 
     /// Σ payouts not withdrawn yet.
+    #[must_use]
     pub fn total_payouts(&self) -> U256 {
         self.total_payouts.get()
     }
 
     /// Who initialized the market.
+    #[must_use]
     pub fn owner(&self) -> Address {
         self.owner.get()
     }
 
     /// The `DatasetRegistry`.
+    #[must_use]
     pub fn registry(&self) -> Address {
         self.registry.get()
     }
 
     /// The `ProofManager`.
+    #[must_use]
     pub fn proof_manager(&self) -> Address {
         self.proof_manager.get()
     }
 
     /// The worker fee charged on new orders.
+    #[must_use]
     pub fn worker_fee(&self) -> U256 {
         self.worker_fee.get()
     }
 
     /// The bond a worker needs to claim orders.
+    #[must_use]
     pub fn min_worker_bond(&self) -> U256 {
         self.min_worker_bond.get()
     }
 
     /// Seconds a claim lasts before another worker may take it over.
+    #[must_use]
     pub fn claim_timeout(&self) -> u64 {
-        self.claim_timeout.get()
+        self.claim_timeout.get().as_limbs()[0]
     }
 
     /// The latest deadline a new order may have, in seconds from now.
+    #[must_use]
     pub fn max_order_lifetime(&self) -> u64 {
-        self.max_order_lifetime.get()
+        self.max_order_lifetime.get().as_limbs()[0]
     }
 }
-
-type U8 = alloy_primitives::Uint<8, 1>;
 
 impl QueryMarket {
     fn require_initialized(&self) -> Result<(), Error> {
@@ -983,7 +1020,8 @@ impl QueryMarket {
 
     /// The order's status, refusing orders that do not exist.
     fn status_of(&self, order_id: U256) -> Result<u8, Error> {
-        let current: u8 = self.orders.getter(order_id).status.get().to();
+        // `byte(0)` is the whole value of a `uint8` (no panicking conversion in the WASM).
+        let current = self.orders.getter(order_id).status.get().byte(0);
         if current == status::NONE {
             return Err(Error::UnknownOrder(UnknownOrder { orderId: order_id }));
         }
@@ -999,7 +1037,7 @@ impl QueryMarket {
     }
 
     fn claim_expired(&self, claimed_at: u64, now: u64) -> bool {
-        claimed_at.saturating_add(self.claim_timeout.get()) < now
+        claimed_at.saturating_add(self.claim_timeout.get().as_limbs()[0]) < now
     }
 
     /// Takes an order's escrow out of `totalEscrow` and the order out of the open count and the
@@ -1022,12 +1060,10 @@ impl QueryMarket {
 
     fn release_claim(&mut self, worker: Address) -> Result<(), Error> {
         let mut entry = self.workers.setter(worker);
-        let active = entry
-            .active_claims
-            .get()
+        let active = entry.active_claims.get().as_limbs()[0]
             .checked_sub(1)
             .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
-        entry.active_claims.set(active);
+        entry.active_claims.set(U64::from_limbs([active]));
         Ok(())
     }
 
@@ -1063,6 +1099,18 @@ impl QueryMarket {
         self.vm().native_keccak256(&message)
     }
 
+    /// Static-calls `to` with `selector ‖ words` and returns its answer, `None` when it reverts.
+    /// Hand-encoded: the two views the market reads take only static words, and `sol_interface!`'s
+    /// generic encoders and decoders cost more WASM than these few lines.
+    fn view_call(&self, to: Address, selector: [u8; 4], words: &[[u8; 32]]) -> Option<Vec<u8>> {
+        let mut calldata = Vec::with_capacity(4 + 32 * words.len());
+        calldata.extend_from_slice(&selector);
+        for word in words {
+            calldata.extend_from_slice(word);
+        }
+        static_call(self.vm(), Call::new(), to, &calldata).ok()
+    }
+
     /// The signer of `digest` per the `ecrecover` precompile, for a 65-byte `r ‖ s ‖ v`
     /// signature with `v` in {27, 28} (or {0, 1}) and a low `s` (EIP-2); `None` otherwise.
     fn recover_signer(&self, digest: B256, signature: &[u8]) -> Option<Address> {
@@ -1085,6 +1133,66 @@ impl QueryMarket {
         let word: [u8; 32] = output.as_slice().try_into().ok()?;
         Some(Address::from_slice(&word[12..]))
     }
+}
+
+impl Blob {
+    /// Stores `bytes`; the callers have checked that it holds at most [`MAX_BLOB_LEN`] bytes.
+    fn set(&mut self, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        let len = bytes.len().min(MAX_BLOB_LEN);
+        self.len.set(U8::from_limbs([len as u64]));
+        let slots = [
+            &mut self.word0,
+            &mut self.word1,
+            &mut self.word2,
+            &mut self.word3,
+        ];
+        for (slot, chunk) in slots.into_iter().zip(bytes[..len].chunks(32)) {
+            let mut word = B256::ZERO;
+            word[..chunk.len()].copy_from_slice(chunk);
+            slot.set(word);
+        }
+    }
+
+    fn get(&self) -> Bytes {
+        let len = usize::from(self.len.get().byte(0)).min(MAX_BLOB_LEN);
+        let mut out = Vec::with_capacity(len);
+        for slot in [&self.word0, &self.word1, &self.word2, &self.word3] {
+            if out.len() >= len {
+                break;
+            }
+            let word = slot.get();
+            let take = (len - out.len()).min(32);
+            out.extend_from_slice(&word[..take]);
+        }
+        out.into()
+    }
+}
+
+fn status_word(value: u8) -> U8 {
+    U8::from_limbs([u64::from(value)])
+}
+
+/// `(address seller, bytes32 manifestHash, uint256 price)` from `orderTerms`' return data.
+fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256)> {
+    let words = answer.get(..96)?;
+    if words[..12].iter().any(|&byte| byte != 0) {
+        return None;
+    }
+    Some((
+        Address::from_slice(&words[12..32]),
+        B256::from_slice(&words[32..64]),
+        U256::from_be_slice(&words[64..96]),
+    ))
+}
+
+/// The `uint8` from `health`'s return data.
+fn decode_health(answer: &[u8]) -> Option<u8> {
+    let word = answer.get(..32)?;
+    if word[..31].iter().any(|&byte| byte != 0) {
+        return None;
+    }
+    Some(word[31])
 }
 
 fn check_cid(cid: &[u8]) -> Result<(), Error> {

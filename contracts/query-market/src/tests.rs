@@ -1,1 +1,1791 @@
+//! `QueryMarket` tests on `TestHost`: every public function and error, the events, real EIP-712
+//! attestations signed with k256, and a property test of the money invariant.
 
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+};
+
+use alloy_primitives::{Address, B256, U256, address, keccak256};
+use alloy_sol_types::{SolCall, SolError, SolEvent, SolStruct, eip712_domain};
+use datacloud_contract_test_host::TestHost;
+use k256::ecdsa::SigningKey;
+use proptest::prelude::*;
+
+use super::*;
+
+mod ext {
+    alloy_sol_types::sol! {
+        interface Registry {
+            function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price);
+        }
+        interface ProofManager {
+            function health(uint256 datasetId) external view returns (uint8);
+        }
+        struct Attestation {
+            uint256 orderId;
+            uint256 datasetId;
+            bytes32 manifestHash;
+            bytes32 templateHash;
+            bytes32 paramsHash;
+            bytes32 resultHash;
+        }
+    }
+}
+
+const REGISTRY: Address = address!("0x00000000000000000000000000000000000000aa");
+const PROOF_MANAGER: Address = address!("0x00000000000000000000000000000000000000bb");
+const OWNER: Address = address!("0x0000000000000000000000000000000000000e0e");
+const BUYER: Address = address!("0x000000000000000000000000000000000000b0b1");
+const SELLER: Address = address!("0x0000000000000000000000000000000000005e11");
+const STRANGER: Address = address!("0x0000000000000000000000000000000000007777");
+const FEE: u64 = 10;
+const MIN_BOND: u64 = 50;
+const CLAIM_TIMEOUT: u64 = 100;
+const LIFETIME: u64 = 1000;
+const DS: u64 = 7;
+const PRICE: u64 = 100;
+const TEMPLATE: B256 = B256::repeat_byte(0x7e);
+const PARAMS: B256 = B256::repeat_byte(0x9a);
+const RESULT: B256 = B256::repeat_byte(0x4e);
+
+type Terms = Rc<RefCell<HashMap<(U256, B256), (Address, B256, U256)>>>;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+fn manifest_hash() -> B256 {
+    keccak256(b"bafy-manifest")
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_slice(&[n; 32]).expect("a valid secp256k1 scalar")
+}
+
+fn addr_of(key: &SigningKey) -> Address {
+    Address::from_private_key(key)
+}
+
+/// `r ‖ s ‖ v` with v = 27/28 and a low s (k256 normalizes s).
+fn sign(key: &SigningKey, digest: B256) -> Vec<u8> {
+    let (sig, recid) = key
+        .sign_prehash_recoverable(digest.as_slice())
+        .expect("signing a prehash");
+    let mut out = sig.to_bytes().to_vec();
+    out.push(27 + recid.to_byte());
+    out
+}
+
+/// The malleable twin of a low-s signature: s' = n - s, parity flipped. It recovers the same
+/// signer, so only the EIP-2 check can refuse it.
+fn high_s(signature: &[u8]) -> Vec<u8> {
+    let n = U256::from_be_slice(&hex_literal(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+    ));
+    let s = U256::from_be_slice(&signature[32..64]);
+    let mut out = signature[..32].to_vec();
+    out.extend_from_slice(&(n - s).to_be_bytes::<32>());
+    out.push(if signature[64] == 27 { 28 } else { 27 });
+    out
+}
+
+fn hex_literal(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn err<T>(result: Result<T, Error>) -> Error {
+    match result {
+        Ok(_) => panic!("expected the call to revert"),
+        Err(error) => error,
+    }
+}
+
+fn ok<T>(result: Result<T, Error>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("unexpected revert: 0x{}", hex(&Vec::<u8>::from(error))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn events<E: SolEvent>(host: &TestHost) -> Vec<E> {
+    host.logs()
+        .into_iter()
+        .filter(|(topics, _)| topics.first() == Some(&E::SIGNATURE_HASH))
+        .map(|(topics, data)| E::decode_raw_log(topics, &data).expect("decodable event"))
+        .collect()
+}
+
+struct Env {
+    host: TestHost,
+    market: QueryMarket,
+    terms: Terms,
+    health: Rc<Cell<u8>>,
+}
+
+impl Env {
+    fn uninitialized() -> Self {
+        let host = TestHost::new();
+        let market = QueryMarket::from(&host);
+        let terms: Terms = Rc::default();
+        terms
+            .borrow_mut()
+            .insert((u(DS), TEMPLATE), (SELLER, manifest_hash(), u(PRICE)));
+        let registry_terms = terms.clone();
+        host.on_call(REGISTRY, move |call| {
+            let Ok(request) = ext::Registry::orderTermsCall::abi_decode(&call.data) else {
+                return Err(Vec::new());
+            };
+            match registry_terms
+                .borrow()
+                .get(&(request.datasetId, request.templateHash))
+            {
+                Some(&(seller, manifest, price)) => {
+                    Ok(ext::Registry::orderTermsCall::abi_encode_returns(
+                        &ext::Registry::orderTermsReturn {
+                            seller,
+                            manifestHash: manifest,
+                            price,
+                        },
+                    ))
+                }
+                None => Err(b"UnknownDataset".to_vec()),
+            }
+        });
+        let health = Rc::new(Cell::new(HEALTHY));
+        let reported = health.clone();
+        host.on_call(PROOF_MANAGER, move |call| {
+            let Ok(_request) = ext::ProofManager::healthCall::abi_decode(&call.data) else {
+                return Err(Vec::new());
+            };
+            Ok(ext::ProofManager::healthCall::abi_encode_returns(
+                &reported.get(),
+            ))
+        });
+        Self {
+            host,
+            market,
+            terms,
+            health,
+        }
+    }
+
+    fn new() -> Self {
+        let mut env = Self::uninitialized();
+        ok(env.call(OWNER, 0, |m| {
+            m.initialize(
+                REGISTRY,
+                PROOF_MANAGER,
+                u(FEE),
+                u(MIN_BOND),
+                CLAIM_TIMEOUT,
+                LIFETIME,
+            )
+        }));
+        env
+    }
+
+    fn call<T>(
+        &mut self,
+        sender: Address,
+        value: u64,
+        f: impl FnOnce(&mut QueryMarket) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let host = self.host.clone();
+        let market = &mut self.market;
+        host.invoke(sender, u(value), || f(market))
+    }
+
+    fn now(&self) -> u64 {
+        self.host.vm().block_timestamp()
+    }
+
+    fn advance(&self, seconds: u64) {
+        self.host.vm().set_block_timestamp(self.now() + seconds);
+    }
+
+    fn place(&mut self, buyer: Address, value: u64) -> U256 {
+        let deadline = self.now() + 500;
+        ok(self.call(buyer, value, |m| {
+            m.place_order(
+                u(DS),
+                TEMPLATE,
+                PARAMS,
+                Bytes::from(vec![0xAB; 32]),
+                deadline,
+            )
+        }))
+    }
+
+    fn register(&mut self, worker: Address, value: u64) {
+        ok(self.call(worker, value, QueryMarket::register_worker));
+    }
+
+    fn claim(&mut self, worker: Address, order_id: U256) -> Result<(), Error> {
+        self.call(worker, 0, |m| m.claim_order(order_id))
+    }
+
+    fn digest(&self, order_id: U256, result_hash: B256) -> B256 {
+        ok(self.market.attestation_digest(order_id, result_hash))
+    }
+
+    fn submit_signed(
+        &mut self,
+        worker: Address,
+        order_id: U256,
+        signature: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.call(worker, 0, |m| {
+            m.submit_result(
+                order_id,
+                Bytes::from(b"bafy-result".to_vec()),
+                RESULT,
+                Bytes::from(signature),
+            )
+        })
+    }
+
+    fn submit(&mut self, signer: &SigningKey, order_id: U256) -> Result<(), Error> {
+        let signature = sign(signer, self.digest(order_id, RESULT));
+        self.submit_signed(addr_of(signer), order_id, signature)
+    }
+
+    fn deliver(&mut self, caller: Address, order_id: U256) -> Result<(), Error> {
+        self.call(caller, 0, |m| {
+            m.deliver_result(order_id, Bytes::from(b"bafy-delivery".to_vec()))
+        })
+    }
+
+    /// An order paid with `value`, claimed and computed by worker key 1 (bond `MIN_BOND`).
+    fn computed(&mut self, value: u64) -> (U256, SigningKey) {
+        let worker = key(1);
+        let id = self.place(BUYER, value);
+        if self.market.worker_bond(addr_of(&worker)).is_zero() {
+            self.register(addr_of(&worker), MIN_BOND);
+        }
+        ok(self.claim(addr_of(&worker), id));
+        ok(self.submit(&worker, id));
+        (id, worker)
+    }
+
+    fn status(&self, order_id: U256) -> u8 {
+        ok(self.market.order(order_id)).9
+    }
+
+    fn assert_solvent(&self) {
+        let m = &self.market;
+        assert_eq!(
+            self.host.balance(self.host.contract()),
+            m.total_escrow() + m.total_bonds() + m.total_payouts(),
+            "balance == totalEscrow + totalBonds + totalPayouts"
+        );
+    }
+}
+
+// ----- Constants and EIP-712 -----
+
+#[test]
+fn hash_constants_match_their_preimages() {
+    assert_eq!(
+        DOMAIN_TYPEHASH,
+        keccak256(
+            b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+        )
+    );
+    assert_eq!(NAME_HASH, keccak256(b"DataCloud QueryMarket"));
+    assert_eq!(VERSION_HASH, keccak256(b"1"));
+    assert_eq!(
+        ORDER_TERMS_SELECTOR,
+        ext::Registry::orderTermsCall::SELECTOR
+    );
+    assert_eq!(HEALTH_SELECTOR, ext::ProofManager::healthCall::SELECTOR);
+    assert_eq!(
+        ATTESTATION_TYPEHASH,
+        keccak256(
+            b"Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)"
+        )
+    );
+    assert_eq!(
+        HALF_CURVE_ORDER,
+        U256::from_be_slice(&hex_literal(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+        )) >> 1
+    );
+}
+
+#[test]
+fn domain_separator_and_digest_match_an_independent_eip712_computation() {
+    let mut env = Env::new();
+    let id = env.place(BUYER, PRICE + FEE);
+    let domain = eip712_domain! {
+        name: "DataCloud QueryMarket",
+        version: "1",
+        chain_id: env.host.vm().chain_id(),
+        verifying_contract: env.host.contract(),
+    };
+    assert_eq!(env.market.domain_separator(), domain.hash_struct());
+    let attestation = ext::Attestation {
+        orderId: id,
+        datasetId: u(DS),
+        manifestHash: manifest_hash(),
+        templateHash: TEMPLATE,
+        paramsHash: PARAMS,
+        resultHash: RESULT,
+    };
+    assert_eq!(
+        env.digest(id, RESULT),
+        attestation.eip712_signing_hash(&domain)
+    );
+    // Every field is bound: another result hash gives another digest.
+    assert_ne!(env.digest(id, RESULT), env.digest(id, B256::ZERO));
+    assert!(matches!(
+        err(env.market.attestation_digest(u(99), RESULT)),
+        Error::UnknownOrder(UnknownOrder { orderId }) if orderId == u(99)
+    ));
+}
+
+// ----- initialize -----
+
+#[test]
+fn initialize_sets_the_config_once() {
+    let mut env = Env::new();
+    let m = &env.market;
+    assert_eq!(m.owner(), OWNER);
+    assert_eq!(m.registry(), REGISTRY);
+    assert_eq!(m.proof_manager(), PROOF_MANAGER);
+    assert_eq!(m.worker_fee(), u(FEE));
+    assert_eq!(m.min_worker_bond(), u(MIN_BOND));
+    assert_eq!(m.claim_timeout(), CLAIM_TIMEOUT);
+    assert_eq!(m.max_order_lifetime(), LIFETIME);
+    assert_eq!(m.order_count(), U256::ZERO);
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.initialize(
+            REGISTRY,
+            PROOF_MANAGER,
+            U256::ZERO,
+            U256::ZERO,
+            1,
+            1
+        ))),
+        Error::AlreadyInitialized(_)
+    ));
+    assert_eq!(env.market.owner(), OWNER);
+}
+
+#[test]
+fn initialize_refuses_zero_addresses_and_timeouts() {
+    let mut env = Env::uninitialized();
+    let bad = [
+        (Address::ZERO, PROOF_MANAGER, 1, 1),
+        (REGISTRY, Address::ZERO, 1, 1),
+        (REGISTRY, PROOF_MANAGER, 0, 1),
+        (REGISTRY, PROOF_MANAGER, 1, 0),
+    ];
+    for (registry, proof_manager, timeout, lifetime) in bad {
+        assert!(matches!(
+            err(env.call(OWNER, 0, |m| m.initialize(
+                registry,
+                proof_manager,
+                u(FEE),
+                u(MIN_BOND),
+                timeout,
+                lifetime
+            ))),
+            Error::InvalidConfig(_)
+        ));
+    }
+    assert_eq!(env.market.owner(), Address::ZERO);
+}
+
+#[test]
+fn every_mutating_function_refuses_before_initialize() {
+    let mut env = Env::uninitialized();
+    let id = u(1);
+    let results: Vec<Result<(), Error>> = vec![
+        env.call(BUYER, PRICE + FEE, |m| {
+            m.place_order(u(DS), TEMPLATE, PARAMS, Bytes::from(vec![1]), 1_700_000_100)
+                .map(|_| ())
+        }),
+        env.call(STRANGER, MIN_BOND, QueryMarket::register_worker),
+        env.call(STRANGER, 0, QueryMarket::withdraw_bond),
+        env.call(STRANGER, 0, |m| m.claim_order(id)),
+        env.call(STRANGER, 0, |m| {
+            m.submit_result(id, Bytes::from(vec![1]), RESULT, Bytes::from(vec![0; 65]))
+        }),
+        env.call(SELLER, 0, |m| m.deliver_result(id, Bytes::from(vec![1]))),
+        env.call(SELLER, 0, |m| m.slash_worker(id)),
+        env.call(BUYER, 0, |m| m.refund(id)),
+        env.call(BUYER, 0, QueryMarket::withdraw),
+        env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)),
+    ];
+    for result in results {
+        assert!(matches!(err(result), Error::NotInitialized(_)));
+    }
+    assert_eq!(env.host.balance(env.host.contract()), U256::ZERO);
+}
+
+// ----- placeOrder -----
+
+#[test]
+fn place_order_escrows_and_mints_a_receipt() {
+    let mut env = Env::new();
+    let deadline = env.now() + LIFETIME;
+    let value = PRICE + FEE + 5;
+    let id = ok(env.call(BUYER, value, |m| {
+        m.place_order(
+            u(DS),
+            TEMPLATE,
+            PARAMS,
+            Bytes::from(vec![0xAB; 128]),
+            deadline,
+        )
+    }));
+    assert_eq!(id, u(1));
+    let m = &env.market;
+    assert_eq!(
+        ok(m.order(id)),
+        (
+            u(DS),
+            SELLER,
+            TEMPLATE,
+            PARAMS,
+            manifest_hash(),
+            u(PRICE),
+            u(FEE),
+            u(value),
+            deadline,
+            status::OPEN
+        )
+    );
+    assert_eq!(
+        ok(m.order_work(id)),
+        (Address::ZERO, 0, Bytes::new(), B256::ZERO, Bytes::new())
+    );
+    assert_eq!(ok(m.buyer_key(id)), Bytes::from(vec![0xAB; 128]));
+    assert_eq!(ok(m.attestation_signature(id)), Bytes::new());
+    assert_eq!(m.order_count(), u(1));
+    assert_eq!(m.open_order_count(u(DS)), u(1));
+    assert_eq!(m.total_escrow(), u(value));
+    assert_eq!(ok(m.owner_of(id)), BUYER);
+    assert_eq!(ok(m.balance_of(BUYER)), u(1));
+    env.assert_solvent();
+
+    let transfers = events::<Transfer>(&env.host);
+    assert_eq!(transfers.len(), 1);
+    assert_eq!(
+        (transfers[0].from, transfers[0].to, transfers[0].tokenId),
+        (Address::ZERO, BUYER, id)
+    );
+    let placed = events::<OrderPlaced>(&env.host);
+    assert_eq!(placed.len(), 1);
+    let e = &placed[0];
+    assert_eq!(
+        (
+            e.orderId,
+            e.datasetId,
+            e.buyer,
+            e.templateHash,
+            e.paramsHash,
+            e.escrow,
+            e.deadline
+        ),
+        (id, u(DS), BUYER, TEMPLATE, PARAMS, u(value), deadline)
+    );
+    // The registry was asked with a static call.
+    let calls = env.host.calls();
+    assert!(calls.iter().any(|c| c.to == REGISTRY && c.is_static));
+    // Ids count up.
+    assert_eq!(env.place(STRANGER, PRICE + FEE), u(2));
+    assert_eq!(env.market.open_order_count(u(DS)), u(2));
+}
+
+#[test]
+fn place_order_keeps_the_fee_in_force_when_placed() {
+    let mut env = Env::new();
+    env.terms
+        .borrow_mut()
+        .insert((u(8), TEMPLATE), (STRANGER, B256::ZERO, U256::ZERO));
+    let deadline = env.now() + 10;
+    let id = ok(env.call(BUYER, FEE, |m| {
+        m.place_order(u(8), TEMPLATE, PARAMS, Bytes::from(vec![1]), deadline)
+    }));
+    let order = ok(env.market.order(id));
+    assert_eq!((order.1, order.5, order.6), (STRANGER, U256::ZERO, u(FEE)));
+}
+
+#[test]
+fn place_order_refuses_bad_input() {
+    let mut env = Env::new();
+    let now = env.now();
+    let place =
+        |env: &mut Env, dataset: u64, template: B256, key_len: usize, deadline: u64, value: u64| {
+            env.call(BUYER, value, |m| {
+                m.place_order(
+                    u(dataset),
+                    template,
+                    PARAMS,
+                    Bytes::from(vec![7; key_len]),
+                    deadline,
+                )
+            })
+        };
+    let full = PRICE + FEE;
+    assert!(matches!(
+        err(place(&mut env, DS, TEMPLATE, 32, now + 10, full - 1)),
+        Error::PaymentTooLow(PaymentTooLow { sent, required }) if sent == u(full - 1) && required == u(full)
+    ));
+    assert!(matches!(
+        err(place(&mut env, 99, TEMPLATE, 32, now + 10, full)),
+        Error::DatasetNotOrderable(DatasetNotOrderable { datasetId, templateHash })
+            if datasetId == u(99) && templateHash == TEMPLATE
+    ));
+    assert!(matches!(
+        err(place(&mut env, DS, B256::ZERO, 32, now + 10, full)),
+        Error::DatasetNotOrderable(_)
+    ));
+    for deadline in [now - 1, now, now + LIFETIME + 1] {
+        assert!(matches!(
+            err(place(&mut env, DS, TEMPLATE, 32, deadline, full)),
+            Error::InvalidDeadline(InvalidDeadline { deadline: d }) if d == deadline
+        ));
+    }
+    for key_len in [0, 129] {
+        assert!(matches!(
+            err(place(&mut env, DS, TEMPLATE, key_len, now + 10, full)),
+            Error::InvalidBuyerKey(_)
+        ));
+    }
+    // Nothing was kept from the refused calls.
+    assert_eq!(env.market.order_count(), U256::ZERO);
+    assert_eq!(env.host.balance(env.host.contract()), U256::ZERO);
+    assert!(env.host.logs().is_empty());
+    // Bounds are inclusive where they should be.
+    ok(place(&mut env, DS, TEMPLATE, 1, now + LIFETIME, full));
+    ok(place(&mut env, DS, TEMPLATE, 128, now + 1, full));
+}
+
+#[test]
+fn place_order_reports_a_registry_answering_garbage() {
+    let mut env = Env::new();
+    env.host.on_call(REGISTRY, |_| Ok(vec![1, 2, 3]));
+    let deadline = env.now() + 10;
+    assert!(matches!(
+        err(env.call(BUYER, PRICE + FEE, |m| m.place_order(
+            u(DS),
+            TEMPLATE,
+            PARAMS,
+            Bytes::from(vec![1]),
+            deadline
+        ))),
+        Error::RegistryCallFailed(_)
+    ));
+}
+
+#[test]
+fn errors_encode_as_their_solidity_selectors() {
+    let error = Error::DatasetNotOrderable(DatasetNotOrderable {
+        datasetId: u(3),
+        templateHash: TEMPLATE,
+    });
+    let encoded = Vec::<u8>::from(error);
+    assert_eq!(
+        encoded,
+        DatasetNotOrderable {
+            datasetId: u(3),
+            templateHash: TEMPLATE
+        }
+        .abi_encode()
+    );
+    assert_eq!(
+        &encoded[..4],
+        &keccak256(b"DatasetNotOrderable(uint256,bytes32)")[..4]
+    );
+}
+
+// ----- Workers -----
+
+#[test]
+fn workers_register_top_up_and_withdraw_their_bond() {
+    let mut env = Env::new();
+    let worker = addr_of(&key(1));
+    assert!(matches!(
+        err(env.call(worker, MIN_BOND - 1, QueryMarket::register_worker)),
+        Error::BondTooLow(BondTooLow { bond, required }) if bond == u(MIN_BOND - 1) && required == u(MIN_BOND)
+    ));
+    assert!(matches!(
+        err(env.call(worker, 0, QueryMarket::withdraw_bond)),
+        Error::NotWorker(NotWorker { account }) if account == worker
+    ));
+    env.register(worker, MIN_BOND);
+    env.register(worker, 0);
+    env.register(worker, 7);
+    assert_eq!(env.market.worker_bond(worker), u(MIN_BOND + 7));
+    assert_eq!(env.market.total_bonds(), u(MIN_BOND + 7));
+    let registered = events::<WorkerRegistered>(&env.host);
+    assert_eq!(
+        registered
+            .iter()
+            .map(|e| (e.worker, e.bond))
+            .collect::<Vec<_>>(),
+        vec![
+            (worker, u(MIN_BOND)),
+            (worker, u(MIN_BOND)),
+            (worker, u(MIN_BOND + 7))
+        ]
+    );
+    env.assert_solvent();
+
+    // Busy while holding a claim.
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(worker, id));
+    assert_eq!(env.market.active_claims(worker), 1);
+    assert!(matches!(
+        err(env.call(worker, 0, QueryMarket::withdraw_bond)),
+        Error::WorkerBusy(WorkerBusy { activeClaims: 1 })
+    ));
+    env.advance(LIFETIME);
+    ok(env.call(BUYER, 0, |m| m.refund(id)));
+    assert_eq!(env.market.active_claims(worker), 0);
+
+    ok(env.call(worker, 0, QueryMarket::withdraw_bond));
+    assert_eq!(env.market.worker_bond(worker), U256::ZERO);
+    assert_eq!(env.market.total_bonds(), U256::ZERO);
+    assert_eq!(env.market.payout_of(worker), u(MIN_BOND + 7));
+    let withdrawn = events::<WorkerBondWithdrawn>(&env.host);
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!(
+        (withdrawn[0].worker, withdrawn[0].amount),
+        (worker, u(MIN_BOND + 7))
+    );
+    env.assert_solvent();
+    // Unregistered now: no second withdrawal, no claims.
+    assert!(matches!(
+        err(env.call(worker, 0, QueryMarket::withdraw_bond)),
+        Error::NotWorker(_)
+    ));
+    let next = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(err(env.claim(worker, next)), Error::NotWorker(_)));
+}
+
+// ----- claimOrder -----
+
+#[test]
+fn claims_are_exclusive_until_they_time_out() {
+    let mut env = Env::new();
+    let first = addr_of(&key(1));
+    let second = addr_of(&key(2));
+    env.register(first, MIN_BOND);
+    env.register(second, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.claim(STRANGER, id)),
+        Error::NotWorker(NotWorker { account }) if account == STRANGER
+    ));
+    assert!(matches!(
+        err(env.claim(first, u(9))),
+        Error::UnknownOrder(UnknownOrder { orderId }) if orderId == u(9)
+    ));
+    ok(env.claim(first, id));
+    let claimed_at = env.now();
+    assert_eq!(ok(env.market.order_work(id)).0, first);
+    assert_eq!(ok(env.market.order_work(id)).1, claimed_at);
+    assert_eq!(env.status(id), status::CLAIMED);
+    let claims = events::<OrderClaimed>(&env.host);
+    assert_eq!(
+        (claims[0].orderId, claims[0].worker, claims[0].claimedAt),
+        (id, first, claimed_at)
+    );
+
+    // Double claim, by the same or another worker, until the timeout has passed.
+    for worker in [first, second] {
+        assert!(matches!(
+            err(env.claim(worker, id)),
+            Error::OrderNotClaimable(OrderNotClaimable { orderId, status: 2 }) if orderId == id
+        ));
+    }
+    env.advance(CLAIM_TIMEOUT);
+    assert!(matches!(
+        err(env.claim(second, id)),
+        Error::OrderNotClaimable(_)
+    ));
+    env.advance(1);
+    ok(env.claim(second, id));
+    assert_eq!(ok(env.market.order_work(id)).0, second);
+    assert_eq!(env.market.active_claims(first), 0);
+    assert_eq!(env.market.active_claims(second), 1);
+    // The first worker lost the claim: it can neither submit nor withdraw-block anything.
+    assert!(matches!(
+        err(env.submit(&key(1), id)),
+        Error::NotClaimant(NotClaimant { orderId }) if orderId == id
+    ));
+    ok(env.call(first, 0, QueryMarket::withdraw_bond));
+    // A worker may take over its own expired claim, counting it once.
+    env.advance(CLAIM_TIMEOUT + 1);
+    ok(env.claim(second, id));
+    assert_eq!(env.market.active_claims(second), 1);
+}
+
+#[test]
+fn claims_refuse_expired_and_computed_orders() {
+    let mut env = Env::new();
+    let worker = addr_of(&key(1));
+    env.register(worker, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    let deadline = ok(env.market.order(id)).8;
+    env.advance(deadline - env.now());
+    let late = env.place(BUYER, PRICE + FEE);
+    env.advance(1);
+    assert!(matches!(
+        err(env.claim(worker, id)),
+        Error::OrderExpired(OrderExpired { orderId, deadline: d }) if orderId == id && d == deadline
+    ));
+    ok(env.claim(worker, late));
+    ok(env.submit(&key(1), late));
+    env.advance(CLAIM_TIMEOUT + 1);
+    let other = addr_of(&key(2));
+    env.register(other, MIN_BOND);
+    assert!(matches!(
+        err(env.claim(other, late)),
+        Error::OrderNotClaimable(OrderNotClaimable { status: 3, .. })
+    ));
+}
+
+#[test]
+fn a_slashed_worker_cannot_claim_until_it_tops_up() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    ok(env.call(SELLER, 0, |m| m.slash_worker(id)));
+    let next = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.claim(addr_of(&worker), next)),
+        Error::NotWorker(_)
+    ));
+    env.register(addr_of(&worker), MIN_BOND);
+    ok(env.claim(addr_of(&worker), next));
+}
+
+// ----- submitResult -----
+
+#[test]
+fn submit_result_accepts_the_claimants_attestation() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    assert_eq!(env.status(id), status::COMPUTED);
+    let work = ok(env.market.order_work(id));
+    assert_eq!(work.2, Bytes::from(b"bafy-result".to_vec()));
+    assert_eq!(work.3, RESULT);
+    let signature = ok(env.market.attestation_signature(id));
+    assert_eq!(signature.to_vec(), sign(&worker, env.digest(id, RESULT)));
+    let submitted = events::<ResultSubmitted>(&env.host);
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(
+        (
+            submitted[0].orderId,
+            submitted[0].worker,
+            submitted[0].resultCid.to_vec(),
+            submitted[0].resultHash
+        ),
+        (id, addr_of(&worker), b"bafy-result".to_vec(), RESULT)
+    );
+    // The signature went through the ecrecover precompile.
+    assert!(
+        env.host
+            .calls()
+            .iter()
+            .any(|c| c.to == datacloud_contract_test_host::ECRECOVER && c.is_static)
+    );
+    // Computed orders take no second result.
+    assert!(matches!(
+        err(env.submit(&worker, id)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 3, .. })
+    ));
+}
+
+#[test]
+fn submit_result_accepts_v_as_zero_or_one() {
+    let mut env = Env::new();
+    let worker = key(1);
+    env.register(addr_of(&worker), MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(addr_of(&worker), id));
+    let mut signature = sign(&worker, env.digest(id, RESULT));
+    signature[64] -= 27;
+    ok(env.submit_signed(addr_of(&worker), id, signature));
+}
+
+#[test]
+fn submit_result_refuses_bad_attestations() {
+    let mut env = Env::new();
+    let worker = key(1);
+    let w = addr_of(&worker);
+    env.register(w, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(w, id));
+    let good = sign(&worker, env.digest(id, RESULT));
+
+    let foreign = sign(&key(2), env.digest(id, RESULT));
+    let wrong_digest = sign(&worker, env.digest(id, B256::ZERO));
+    let mut bad_v = good.clone();
+    bad_v[64] = 29;
+    let mut zero_r = good.clone();
+    zero_r[..32].fill(0);
+    let cases = vec![
+        ("foreign signer", foreign),
+        ("other result hash", wrong_digest),
+        ("high s", high_s(&good)),
+        ("v = 29", bad_v),
+        ("r = 0", zero_r),
+        ("64 bytes", good[..64].to_vec()),
+        ("66 bytes", [good.as_slice(), &[0]].concat()),
+        ("empty", Vec::new()),
+    ];
+    for (what, signature) in cases {
+        assert!(
+            matches!(
+                err(env.submit_signed(w, id, signature)),
+                Error::InvalidAttestation(_)
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(env.status(id), status::CLAIMED);
+    // The high-s twin really is the same signer's signature: only EIP-2 refuses it.
+    let twin = high_s(&good);
+    let recovered = alloy_primitives::Signature::from_raw(&twin)
+        .expect("65 bytes")
+        .recover_address_from_prehash(&env.digest(id, RESULT))
+        .expect("recovers");
+    assert_eq!(recovered, w);
+    ok(env.submit_signed(w, id, good));
+}
+
+#[test]
+fn submit_result_checks_caller_status_time_and_cid() {
+    let mut env = Env::new();
+    let worker = key(1);
+    let w = addr_of(&worker);
+    env.register(w, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.submit(&worker, id)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { orderId, status: 1 }) if orderId == id
+    ));
+    assert!(matches!(
+        err(env.submit_signed(w, u(42), vec![0; 65])),
+        Error::UnknownOrder(_)
+    ));
+    ok(env.claim(w, id));
+    // Another worker, even with a valid signature of its own.
+    let other = key(2);
+    env.register(addr_of(&other), MIN_BOND);
+    assert!(matches!(err(env.submit(&other, id)), Error::NotClaimant(_)));
+    for cid_len in [0, 129] {
+        let signature = sign(&worker, env.digest(id, RESULT));
+        assert!(matches!(
+            err(env.call(w, 0, |m| m.submit_result(
+                id,
+                Bytes::from(vec![1; cid_len]),
+                RESULT,
+                Bytes::from(signature)
+            ))),
+            Error::InvalidCid(_)
+        ));
+    }
+    env.advance(CLAIM_TIMEOUT + 1);
+    assert!(matches!(
+        err(env.submit(&worker, id)),
+        Error::ClaimExpired(ClaimExpired { orderId }) if orderId == id
+    ));
+}
+
+#[test]
+fn submit_result_refuses_after_the_deadline() {
+    let mut env = Env::uninitialized();
+    // A claim timeout longer than the order's life.
+    ok(env.call(OWNER, 0, |m| {
+        m.initialize(
+            REGISTRY,
+            PROOF_MANAGER,
+            u(FEE),
+            u(MIN_BOND),
+            10_000,
+            LIFETIME,
+        )
+    }));
+    let worker = key(1);
+    env.register(addr_of(&worker), MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(addr_of(&worker), id));
+    env.advance(501);
+    assert!(matches!(
+        err(env.submit(&worker, id)),
+        Error::OrderExpired(OrderExpired { orderId, .. }) if orderId == id
+    ));
+}
+
+// ----- deliverResult -----
+
+#[test]
+fn deliver_result_settles_on_a_healthy_dataset() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE + 3);
+    // The receipt moved: the excess goes to its owner now.
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)));
+    assert!(matches!(
+        err(env.deliver(STRANGER, id)),
+        Error::NotSeller(NotSeller { orderId }) if orderId == id
+    ));
+    for cid_len in [0, 129] {
+        assert!(matches!(
+            err(env.call(SELLER, 0, |m| m
+                .deliver_result(id, Bytes::from(vec![1; cid_len])))),
+            Error::InvalidCid(_)
+        ));
+    }
+    env.host.clear_logs();
+    ok(env.deliver(SELLER, id));
+    let m = &env.market;
+    assert_eq!(env.status(id), status::SETTLED);
+    assert_eq!(m.payout_of(SELLER), u(PRICE));
+    assert_eq!(m.payout_of(addr_of(&worker)), u(FEE));
+    assert_eq!(m.payout_of(STRANGER), u(3));
+    assert_eq!(m.payout_of(BUYER), U256::ZERO);
+    assert_eq!(m.total_escrow(), U256::ZERO);
+    assert_eq!(m.open_order_count(u(DS)), U256::ZERO);
+    assert_eq!(m.active_claims(addr_of(&worker)), 0);
+    assert_eq!(m.worker_bond(addr_of(&worker)), u(MIN_BOND));
+    assert_eq!(
+        ok(m.order_work(id)).4,
+        Bytes::from(b"bafy-delivery".to_vec())
+    );
+    env.assert_solvent();
+    let delivered = events::<ResultDelivered>(&env.host);
+    assert_eq!(
+        (delivered[0].orderId, delivered[0].deliveryCid.to_vec()),
+        (id, b"bafy-delivery".to_vec())
+    );
+    let settled = events::<OrderSettled>(&env.host);
+    assert_eq!(
+        (
+            settled[0].orderId,
+            settled[0].sellerAmount,
+            settled[0].workerAmount,
+            settled[0].excess
+        ),
+        (id, u(PRICE), u(FEE), u(3))
+    );
+    assert!(events::<OrderFailed>(&env.host).is_empty());
+    // The proof manager was asked with a static call.
+    assert!(
+        env.host
+            .calls()
+            .iter()
+            .any(|c| c.to == PROOF_MANAGER && c.is_static)
+    );
+    // Settled orders are final.
+    assert!(matches!(
+        err(env.deliver(SELLER, id)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 4, .. })
+    ));
+    env.advance(LIFETIME);
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.refund(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 4, .. })
+    ));
+}
+
+#[test]
+fn deliver_result_refunds_the_buyer_when_the_dataset_is_not_healthy() {
+    for health in [0u8, 2, 3] {
+        let mut env = Env::new();
+        let (id, worker) = env.computed(PRICE + FEE + 3);
+        env.health.set(health);
+        env.host.clear_logs();
+        ok(env.deliver(SELLER, id));
+        assert_eq!(env.status(id), status::FAILED);
+        assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + 3));
+        assert_eq!(env.market.payout_of(SELLER), U256::ZERO);
+        assert_eq!(env.market.payout_of(addr_of(&worker)), U256::ZERO);
+        assert_eq!(env.market.worker_bond(addr_of(&worker)), u(MIN_BOND));
+        assert_eq!(env.market.active_claims(addr_of(&worker)), 0);
+        assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
+        env.assert_solvent();
+        let failed = events::<OrderFailed>(&env.host);
+        assert_eq!((failed[0].orderId, failed[0].health), (id, health));
+        assert!(events::<OrderSettled>(&env.host).is_empty());
+        assert_eq!(events::<ResultDelivered>(&env.host).len(), 1);
+    }
+}
+
+#[test]
+fn deliver_result_needs_a_computed_order_and_a_working_proof_manager() {
+    let mut env = Env::new();
+    let id = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.deliver(SELLER, id)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 1, .. })
+    ));
+    assert!(matches!(
+        err(env.deliver(SELLER, u(5))),
+        Error::UnknownOrder(_)
+    ));
+    let (id, _) = env.computed(PRICE + FEE);
+    env.host.on_call(PROOF_MANAGER, |_| Err(b"boom".to_vec()));
+    assert!(matches!(
+        err(env.deliver(SELLER, id)),
+        Error::ProofManagerCallFailed(_)
+    ));
+    env.host.on_call(PROOF_MANAGER, |_| Ok(Vec::new()));
+    assert!(matches!(
+        err(env.deliver(SELLER, id)),
+        Error::ProofManagerCallFailed(_)
+    ));
+    assert_eq!(env.status(id), status::COMPUTED);
+}
+
+// ----- slashWorker -----
+
+#[test]
+fn slash_worker_sends_bond_and_escrow_to_the_receipt_owner() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    let w = addr_of(&worker);
+    env.register(w, 20);
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.slash_worker(id))),
+        Error::NotSeller(_)
+    ));
+    env.host.clear_logs();
+    ok(env.call(SELLER, 0, |m| m.slash_worker(id)));
+    assert_eq!(env.status(id), status::DISPUTED);
+    assert_eq!(env.market.worker_bond(w), U256::ZERO);
+    assert_eq!(env.market.total_bonds(), U256::ZERO);
+    assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + MIN_BOND + 20));
+    assert_eq!(env.market.active_claims(w), 0);
+    assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
+    assert_eq!(env.market.total_escrow(), U256::ZERO);
+    env.assert_solvent();
+    let slashed = events::<WorkerSlashed>(&env.host);
+    assert_eq!(
+        (slashed[0].orderId, slashed[0].worker, slashed[0].bond),
+        (id, w, u(MIN_BOND + 20))
+    );
+    assert!(matches!(
+        err(env.call(SELLER, 0, |m| m.slash_worker(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
+    ));
+    assert!(matches!(
+        err(env.deliver(SELLER, id)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
+    ));
+}
+
+#[test]
+fn slash_worker_needs_a_computed_order() {
+    let mut env = Env::new();
+    let worker = addr_of(&key(1));
+    env.register(worker, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(worker, id));
+    assert!(matches!(
+        err(env.call(SELLER, 0, |m| m.slash_worker(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 2, .. })
+    ));
+    assert!(matches!(
+        err(env.call(SELLER, 0, |m| m.slash_worker(u(3)))),
+        Error::UnknownOrder(_)
+    ));
+    assert_eq!(env.market.worker_bond(worker), u(MIN_BOND));
+}
+
+// ----- refund -----
+
+#[test]
+fn refund_after_the_deadline_pays_the_current_receipt_owner() {
+    let mut env = Env::new();
+    let worker = addr_of(&key(1));
+    env.register(worker, MIN_BOND);
+    let open = env.place(BUYER, PRICE + FEE);
+    let claimed = env.place(BUYER, PRICE + FEE + 1);
+    ok(env.claim(worker, claimed));
+    let (computed, _) = env.computed(PRICE + FEE + 2);
+    assert_eq!(env.market.active_claims(worker), 2);
+    let deadline = ok(env.market.order(open)).8;
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(open))),
+        Error::DeadlineNotPassed(DeadlineNotPassed { deadline: d }) if d == deadline
+    ));
+    env.advance(deadline - env.now());
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(open))),
+        Error::DeadlineNotPassed(_)
+    ));
+    env.advance(1);
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.refund(open))),
+        Error::NotReceiptOwner(NotReceiptOwner { orderId, account }) if orderId == open && account == STRANGER
+    ));
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(u(77)))),
+        Error::UnknownOrder(_)
+    ));
+    // The receipt of the claimed order changes hands before the refund.
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, claimed)));
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(claimed))),
+        Error::NotReceiptOwner(_)
+    ));
+    env.host.clear_logs();
+    ok(env.call(BUYER, 0, |m| m.refund(open)));
+    ok(env.call(STRANGER, 0, |m| m.refund(claimed)));
+    ok(env.call(BUYER, 0, |m| m.refund(computed)));
+    for id in [open, claimed, computed] {
+        assert_eq!(env.status(id), status::REFUNDED);
+    }
+    assert_eq!(env.market.payout_of(BUYER), u(2 * (PRICE + FEE) + 2));
+    assert_eq!(env.market.payout_of(STRANGER), u(PRICE + FEE + 1));
+    assert_eq!(env.market.active_claims(worker), 0);
+    assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
+    assert_eq!(env.market.total_escrow(), U256::ZERO);
+    env.assert_solvent();
+    let refunds = events::<OrderRefunded>(&env.host);
+    assert_eq!(
+        refunds
+            .iter()
+            .map(|e| (e.orderId, e.to, e.amount))
+            .collect::<Vec<_>>(),
+        vec![
+            (open, BUYER, u(PRICE + FEE)),
+            (claimed, STRANGER, u(PRICE + FEE + 1)),
+            (computed, BUYER, u(PRICE + FEE + 2)),
+        ]
+    );
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(open))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 6, .. })
+    ));
+    // A refunded order can no longer be delivered or claimed.
+    assert!(matches!(
+        err(env.deliver(SELLER, computed)),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 6, .. })
+    ));
+    assert!(matches!(
+        err(env.claim(worker, open)),
+        Error::OrderNotClaimable(OrderNotClaimable { status: 6, .. })
+    ));
+}
+
+// ----- withdraw -----
+
+#[test]
+fn withdraw_pays_out_once() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    ok(env.deliver(SELLER, id));
+    assert!(matches!(
+        err(env.call(BUYER, 0, QueryMarket::withdraw)),
+        Error::NothingToWithdraw(_)
+    ));
+    env.host.clear_logs();
+    ok(env.call(SELLER, 0, QueryMarket::withdraw));
+    assert_eq!(env.host.balance(SELLER), u(PRICE));
+    assert_eq!(env.market.payout_of(SELLER), U256::ZERO);
+    assert_eq!(env.market.total_payouts(), u(FEE));
+    let withdrawn = events::<Withdrawn>(&env.host);
+    assert_eq!(
+        (withdrawn[0].account, withdrawn[0].amount),
+        (SELLER, u(PRICE))
+    );
+    assert!(matches!(
+        err(env.call(SELLER, 0, QueryMarket::withdraw)),
+        Error::NothingToWithdraw(_)
+    ));
+    ok(env.call(addr_of(&worker), 0, QueryMarket::withdraw));
+    assert_eq!(env.host.balance(addr_of(&worker)), u(FEE));
+    env.assert_solvent();
+    // Only the bond is left.
+    assert_eq!(env.host.balance(env.host.contract()), u(MIN_BOND));
+}
+
+#[test]
+fn a_failed_payout_transfer_reverts_everything() {
+    let mut env = Env::new();
+    let (id, _) = env.computed(PRICE + FEE);
+    ok(env.deliver(SELLER, id));
+    env.host.on_call(SELLER, |_| Err(b"no thanks".to_vec()));
+    env.host.clear_logs();
+    assert!(matches!(
+        err(env.call(SELLER, 0, QueryMarket::withdraw)),
+        Error::TransferFailed(_)
+    ));
+    assert_eq!(env.market.payout_of(SELLER), u(PRICE));
+    assert_eq!(env.host.balance(SELLER), U256::ZERO);
+    assert!(env.host.logs().is_empty());
+    env.assert_solvent();
+}
+
+// ----- Receipts -----
+
+#[test]
+fn receipts_behave_like_erc721_tokens() {
+    let mut env = Env::new();
+    assert_eq!(env.market.name(), "DataCloud Query Receipt");
+    assert_eq!(env.market.symbol(), "DCQR");
+    assert!(matches!(
+        err(env.market.owner_of(u(1))),
+        Error::UnknownOrder(_)
+    ));
+    assert!(matches!(
+        err(env.market.balance_of(Address::ZERO)),
+        Error::ZeroAddress(_)
+    ));
+    assert_eq!(ok(env.market.balance_of(BUYER)), U256::ZERO);
+    let id = env.place(BUYER, PRICE + FEE);
+    // The caller must be `from`, and `from` must own it.
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.transfer_from(BUYER, STRANGER, id))),
+        Error::NotReceiptOwner(NotReceiptOwner { orderId, account }) if orderId == id && account == STRANGER
+    ));
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.transfer_from(STRANGER, BUYER, id))),
+        Error::NotReceiptOwner(_)
+    ));
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.transfer_from(BUYER, Address::ZERO, id))),
+        Error::ZeroAddress(_)
+    ));
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, u(2)))),
+        Error::UnknownOrder(_)
+    ));
+    env.host.clear_logs();
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)));
+    assert_eq!(ok(env.market.owner_of(id)), STRANGER);
+    assert_eq!(ok(env.market.balance_of(BUYER)), U256::ZERO);
+    assert_eq!(ok(env.market.balance_of(STRANGER)), u(1));
+    let (topics, data) = &env.host.logs()[0];
+    // ERC-721 shape: three indexed arguments, no data.
+    assert_eq!(topics.len(), 4);
+    assert!(data.is_empty());
+    assert_eq!(topics[0], keccak256(b"Transfer(address,address,uint256)"));
+    let transfer = &events::<Transfer>(&env.host)[0];
+    assert_eq!(
+        (transfer.from, transfer.to, transfer.tokenId),
+        (BUYER, STRANGER, id)
+    );
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id))),
+        Error::NotReceiptOwner(_)
+    ));
+    // To oneself: allowed, balance unchanged.
+    ok(env.call(STRANGER, 0, |m| m.transfer_from(STRANGER, STRANGER, id)));
+    assert_eq!(ok(env.market.balance_of(STRANGER)), u(1));
+}
+
+#[test]
+fn views_refuse_unknown_orders() {
+    let env = Env::new();
+    let id = u(1);
+    assert!(matches!(err(env.market.order(id)), Error::UnknownOrder(_)));
+    assert!(matches!(
+        err(env.market.order_work(id)),
+        Error::UnknownOrder(_)
+    ));
+    assert!(matches!(
+        err(env.market.buyer_key(id)),
+        Error::UnknownOrder(_)
+    ));
+    assert!(matches!(
+        err(env.market.attestation_signature(id)),
+        Error::UnknownOrder(_)
+    ));
+    assert_eq!(env.market.payout_of(BUYER), U256::ZERO);
+    assert_eq!(env.market.worker_bond(BUYER), U256::ZERO);
+    assert_eq!(env.market.active_claims(BUYER), 0);
+    assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
+    assert_eq!(env.market.total_escrow(), U256::ZERO);
+    assert_eq!(env.market.total_bonds(), U256::ZERO);
+    assert_eq!(env.market.total_payouts(), U256::ZERO);
+}
+
+// ----- Property: money is conserved under random call sequences -----
+
+const ACTORS: u8 = 4;
+
+#[derive(Debug, Clone, Copy)]
+enum Sig {
+    Good,
+    Foreign,
+    HighS,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Place {
+        buyer: usize,
+        dataset: usize,
+        delta: i64,
+        offset: u64,
+    },
+    Register {
+        worker: usize,
+        value: u64,
+    },
+    Claim {
+        worker: usize,
+        order: usize,
+    },
+    Submit {
+        worker: usize,
+        order: usize,
+        sig: Sig,
+    },
+    Deliver {
+        caller: usize,
+        order: usize,
+        health: u8,
+    },
+    Slash {
+        caller: usize,
+        order: usize,
+    },
+    Refund {
+        caller: usize,
+        order: usize,
+    },
+    Withdraw {
+        actor: usize,
+    },
+    WithdrawBond {
+        worker: usize,
+    },
+    Transfer {
+        caller: usize,
+        from: usize,
+        to: Option<usize>,
+        order: usize,
+    },
+    Advance {
+        seconds: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let actor = 0..usize::from(ACTORS);
+    let order = 0usize..8;
+    prop_oneof![
+        3 => (actor.clone(), 0usize..3, -5i64..40, 0u64..1100).prop_map(|(buyer, dataset, delta, offset)| Op::Place { buyer, dataset, delta, offset }),
+        2 => (actor.clone(), 0u64..80).prop_map(|(worker, value)| Op::Register { worker, value }),
+        3 => (actor.clone(), order.clone()).prop_map(|(worker, order)| Op::Claim { worker, order }),
+        3 => (actor.clone(), order.clone(), prop_oneof![4 => Just(Sig::Good), 1 => Just(Sig::Foreign), 1 => Just(Sig::HighS)]).prop_map(|(worker, order, sig)| Op::Submit { worker, order, sig }),
+        2 => (actor.clone(), order.clone(), prop_oneof![3 => Just(1u8), 1 => 0u8..4]).prop_map(|(caller, order, health)| Op::Deliver { caller, order, health }),
+        1 => (actor.clone(), order.clone()).prop_map(|(caller, order)| Op::Slash { caller, order }),
+        2 => (actor.clone(), order.clone()).prop_map(|(caller, order)| Op::Refund { caller, order }),
+        2 => actor.clone().prop_map(|actor| Op::Withdraw { actor }),
+        1 => actor.clone().prop_map(|worker| Op::WithdrawBond { worker }),
+        1 => (actor.clone(), actor.clone(), proptest::option::weighted(0.9, actor.clone()), order).prop_map(|(caller, from, to, order)| Op::Transfer { caller, from, to, order }),
+        2 => (0u64..200).prop_map(|seconds| Op::Advance { seconds }),
+    ]
+}
+
+#[derive(Debug, Clone, Default)]
+struct ModelOrder {
+    dataset: u64,
+    seller: Address,
+    price: u64,
+    fee: u64,
+    escrow: u64,
+    deadline: u64,
+    status: u8,
+    holder: Address,
+    worker: Address,
+    claimed_at: u64,
+}
+
+#[derive(Default)]
+struct Model {
+    orders: Vec<ModelOrder>,
+    bonds: HashMap<Address, u64>,
+    registered: HashMap<Address, bool>,
+    active: HashMap<Address, u64>,
+    /// Everything ever credited to each account.
+    owed: HashMap<Address, u64>,
+}
+
+impl Model {
+    fn credit(&mut self, account: Address, amount: u64) {
+        *self.owed.entry(account).or_default() += amount;
+    }
+    fn order(&self, id: U256) -> Option<&ModelOrder> {
+        let index = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.orders.get(index)
+    }
+    fn close(&mut self, index: usize, claimant: Address, status: u8) {
+        self.orders[index].status = status;
+        if !claimant.is_zero() {
+            *self.active.get_mut(&claimant).expect("an active worker") -= 1;
+        }
+    }
+}
+
+/// Datasets in the property test: two sellers, one free dataset, one unknown.
+fn datasets(actors: &[Address]) -> [(u64, Option<(Address, u64)>); 3] {
+    [
+        (1, Some((actors[0], 100))),
+        (2, Some((actors[1], 0))),
+        (3, None),
+    ]
+}
+
+fn pick_order(count: usize, order: usize) -> U256 {
+    // Mostly one of the three latest orders (so that claims, results and deliveries meet the
+    // same order), sometimes an unknown id.
+    let back = order % 4;
+    if back < 3 && back < count {
+        U256::from(count - back)
+    } else {
+        U256::from(count + 1)
+    }
+}
+
+/// Mostly the order's seller (so that deliveries and disputes happen), else `actors[caller]`.
+fn seller_or(model: &Model, id: U256, actors: &[Address], caller: usize) -> Address {
+    match model.order(id) {
+        Some(o) if caller > 0 => o.seller,
+        _ => actors[caller],
+    }
+}
+
+#[allow(clippy::too_many_lines)] // One match arm per operation reads best as one function.
+fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
+    let keys: Vec<SigningKey> = (1..=ACTORS).map(key).collect();
+    let actors: Vec<Address> = keys.iter().map(addr_of).collect();
+    let mut env = Env::uninitialized();
+    for (id, terms) in datasets(&actors) {
+        if let Some((seller, price)) = terms {
+            env.terms.borrow_mut().insert(
+                (u(id), TEMPLATE),
+                (seller, keccak256(id.to_be_bytes()), u(price)),
+            );
+        }
+    }
+    ok(env.call(OWNER, 0, |m| {
+        m.initialize(
+            REGISTRY,
+            PROOF_MANAGER,
+            u(FEE),
+            u(MIN_BOND),
+            CLAIM_TIMEOUT,
+            LIFETIME,
+        )
+    }));
+    let mut model = Model::default();
+
+    for op in ops {
+        let now = env.now();
+        let count = model.orders.len();
+        match *op {
+            Op::Place {
+                buyer,
+                dataset,
+                delta,
+                offset,
+            } => {
+                let (dataset_id, terms) = datasets(&actors)[dataset];
+                let price = terms.map_or(0, |(_, price)| price);
+                let value = (i64::try_from(price + FEE).expect("small") + delta).max(0);
+                let value = u64::try_from(value).expect("non-negative");
+                let deadline = now + offset;
+                let buyer = actors[buyer];
+                let result = env.call(buyer, value, |m| {
+                    m.place_order(
+                        u(dataset_id),
+                        TEMPLATE,
+                        PARAMS,
+                        Bytes::from(vec![1; 16]),
+                        deadline,
+                    )
+                });
+                let expected =
+                    terms.is_some() && value >= price + FEE && offset > 0 && offset <= LIFETIME;
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if let Ok(id) = result {
+                    prop_assert_eq!(id, u(count as u64 + 1));
+                    model.orders.push(ModelOrder {
+                        dataset: dataset_id,
+                        seller: terms.expect("known").0,
+                        price,
+                        fee: FEE,
+                        escrow: value,
+                        deadline,
+                        status: status::OPEN,
+                        holder: buyer,
+                        ..ModelOrder::default()
+                    });
+                }
+            }
+            Op::Register { worker, value } => {
+                let worker = actors[worker];
+                let result = env.call(worker, value, QueryMarket::register_worker);
+                let bond = model.bonds.get(&worker).copied().unwrap_or(0) + value;
+                prop_assert_eq!(result.is_ok(), bond >= MIN_BOND, "{:?}", op);
+                if result.is_ok() {
+                    model.bonds.insert(worker, bond);
+                    model.registered.insert(worker, true);
+                }
+            }
+            Op::WithdrawBond { worker } => {
+                let worker = actors[worker];
+                let result = env.call(worker, 0, QueryMarket::withdraw_bond);
+                let expected = model.registered.get(&worker) == Some(&true)
+                    && model.active.get(&worker).copied().unwrap_or(0) == 0;
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    let bond = model.bonds.insert(worker, 0).unwrap_or(0);
+                    model.registered.insert(worker, false);
+                    model.credit(worker, bond);
+                }
+            }
+            Op::Claim { worker, order } => {
+                let worker = actors[worker];
+                let id = pick_order(count, order);
+                let result = env.claim(worker, id);
+                let is_worker = model.registered.get(&worker) == Some(&true)
+                    && model.bonds.get(&worker).copied().unwrap_or(0) >= MIN_BOND;
+                let expected = model.order(id).is_some_and(|o| {
+                    is_worker
+                        && (o.status == status::OPEN
+                            || (o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now))
+                        && now <= o.deadline
+                });
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    let o = &mut model.orders[usize::try_from(id).expect("small") - 1];
+                    let previous = (o.status == status::CLAIMED).then_some(o.worker);
+                    o.worker = worker;
+                    o.claimed_at = now;
+                    o.status = status::CLAIMED;
+                    if let Some(previous) = previous {
+                        *model.active.get_mut(&previous).expect("claimed") -= 1;
+                    }
+                    *model.active.entry(worker).or_default() += 1;
+                }
+            }
+            Op::Submit { worker, order, sig } => {
+                let id = pick_order(count, order);
+                // Mostly the claimant itself, so that results get submitted.
+                let worker = match model.order(id) {
+                    Some(o) if worker > 0 && !o.worker.is_zero() => {
+                        actors.iter().position(|&a| a == o.worker).unwrap_or(worker)
+                    }
+                    _ => worker,
+                };
+                let signer = &keys[worker];
+                let foreign = &keys[(worker + 1) % usize::from(ACTORS)];
+                let worker = actors[worker];
+                let signature = if model.order(id).is_some() {
+                    let digest = env.digest(id, RESULT);
+                    match sig {
+                        Sig::Good => sign(signer, digest),
+                        Sig::Foreign => sign(foreign, digest),
+                        Sig::HighS => high_s(&sign(signer, digest)),
+                    }
+                } else {
+                    vec![0; 65]
+                };
+                let result = env.submit_signed(worker, id, signature);
+                let expected = model.order(id).is_some_and(|o| {
+                    o.status == status::CLAIMED
+                        && o.worker == worker
+                        && o.claimed_at + CLAIM_TIMEOUT >= now
+                        && now <= o.deadline
+                        && matches!(sig, Sig::Good)
+                });
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    model.orders[usize::try_from(id).expect("small") - 1].status = status::COMPUTED;
+                }
+            }
+            Op::Deliver {
+                caller,
+                order,
+                health,
+            } => {
+                let id = pick_order(count, order);
+                let caller = seller_or(&model, id, &actors, caller);
+                env.health.set(health);
+                let result = env.deliver(caller, id);
+                let expected = model
+                    .order(id)
+                    .is_some_and(|o| o.seller == caller && o.status == status::COMPUTED);
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    let index = usize::try_from(id).expect("small") - 1;
+                    let o = model.orders[index].clone();
+                    if health == HEALTHY {
+                        model.credit(o.seller, o.price);
+                        model.credit(o.worker, o.fee);
+                        model.credit(o.holder, o.escrow - o.price - o.fee);
+                        model.close(index, o.worker, status::SETTLED);
+                    } else {
+                        model.credit(o.holder, o.escrow);
+                        model.close(index, o.worker, status::FAILED);
+                    }
+                }
+            }
+            Op::Slash { caller, order } => {
+                let id = pick_order(count, order);
+                let caller = seller_or(&model, id, &actors, caller);
+                let result = env.call(caller, 0, |m| m.slash_worker(id));
+                let expected = model
+                    .order(id)
+                    .is_some_and(|o| o.seller == caller && o.status == status::COMPUTED);
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    let index = usize::try_from(id).expect("small") - 1;
+                    let o = model.orders[index].clone();
+                    let bond = model.bonds.insert(o.worker, 0).unwrap_or(0);
+                    model.credit(o.holder, o.escrow + bond);
+                    model.close(index, o.worker, status::DISPUTED);
+                }
+            }
+            Op::Refund { caller, order } => {
+                let caller = actors[caller];
+                let id = pick_order(count, order);
+                let result = env.call(caller, 0, |m| m.refund(id));
+                let expected = model
+                    .order(id)
+                    .is_some_and(|o| o.holder == caller && is_active(o.status) && now > o.deadline);
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    let index = usize::try_from(id).expect("small") - 1;
+                    let o = model.orders[index].clone();
+                    let claimant = if o.status == status::OPEN {
+                        Address::ZERO
+                    } else {
+                        o.worker
+                    };
+                    model.credit(o.holder, o.escrow);
+                    model.close(index, claimant, status::REFUNDED);
+                }
+            }
+            Op::Withdraw { actor } => {
+                let actor = actors[actor];
+                let owed = model.owed.get(&actor).copied().unwrap_or(0);
+                let withdrawn = env.host.balance(actor);
+                let result = env.call(actor, 0, QueryMarket::withdraw);
+                prop_assert_eq!(result.is_ok(), u(owed) > withdrawn, "{:?}", op);
+                if result.is_ok() {
+                    // Withdrawing everything leaves exactly what the model says was owed.
+                    prop_assert_eq!(env.host.balance(actor), u(owed));
+                }
+            }
+            Op::Transfer {
+                caller,
+                from,
+                to,
+                order,
+            } => {
+                let caller = actors[caller];
+                let from = actors[from];
+                let to = to.map_or(Address::ZERO, |to| actors[to]);
+                let id = pick_order(count, order);
+                let result = env.call(caller, 0, |m| m.transfer_from(from, to, id));
+                let expected = model
+                    .order(id)
+                    .is_some_and(|o| caller == from && o.holder == from && !to.is_zero());
+                prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                if result.is_ok() {
+                    model.orders[usize::try_from(id).expect("small") - 1].holder = to;
+                }
+            }
+            Op::Advance { seconds } => env.advance(seconds),
+        }
+
+        // The invariant, and the market's books against the model, after every step.
+        let m = &env.market;
+        prop_assert_eq!(
+            env.host.balance(env.host.contract()),
+            m.total_escrow() + m.total_bonds() + m.total_payouts()
+        );
+        let escrow: u64 = model
+            .orders
+            .iter()
+            .filter(|o| is_active(o.status))
+            .map(|o| o.escrow)
+            .sum();
+        prop_assert_eq!(m.total_escrow(), u(escrow));
+        prop_assert_eq!(m.total_bonds(), u(model.bonds.values().sum::<u64>()));
+        let mut unwithdrawn = U256::ZERO;
+        for &actor in &actors {
+            let owed = u(model.owed.get(&actor).copied().unwrap_or(0));
+            let withdrawn = env.host.balance(actor);
+            prop_assert!(withdrawn <= owed, "{actor} withdrew more than it was owed");
+            prop_assert_eq!(m.payout_of(actor), owed - withdrawn);
+            unwithdrawn += owed - withdrawn;
+            prop_assert_eq!(
+                m.worker_bond(actor),
+                u(model.bonds.get(&actor).copied().unwrap_or(0))
+            );
+            prop_assert_eq!(
+                m.active_claims(actor),
+                model.active.get(&actor).copied().unwrap_or(0)
+            );
+            prop_assert_eq!(
+                ok(m.balance_of(actor)),
+                u(model.orders.iter().filter(|o| o.holder == actor).count() as u64)
+            );
+        }
+        prop_assert_eq!(m.total_payouts(), unwithdrawn);
+        for (dataset_id, _) in datasets(&actors) {
+            let open = model
+                .orders
+                .iter()
+                .filter(|o| o.dataset == dataset_id && is_active(o.status))
+                .count();
+            prop_assert_eq!(m.open_order_count(u(dataset_id)), u(open as u64));
+        }
+        for (index, o) in model.orders.iter().enumerate() {
+            prop_assert_eq!(ok(m.order(u(index as u64 + 1))).9, o.status);
+        }
+    }
+
+    // Finally everyone withdraws everything (bonds too, where no claim is pending).
+    for &actor in &actors {
+        if model.active.get(&actor).copied().unwrap_or(0) == 0
+            && model.registered.get(&actor) == Some(&true)
+        {
+            ok(env.call(actor, 0, QueryMarket::withdraw_bond));
+            let bond = model.bonds.insert(actor, 0).unwrap_or(0);
+            model.credit(actor, bond);
+        }
+        let owed = u(model.owed.get(&actor).copied().unwrap_or(0));
+        if owed > env.host.balance(actor) {
+            ok(env.call(actor, 0, QueryMarket::withdraw));
+        }
+        prop_assert_eq!(env.host.balance(actor), owed);
+    }
+    env.assert_solvent();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn money_is_conserved_under_random_call_sequences(ops in proptest::collection::vec(op(), 30..60)) {
+        run_sequence(&ops)?;
+    }
+}

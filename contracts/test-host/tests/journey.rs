@@ -1,0 +1,488 @@
+//! The three contracts together, called only through their routers with calldata encoded from
+//! their committed Solidity interfaces (`contracts/*/abi/I*.sol`), as a dApp would call them:
+//! a seller registers and proves a dataset, a buyer orders, a worker attests, the seller delivers
+//! and the market settles; then the same with a dataset whose proofs lapsed, which is slashed and
+//! whose buyer is refunded; then the seller winds the dataset down and takes back the stake.
+
+use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
+use alloy_sol_types::{SolCall, SolInterface, sol};
+use datacloud_contract_test_host::{Chain, Deployed, TestHost};
+use datacloud_dataset_registry::DatasetRegistry;
+use datacloud_pdp::{MerkleTree, PieceIndex, challenge_leaf_index};
+use datacloud_proof_manager::ProofManager;
+use datacloud_query_market::QueryMarket;
+use stylus_sdk::abi::router_entrypoint;
+
+sol!(
+    #[sol(all_derives)]
+    "../dataset-registry/abi/IDatasetRegistry.sol"
+);
+sol!(
+    #[sol(all_derives)]
+    "../proof-manager/abi/IProofManager.sol"
+);
+sol!(
+    #[sol(all_derives)]
+    "../query-market/abi/IQueryMarket.sol"
+);
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
+const SELLER: Address = address!("0x00000000000000000000000000000000000000b0");
+const BUYER: Address = address!("0x00000000000000000000000000000000000000c0");
+const WATCHER: Address = address!("0x00000000000000000000000000000000000000d0");
+
+fn ether(milli: u64) -> U256 {
+    U256::from(u128::from(milli) * ETHER / 1000)
+}
+
+struct Marketplace {
+    chain: Chain,
+    registry: Deployed,
+    proofs: Deployed,
+    market: Deployed,
+    worker_key: k256::ecdsa::SigningKey,
+    worker: Address,
+}
+
+impl Marketplace {
+    fn new() -> Self {
+        let mut chain = Chain::new();
+        let registry = chain.deploy(
+            address!("0x0000000000000000000000000000000000001001"),
+            router_entrypoint::<DatasetRegistry, DatasetRegistry>,
+        );
+        let proofs = chain.deploy(
+            address!("0x0000000000000000000000000000000000001002"),
+            router_entrypoint::<ProofManager, ProofManager>,
+        );
+        let market = chain.deploy(
+            address!("0x0000000000000000000000000000000000001003"),
+            router_entrypoint::<QueryMarket, QueryMarket>,
+        );
+        let worker_key = k256::ecdsa::SigningKey::from_slice(&[0x77; 32]).unwrap();
+        let worker = Address::from_private_key(&worker_key);
+        let m = Self {
+            chain,
+            registry,
+            proofs,
+            market,
+            worker_key,
+            worker,
+        };
+        m.ok(
+            OWNER,
+            &m.registry,
+            0,
+            IDatasetRegistry::initializeCall {
+                proof_manager: m.proofs.address(),
+                query_market: m.market.address(),
+                min_stake: ether(1000),
+                withdraw_cooldown: 86_400,
+            },
+        );
+        m.ok(
+            OWNER,
+            &m.proofs,
+            0,
+            IProofManager::initializeCall {
+                registry: m.registry.address(),
+                proving_period: 100,
+                challenge_window: 20,
+                challenge_finality: 2,
+                challenges_per_proof: 5,
+                fault_threshold: 3,
+                slash_bps: 1000,
+            },
+        );
+        m.ok(
+            OWNER,
+            &m.market,
+            0,
+            IQueryMarket::initializeCall {
+                registry: m.registry.address(),
+                proof_manager: m.proofs.address(),
+                worker_fee: ether(10),
+                min_worker_bond: ether(500),
+                claim_timeout: 3600,
+                max_order_lifetime: 7 * 86_400,
+            },
+        );
+        m
+    }
+
+    fn send<C: SolCall>(
+        &self,
+        from: Address,
+        to: &Deployed,
+        value_milli: u64,
+        call: &C,
+    ) -> Result<C::Return, Vec<u8>> {
+        let out = self
+            .chain
+            .transact(from, to, ether(value_milli), &call.abi_encode())?;
+        Ok(C::abi_decode_returns(&out).expect("the contract returns what its ABI says"))
+    }
+
+    // Call sites build the call inline; taking it by value keeps them short.
+    #[allow(clippy::needless_pass_by_value)]
+    fn ok<C: SolCall>(&self, from: Address, to: &Deployed, value_milli: u64, call: C) -> C::Return {
+        match self.send(from, to, value_milli, &call) {
+            Ok(out) => out,
+            Err(revert) => panic!(
+                "{} reverted: 0x{}",
+                C::SIGNATURE,
+                alloy_primitives::hex::encode(revert)
+            ),
+        }
+    }
+
+    fn health(&self, dataset: U256) -> u8 {
+        self.ok(
+            WATCHER,
+            &self.proofs,
+            0,
+            IProofManager::healthCall {
+                dataset_id: dataset,
+            },
+        )
+    }
+
+    /// Registers a dataset with two real pieces and opens its proof set.
+    fn onboard(&self, pieces: &[MerkleTree]) -> (U256, U256) {
+        let dataset = self.ok(
+            SELLER,
+            &self.registry,
+            2000,
+            IDatasetRegistry::registerDatasetCall {
+                manifest_cid: Bytes::from_static(b"\x01\x71\x12\x20manifest-cid-bytes"),
+                piece_cid: Bytes::from_static(b"\x01\x55\x91\x20piece-cid-bytes"),
+                schema_hash: keccak256("schema"),
+                template_hashes: vec![keccak256("cohort_stats/1"), keccak256("fraud_model/1")],
+                prices: vec![ether(50), ether(100)],
+            },
+        );
+        let set = self.ok(
+            SELLER,
+            &self.proofs,
+            0,
+            IProofManager::createProofSetCall {
+                dataset_id: dataset,
+                roots: pieces.iter().map(|t| B256::from(t.root())).collect(),
+                leaf_counts: pieces.iter().map(MerkleTree::leaf_count).collect(),
+            },
+        );
+        (dataset, set)
+    }
+
+    /// Opens a proving period and answers it the way the prover agent will.
+    fn prove(&self, set: U256, pieces: &[MerkleTree]) {
+        let epoch = self.ok(
+            SELLER,
+            &self.proofs,
+            0,
+            IProofManager::nextProvingPeriodCall { set_id: set },
+        );
+        self.chain.advance(3, 36);
+        let seed = TestHost::block_hash(epoch).0;
+        let counts: Vec<u64> = pieces.iter().map(MerkleTree::leaf_count).collect();
+        let index = PieceIndex::new(&counts).unwrap();
+        let (mut leaves, mut proofs) = (Vec::new(), Vec::new());
+        for i in 0..5 {
+            let leaf = challenge_leaf_index(&seed, set, i, index.total_leaves());
+            let (piece, offset) = index.locate(leaf).unwrap();
+            leaves.push(B256::from(pieces[piece].leaf(offset).unwrap()));
+            proofs.push(
+                pieces[piece]
+                    .proof(offset)
+                    .unwrap()
+                    .into_iter()
+                    .map(B256::from)
+                    .collect(),
+            );
+        }
+        self.ok(
+            WATCHER,
+            &self.proofs,
+            0,
+            IProofManager::provePossessionCall {
+                set_id: set,
+                leaves,
+                proofs,
+            },
+        );
+    }
+
+    /// Places an order, lets the worker claim it and submit a signed result.
+    fn order_and_compute(&self, dataset: U256) -> U256 {
+        let deadline = self.market.host().vm().block_timestamp_now() + 86_400;
+        let order = self.ok(
+            BUYER,
+            &self.market,
+            70, // price 50 + fee 10, and 10 too much: refunded at settlement
+            IQueryMarket::placeOrderCall {
+                dataset_id: dataset,
+                template_hash: keccak256("cohort_stats/1"),
+                params_hash: keccak256("region = APAC, last 90 days"),
+                buyer_key: Bytes::from_static(&[0x42; 32]),
+                deadline,
+            },
+        );
+        if self
+            .ok(
+                WATCHER,
+                &self.market,
+                0,
+                IQueryMarket::workerBondCall {
+                    worker: self.worker,
+                },
+            )
+            .is_zero()
+        {
+            self.ok(
+                self.worker,
+                &self.market,
+                500,
+                IQueryMarket::registerWorkerCall {},
+            );
+        }
+        self.ok(
+            self.worker,
+            &self.market,
+            0,
+            IQueryMarket::claimOrderCall { order_id: order },
+        );
+        let result_hash = keccak256("encrypted result");
+        let digest = self.ok(
+            WATCHER,
+            &self.market,
+            0,
+            IQueryMarket::attestationDigestCall {
+                order_id: order,
+                result_hash,
+            },
+        );
+        let (sig, recid) = self
+            .worker_key
+            .sign_prehash_recoverable(digest.as_slice())
+            .unwrap();
+        let mut signature = sig.to_bytes().to_vec();
+        signature.push(27 + recid.to_byte());
+        self.ok(
+            self.worker,
+            &self.market,
+            0,
+            IQueryMarket::submitResultCall {
+                order_id: order,
+                result_cid: Bytes::from_static(b"\x01\x55\x12\x20result"),
+                result_hash,
+                signature: signature.into(),
+            },
+        );
+        order
+    }
+
+    fn payout(&self, of: Address) -> U256 {
+        self.ok(
+            WATCHER,
+            &self.market,
+            0,
+            IQueryMarket::payoutOfCall { account: of },
+        )
+    }
+
+    fn assert_market_holds_what_it_owes(&self) {
+        let escrow = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalEscrowCall {});
+        let bonds = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalBondsCall {});
+        let payouts = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalPayoutsCall {});
+        assert_eq!(
+            self.market.host().balance(self.market.address()),
+            escrow + bonds + payouts
+        );
+    }
+}
+
+trait Clock {
+    fn block_timestamp_now(&self) -> u64;
+}
+
+impl Clock for stylus_sdk::testing::TestVM {
+    fn block_timestamp_now(&self) -> u64 {
+        stylus_sdk::stylus_core::BlockAccess::block_timestamp(self)
+    }
+}
+
+fn pieces(seed: u8, heights: &[u32]) -> Vec<MerkleTree> {
+    heights
+        .iter()
+        .enumerate()
+        .map(|(p, &h)| {
+            let leaves = (0..1u64 << h)
+                .map(|i| {
+                    keccak256([&[seed, u8::try_from(p).unwrap()][..], &i.to_be_bytes()].concat()).0
+                })
+                .map(|mut leaf| {
+                    leaf[31] &= 0x3F; // fr32-padded data: every leaf is a field element
+                    leaf
+                })
+                .collect();
+            MerkleTree::new(leaves)
+        })
+        .collect()
+}
+
+#[test]
+fn a_proven_dataset_is_sold_and_the_market_settles() {
+    let m = Marketplace::new();
+    let trees = pieces(1, &[6, 3]);
+    let (dataset, set) = m.onboard(&trees);
+    assert_eq!(m.health(dataset), 2, "no proof yet: Degraded");
+    m.prove(set, &trees);
+    assert_eq!(m.health(dataset), 1, "proven: Healthy");
+
+    let order = m.order_and_compute(dataset);
+    assert_eq!(
+        m.ok(
+            BUYER,
+            &m.market,
+            0,
+            IQueryMarket::ownerOfCall { token_id: order }
+        ),
+        BUYER,
+        "the buyer holds the receipt"
+    );
+    m.assert_market_holds_what_it_owes();
+    m.ok(
+        SELLER,
+        &m.market,
+        0,
+        IQueryMarket::deliverResultCall {
+            order_id: order,
+            delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20delivery"),
+        },
+    );
+    assert_eq!(m.payout(SELLER), ether(50));
+    assert_eq!(m.payout(m.worker), ether(10));
+    assert_eq!(m.payout(BUYER), ether(10), "the overpayment comes back");
+    m.assert_market_holds_what_it_owes();
+
+    let before = m.market.host().balance(SELLER);
+    m.ok(SELLER, &m.market, 0, IQueryMarket::withdrawCall {});
+    assert_eq!(m.market.host().balance(SELLER) - before, ether(50));
+    assert!(m.payout(SELLER).is_zero());
+    m.assert_market_holds_what_it_owes();
+    // Nothing left to pull: a second withdrawal reverts and changes nothing.
+    assert!(
+        m.send(SELLER, &m.market, 0, &IQueryMarket::withdrawCall {})
+            .is_err()
+    );
+    m.assert_market_holds_what_it_owes();
+}
+
+#[test]
+fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
+    let m = Marketplace::new();
+    let trees = pieces(2, &[4]);
+    let (dataset, set) = m.onboard(&trees);
+    m.prove(set, &trees);
+    let order = m.order_and_compute(dataset);
+
+    // The seller stops proving: three deadlines pass, each recorded by a watcher.
+    for _ in 0..3 {
+        m.chain.advance(101, 1212);
+        m.ok(
+            WATCHER,
+            &m.proofs,
+            0,
+            IProofManager::recordFaultCall { set_id: set },
+        );
+    }
+    assert_eq!(m.health(dataset), 3, "three consecutive faults: Failed");
+    // The third fault slashed 10 % of the 2-token stake to the watcher.
+    let stake = m.ok(
+        WATCHER,
+        &m.registry,
+        0,
+        IDatasetRegistry::stakeOfCall {
+            dataset_id: dataset,
+        },
+    );
+    assert_eq!(stake, ether(1800));
+    assert_eq!(
+        m.ok(
+            WATCHER,
+            &m.registry,
+            0,
+            IDatasetRegistry::payoutOfCall { account: WATCHER }
+        ),
+        ether(200)
+    );
+
+    // Delivery on a failed dataset pays nobody but the buyer.
+    m.ok(
+        SELLER,
+        &m.market,
+        0,
+        IQueryMarket::deliverResultCall {
+            order_id: order,
+            delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20delivery"),
+        },
+    );
+    assert!(m.payout(SELLER).is_zero());
+    assert!(m.payout(m.worker).is_zero());
+    assert_eq!(m.payout(BUYER), ether(70));
+    m.assert_market_holds_what_it_owes();
+}
+
+#[test]
+fn a_seller_takes_back_the_stake_only_when_no_order_is_open() {
+    let m = Marketplace::new();
+    let trees = pieces(3, &[2]);
+    let (dataset, set) = m.onboard(&trees);
+    m.prove(set, &trees);
+    let order = m.order_and_compute(dataset);
+    m.ok(
+        SELLER,
+        &m.registry,
+        0,
+        IDatasetRegistry::deactivateCall {
+            dataset_id: dataset,
+        },
+    );
+    m.chain.advance(10, 86_401);
+    // The order is still open in the market: the registry asks it and refuses.
+    let refused = m.send(
+        SELLER,
+        &m.registry,
+        0,
+        &IDatasetRegistry::withdrawStakeCall {
+            dataset_id: dataset,
+        },
+    );
+    let Err(revert) = refused else {
+        panic!("an open order must block the stake");
+    };
+    assert!(matches!(
+        IDatasetRegistry::IDatasetRegistryErrors::abi_decode(&revert),
+        Ok(IDatasetRegistry::IDatasetRegistryErrors::OpenOrders(_))
+    ));
+    // The deadline passes; the buyer takes the escrow back; now the stake can go.
+    m.chain.advance(10, 86_400);
+    m.ok(
+        BUYER,
+        &m.market,
+        0,
+        IQueryMarket::refundCall { order_id: order },
+    );
+    let before = m.registry.host().balance(SELLER);
+    m.ok(
+        SELLER,
+        &m.registry,
+        0,
+        IDatasetRegistry::withdrawStakeCall {
+            dataset_id: dataset,
+        },
+    );
+    assert_eq!(m.registry.host().balance(SELLER) - before, ether(2000));
+    assert!(m.registry.host().balance(m.registry.address()).is_zero());
+}
