@@ -1,8 +1,9 @@
 //! The [`Devchain`] API: deploy, activate, call, and the clock.
 //!
 //! Each `call` is executed like a transaction's execution (nonce bump, intrinsic gas, fresh
-//! EIP-2929 warm sets, logs collected); signed transactions, blocks and receipts come in a later
-//! slice and will sit on top of this.
+//! EIP-2929 warm sets, logs collected). Signed transactions enter through
+//! [`Devchain::transact`] (see [`crate::transaction`]); blocks and receipts live in
+//! [`crate::node`].
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use alloy_sol_types::{SolCall, SolError, SolInterface};
 
 use crate::{
     config::ChainConfig,
-    error::{DevchainError, ProgramError},
+    error::{DevchainError, Halt, ProgramError},
     machine::{self, CallKind, ExitStatus, Message, Runtime, World},
     precompiles::{self, ArbWasm},
     program,
@@ -48,6 +49,30 @@ pub struct Activation {
     pub data_fee: U256,
 }
 
+/// A validated transaction, ready to execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxExecution {
+    /// The recovered sender.
+    pub from: Address,
+    /// The callee; `None` creates a contract.
+    pub to: Option<Address>,
+    /// Wei sent along.
+    pub value: U256,
+    /// Calldata, or init code for a creation.
+    pub input: Bytes,
+    /// The transaction's gas limit.
+    pub gas_limit: u64,
+    /// Intrinsic gas, already checked to be at most `gas_limit`.
+    pub intrinsic_gas: u64,
+}
+
+/// A saved copy of a chain's state and block context ([`Devchain::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct ChainSnapshot {
+    state: State,
+    env: machine::Env,
+}
+
 /// An in-memory chain that runs Stylus programs.
 #[derive(Debug)]
 pub struct Devchain {
@@ -56,7 +81,7 @@ pub struct Devchain {
 }
 
 /// `21000 + 16 × non-zero bytes + 4 × zero bytes` (`core.IntrinsicGas`).
-fn intrinsic_gas(calldata: &[u8]) -> u64 {
+pub(crate) fn intrinsic_gas(calldata: &[u8]) -> u64 {
     let non_zeros: u64 = calldata.iter().map(|&b| u64::from(b != 0)).sum();
     let zeros = calldata.len() as u64 - non_zeros;
     21000 + 16 * non_zeros + 4 * zeros
@@ -219,17 +244,177 @@ impl Devchain {
     /// CREATE of the stylus-tools prelude returning `code`.
     fn create_code(&mut self, from: Address, code: &[u8]) -> Result<Address, DevchainError> {
         let init = program::deployment_init_code(code);
-        let runtime = program::runtime_code_of_init_code(&init)
-            .map(Bytes::copy_from_slice)
-            .ok_or(ProgramError::NotWasm)?;
-        let state = &mut self.world.state;
-        state.begin_tx();
-        let nonce = state.nonce(from);
+        self.world.state.begin_tx();
+        let nonce = self.world.state.nonce(from);
+        let gas_limit = self.world.config.call_gas_limit;
+        let (outcome, created) = self.run_create(
+            from,
+            U256::ZERO,
+            &init,
+            gas_limit,
+            intrinsic_gas(&init),
+            nonce,
+        );
+        match (outcome.status, created) {
+            (ExitStatus::Success, Some(address)) => {
+                self.world.state.set_nonce(from, nonce + 1);
+                Ok(address)
+            }
+            (ExitStatus::Halt(Halt::Program(err)), _) => Err(err.into()),
+            (status, _) => Err(DevchainError::CallFailed {
+                to: from.create(nonce),
+                reason: format!("{status:?}"),
+                revert_data: Vec::new(),
+            }),
+        }
+    }
+
+    /// Contract creation as a transaction runs it: the init code must be the stylus-tools
+    /// deployment prelude (no EVM runs here), whose returned code is stored at
+    /// `from.create(nonce)` with `value`; code deposit costs 200 gas per byte (EIP-170 era
+    /// `CreateDataGas`). A halt consumes all gas, as an exceptional halt does in the EVM.
+    fn run_create(
+        &mut self,
+        from: Address,
+        value: U256,
+        init: &[u8],
+        gas_limit: u64,
+        intrinsic: u64,
+        nonce: u64,
+    ) -> (Outcome, Option<Address>) {
+        let halt = |halt: Halt| Outcome {
+            status: ExitStatus::Halt(halt),
+            return_data: Bytes::new(),
+            logs: Vec::new(),
+            gas_used: gas_limit,
+        };
+        let Some(runtime) = program::runtime_code_of_init_code(init) else {
+            return (halt(Halt::UnsupportedInitCode), None);
+        };
         let address = from.create(nonce);
-        state.set_nonce(from, nonce + 1);
+        let state = &mut self.world.state;
+        if !state.code(address).is_empty() || state.nonce(address) != 0 {
+            return (halt(Halt::AddressCollision(address)), None);
+        }
+        let max = self.world.config.max_code_size;
+        if runtime.len() > max {
+            let err = ProgramError::CodeTooLarge {
+                size: runtime.len(),
+                max,
+            };
+            return (halt(Halt::Program(err)), None);
+        }
+        let gas_used = intrinsic.saturating_add(200 * runtime.len() as u64);
+        if gas_used > gas_limit {
+            return (halt(Halt::OutOfInk), None);
+        }
+        let checkpoint = state.checkpoint();
+        if let Err(have) = state.transfer(from, address, value) {
+            state.revert_to(checkpoint);
+            return (
+                halt(Halt::InsufficientBalance {
+                    address: from,
+                    have,
+                    want: value,
+                }),
+                None,
+            );
+        }
         state.set_nonce(address, 1);
-        state.set_code(address, runtime);
-        Ok(address)
+        state.set_code(address, Bytes::copy_from_slice(runtime));
+        let outcome = Outcome {
+            status: ExitStatus::Success,
+            return_data: Bytes::new(),
+            logs: Vec::new(),
+            gas_used,
+        };
+        (outcome, Some(address))
+    }
+
+    /// Executes a validated transaction (the caller checked signature, chain id, nonce, fees
+    /// and funds): bumps the sender's nonce, runs the call or the creation, and charges
+    /// `gas_used × gas_price` (the tip above the base fee goes to the coinbase, the base fee is
+    /// burnt). Returns the outcome and the created contract's address.
+    pub fn transact(&mut self, tx: &TxExecution, gas_price: U256) -> (Outcome, Option<Address>) {
+        self.world.state.begin_tx();
+        let nonce = self.world.state.nonce(tx.from);
+        let result = self.run_tx(tx, nonce);
+        let state = &mut self.world.state;
+        state.set_nonce(tx.from, nonce + 1);
+        // Fees are charged after execution: validation guaranteed `gas_limit × price + value`
+        // up front and an externally owned sender can only lose `value` while it runs.
+        let gas_used = U256::from(result.0.gas_used);
+        let fee = gas_used * gas_price;
+        let balance = state.balance(tx.from);
+        state.set_balance(tx.from, balance.saturating_sub(fee));
+        let tip = gas_used * gas_price.saturating_sub(self.world.config.basefee);
+        let coinbase = self.world.config.coinbase;
+        if !tip.is_zero() {
+            let balance = state.balance(coinbase);
+            state.set_balance(coinbase, balance + tip);
+        }
+        result
+    }
+
+    /// Runs `tx` as [`Devchain::transact`] would, then undoes every change (`eth_call` with
+    /// state-changing semantics, `eth_estimateGas`). No fee is charged.
+    pub fn simulate(&mut self, tx: &TxExecution) -> (Outcome, Option<Address>) {
+        self.world.state.begin_tx();
+        let checkpoint = self.world.state.checkpoint();
+        let nonce = self.world.state.nonce(tx.from);
+        let result = self.run_tx(tx, nonce);
+        self.world.state.revert_to(checkpoint);
+        result
+    }
+
+    fn run_tx(&mut self, tx: &TxExecution, nonce: u64) -> (Outcome, Option<Address>) {
+        match tx.to {
+            Some(to) => (
+                self.run_call(
+                    tx.from,
+                    to,
+                    tx.value,
+                    &tx.input,
+                    tx.gas_limit,
+                    tx.intrinsic_gas,
+                    false,
+                ),
+                None,
+            ),
+            None => self.run_create(
+                tx.from,
+                tx.value,
+                &tx.input,
+                tx.gas_limit,
+                tx.intrinsic_gas,
+                nonce,
+            ),
+        }
+    }
+
+    /// A copy of the state and block context, for `evm_snapshot`.
+    #[must_use]
+    pub fn snapshot(&self) -> ChainSnapshot {
+        ChainSnapshot {
+            state: self.world.state.clone(),
+            env: self.world.env.clone(),
+        }
+    }
+
+    /// Restores a [`Devchain::snapshot`].
+    pub fn restore(&mut self, snapshot: ChainSnapshot) {
+        self.world.state = snapshot.state;
+        self.world.env = snapshot.env;
+    }
+
+    /// Replaces the hash of block `number` (the node seals blocks with their header hash).
+    pub(crate) fn set_block_hash(&mut self, number: u64, hash: B256) {
+        if let Some(slot) = usize::try_from(number)
+            .ok()
+            .and_then(|n| self.world.env.block_hashes.get_mut(n))
+        {
+            *slot = hash;
+        }
     }
 
     /// The activation data fee `address` would pay now.
@@ -317,12 +502,33 @@ impl Devchain {
         calldata: &[u8],
         is_static: bool,
     ) -> Outcome {
-        let intrinsic = intrinsic_gas(calldata);
-        let gas_limit = self.world.config.call_gas_limit;
-        let state = &mut self.world.state;
         if !is_static {
-            state.begin_tx();
+            self.world.state.begin_tx();
         }
+        let gas_limit = self.world.config.call_gas_limit;
+        self.run_call(
+            from,
+            to,
+            value,
+            calldata,
+            gas_limit,
+            intrinsic_gas(calldata),
+            is_static,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one frame's whole context, passed once
+    fn run_call(
+        &mut self,
+        from: Address,
+        to: Address,
+        value: U256,
+        calldata: &[u8],
+        gas_limit: u64,
+        intrinsic: u64,
+        is_static: bool,
+    ) -> Outcome {
+        let state = &mut self.world.state;
         state.warm_account(from);
         state.warm_account(to);
         self.world.env.origin = from;

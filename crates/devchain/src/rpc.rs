@@ -1,0 +1,983 @@
+//! Ethereum JSON-RPC 2.0 over HTTP, served with axum.
+//!
+//! axum rather than jsonrpsee: the method set is small and synchronous (every call locks the
+//! node and runs to completion), batches and the revert error shape (`code: 3`, `data` = revert
+//! bytes, as geth returns it so clients decode Solidity custom errors) are a few lines by hand,
+//! and axum is lighter to compile. Requests run on tokio's blocking pool because WASM execution
+//! is CPU-bound.
+//!
+//! Everything read from the network is bounded: the body size ([`RpcConfig::max_body_bytes`],
+//! answered with HTTP 413), the batch length, the `eth_getLogs` block range and result count,
+//! and raw transactions ([`crate::transaction::MAX_TX_SIZE`]).
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use alloy_consensus::transaction::Recovered;
+use alloy_eips::BlockNumberOrTag;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
+use alloy_rpc_types_eth::{
+    BlockTransactions, FeeHistory, Filter, FilterBlockOption, TransactionRequest,
+};
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::{
+    ExitStatus, Outcome, TxExecution,
+    node::{self, Block, MinedTransaction, Node, NodeError},
+    transaction::{self, MAX_TX_SIZE},
+};
+
+/// Limits of the JSON-RPC server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// Largest request body (HTTP 413 above it).
+    pub max_body_bytes: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Most blocks one `eth_getLogs` may scan.
+    pub max_log_block_range: u64,
+    /// Most logs one `eth_getLogs` may return.
+    pub max_logs: usize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_batch: 100,
+            max_log_block_range: 10_000,
+            max_logs: 10_000,
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    /// Error code (-32700 parse, -32600 invalid request, -32601 no method, -32602 bad
+    /// params, -32000 transaction refused or failed, 3 execution reverted).
+    pub code: i64,
+    /// Human-readable message.
+    pub message: String,
+    /// Revert data for code 3.
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(-32602, message)
+    }
+
+    fn to_json(&self) -> Value {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        error
+    }
+}
+
+impl From<NodeError> for RpcError {
+    /// A refused transaction (or unknown signer) is `-32000`, as geth reports txpool errors.
+    fn from(err: NodeError) -> Self {
+        Self::new(-32000, err.to_string())
+    }
+}
+
+/// The error for a failed execution: a revert is code 3 with the revert bytes as `data`.
+fn execution_error(status: &ExitStatus, output: &Bytes) -> RpcError {
+    match status {
+        ExitStatus::Revert => RpcError {
+            code: 3,
+            message: format!("execution reverted: {}", crate::describe_revert(output)),
+            data: Some(Value::String(hex::encode_prefixed(output))),
+        },
+        ExitStatus::Halt(halt) => RpcError::new(-32000, format!("execution halted: {halt}")),
+        ExitStatus::Success => RpcError::new(-32603, "internal error: success reported as error"),
+    }
+}
+
+/// The JSON-RPC service: a node behind a lock, and the limits.
+#[derive(Debug)]
+pub struct Rpc {
+    node: Mutex<Node>,
+    config: RpcConfig,
+}
+
+fn hex_u64(n: u64) -> Value {
+    Value::String(format!("{n:#x}"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| RpcError::new(-32603, e.to_string()))
+}
+
+/// A quantity given as a JSON number or a hex (or decimal) string.
+fn quantity(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s
+            .strip_prefix("0x")
+            .map_or_else(|| s.parse().ok(), |h| u64::from_str_radix(h, 16).ok()),
+        _ => None,
+    }
+}
+
+fn param<T: DeserializeOwned>(params: &[Value], index: usize, name: &str) -> Result<T, RpcError> {
+    let value = params
+        .get(index)
+        .ok_or_else(|| RpcError::invalid_params(format!("missing parameter {index} ({name})")))?;
+    serde_json::from_value(value.clone())
+        .map_err(|e| RpcError::invalid_params(format!("invalid parameter {index} ({name}): {e}")))
+}
+
+fn optional_param<T: DeserializeOwned>(
+    params: &[Value],
+    index: usize,
+    name: &str,
+) -> Result<Option<T>, RpcError> {
+    match params.get(index) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => param(params, index, name).map(Some),
+    }
+}
+
+fn quantity_param(params: &[Value], index: usize, name: &str) -> Result<u64, RpcError> {
+    params.get(index).and_then(quantity).ok_or_else(|| {
+        RpcError::invalid_params(format!("parameter {index} ({name}) must be a quantity"))
+    })
+}
+
+impl Rpc {
+    /// A service over `node`.
+    #[must_use]
+    pub fn new(node: Node, config: RpcConfig) -> Self {
+        Self {
+            node: Mutex::new(node),
+            config,
+        }
+    }
+
+    /// Runs `f` with the node locked (a panic in another request does not wedge the node: the
+    /// state it left is still consistent because every mutation is a whole transaction).
+    pub fn with_node<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        let mut node = self.node.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut node)
+    }
+
+    /// Answers one HTTP body: a request or a batch.
+    #[must_use]
+    pub fn handle_body(&self, body: &[u8]) -> Value {
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(e) => return error_response(&Value::Null, &RpcError::new(-32700, e.to_string())),
+        };
+        match request {
+            Value::Array(items) if items.is_empty() => {
+                error_response(&Value::Null, &RpcError::new(-32600, "empty batch"))
+            }
+            Value::Array(items) if items.len() > self.config.max_batch => error_response(
+                &Value::Null,
+                &RpcError::new(
+                    -32600,
+                    format!(
+                        "batch of {} requests, over the limit of {}",
+                        items.len(),
+                        self.config.max_batch
+                    ),
+                ),
+            ),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|r| self.handle_request(r)).collect())
+            }
+            single => self.handle_request(&single),
+        }
+    }
+
+    fn handle_request(&self, request: &Value) -> Value {
+        let Value::Object(object) = request else {
+            return error_response(
+                &Value::Null,
+                &RpcError::new(-32600, "request must be an object"),
+            );
+        };
+        let id = object.get("id").cloned().unwrap_or(Value::Null);
+        if !matches!(id, Value::Null | Value::Number(_) | Value::String(_)) {
+            return error_response(&Value::Null, &RpcError::new(-32600, "invalid id"));
+        }
+        if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return error_response(&id, &RpcError::new(-32600, "jsonrpc must be \"2.0\""));
+        }
+        let Some(method) = object.get("method").and_then(Value::as_str) else {
+            return error_response(&id, &RpcError::new(-32600, "method must be a string"));
+        };
+        let params = match object.get("params") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(params)) => params.clone(),
+            Some(_) => {
+                return error_response(&id, &RpcError::invalid_params("params must be an array"));
+            }
+        };
+        match self.dispatch(method, &params) {
+            Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+            Err(err) => error_response(&id, &err),
+        }
+    }
+
+    /// Executes one method.
+    ///
+    /// # Errors
+    /// The JSON-RPC error to answer with.
+    #[allow(clippy::too_many_lines)] // one arm per method: a table, clearer in one place
+    pub fn dispatch(&self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
+        self.with_node(|node| {
+            let config = node.chain().config().clone();
+            match method {
+                "web3_clientVersion" => Ok(json!(concat!(
+                    "datacloud-devchain/",
+                    env!("CARGO_PKG_VERSION")
+                ))),
+                "eth_chainId" => Ok(hex_u64(config.chain_id)),
+                "net_version" => Ok(json!(config.chain_id.to_string())),
+                "net_listening" => Ok(json!(true)),
+                "eth_syncing" => Ok(json!(false)),
+                "eth_accounts" => to_json(&node.accounts()),
+                "eth_blockNumber" => Ok(hex_u64(node.head().header.number)),
+                "eth_gasPrice" => to_json(&config.basefee),
+                "eth_maxPriorityFeePerGas" => Ok(hex_u64(0)),
+                "eth_getBalance" => {
+                    let address: Address = param(params, 0, "address")?;
+                    check_latest(node, params.get(1))?;
+                    to_json(&node.chain().balance(address))
+                }
+                "eth_getTransactionCount" => {
+                    let address: Address = param(params, 0, "address")?;
+                    check_latest(node, params.get(1))?;
+                    Ok(hex_u64(node.chain().nonce(address)))
+                }
+                "eth_getCode" => {
+                    let address: Address = param(params, 0, "address")?;
+                    check_latest(node, params.get(1))?;
+                    to_json(&node.chain().code(address))
+                }
+                "eth_getStorageAt" => {
+                    let address: Address = param(params, 0, "address")?;
+                    let slot: U256 = param(params, 1, "slot")?;
+                    check_latest(node, params.get(2))?;
+                    to_json(&node.chain().storage(address, B256::from(slot)))
+                }
+                "eth_call" => {
+                    let request: TransactionRequest = param(params, 0, "transaction")?;
+                    check_latest(node, params.get(1))?;
+                    let execution = execution_of(node, &request)?;
+                    let (outcome, _) = node.simulate(&execution);
+                    if outcome.is_success() {
+                        to_json(&outcome.return_data)
+                    } else {
+                        Err(execution_error(&outcome.status, &outcome.return_data))
+                    }
+                }
+                "eth_estimateGas" => {
+                    let request: TransactionRequest = param(params, 0, "transaction")?;
+                    check_latest(node, params.get(1))?;
+                    estimate_gas(node, &request).map(hex_u64)
+                }
+                "eth_feeHistory" => fee_history(node, params),
+                "eth_sendRawTransaction" => {
+                    let raw: Bytes = param(params, 0, "raw transaction")?;
+                    if raw.len() > MAX_TX_SIZE {
+                        return Err(RpcError::new(
+                            -32000,
+                            format!(
+                                "transaction is {} bytes, over the {MAX_TX_SIZE} byte limit",
+                                raw.len()
+                            ),
+                        ));
+                    }
+                    let mined = node.send_raw_transaction(&raw)?;
+                    mined_result(&mined)
+                }
+                "eth_sendTransaction" => {
+                    let request: TransactionRequest = param(params, 0, "transaction")?;
+                    let mined = send_transaction(node, &request)?;
+                    mined_result(&mined)
+                }
+                "eth_getTransactionByHash" => {
+                    let hash: B256 = param(params, 0, "hash")?;
+                    match node.transaction(hash) {
+                        Some((block, mined)) => to_json(&rpc_transaction(block, mined)),
+                        None => Ok(Value::Null),
+                    }
+                }
+                "eth_getTransactionReceipt" => {
+                    let hash: B256 = param(params, 0, "hash")?;
+                    match node.transaction(hash) {
+                        Some((block, mined)) => to_json(&rpc_receipt(block, mined)),
+                        None => Ok(Value::Null),
+                    }
+                }
+                "eth_getBlockByNumber" => {
+                    let tag: BlockNumberOrTag = param(params, 0, "block")?;
+                    let full: bool = optional_param(params, 1, "full")?.unwrap_or(false);
+                    match node.block(resolve_number(node, tag)) {
+                        Some(block) => to_json(&rpc_block(block, full)),
+                        None => Ok(Value::Null),
+                    }
+                }
+                "eth_getBlockByHash" => {
+                    let hash: B256 = param(params, 0, "hash")?;
+                    let full: bool = optional_param(params, 1, "full")?.unwrap_or(false);
+                    match node.block_by_hash(hash) {
+                        Some(block) => to_json(&rpc_block(block, full)),
+                        None => Ok(Value::Null),
+                    }
+                }
+                "eth_getLogs" => {
+                    let filter: Filter = param(params, 0, "filter")?;
+                    get_logs(node, &filter, &self.config)
+                }
+                "evm_mine" => {
+                    node.mine();
+                    Ok(json!("0x0"))
+                }
+                "evm_increaseTime" => {
+                    let seconds = quantity_param(params, 0, "seconds")?;
+                    Ok(hex_u64(node.increase_time(seconds)))
+                }
+                "evm_snapshot" => Ok(hex_u64(node.snapshot())),
+                "evm_revert" => {
+                    let id = quantity_param(params, 0, "snapshot id")?;
+                    Ok(json!(node.revert(id)))
+                }
+                "anvil_setBalance" | "hardhat_setBalance" => {
+                    let address: Address = param(params, 0, "address")?;
+                    let balance: U256 = param(params, 1, "balance")?;
+                    node.chain_mut().set_balance(address, balance);
+                    Ok(Value::Null)
+                }
+                _ => Err(RpcError::new(-32601, format!("method not found: {method}"))),
+            }
+        })
+    }
+}
+
+fn error_response(id: &Value, err: &RpcError) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": err.to_json() })
+}
+
+/// State is kept for the head only: a block parameter must name it (or a tag for it).
+fn check_latest(node: &Node, block: Option<&Value>) -> Result<(), RpcError> {
+    let Some(value) = block else { return Ok(()) };
+    let head = node.head();
+    let ok = match value {
+        Value::Null => true,
+        Value::String(s) if matches!(s.as_str(), "latest" | "pending" | "safe" | "finalized") => {
+            true
+        }
+        Value::Object(object) => match object
+            .get("blockHash")
+            .or_else(|| object.get("blockNumber"))
+        {
+            Some(Value::String(s)) if s.len() == 66 => {
+                s.parse::<B256>().is_ok_and(|h| h == head.hash)
+            }
+            Some(v) => quantity(v) == Some(head.header.number),
+            None => false,
+        },
+        other => quantity(other) == Some(head.header.number),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RpcError::invalid_params(
+            "only the latest block's state is kept: use \"latest\"",
+        ))
+    }
+}
+
+fn resolve_number(node: &Node, tag: BlockNumberOrTag) -> u64 {
+    match tag {
+        BlockNumberOrTag::Number(n) => n,
+        BlockNumberOrTag::Earliest => 0,
+        _ => node.head().header.number,
+    }
+}
+
+/// The execution an `eth_call` / `eth_estimateGas` request describes.
+fn execution_of(node: &Node, request: &TransactionRequest) -> Result<TxExecution, RpcError> {
+    let config = node.chain().config();
+    let input = request.input.input().cloned().unwrap_or_default();
+    if input.len() > MAX_TX_SIZE {
+        return Err(RpcError::invalid_params(format!(
+            "calldata is {} bytes, over the {MAX_TX_SIZE} byte limit",
+            input.len()
+        )));
+    }
+    let to = match request.to {
+        Some(TxKind::Call(address)) => Some(address),
+        Some(TxKind::Create) | None => None,
+    };
+    let (addresses, keys) = request.access_list.as_ref().map_or((0, 0), |list| {
+        let keys: usize = list.iter().map(|item| item.storage_keys.len()).sum();
+        (list.len() as u64, keys as u64)
+    });
+    let intrinsic_gas = transaction::intrinsic_gas(to.is_none(), &input, addresses, keys);
+    let gas_limit = request.gas.unwrap_or(config.block_gas_limit);
+    if gas_limit > config.block_gas_limit {
+        return Err(RpcError::invalid_params(format!(
+            "gas {gas_limit} exceeds the block gas limit {}",
+            config.block_gas_limit
+        )));
+    }
+    if gas_limit < intrinsic_gas {
+        return Err(RpcError::new(
+            -32000,
+            format!("intrinsic gas too low: gas {gas_limit}, needs {intrinsic_gas}"),
+        ));
+    }
+    Ok(TxExecution {
+        from: request.from.unwrap_or_default(),
+        to,
+        value: request.value.unwrap_or_default(),
+        input,
+        gas_limit,
+        intrinsic_gas,
+    })
+}
+
+/// Gas used by a simulation plus a 20 % margin (Stylus calls forward 63/64 of the gas left,
+/// so a limit equal to the used gas can starve nested frames), capped at the block limit.
+fn estimate_gas(node: &mut Node, request: &TransactionRequest) -> Result<u64, RpcError> {
+    let execution = execution_of(node, request)?;
+    let (
+        Outcome {
+            status,
+            return_data,
+            gas_used,
+            ..
+        },
+        _,
+    ) = node.simulate(&execution);
+    if !status.is_success() {
+        return Err(execution_error(&status, &return_data));
+    }
+    let block_limit = node.chain().config().block_gas_limit;
+    Ok(gas_used.saturating_add(gas_used / 5).min(block_limit))
+}
+
+fn send_transaction(
+    node: &mut Node,
+    request: &TransactionRequest,
+) -> Result<MinedTransaction, RpcError> {
+    let from = request
+        .from
+        .ok_or_else(|| RpcError::invalid_params("eth_sendTransaction needs `from`"))?;
+    let gas_limit = match request.gas {
+        Some(gas) => gas,
+        None => estimate_gas(node, request)?,
+    };
+    let base_fee = u128::try_from(node.chain().config().basefee).unwrap_or(u128::MAX);
+    let max_fee = request
+        .max_fee_per_gas
+        .or(request.gas_price)
+        .unwrap_or(base_fee.saturating_mul(2));
+    let tip = request.max_priority_fee_per_gas.unwrap_or(0).min(max_fee);
+    let to = match request.to {
+        Some(TxKind::Call(address)) => Some(address),
+        _ => None,
+    };
+    let tx = node::eip1559_request(
+        to,
+        request.value.unwrap_or_default(),
+        request.input.input().cloned().unwrap_or_default(),
+        gas_limit,
+        max_fee,
+        tip,
+    );
+    Ok(node.send_transaction(from, tx, request.nonce)?)
+}
+
+/// The transaction hash, or, when the mined transaction failed, the error a Hardhat-style
+/// automining node returns (the transaction stays mined with status 0).
+fn mined_result(mined: &MinedTransaction) -> Result<Value, RpcError> {
+    if mined.success {
+        return to_json(&mined.tx.hash);
+    }
+    let mut err = execution_error(&mined.status, &mined.output);
+    err.message = format!(
+        "{} (transaction {} mined with status 0)",
+        err.message, mined.tx.hash
+    );
+    Err(err)
+}
+
+fn fee_history(node: &Node, params: &[Value]) -> Result<Value, RpcError> {
+    let count = quantity_param(params, 0, "block count")?.clamp(1, 1024);
+    let newest: BlockNumberOrTag = param(params, 1, "newest block")?;
+    let percentiles: Option<Vec<f64>> = optional_param(params, 2, "reward percentiles")?;
+    let newest = resolve_number(node, newest).min(node.head().header.number);
+    let count = count.min(newest + 1);
+    let oldest = newest + 1 - count;
+    let base_fee = u128::try_from(node.chain().config().basefee).unwrap_or(u128::MAX);
+    let gas_used_ratio = (oldest..=newest)
+        .map(|n| {
+            node.block(n).map_or(0.0, |b| {
+                #[allow(clippy::cast_precision_loss)] // a ratio for display
+                let ratio = b.header.gas_used as f64 / b.header.gas_limit.max(1) as f64;
+                ratio
+            })
+        })
+        .collect();
+    let history = FeeHistory {
+        base_fee_per_gas: vec![base_fee; usize::try_from(count + 1).unwrap_or(1)],
+        gas_used_ratio,
+        base_fee_per_blob_gas: Vec::new(),
+        blob_gas_used_ratio: Vec::new(),
+        oldest_block: oldest,
+        reward: percentiles.map(|p| vec![vec![0; p.len()]; usize::try_from(count).unwrap_or(0)]),
+    };
+    to_json(&history)
+}
+
+fn get_logs(node: &Node, filter: &Filter, limits: &RpcConfig) -> Result<Value, RpcError> {
+    let head = node.head().header.number;
+    let (from, to) = match filter.block_option {
+        FilterBlockOption::AtBlockHash(hash) => {
+            let block = node
+                .block_by_hash(hash)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown block {hash}")))?;
+            (block.header.number, block.header.number)
+        }
+        FilterBlockOption::Range {
+            from_block,
+            to_block,
+        } => (
+            from_block.map_or(head, |t| resolve_number(node, t)),
+            to_block.map_or(head, |t| resolve_number(node, t)).min(head),
+        ),
+    };
+    if from > to {
+        return Ok(json!([]));
+    }
+    if to - from >= limits.max_log_block_range {
+        return Err(RpcError::invalid_params(format!(
+            "block range {from}..={to} is over the limit of {} blocks",
+            limits.max_log_block_range
+        )));
+    }
+    let mut logs = Vec::new();
+    for number in from..=to {
+        let Some(block) = node.block(number) else {
+            continue;
+        };
+        for mined in &block.transactions {
+            for log in rpc_logs(block, mined) {
+                if filter.matches(&log.inner) {
+                    if logs.len() == limits.max_logs {
+                        return Err(RpcError::invalid_params(format!(
+                            "query returns more than {} logs; narrow the range",
+                            limits.max_logs
+                        )));
+                    }
+                    logs.push(log);
+                }
+            }
+        }
+    }
+    to_json(&logs)
+}
+
+fn rpc_logs(block: &Block, mined: &MinedTransaction) -> Vec<alloy_rpc_types_eth::Log> {
+    mined
+        .logs
+        .iter()
+        .zip(mined.first_log_index..)
+        .map(|(log, index)| alloy_rpc_types_eth::Log {
+            inner: log.clone(),
+            block_hash: Some(block.hash),
+            block_number: Some(block.header.number),
+            block_timestamp: Some(block.header.timestamp),
+            transaction_hash: Some(mined.tx.hash),
+            transaction_index: Some(mined.index),
+            log_index: Some(index),
+            removed: false,
+        })
+        .collect()
+}
+
+fn rpc_transaction(block: &Block, mined: &MinedTransaction) -> alloy_rpc_types_eth::Transaction {
+    alloy_rpc_types_eth::Transaction {
+        inner: Recovered::new_unchecked(mined.tx.envelope.clone(), mined.tx.sender),
+        block_hash: Some(block.hash),
+        block_number: Some(block.header.number),
+        transaction_index: Some(mined.index),
+        effective_gas_price: Some(mined.effective_gas_price),
+    }
+}
+
+fn rpc_receipt(block: &Block, mined: &MinedTransaction) -> alloy_rpc_types_eth::TransactionReceipt {
+    alloy_rpc_types_eth::TransactionReceipt {
+        inner: node::receipt_envelope(mined, rpc_logs(block, mined)),
+        transaction_hash: mined.tx.hash,
+        transaction_index: Some(mined.index),
+        block_hash: Some(block.hash),
+        block_number: Some(block.header.number),
+        gas_used: mined.gas_used,
+        effective_gas_price: mined.effective_gas_price,
+        blob_gas_used: None,
+        blob_gas_price: None,
+        from: mined.tx.sender,
+        to: alloy_consensus::Transaction::to(&mined.tx.envelope),
+        contract_address: mined.contract_address,
+    }
+}
+
+fn rpc_block(block: &Block, full: bool) -> alloy_rpc_types_eth::Block {
+    let transactions = if full {
+        BlockTransactions::Full(
+            block
+                .transactions
+                .iter()
+                .map(|t| rpc_transaction(block, t))
+                .collect(),
+        )
+    } else {
+        BlockTransactions::Hashes(block.transactions.iter().map(|t| t.tx.hash).collect())
+    };
+    alloy_rpc_types_eth::Block {
+        header: alloy_rpc_types_eth::Header {
+            hash: block.hash,
+            inner: block.header.clone(),
+            total_difficulty: Some(U256::ZERO),
+            size: None,
+        },
+        uncles: Vec::new(),
+        transactions,
+        withdrawals: None,
+    }
+}
+
+/// Serves JSON-RPC on `listener` (POST to `/`) until `shutdown` completes.
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    rpc: Arc<Rpc>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limit = rpc.config.max_body_bytes;
+    let app = Router::new()
+        .route("/", post(handle))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(rpc);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn handle(State(rpc): State<Arc<Rpc>>, body: axum::body::Bytes) -> Response {
+    match tokio::task::spawn_blocking(move || rpc.handle_body(&body)).await {
+        Ok(value) => Json(value).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "request handler panicked",
+        )
+            .into_response(),
+    }
+}
+
+/// The anvil-style banner: dev accounts and their private keys.
+#[must_use]
+pub fn banner(node: &Node, address: std::net::SocketAddr) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("Available Accounts\n==================\n");
+    let keys = node.dev_keys();
+    for (i, (address, _)) in keys.iter().enumerate() {
+        let _ = writeln!(out, "({i}) {address} (10000 ETH)");
+    }
+    out.push_str("\nPrivate Keys\n==================\n");
+    for (i, (_, key)) in keys.iter().enumerate() {
+        let _ = writeln!(out, "({i}) {key}");
+    }
+    let _ = writeln!(
+        out,
+        "\nChain ID: {}\nListening on {address}",
+        node.chain().config().chain_id
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChainConfig;
+
+    fn rpc() -> Rpc {
+        Rpc::new(
+            Node::new(ChainConfig::default(), 2).unwrap(),
+            RpcConfig {
+                max_batch: 3,
+                max_log_block_range: 10,
+                ..RpcConfig::default()
+            },
+        )
+    }
+
+    fn call(rpc: &Rpc, method: &str, params: &Value) -> Value {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        rpc.handle_body(body.to_string().as_bytes())
+    }
+
+    fn error_code(response: &Value) -> i64 {
+        response["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error in {response}"))
+    }
+
+    #[test]
+    fn malformed_requests_get_standard_codes() {
+        let rpc = rpc();
+        assert_eq!(error_code(&rpc.handle_body(b"{not json")), -32700);
+        assert_eq!(error_code(&rpc.handle_body(b"42")), -32600);
+        assert_eq!(
+            error_code(&rpc.handle_body(br#"{"id":1,"method":"eth_chainId"}"#)),
+            -32600
+        );
+        assert_eq!(
+            error_code(
+                &rpc.handle_body(br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":{}}"#)
+            ),
+            -32602
+        );
+        assert_eq!(error_code(&call(&rpc, "eth_nope", &json!([]))), -32601);
+        assert_eq!(
+            error_code(&call(&rpc, "eth_getBalance", &json!(["0x12"]))),
+            -32602
+        );
+        assert_eq!(
+            error_code(&call(&rpc, "eth_getBalance", &json!([]))),
+            -32602
+        );
+        assert_eq!(
+            error_code(&call(
+                &rpc,
+                "eth_getBalance",
+                &json!([Address::ZERO, "0x99"])
+            )),
+            -32602,
+            "historical state is not kept"
+        );
+    }
+
+    #[test]
+    fn batches_answer_each_request_and_are_bounded() {
+        let rpc = rpc();
+        let batch = json!([
+            { "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" },
+            { "jsonrpc": "2.0", "id": "two", "method": "eth_nope" },
+            { "jsonrpc": "2.0", "id": 3, "method": "net_version", "params": [] },
+        ]);
+        let response = rpc.handle_body(batch.to_string().as_bytes());
+        let items = response.as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0]["result"], json!("0x64aba"));
+        assert_eq!(items[1]["id"], json!("two"));
+        assert_eq!(error_code(&items[1]), -32601);
+        assert_eq!(items[2]["result"], json!("412346"));
+        assert_eq!(error_code(&rpc.handle_body(b"[]")), -32600);
+        let too_many = Value::Array(vec![batch[0].clone(); 4]);
+        assert_eq!(
+            error_code(&rpc.handle_body(too_many.to_string().as_bytes())),
+            -32600
+        );
+    }
+
+    #[test]
+    fn send_transaction_mines_a_block_with_a_receipt() {
+        let rpc = rpc();
+        let accounts = call(&rpc, "eth_accounts", &json!([]));
+        let from = accounts["result"][0].clone();
+        let to = Address::repeat_byte(0x42);
+        let sent = call(
+            &rpc,
+            "eth_sendTransaction",
+            &json!([{ "from": from, "to": to, "value": "0x1000" }]),
+        );
+        let hash = sent["result"].clone();
+        assert!(hash.is_string(), "{sent}");
+        assert_eq!(
+            call(&rpc, "eth_blockNumber", &json!([]))["result"],
+            json!("0x1")
+        );
+        let receipt = call(&rpc, "eth_getTransactionReceipt", &json!([hash]))["result"].clone();
+        assert_eq!(receipt["status"], json!("0x1"));
+        assert_eq!(receipt["gasUsed"], json!("0x5208"));
+        assert_eq!(receipt["cumulativeGasUsed"], json!("0x5208"));
+        assert_eq!(receipt["blockNumber"], json!("0x1"));
+        let balance = call(&rpc, "eth_getBalance", &json!([to, "latest"]));
+        assert_eq!(balance["result"], json!("0x1000"));
+        // 10 000 ether - value - 21 000 gas at the base fee (no tip was asked for).
+        let expected = U256::from(10_000_u64) * U256::from(10_u64).pow(U256::from(18))
+            - U256::from(0x1000)
+            - U256::from(21_000_u64 * 100_000_000);
+        let paid = call(&rpc, "eth_getBalance", &json!([from, "latest"]));
+        assert_eq!(paid["result"], to_json(&expected).unwrap());
+        assert_eq!(receipt["effectiveGasPrice"], json!("0x5f5e100"));
+        let tx = call(&rpc, "eth_getTransactionByHash", &json!([hash]))["result"].clone();
+        assert_eq!(tx["from"], from);
+        let block = call(&rpc, "eth_getBlockByNumber", &json!(["latest", false]))["result"].clone();
+        assert_eq!(block["transactions"], json!([hash]));
+        let genesis = call(&rpc, "eth_getBlockByNumber", &json!(["0x0", false]))["result"].clone();
+        assert_eq!(block["parentHash"], genesis["hash"]);
+        let by_hash =
+            call(&rpc, "eth_getBlockByHash", &json!([block["hash"], true]))["result"].clone();
+        assert_eq!(by_hash["transactions"][0]["hash"], hash);
+    }
+
+    #[test]
+    fn refused_transactions_change_nothing() {
+        let rpc = rpc();
+        let unknown = call(
+            &rpc,
+            "eth_sendTransaction",
+            &json!([{ "from": Address::repeat_byte(1), "to": Address::ZERO }]),
+        );
+        assert_eq!(error_code(&unknown), -32000);
+        let garbage = call(&rpc, "eth_sendRawTransaction", &json!(["0x02c0"]));
+        assert_eq!(error_code(&garbage), -32000);
+        let not_hex = call(&rpc, "eth_sendRawTransaction", &json!(["zz"]));
+        assert_eq!(error_code(&not_hex), -32602);
+        assert_eq!(
+            call(&rpc, "eth_blockNumber", &json!([]))["result"],
+            json!("0x0")
+        );
+    }
+
+    #[test]
+    fn snapshots_revert_state_and_blocks() {
+        let rpc = rpc();
+        let target = Address::repeat_byte(0x77);
+        let id = call(&rpc, "evm_snapshot", &json!([]))["result"].clone();
+        call(&rpc, "anvil_setBalance", &json!([target, "0x10"]));
+        call(&rpc, "evm_increaseTime", &json!([100]));
+        call(&rpc, "evm_mine", &json!([]));
+        assert_eq!(
+            call(&rpc, "eth_blockNumber", &json!([]))["result"],
+            json!("0x1")
+        );
+        let block = call(&rpc, "eth_getBlockByNumber", &json!(["latest", false]))["result"].clone();
+        let genesis = ChainConfig::default().genesis_timestamp;
+        assert_eq!(block["timestamp"], hex_u64(genesis + 101));
+        assert_eq!(
+            call(&rpc, "evm_revert", &json!([id]))["result"],
+            json!(true)
+        );
+        assert_eq!(
+            call(&rpc, "eth_blockNumber", &json!([]))["result"],
+            json!("0x0")
+        );
+        assert_eq!(
+            call(&rpc, "eth_getBalance", &json!([target]))["result"],
+            json!("0x0")
+        );
+        assert_eq!(
+            call(&rpc, "evm_revert", &json!([id]))["result"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn log_queries_are_bounded() {
+        let rpc = rpc();
+        let wide = call(
+            &rpc,
+            "eth_getLogs",
+            &json!([{ "fromBlock": "0x0", "toBlock": "0x100000" }]),
+        );
+        // The range is clamped to the head first, so only a real wide range fails.
+        assert_eq!(wide["result"], json!([]));
+        for _ in 0..11 {
+            call(&rpc, "evm_mine", &json!([]));
+        }
+        let too_wide = call(
+            &rpc,
+            "eth_getLogs",
+            &json!([{ "fromBlock": "0x0", "toBlock": "latest" }]),
+        );
+        assert_eq!(error_code(&too_wide), -32602);
+    }
+
+    /// A Stylus program that always reverts with `0xdeadbeef`.
+    const REVERTER: &str = r#"
+        (module
+          (import "vm_hooks" "write_result" (func $write_result (param i32 i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "\de\ad\be\ef")
+          (func (export "user_entrypoint") (param i32) (result i32)
+            (call $write_result (i32.const 0) (i32.const 4))
+            (i32.const 1)))"#;
+
+    #[test]
+    fn a_reverting_transaction_is_mined_with_status_0_and_reported_as_code_3() {
+        let rpc = rpc();
+        let (from, program) = rpc.with_node(|node| {
+            let from = node.accounts()[0];
+            let wasm = wat::parse_str(REVERTER).unwrap();
+            let chain = node.chain_mut();
+            let program = chain.deploy(from, &wasm).unwrap();
+            chain.activate(from, program).unwrap();
+            (from, program)
+        });
+        let called = call(&rpc, "eth_call", &json!([{ "from": from, "to": program }]));
+        assert_eq!(error_code(&called), 3);
+        assert_eq!(called["error"]["data"], json!("0xdeadbeef"));
+        let estimated = call(
+            &rpc,
+            "eth_estimateGas",
+            &json!([{ "from": from, "to": program }]),
+        );
+        assert_eq!(error_code(&estimated), 3);
+        let sent = call(
+            &rpc,
+            "eth_sendTransaction",
+            &json!([{ "from": from, "to": program, "gas": "0x100000" }]),
+        );
+        assert_eq!(error_code(&sent), 3);
+        assert_eq!(sent["error"]["data"], json!("0xdeadbeef"));
+        let block = call(&rpc, "eth_getBlockByNumber", &json!(["latest", false]))["result"].clone();
+        assert_eq!(block["number"], json!("0x1"));
+        let hash = block["transactions"][0].clone();
+        let receipt = call(&rpc, "eth_getTransactionReceipt", &json!([hash]))["result"].clone();
+        assert_eq!(receipt["status"], json!("0x0"));
+        assert_eq!(receipt["logs"], json!([]));
+    }
+
+    #[test]
+    fn reverts_are_code_3_with_data() {
+        let err = execution_error(
+            &ExitStatus::Revert,
+            &Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
+        );
+        assert_eq!(err.code, 3);
+        assert_eq!(err.data, Some(json!("0xdeadbeef")));
+    }
+}
