@@ -11,9 +11,7 @@
 //!
 //! Leaf and challenge derivation follow FilOzone's `PDPVerifier` and live in `datacloud-pdp`, the
 //! same `no_std` code the seller's prover runs, so a proof the prover builds is checked by exactly
-//! that code here (`PieceIndex`, `verify_inclusion`). The one exception is the challenge index,
-//! whose `mod totalLeaves` is recomputed here without ruint's 256-bit division (for code size) and
-//! tested against `datacloud_pdp::challenge_leaf_index`.
+//! that code here (`challenge_leaf_index`, `PieceIndex`, `verify_inclusion`).
 //!
 //! Block numbers are L2 block numbers from `ArbSys.arbBlockNumber()`: on Arbitrum the Stylus
 //! `block_number` hostio is an L1 estimate, while `ArbSys.arbBlockHash` (the challenge seed) takes
@@ -721,7 +719,7 @@ impl ProofManager {
         let total = index.total_leaves();
         for (i, (leaf, proof)) in (0u64..).zip(leaves.iter().zip(proofs)) {
             let invalid = Error::InvalidProof(InvalidProof { index: i });
-            let challenged = challenge_leaf(seed, set_id, i, total);
+            let challenged = datacloud_pdp::challenge_leaf_index(seed, set_id, i, total);
             let (piece, offset) = index.locate(challenged).ok_or(invalid)?;
             let height = index.leaf_count(piece).map_or(0, u64::trailing_zeros);
             let root = set.roots.get(piece).unwrap_or_default();
@@ -735,28 +733,6 @@ impl ProofManager {
         }
         Ok(())
     }
-}
-
-/// `datacloud_pdp::challenge_leaf_index` (FilOzone's `generateChallengeIndex`:
-/// `keccak256(abi.encodePacked(uint256 seed, uint256 setId, uint64 index)) mod totalLeaves`) with
-/// the 256-bit remainder folded over 32-bit words in native 64-bit arithmetic: ruint's generic
-/// `U256 % U256` costs about 8 KB of contract code. Tests check it against the pdp function.
-fn challenge_leaf(seed: &[u8; 32], set_id: U256, index: u64, total_leaves: u64) -> u64 {
-    let mut packed = [0u8; 72];
-    packed[..32].copy_from_slice(seed);
-    packed[32..64].copy_from_slice(&set_id.to_be_bytes::<32>());
-    packed[64..].copy_from_slice(&index.to_be_bytes());
-    let digest = alloy_primitives::keccak256(packed);
-    let modulus = u128::from(total_leaves.max(1));
-    let mut rest = 0u128;
-    for word in digest.0.chunks_exact(4) {
-        // `rest < modulus ≤ 2^64`, so `rest · 2^32 + word < 2^96` fits.
-        rest = ((rest << 32)
-            | u128::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]])))
-            % modulus;
-    }
-    // The remainder is below `total_leaves`, a u64.
-    u64::try_from(rest).unwrap_or_default()
 }
 
 /// Whether a fault may be recorded at `now`: the open challenge (`epoch ≠ 0`) went unproven
@@ -1792,23 +1768,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn challenge_leaf_is_the_pdp_challenge(
-            seed in any::<[u8; 32]>(),
-            set_id in any::<[u8; 32]>(),
-            index in any::<u64>(),
-            total in 1u64..,
-            small in 1u64..100,
-        ) {
-            let set_id = U256::from_be_bytes(set_id);
-            for total in [total, small, 1, u64::MAX] {
-                prop_assert_eq!(
-                    challenge_leaf(&seed, set_id, index, total),
-                    challenge_leaf_index(&seed, set_id, index, total)
-                );
-            }
-        }
-
         #[test]
         fn bps_of_is_exact(amount in any::<u128>(), high in any::<u128>(), bps in 0u16..=10_000) {
             let amount = (U256::from(high) << 128) | U256::from(amount);

@@ -9,7 +9,10 @@ use alloy_primitives::{U256, keccak256};
 /// `keccak256(abi.encodePacked(uint256 seed, uint256 setId, uint64 index)) mod totalLeaves`,
 /// exactly as FilOzone's `PDPVerifier.generateChallengeIndex` computes it.
 ///
-/// `total_leaves` must be non-zero; a proof set always holds at least one leaf.
+/// The 256-bit remainder is folded over 32-bit words in native 128-bit arithmetic rather than with
+/// ruint's generic `U256 % U256`: the `ProofManager` contract runs this code, and the generic
+/// division costs about 8 KB of its 24 KiB code budget. `total_leaves` must be non-zero (a proof
+/// set always holds at least one leaf); zero is treated as one.
 #[must_use]
 pub fn challenge_leaf_index(seed: &[u8; 32], set_id: U256, index: u64, total_leaves: u64) -> u64 {
     debug_assert!(total_leaves > 0, "a proof set holds at least one leaf");
@@ -17,10 +20,17 @@ pub fn challenge_leaf_index(seed: &[u8; 32], set_id: U256, index: u64, total_lea
     packed[..32].copy_from_slice(seed);
     packed[32..64].copy_from_slice(&set_id.to_be_bytes::<32>());
     packed[64..].copy_from_slice(&index.to_be_bytes());
-    let digest = U256::from_be_bytes(keccak256(packed).0);
-    let leaf = digest % U256::from(total_leaves.max(1));
+    let digest = keccak256(packed);
+    let modulus = u128::from(total_leaves.max(1));
+    let mut rest = 0u128;
+    for word in digest.0.chunks_exact(4) {
+        // `rest < modulus ≤ 2^64`, so `rest · 2^32 + word < 2^96` fits.
+        rest = ((rest << 32)
+            | u128::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]])))
+            % modulus;
+    }
     // The remainder is below `total_leaves`, a u64.
-    leaf.to::<u64>()
+    u64::try_from(rest).unwrap_or_default()
 }
 
 /// Why a list of piece leaf counts cannot form a proof set.
@@ -154,6 +164,30 @@ mod tests {
         assert_ne!(base, challenge_leaf_index(&[0x12; 32], set_id, 3, 1 << 40));
         assert_ne!(base, challenge_leaf_index(&seed, U256::from(8), 3, 1 << 40));
         assert_ne!(base, challenge_leaf_index(&seed, set_id, 4, 1 << 40));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_folded_remainder_equals_the_256_bit_one(
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            set_id in proptest::prelude::any::<[u8; 32]>(),
+            index in proptest::prelude::any::<u64>(),
+            total in 1u64..,
+            small in 1u64..100,
+        ) {
+            let set_id = U256::from_be_bytes(set_id);
+            let mut packed = alloc::vec::Vec::new();
+            packed.extend_from_slice(&seed);
+            packed.extend_from_slice(&set_id.to_be_bytes::<32>());
+            packed.extend_from_slice(&index.to_be_bytes());
+            let digest = U256::from_be_bytes(keccak256(&packed).0);
+            for total in [total, small, 1, u64::MAX] {
+                proptest::prop_assert_eq!(
+                    U256::from(challenge_leaf_index(&seed, set_id, index, total)),
+                    digest % U256::from(total)
+                );
+            }
+        }
     }
 
     #[test]
