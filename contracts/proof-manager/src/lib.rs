@@ -773,7 +773,7 @@ mod tests {
     use alloy_primitives::keccak256;
     use alloy_sol_types::{SolCall, SolEvent};
     use datacloud_contract_test_host::{ARB_SYS as HOST_ARB_SYS, OutgoingCall, TestHost};
-    use datacloud_pdp::{MerkleTree, challenge_leaf_index};
+    use datacloud_pdp::{MerkleTree, answer_challenges, challenge_leaf_index};
     use proptest::prelude::*;
 
     use super::*;
@@ -867,24 +867,14 @@ mod tests {
 
     /// The challenged leaves and their proofs, derived as the prover derives them.
     fn prove(trees: &[MerkleTree], set_id: U256, seed: B256) -> (Vec<B256>, Vec<Vec<B256>>) {
-        let counts: Vec<u64> = trees.iter().map(MerkleTree::leaf_count).collect();
-        let index = PieceIndex::new(&counts).unwrap();
-        let mut leaves = Vec::new();
-        let mut proofs = Vec::new();
-        for i in 0..CHALLENGES {
-            let leaf = challenge_leaf_index(&seed.0, set_id, i, index.total_leaves());
-            let (piece, offset) = index.locate(leaf).unwrap();
-            leaves.push(B256::from(trees[piece].leaf(offset).unwrap()));
-            proofs.push(
-                trees[piece]
-                    .proof(offset)
-                    .unwrap()
-                    .into_iter()
-                    .map(B256::from)
-                    .collect(),
-            );
-        }
-        (leaves, proofs)
+        let (leaves, proofs) = answer_challenges(trees, &seed.0, set_id, CHALLENGES).unwrap();
+        (
+            leaves.into_iter().map(B256::from).collect(),
+            proofs
+                .into_iter()
+                .map(|path| path.into_iter().map(B256::from).collect())
+                .collect(),
+        )
     }
 
     /// `(piece, offset)` of challenge `i`.

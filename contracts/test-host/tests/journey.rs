@@ -8,7 +8,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
 use alloy_sol_types::{SolCall, SolInterface, sol};
 use datacloud_contract_test_host::{Chain, Deployed, TestHost};
 use datacloud_dataset_registry::DatasetRegistry;
-use datacloud_pdp::{MerkleTree, PieceIndex, challenge_leaf_index};
+use datacloud_pdp::{MerkleTree, answer_challenges};
 use datacloud_proof_manager::ProofManager;
 use datacloud_query_market::QueryMarket;
 use stylus_sdk::abi::router_entrypoint;
@@ -185,22 +185,12 @@ impl Marketplace {
         );
         self.chain.advance(3, 36);
         let seed = TestHost::block_hash(epoch).0;
-        let counts: Vec<u64> = pieces.iter().map(MerkleTree::leaf_count).collect();
-        let index = PieceIndex::new(&counts).unwrap();
-        let (mut leaves, mut proofs) = (Vec::new(), Vec::new());
-        for i in 0..5 {
-            let leaf = challenge_leaf_index(&seed, set, i, index.total_leaves());
-            let (piece, offset) = index.locate(leaf).unwrap();
-            leaves.push(B256::from(pieces[piece].leaf(offset).unwrap()));
-            proofs.push(
-                pieces[piece]
-                    .proof(offset)
-                    .unwrap()
-                    .into_iter()
-                    .map(B256::from)
-                    .collect(),
-            );
-        }
+        let (leaves, proofs) = answer_challenges(pieces, &seed, set, 5).unwrap();
+        let leaves = leaves.into_iter().map(B256::from).collect();
+        let proofs = proofs
+            .into_iter()
+            .map(|path| path.into_iter().map(B256::from).collect())
+            .collect();
         self.ok(
             WATCHER,
             &self.proofs,

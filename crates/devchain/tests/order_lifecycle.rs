@@ -27,7 +27,7 @@ use alloy::{
     sol_types::SolError,
 };
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program, serve};
-use datacloud_pdp::{MerkleTree, PieceIndex, challenge_leaf_index};
+use datacloud_pdp::{MerkleTree, PieceIndex, answer_challenges};
 
 sol!(
     #[sol(rpc, all_derives)]
@@ -252,20 +252,12 @@ impl<P: Provider> Deployment<P> {
                 .expect("challengeRange"),
             index.total_leaves()
         );
-        let (mut leaves, mut paths) = (Vec::new(), Vec::new());
-        for i in 0..5 {
-            let leaf = challenge_leaf_index(&seed, set, i, index.total_leaves());
-            let (piece, offset) = index.locate(leaf).unwrap();
-            leaves.push(B256::from(trees[piece].leaf(offset).unwrap()));
-            paths.push(
-                trees[piece]
-                    .proof(offset)
-                    .unwrap()
-                    .into_iter()
-                    .map(B256::from)
-                    .collect(),
-            );
-        }
+        let (leaves, paths) = answer_challenges(trees, &seed, set, 5).unwrap();
+        let leaves: Vec<B256> = leaves.into_iter().map(B256::from).collect();
+        let paths: Vec<Vec<B256>> = paths
+            .into_iter()
+            .map(|path| path.into_iter().map(B256::from).collect())
+            .collect();
         // Anyone may submit the proof: the buyer does here.
         let prove = proofs.provePossession(set, leaves, paths).from(self.buyer);
         let receipt = mined!(&self.provider, prove, "provePossession");

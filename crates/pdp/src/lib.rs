@@ -56,4 +56,4 @@ pub use piece_cid::{
 #[cfg(feature = "std")]
 pub use prover::{InclusionProof, PROVER_LAYER_HEIGHT, PieceProver};
 #[cfg(feature = "std")]
-pub use tree::MerkleTree;
+pub use tree::{MerkleTree, answer_challenges};

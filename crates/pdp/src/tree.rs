@@ -3,7 +3,12 @@
 
 use alloc::vec::Vec;
 
-use crate::merkle::{Node, sha254};
+use alloy_primitives::U256;
+
+use crate::{
+    PieceIndex, PieceIndexError, challenge_leaf_index,
+    merkle::{Node, sha254},
+};
 
 /// A perfect binary SHA254 Merkle tree held in memory, all levels from the leaves up.
 #[derive(Debug, Clone)]
@@ -66,6 +71,37 @@ impl MerkleTree {
         }
         Some(siblings)
     }
+}
+
+/// The answers to one proving period over in-memory piece trees, in the order
+/// `ProofManager.provePossession(setId, leaves, proofs)` takes them: for each challenge
+/// `0..count`, the challenged leaf and its siblings. (Pieces on disk are answered by the
+/// prover's `PieceProver` instead.)
+///
+/// # Errors
+/// [`PieceIndexError`] when `pieces` is empty or its leaf counts overflow.
+pub fn answer_challenges(
+    pieces: &[MerkleTree],
+    seed: &[u8; 32],
+    set_id: U256,
+    count: u64,
+) -> Result<(Vec<Node>, Vec<Vec<Node>>), PieceIndexError> {
+    let counts: Vec<u64> = pieces.iter().map(MerkleTree::leaf_count).collect();
+    let index = PieceIndex::new(&counts)?;
+    let mut leaves = Vec::new();
+    let mut proofs = Vec::new();
+    for challenge in 0..count {
+        let leaf = challenge_leaf_index(seed, set_id, challenge, index.total_leaves());
+        // `leaf < total_leaves`, so it lies in some piece, at an offset inside that piece.
+        if let Some((piece, offset)) = index.locate(leaf) {
+            let tree = &pieces[piece];
+            if let (Some(value), Some(siblings)) = (tree.leaf(offset), tree.proof(offset)) {
+                leaves.push(value);
+                proofs.push(siblings);
+            }
+        }
+    }
+    Ok((leaves, proofs))
 }
 
 #[cfg(test)]
