@@ -539,7 +539,7 @@ fn do_call(
 }
 
 fn call_contract(
-    mut c: Ctx<'_>,
+    c: Ctx<'_>,
     contract: u32,
     data: u32,
     data_len: u32,
@@ -547,47 +547,69 @@ fn call_contract(
     gas: u64,
     ret_len: u32,
 ) -> Result<u32, Error> {
-    buy_ink(&mut c, pricing::CALL_INK)?;
-    buy_ink(&mut c, pricing::read_price(data_len))?;
-    buy_ink(&mut c, pricing::read_price(data_len))?;
-    let contract = read_address(&c, contract)?;
-    let input = read(&c, data, data_len)?;
-    let value = U256::from_be_bytes(read_fixed::<32>(&c, value)?);
-    let (len, status) = do_call(&mut c, CallKind::Call, contract, input, gas, value)?;
-    write(&mut c, ret_len, &len.to_le_bytes())?;
-    Ok(status)
+    call_hostio(
+        c,
+        CallKind::Call,
+        contract,
+        data,
+        data_len,
+        Some(value),
+        gas,
+        ret_len,
+    )
 }
 
 fn delegate_call_contract(
-    mut c: Ctx<'_>,
+    c: Ctx<'_>,
     contract: u32,
     data: u32,
     data_len: u32,
     gas: u64,
     ret_len: u32,
 ) -> Result<u32, Error> {
-    buy_ink(&mut c, pricing::CALL_INK)?;
-    buy_ink(&mut c, pricing::read_price(data_len))?;
-    buy_ink(&mut c, pricing::read_price(data_len))?;
-    let contract = read_address(&c, contract)?;
-    let input = read(&c, data, data_len)?;
-    let (len, status) = do_call(
-        &mut c,
+    call_hostio(
+        c,
         CallKind::DelegateCall,
         contract,
-        input,
+        data,
+        data_len,
+        None,
         gas,
-        U256::ZERO,
-    )?;
-    write(&mut c, ret_len, &len.to_le_bytes())?;
-    Ok(status)
+        ret_len,
+    )
 }
 
 fn static_call_contract(
-    mut c: Ctx<'_>,
+    c: Ctx<'_>,
     contract: u32,
     data: u32,
     data_len: u32,
+    gas: u64,
+    ret_len: u32,
+) -> Result<u32, Error> {
+    call_hostio(
+        c,
+        CallKind::StaticCall,
+        contract,
+        data,
+        data_len,
+        None,
+        gas,
+        ret_len,
+    )
+}
+
+/// The shared body of the three call hostios: Nitro charges the same ink for each (the call
+/// itself plus reading the calldata twice), then reads the callee and calldata from guest memory.
+/// Only `call_contract` carries a value; the others pass zero.
+#[allow(clippy::too_many_arguments)] // the hostio's own arguments, plus the call kind
+fn call_hostio(
+    mut c: Ctx<'_>,
+    kind: CallKind,
+    contract: u32,
+    data: u32,
+    data_len: u32,
+    value: Option<u32>,
     gas: u64,
     ret_len: u32,
 ) -> Result<u32, Error> {
@@ -596,14 +618,11 @@ fn static_call_contract(
     buy_ink(&mut c, pricing::read_price(data_len))?;
     let contract = read_address(&c, contract)?;
     let input = read(&c, data, data_len)?;
-    let (len, status) = do_call(
-        &mut c,
-        CallKind::StaticCall,
-        contract,
-        input,
-        gas,
-        U256::ZERO,
-    )?;
+    let value = match value {
+        Some(ptr) => U256::from_be_bytes(read_fixed::<32>(&c, ptr)?),
+        None => U256::ZERO,
+    };
+    let (len, status) = do_call(&mut c, kind, contract, input, gas, value)?;
     write(&mut c, ret_len, &len.to_le_bytes())?;
     Ok(status)
 }
