@@ -1,0 +1,221 @@
+//! The journey benchmark: prints, for 1k, 10k and 100k synthetic rows, encryption throughput,
+//! bytes per row and evaluation time per plan of the journey query — AVG(amount) per age_band,
+//! region = APAC, last 90 days — and, side by side in the same run:
+//! (a) a straightforward TFHE-rs high-level-API implementation per row (measured on a few rows,
+//!     extrapolated), for a row scan with a numeric filter (`amount > 100.00`);
+//! (b) the PBS floor of each plan: its measured PBS count × measured PBS latency ÷ cores.
+//!
+//! Parameters: TFHE-rs defaults (`PARAM_MESSAGE_2_CARRY_2_KS_PBS`, 128-bit security).
+//! `cargo bench -p datacloud-fhe-query --bench journey [-- --sizes 1000,10000,100000 --scan-rows 32]`
+
+use std::time::Instant;
+
+use datacloud_fhe_query::layout::{self, LayoutOptions};
+use datacloud_fhe_query::{
+    EvaluationKey, PlanKind, SellerKey, decrypt, evaluate, plan_with, reference, sql, synth,
+};
+use tfhe::prelude::*;
+use tfhe::{CompressedFheUint32, FheUint32, set_server_key};
+
+const JOURNEY: &str = "SELECT age_band, AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 GROUP BY age_band";
+const NUMERIC: &str = "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 100";
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn main() {
+    let sizes: Vec<usize> = arg("--sizes").map_or(vec![1000, 10_000, 100_000], |s| {
+        s.split(',').filter_map(|x| x.parse().ok()).collect()
+    });
+    let scan_rows: usize = arg("--scan-rows")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let cores = rayon::current_num_threads();
+    println!(
+        "# DataCloud journey benchmark — TFHE-rs default parameters (2_2 KS-PBS, 128-bit), {cores} threads"
+    );
+
+    let t = Instant::now();
+    let key = SellerKey::generate();
+    let server_key = key.server_key();
+    let eval = EvaluationKey::from_compressed(&server_key);
+    println!(
+        "keygen (client + compressed server key + decompression): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let server_key_bytes = key.server_key_bytes().map(|b| b.len()).unwrap_or(0);
+    println!(
+        "compressed server key: {:.1} MiB",
+        server_key_bytes as f64 / (1 << 20) as f64
+    );
+
+    let pbs_latency = pbs_latency(&key, &eval);
+    println!(
+        "PBS latency (one PBS, one thread): {:.2} ms",
+        pbs_latency * 1e3
+    );
+    println!();
+    println!(
+        "| rows | encrypt rows/s | bytes/row | cube MiB | plan | PBS | eval s | PBS floor s | s/row |"
+    );
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    let schema = synth::schema();
+    let journey = sql::parse(JOURNEY, &schema).expect("journey SQL");
+    let numeric = sql::parse(NUMERIC, &schema).expect("numeric SQL");
+    for &rows in &sizes {
+        let table = synth::generate(rows, 42);
+        // 100k rows: only the cube is encrypted and evaluated (the issue allows it).
+        let encrypt_rows = rows <= 10_000;
+        let options = LayoutOptions {
+            cube: true,
+            ..LayoutOptions::default()
+        };
+        let t = Instant::now();
+        let dataset = if encrypt_rows {
+            layout::encrypt(&table, &key, &options, &|_| {})
+        } else {
+            let header = layout::header(&table, &options);
+            let cube = layout::encrypt_cube(&table, &header, &key);
+            layout::EncryptedDataset {
+                header,
+                chunks: Vec::new(),
+                cube: Some(cube),
+            }
+        };
+        let encrypt_s = t.elapsed().as_secs_f64();
+        let chunk_bytes: usize = dataset
+            .chunks
+            .iter()
+            .map(|c| c.to_bytes().map(|b| b.len()).unwrap_or(0))
+            .sum();
+        let cube_bytes = dataset
+            .cube
+            .as_ref()
+            .and_then(|c| c.to_bytes().ok())
+            .map_or(0, |b| b.len());
+        let (rate, per_row) = if encrypt_rows {
+            (
+                format!("{:.0}", rows as f64 / encrypt_s),
+                format!("{:.0}", chunk_bytes as f64 / rows as f64),
+            )
+        } else {
+            ("cube only".into(), "-".into())
+        };
+        let cube_mib = cube_bytes as f64 / (1 << 20) as f64;
+        // The cube plan on all rows.
+        let cube_plan = plan_with(&journey, &dataset.header, PlanKind::Cube).expect("cube plan");
+        tfhe::reset_pbs_count();
+        let t = Instant::now();
+        let result = evaluate(&cube_plan, &dataset, &eval, &|_| {}).expect("cube evaluation");
+        let eval_s = t.elapsed().as_secs_f64();
+        let pbs = tfhe::get_pbs_count();
+        assert_eq!(
+            decrypt(&result, &key),
+            reference(&table, &cube_plan.bound, &dataset.header),
+            "cube result is exact"
+        );
+        println!(
+            "| {rows} | {rate} | {per_row} | {cube_mib:.1} | cube (journey) | {pbs} | {eval_s:.2} | {:.2} | - |",
+            pbs as f64 * pbs_latency / cores as f64
+        );
+        if !encrypt_rows {
+            continue;
+        }
+        // Row scans on the first `scan_rows` rows, extrapolated per row.
+        let mut sample = dataset.clone();
+        sample.chunks = vec![sample.chunks[0].clone()];
+        let sample_rows = scan_rows.min(sample.chunks[0].rows as usize);
+        truncate_chunk(&mut sample.chunks[0], sample_rows);
+        for (name, query, kind) in [
+            ("row-scan (journey)", &journey, PlanKind::RowScan),
+            ("row-scan (amount > 100)", &numeric, PlanKind::RowScan),
+        ] {
+            let p = plan_with(query, &dataset.header, kind).expect("scan plan");
+            tfhe::reset_pbs_count();
+            let t = Instant::now();
+            let _ = evaluate(&p, &sample, &eval, &|_| {}).expect("scan evaluation");
+            let s = t.elapsed().as_secs_f64();
+            let pbs = tfhe::get_pbs_count();
+            println!(
+                "| {rows} | | | | {name}, {sample_rows} rows | {pbs} | {s:.2} | {:.2} | {:.3} |",
+                pbs as f64 * pbs_latency / cores as f64,
+                s / sample_rows as f64
+            );
+        }
+        if rows == sizes[0] {
+            naive_baseline(&key, &table, sample_rows.min(8), pbs_latency, cores);
+        }
+    }
+}
+
+/// Keeps the first `rows` rows of a chunk (a sample to time a scan on).
+fn truncate_chunk(chunk: &mut layout::EncryptedChunk, rows: usize) {
+    chunk.rows = u32::try_from(rows).unwrap_or(u32::MAX);
+    for column in &mut chunk.indicators {
+        for value in column {
+            value.truncate(rows);
+        }
+    }
+    for column in chunk.values.iter_mut().chain(chunk.squares.iter_mut()) {
+        column.truncate(rows);
+    }
+}
+
+/// Latency of one PBS on one thread (median of 20).
+fn pbs_latency(key: &SellerKey, eval: &EvaluationKey) -> f64 {
+    let _ = key;
+    let short: &tfhe::shortint::ServerKey = eval.integer_key().as_ref();
+    let lut = short.generate_lookup_table(|x| x);
+    let ct = short.create_trivial(1);
+    let mut times: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = short.apply_lookup_table(&ct, &lut);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// (a): the straightforward high-level-API implementation of `SELECT COUNT(*), SUM(amount) WHERE
+/// amount > 100.00`: amounts as FheUint32, per row `gt`, `select`, and two additions.
+#[allow(clippy::cast_precision_loss)]
+fn naive_baseline(
+    key: &SellerKey,
+    table: &datacloud_fhe_query::Table,
+    rows: usize,
+    pbs_latency: f64,
+    cores: usize,
+) {
+    let ck = key.client_key();
+    set_server_key(key.server_key().decompress());
+    let amounts: Vec<FheUint32> = table.columns[4][..rows]
+        .iter()
+        .map(|&a| CompressedFheUint32::encrypt(u32::try_from(a).unwrap_or(0), ck).decompress())
+        .collect();
+    tfhe::reset_pbs_count();
+    let t = Instant::now();
+    let zero = FheUint32::encrypt_trivial(0u32);
+    let mut sum = FheUint32::encrypt_trivial(0u32);
+    let mut count = FheUint32::encrypt_trivial(0u32);
+    for a in &amounts {
+        let keep = a.gt(10_000u32);
+        sum += keep.select(a, &zero);
+        count += FheUint32::cast_from(keep);
+    }
+    let s = t.elapsed().as_secs_f64();
+    let pbs = tfhe::get_pbs_count();
+    let _: u32 = sum.decrypt(ck);
+    println!(
+        "| {} | | | | (a) high-level API (amount > 100), {rows} rows | {pbs} | {s:.2} | {:.2} | {:.3} |",
+        table.rows(),
+        pbs as f64 * pbs_latency / cores as f64,
+        s / rows as f64
+    );
+}

@@ -1,0 +1,537 @@
+//! Evaluation on ciphertexts. Never decrypts: the worker holds only the evaluation key.
+//!
+//! Works with TFHE-rs' integer API and an explicit [`tfhe::integer::ServerKey`] rather than the
+//! high-level API, whose server key is thread-local: an explicit key is shared by reference with
+//! every rayon worker thread, and the shortint-level steps (indicator ANDs, masking) spend exactly
+//! the bootstraps the planner counts.
+//!
+//! Scans run chunk by chunk and, inside a chunk, in batches of rows in parallel; each batch's
+//! contributions are summed into running per-group aggregates, so memory stays bounded (a
+//! bootstrapped block is ~16 KiB) whatever the dataset size. A chunk's result is a partial
+//! aggregate; [`combine`] adds partial aggregates from several chunks or workers.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tfhe::integer::ciphertext::IntegerRadixCiphertext;
+use tfhe::integer::{IntegerCiphertext, RadixCiphertext, ServerKey};
+use tfhe::named::Named;
+use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::shortint::Ciphertext as Block;
+use tfhe::shortint::server_key::{BivariateLookupTableOwned, LookupTableOwned};
+use tfhe_versionable::{Versionize, VersionsDispatch};
+
+use crate::error::LayoutError;
+use crate::keys::EvaluationKey;
+use crate::layout::{EncryptedChunk, EncryptedCube, EncryptedDataset, LayoutHeader};
+use crate::plan::{Plan, PlanKind};
+
+/// Rows evaluated together before their contributions are folded into the running sums.
+pub const BATCH_ROWS: usize = 16;
+/// Largest serialized result accepted from outside.
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
+
+/// Encrypted aggregates of one output group: COUNT, Σ offset and Σ offset² of the measure.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(EncryptedGroupVersions)]
+pub struct EncryptedGroup {
+    pub count: RadixCiphertext,
+    pub sum: Option<RadixCiphertext>,
+    pub squares: Option<RadixCiphertext>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum EncryptedGroupVersions {
+    V0(EncryptedGroup),
+}
+
+/// The encrypted result of a query (or a partial result of some chunks).
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(EncryptedResultVersions)]
+pub struct EncryptedResult {
+    /// Rows this result covers (a partial result covers some chunks).
+    pub rows: u64,
+    pub groups: Vec<EncryptedGroup>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum EncryptedResultVersions {
+    V0(EncryptedResult),
+}
+
+impl Named for EncryptedResult {
+    const NAME: &'static str = "datacloud::fhe_query::EncryptedResult";
+}
+
+impl EncryptedResult {
+    /// Safe-serializes the result.
+    ///
+    /// # Errors
+    /// [`LayoutError::Serialize`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
+        let mut out = Vec::new();
+        safe_serialize(self, &mut out, MAX_RESULT_BYTES)
+            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Reads a result from untrusted bytes and checks its shape against the plan.
+    ///
+    /// # Errors
+    /// [`LayoutError::Deserialize`] or [`LayoutError::Mismatch`].
+    pub fn from_bytes(bytes: &[u8], plan: &Plan) -> Result<Self, LayoutError> {
+        let result: EncryptedResult =
+            safe_deserialize(bytes, MAX_RESULT_BYTES).map_err(LayoutError::Deserialize)?;
+        let b = &plan.bound;
+        let fits = |ct: &RadixCiphertext, w: u32| ct.blocks().len() == w as usize;
+        let ok = result.groups.len() == b.group_count()
+            && result.groups.iter().all(|g| {
+                fits(&g.count, b.count_blocks)
+                    && g.sum
+                        .as_ref()
+                        .map_or(!b.want_sum, |s| fits(s, b.sum_blocks))
+                    && g.squares
+                        .as_ref()
+                        .map_or(!b.want_squares, |s| fits(s, b.square_blocks))
+            });
+        if !ok {
+            return Err(LayoutError::Mismatch(
+                "result shape does not match the plan".into(),
+            ));
+        }
+        Ok(result)
+    }
+}
+
+/// Evaluates `plan` on a whole dataset; `progress(rows_done)` is called as chunks finish.
+///
+/// # Errors
+/// [`LayoutError::Mismatch`] when the dataset lacks what the plan reads (e.g. no cube).
+pub fn evaluate(
+    plan: &Plan,
+    dataset: &EncryptedDataset,
+    key: &EvaluationKey,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<EncryptedResult, LayoutError> {
+    match plan.kind {
+        PlanKind::Cube => {
+            let cube = dataset
+                .cube
+                .as_ref()
+                .ok_or_else(|| LayoutError::Mismatch("the dataset has no cube".into()))?;
+            let result = evaluate_cube(plan, &dataset.header, cube, key)?;
+            progress(dataset.header.rows);
+            Ok(result)
+        }
+        PlanKind::IndicatorScan | PlanKind::RowScan => {
+            let mut partials = Vec::with_capacity(dataset.chunks.len());
+            for chunk in &dataset.chunks {
+                partials.push(evaluate_chunk(plan, &dataset.header, chunk, key)?);
+                progress(u64::from(chunk.rows));
+            }
+            Ok(combine(plan, partials, key))
+        }
+    }
+}
+
+/// The shortint-level tools a scan uses, built once per evaluation.
+struct Scan<'a> {
+    sks: &'a ServerKey,
+    plan: &'a Plan,
+    header: &'a LayoutHeader,
+    /// `[n]`: 1 when the sum of n bits equals n (the AND of n bits).
+    all_ones: Vec<LookupTableOwned>,
+    identity: LookupTableOwned,
+    /// (bit, block) → block when bit is 1, else 0.
+    mask: BivariateLookupTableOwned,
+}
+
+impl<'a> Scan<'a> {
+    fn new(plan: &'a Plan, header: &'a LayoutHeader, key: &'a EvaluationKey) -> Self {
+        let sks = &key.integer;
+        let short: &tfhe::shortint::ServerKey = sks.as_ref();
+        Scan {
+            sks,
+            plan,
+            header,
+            all_ones: (0..=3u64)
+                .map(|n| short.generate_lookup_table(move |x| u64::from(x == n)))
+                .collect(),
+            identity: short.generate_lookup_table(|x| x),
+            mask: short.generate_lookup_table_bivariate(|bit, x| if bit == 1 { x } else { 0 }),
+        }
+    }
+
+    fn short(&self) -> &tfhe::shortint::ServerKey {
+        self.sks.as_ref()
+    }
+
+    /// A clean copy of a bit whose noise is above nominal (one PBS).
+    fn clean(&self, bit: Block) -> Block {
+        if bit.noise_level().get() > 1 {
+            self.short().apply_lookup_table(&bit, &self.identity)
+        } else {
+            bit
+        }
+    }
+
+    /// The AND of bits (each 0 or 1): sums of up to 3 bits — which fit the 2-bit message — go
+    /// through one PBS that tests "sum == count". Noise is kept within the parameters' maximum.
+    /// The result is clean (usable as the left input of a bivariate PBS).
+    fn and_all(&self, mut terms: Vec<Block>) -> Option<Block> {
+        let max = self.short().max_noise_level.get();
+        while terms.len() > 1 {
+            let first = terms.remove(0);
+            let mut noise = first.noise_level().get();
+            let mut sum = first;
+            let mut count = 1;
+            while count < 3 && !terms.is_empty() && noise + terms[0].noise_level().get() <= max {
+                let next = terms.remove(0);
+                noise += next.noise_level().get();
+                self.short().unchecked_add_assign(&mut sum, &next);
+                count += 1;
+            }
+            let reduced = if count == 1 {
+                self.clean(sum)
+            } else {
+                self.short().apply_lookup_table(&sum, &self.all_ones[count])
+            };
+            terms.push(reduced);
+        }
+        terms.pop().map(|t| self.clean(t))
+    }
+
+    /// The sum of one-hot indicator bits of the allowed values (0 or 1), without PBS while the
+    /// noise allows, cleaning in between otherwise.
+    fn any_of(&self, bits: Vec<Block>) -> Block {
+        let max = self.short().max_noise_level.get();
+        let mut iter = bits.into_iter();
+        // Filters never allow zero values (the planner marks those queries empty).
+        let mut acc = iter.next().expect("an IN filter allows at least one value");
+        for bit in iter {
+            if acc.noise_level().get() + bit.noise_level().get() > max {
+                acc = self.clean(acc);
+            }
+            self.short().unchecked_add_assign(&mut acc, &bit);
+        }
+        acc
+    }
+
+    /// The row's filter conditions, as bits.
+    fn conditions(&self, chunk: &EncryptedChunk, row: usize) -> Vec<Block> {
+        let b = &self.plan.bound;
+        let mut bits = Vec::new();
+        for (c, allowed) in &b.categories {
+            let chosen = allowed
+                .iter()
+                .map(|&v| first_block(chunk.indicators[*c][v][row].decompress()))
+                .collect();
+            bits.push(self.any_of(chosen));
+        }
+        let mut compare = |column: usize, lo: Option<u64>, hi: Option<u64>| {
+            let value = chunk.values[column][row].decompress();
+            let (ge, le) = rayon::join(
+                || lo.map(|lo| self.sks.scalar_ge_parallelized(&value, lo)),
+                || hi.map(|hi| self.sks.scalar_le_parallelized(&value, hi)),
+            );
+            bits.extend(
+                ge.into_iter()
+                    .chain(le)
+                    .map(tfhe::integer::BooleanBlock::into_raw_parts),
+            );
+        };
+        if let (Some((lo, hi)), Some(day)) = (b.days, self.header.schema.day_column()) {
+            let last = self.header.days.map_or(0, |d| d.1.abs_diff(d.0));
+            compare(day, (lo > 0).then_some(lo), (hi < last).then_some(hi));
+        }
+        for &(c, lo, hi) in &b.ranges {
+            compare(c, lo, hi);
+        }
+        bits
+    }
+
+    /// One row's contribution to every group: (count bit, masked value, masked square) as
+    /// radix numbers of the result widths. `None` bit means "every row counts" (no filter).
+    fn row(&self, chunk: &EncryptedChunk, row: usize) -> Vec<[Option<RadixCiphertext>; 3]> {
+        let b = &self.plan.bound;
+        let mut conditions = self.conditions(chunk, row);
+        if conditions.len() > 1 && conditions.len() + b.groups.len() > 3 {
+            conditions = self.and_all(conditions).into_iter().collect();
+        }
+        let value = (b.want_sum)
+            .then(|| b.measure.map(|m| chunk.values[m][row].decompress()))
+            .flatten();
+        let square = (b.want_squares)
+            .then(|| b.measure.map(|m| chunk.squares[m][row].decompress()))
+            .flatten();
+        (0..b.group_count())
+            .into_par_iter()
+            .map(|g| {
+                let mut terms = conditions.clone();
+                for (&(column, _), v) in b.groups.iter().zip(b.group_values(g)) {
+                    terms.push(first_block(chunk.indicators[column][v][row].decompress()));
+                }
+                let bit = self.and_all(terms);
+                let masked = |ct: &Option<RadixCiphertext>, width: u32| {
+                    ct.as_ref().map(|ct| {
+                        let blocks: Vec<Block> = match &bit {
+                            Some(bit) => ct
+                                .blocks()
+                                .par_iter()
+                                .map(|x| {
+                                    self.short()
+                                        .unchecked_apply_lookup_table_bivariate(bit, x, &self.mask)
+                                })
+                                .collect(),
+                            None => ct.blocks().to_vec(),
+                        };
+                        self.widen(RadixCiphertext::from_blocks(blocks), width)
+                    })
+                };
+                let count = bit.as_ref().map(|bit| {
+                    self.widen(
+                        RadixCiphertext::from_blocks(vec![bit.clone()]),
+                        b.count_blocks,
+                    )
+                });
+                [
+                    count,
+                    masked(&value, b.sum_blocks),
+                    masked(&square, b.square_blocks),
+                ]
+            })
+            .collect()
+    }
+
+    fn widen(&self, ct: RadixCiphertext, width: u32) -> RadixCiphertext {
+        let have = ct.blocks().len();
+        let want = width as usize;
+        if want > have {
+            self.sks
+                .extend_radix_with_trivial_zero_blocks_msb(&ct, want - have)
+        } else {
+            ct
+        }
+    }
+}
+
+fn first_block(ct: RadixCiphertext) -> Block {
+    // Indicators are encrypted as one-block radix numbers (checked by `EncryptedChunk::check`).
+    ct.into_blocks().swap_remove(0)
+}
+
+/// Evaluates a scan plan on one chunk: a partial result over its rows.
+///
+/// # Errors
+/// [`LayoutError::Mismatch`] when the chunk does not fit the header.
+pub fn evaluate_chunk(
+    plan: &Plan,
+    header: &LayoutHeader,
+    chunk: &EncryptedChunk,
+    key: &EvaluationKey,
+) -> Result<EncryptedResult, LayoutError> {
+    chunk.check(header)?;
+    let b = &plan.bound;
+    let scan = Scan::new(plan, header, key);
+    let groups = b.group_count();
+    let rows = chunk.rows as usize;
+    let mut running: Vec<[Option<RadixCiphertext>; 3]> = vec![[None, None, None]; groups];
+    if !b.empty {
+        for start in (0..rows).step_by(BATCH_ROWS) {
+            let end = (start + BATCH_ROWS).min(rows);
+            let contributions: Vec<_> = (start..end)
+                .into_par_iter()
+                .map(|r| scan.row(chunk, r))
+                .collect();
+            running = running
+                .into_par_iter()
+                .enumerate()
+                .map(|(g, acc)| {
+                    let mut out: [Option<RadixCiphertext>; 3] = [None, None, None];
+                    for (k, slot) in out.iter_mut().enumerate() {
+                        let mut items: Vec<RadixCiphertext> = contributions
+                            .iter()
+                            .filter_map(|c| c[g][k].clone())
+                            .collect();
+                        items.extend(acc[k].clone());
+                        *slot = match items.len() {
+                            0 => None,
+                            1 => items.pop(),
+                            _ => key
+                                .integer
+                                .unchecked_sum_ciphertexts_vec_parallelized(items),
+                        };
+                    }
+                    out
+                })
+                .collect();
+        }
+    }
+    let zero = |w: u32| key.integer.create_trivial_zero_radix(w as usize);
+    let groups = running
+        .into_iter()
+        .map(|[count, sum, squares]| EncryptedGroup {
+            // No condition at all: every row counts, and the count is the public row count.
+            count: count.unwrap_or_else(|| {
+                if b.empty {
+                    zero(b.count_blocks)
+                } else {
+                    key.integer
+                        .create_trivial_radix(u64::from(chunk.rows), b.count_blocks as usize)
+                }
+            }),
+            sum: b
+                .want_sum
+                .then(|| sum.unwrap_or_else(|| zero(b.sum_blocks))),
+            squares: b
+                .want_squares
+                .then(|| squares.unwrap_or_else(|| zero(b.square_blocks))),
+        })
+        .collect();
+    Ok(EncryptedResult {
+        rows: u64::from(chunk.rows),
+        groups,
+    })
+}
+
+/// Adds partial results (from chunks or workers) into one.
+#[must_use]
+pub fn combine(
+    plan: &Plan,
+    partials: Vec<EncryptedResult>,
+    key: &EvaluationKey,
+) -> EncryptedResult {
+    let b = &plan.bound;
+    let sks = &key.integer;
+    let rows = partials.iter().map(|p| p.rows).sum();
+    let add = |items: Vec<RadixCiphertext>, width: u32| match items.len() {
+        0 => sks.create_trivial_zero_radix(width as usize),
+        1 => items
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| sks.create_trivial_zero_radix(width as usize)),
+        _ => sks
+            .sum_ciphertexts_parallelized(&items)
+            .unwrap_or_else(|| sks.create_trivial_zero_radix(width as usize)),
+    };
+    let groups = (0..b.group_count())
+        .into_par_iter()
+        .map(|g| {
+            let pick = |f: &dyn Fn(&EncryptedGroup) -> Option<RadixCiphertext>| {
+                partials
+                    .iter()
+                    .filter_map(|p| p.groups.get(g).and_then(f))
+                    .collect::<Vec<_>>()
+            };
+            EncryptedGroup {
+                count: add(pick(&|x| Some(x.count.clone())), b.count_blocks),
+                sum: b
+                    .want_sum
+                    .then(|| add(pick(&|x| x.sum.clone()), b.sum_blocks)),
+                squares: b
+                    .want_squares
+                    .then(|| add(pick(&|x| x.squares.clone()), b.square_blocks)),
+            }
+        })
+        .collect();
+    EncryptedResult { rows, groups }
+}
+
+/// Evaluates a cube plan: per output group, Σ of the matching cells' prefix aggregates at the
+/// window's last day, minus the same at the day before the window.
+///
+/// # Errors
+/// [`LayoutError::Mismatch`] when the header has no cube layout.
+pub fn evaluate_cube(
+    plan: &Plan,
+    header: &LayoutHeader,
+    cube: &EncryptedCube,
+    key: &EvaluationKey,
+) -> Result<EncryptedResult, LayoutError> {
+    let layout = header
+        .cube
+        .as_ref()
+        .ok_or_else(|| LayoutError::Mismatch("the layout has no cube".into()))?;
+    let b = &plan.bound;
+    let sks = &key.integer;
+    let days = layout.days as usize;
+    let (lo, hi) = b.days.map_or((0, days - 1), |(lo, hi)| {
+        (
+            usize::try_from(lo).unwrap_or(0),
+            usize::try_from(hi).unwrap_or(days - 1).min(days - 1),
+        )
+    });
+    let measure = b
+        .measure
+        .and_then(|m| layout.measures.iter().position(|&x| x == m));
+    let groups = (0..b.group_count())
+        .into_par_iter()
+        .map(|g| {
+            let fixed: Vec<(usize, usize)> = b
+                .groups
+                .iter()
+                .map(|gr| gr.0)
+                .zip(b.group_values(g))
+                .collect();
+            // Every combination of the cube's dimension values that this group and the filters allow.
+            let mut cells = vec![0usize];
+            for &(column, k) in &layout.dimensions {
+                let values: Vec<usize> = if let Some(&(_, v)) = fixed.iter().find(|f| f.0 == column)
+                {
+                    vec![v]
+                } else if let Some((_, allowed)) = b.categories.iter().find(|f| f.0 == column) {
+                    allowed.clone()
+                } else {
+                    (0..k).collect()
+                };
+                cells = cells
+                    .iter()
+                    .flat_map(|&c| values.iter().map(move |&v| c * k + v))
+                    .collect();
+            }
+            let window = |pick: &(dyn Fn(&crate::layout::CubeEntry) -> RadixCiphertext + Sync),
+                          width: u32| {
+                let total = |day: usize| {
+                    let items: Vec<RadixCiphertext> = cells
+                        .iter()
+                        .map(|&c| pick(&cube.entries[c * days + day]))
+                        .collect();
+                    if items.len() == 1 {
+                        items.into_iter().next()
+                    } else {
+                        sks.unchecked_sum_ciphertexts_vec_parallelized(items)
+                    }
+                };
+                let zero = || sks.create_trivial_zero_radix(width as usize);
+                if b.empty {
+                    return zero();
+                }
+                let end = total(hi).unwrap_or_else(zero);
+                if lo == 0 {
+                    end
+                } else {
+                    let start = total(lo - 1).unwrap_or_else(zero);
+                    sks.sub_parallelized(&end, &start)
+                }
+            };
+            EncryptedGroup {
+                count: window(&|e| e.count.decompress(), b.count_blocks),
+                sum: b.want_sum.then(|| {
+                    measure.map_or_else(
+                        || sks.create_trivial_zero_radix(b.sum_blocks as usize),
+                        |m| window(&|e| e.sums[m].decompress(), b.sum_blocks),
+                    )
+                }),
+                squares: b.want_squares.then(|| {
+                    measure.map_or_else(
+                        || sks.create_trivial_zero_radix(b.square_blocks as usize),
+                        |m| window(&|e| e.squares[m].decompress(), b.square_blocks),
+                    )
+                }),
+            }
+        })
+        .collect();
+    Ok(EncryptedResult {
+        rows: header.rows,
+        groups,
+    })
+}

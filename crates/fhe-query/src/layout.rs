@@ -1,0 +1,510 @@
+//! The encrypted layout. The seller knows the plaintext at onboarding, so it encrypts what makes
+//! queries cheap, not just the rows:
+//!
+//! - category and bool columns as **one-hot indicator bits** (an `IN` filter is then a sum of
+//!   indicators, with no bootstrapping);
+//! - integer and day columns as **offsets from the column minimum in the fewest 2-bit blocks**
+//!   that hold the range (comparisons and masking cost one bootstrap per block, so narrow is fast);
+//! - **squares** of integer columns (variance needs Σx² and squaring ciphertexts is expensive);
+//! - an optional **aggregate cube** (see [`crate::schema::CubeSpec`]): COUNT, Σx and Σx² per
+//!   dimension cell and day, as prefix sums over days, so a day window is two cell reads.
+//!
+//! Every ciphertext is a *seeded* compressed ciphertext: only the body and the seed of the mask
+//! are stored (the mask is regenerated from the seed when decompressing, without bootstrapping).
+//! Rows are stored in chunks of [`DEFAULT_CHUNK_ROWS`], so evaluation streams chunk by chunk and
+//! chunks can be split across workers.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tfhe::integer::IntegerCiphertext;
+use tfhe::integer::ciphertext::CompressedRadixCiphertext;
+use tfhe::named::Named;
+use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe_versionable::{Versionize, VersionsDispatch};
+
+use crate::error::LayoutError;
+use crate::ingest::Table;
+use crate::keys::SellerKey;
+use crate::schema::{ColumnKind, bits_for, blocks_for, range_width};
+
+pub const DEFAULT_CHUNK_ROWS: usize = 256;
+/// Largest serialized chunk accepted from outside.
+pub const MAX_CHUNK_BYTES: u64 = 256 << 20;
+/// Largest serialized cube accepted from outside.
+pub const MAX_CUBE_BYTES: u64 = 2 << 30;
+
+/// What a worker (and a buyer) may know of an encrypted dataset: the public part of the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutHeader {
+    pub schema: crate::schema::Schema,
+    pub rows: u64,
+    pub chunk_rows: u32,
+    /// First and last day of the data (coverage metadata; `None` without a day column).
+    pub days: Option<(i64, i64)>,
+    /// Per schema column: radix blocks of its encrypted value (0 for category/bool columns).
+    pub value_blocks: Vec<u32>,
+    /// Per schema column: radix blocks of its square (0 when not stored).
+    pub square_blocks: Vec<u32>,
+    pub cube: Option<CubeLayout>,
+}
+
+/// Widths of the cube's aggregates, fixed at onboarding from the row count and ranges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CubeLayout {
+    /// Schema column indices of the dimensions, and their cardinalities.
+    pub dimensions: Vec<(usize, usize)>,
+    /// Schema column indices of the measures.
+    pub measures: Vec<usize>,
+    pub days: u32,
+    pub count_blocks: u32,
+    pub sum_blocks: Vec<u32>,
+    pub square_blocks: Vec<u32>,
+}
+
+impl CubeLayout {
+    #[must_use]
+    pub fn cells(&self) -> usize {
+        self.dimensions.iter().map(|d| d.1).product()
+    }
+}
+
+/// A chunk of encrypted rows.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(EncryptedChunkVersions)]
+pub struct EncryptedChunk {
+    pub first_row: u64,
+    pub rows: u32,
+    /// Per schema column, per declared value, per row: the indicator bit (category/bool
+    /// columns; empty for others).
+    pub indicators: Vec<Vec<Vec<CompressedRadixCiphertext>>>,
+    /// Per schema column, per row: the value's offset from the column minimum (integer and day
+    /// columns; empty for others).
+    pub values: Vec<Vec<CompressedRadixCiphertext>>,
+    /// Per schema column, per row: the square of the offset (integer columns; empty otherwise).
+    pub squares: Vec<Vec<CompressedRadixCiphertext>>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum EncryptedChunkVersions {
+    V0(EncryptedChunk),
+}
+
+impl Named for EncryptedChunk {
+    const NAME: &'static str = "datacloud::fhe_query::EncryptedChunk";
+}
+
+/// One cube cell on one day: prefix aggregates of the rows of that cell up to that day.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(CubeEntryVersions)]
+pub struct CubeEntry {
+    pub count: CompressedRadixCiphertext,
+    /// Per cube measure.
+    pub sums: Vec<CompressedRadixCiphertext>,
+    pub squares: Vec<CompressedRadixCiphertext>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum CubeEntryVersions {
+    V0(CubeEntry),
+}
+
+/// The encrypted cube: entries indexed by `cell * days + day_offset`.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(EncryptedCubeVersions)]
+pub struct EncryptedCube {
+    pub entries: Vec<CubeEntry>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum EncryptedCubeVersions {
+    V0(EncryptedCube),
+}
+
+impl Named for EncryptedCube {
+    const NAME: &'static str = "datacloud::fhe_query::EncryptedCube";
+}
+
+/// An encrypted dataset: its public header, its chunks and its cube.
+#[derive(Clone)]
+pub struct EncryptedDataset {
+    pub header: LayoutHeader,
+    pub chunks: Vec<EncryptedChunk>,
+    pub cube: Option<EncryptedCube>,
+}
+
+/// Options of [`encrypt`].
+#[derive(Clone, Debug)]
+pub struct LayoutOptions {
+    pub chunk_rows: usize,
+    /// Build the schema's cube (when it declares one).
+    pub cube: bool,
+}
+
+impl Default for LayoutOptions {
+    fn default() -> Self {
+        LayoutOptions {
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            cube: true,
+        }
+    }
+}
+
+/// Computes the header (widths) of a table's encrypted layout.
+#[must_use]
+pub fn header(table: &Table, options: &LayoutOptions) -> LayoutHeader {
+    let schema = &table.schema;
+    let days = table.day_range();
+    let mut value_blocks = Vec::new();
+    let mut square_blocks = Vec::new();
+    for column in &schema.columns {
+        let (v, s) = match column.kind {
+            ColumnKind::Integer { min, max, .. } => {
+                let w = range_width(min, max);
+                let bits = bits_for(w);
+                (blocks_for(bits), blocks_for(2 * bits))
+            }
+            ColumnKind::Day => {
+                let span = days.map_or(0, |(a, b)| b.abs_diff(a));
+                (blocks_for(bits_for(span)), 0)
+            }
+            _ => (0, 0),
+        };
+        value_blocks.push(u32::try_from(v).unwrap_or(u32::MAX));
+        square_blocks.push(u32::try_from(s).unwrap_or(u32::MAX));
+    }
+    let rows = table.rows() as u64;
+    let cube = schema
+        .cube
+        .as_ref()
+        .filter(|_| options.cube)
+        .and_then(|spec| {
+            let (first, last) = days?;
+            let dimensions = spec
+                .dimensions
+                .iter()
+                .filter_map(|d| {
+                    let i = schema.column_index(d)?;
+                    Some((i, schema.columns[i].kind.cardinality()?))
+                })
+                .collect();
+            let measures: Vec<usize> = spec
+                .measures
+                .iter()
+                .filter_map(|m| schema.column_index(m))
+                .collect();
+            let width = |i: usize| match schema.columns[i].kind {
+                ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
+                _ => 0,
+            };
+            let blocks =
+                |max: u128| u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX);
+            Some(CubeLayout {
+                dimensions,
+                sum_blocks: measures
+                    .iter()
+                    .map(|&m| blocks(width(m) * u128::from(rows)))
+                    .collect(),
+                square_blocks: measures
+                    .iter()
+                    .map(|&m| blocks(width(m) * width(m) * u128::from(rows)))
+                    .collect(),
+                measures,
+                days: u32::try_from(last - first + 1).unwrap_or(u32::MAX),
+                count_blocks: blocks(u128::from(rows)),
+            })
+        });
+    LayoutHeader {
+        schema: schema.clone(),
+        rows,
+        chunk_rows: u32::try_from(options.chunk_rows).unwrap_or(u32::MAX),
+        days,
+        value_blocks,
+        square_blocks,
+        cube,
+    }
+}
+
+pub(crate) fn bits_for_u128(max: u128) -> u32 {
+    (u128::BITS - max.leading_zeros()).max(1)
+}
+
+/// The encoded offset of a cell from its column's minimum (what is encrypted).
+#[must_use]
+pub fn offset(kind: &ColumnKind, value: i64, days: Option<(i64, i64)>) -> u64 {
+    match kind {
+        ColumnKind::Integer { min, .. } => value.abs_diff(*min),
+        ColumnKind::Day => days.map_or(0, |(first, _)| value.abs_diff(first)),
+        _ => value.unsigned_abs(),
+    }
+}
+
+/// Encrypts a table into its layout, in parallel; `progress` is called with rows done.
+#[must_use]
+pub fn encrypt(
+    table: &Table,
+    key: &SellerKey,
+    options: &LayoutOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> EncryptedDataset {
+    let header = header(table, options);
+    let ck = key.integer();
+    let schema = &table.schema;
+    let chunk_rows = options.chunk_rows.max(1);
+    let starts: Vec<usize> = (0..table.rows()).step_by(chunk_rows).collect();
+    let chunks = starts
+        .par_iter()
+        .map(|&start| {
+            let end = (start + chunk_rows).min(table.rows());
+            let mut chunk = EncryptedChunk {
+                first_row: start as u64,
+                rows: u32::try_from(end - start).unwrap_or(u32::MAX),
+                indicators: Vec::new(),
+                values: Vec::new(),
+                squares: Vec::new(),
+            };
+            for (c, column) in schema.columns.iter().enumerate() {
+                let cells = &table.columns[c][start..end];
+                let indicators = match column.kind.cardinality() {
+                    Some(k) => (0..k as i64)
+                        .map(|v| {
+                            cells
+                                .iter()
+                                .map(|&x| ck.encrypt_radix_compressed(u64::from(x == v), 1))
+                                .collect()
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let vb = header.value_blocks[c] as usize;
+                let sb = header.square_blocks[c] as usize;
+                let offsets: Vec<u64> = cells
+                    .iter()
+                    .map(|&x| offset(&column.kind, x, header.days))
+                    .collect();
+                let values = if vb > 0 {
+                    offsets
+                        .iter()
+                        .map(|&o| ck.encrypt_radix_compressed(o, vb))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let squares = if sb > 0 {
+                    offsets
+                        .iter()
+                        .map(|&o| ck.encrypt_radix_compressed(u128::from(o) * u128::from(o), sb))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                chunk.indicators.push(indicators);
+                chunk.values.push(values);
+                chunk.squares.push(squares);
+            }
+            progress(u64::from(chunk.rows));
+            chunk
+        })
+        .collect();
+    let cube = header
+        .cube
+        .as_ref()
+        .map(|layout| encrypt_cube_with(table, &header, layout, &ck));
+    EncryptedDataset {
+        header,
+        chunks,
+        cube,
+    }
+}
+
+/// Plaintext prefix aggregates of the cube: `[cell][day] -> (count, sums, squares)`.
+pub(crate) fn cube_plaintext(
+    table: &Table,
+    header: &LayoutHeader,
+    layout: &CubeLayout,
+) -> Vec<(u128, Vec<u128>, Vec<u128>)> {
+    let days = layout.days as usize;
+    let measures = layout.measures.len();
+    let mut entries =
+        vec![(0u128, vec![0u128; measures], vec![0u128; measures]); layout.cells() * days];
+    let day_column = header.schema.day_column().unwrap_or(0);
+    let first = header.days.map_or(0, |d| d.0);
+    for row in 0..table.rows() {
+        let cell = cell_index(layout, |c| table.columns[c][row]);
+        let day = usize::try_from(table.columns[day_column][row] - first).unwrap_or(0);
+        let e = &mut entries[cell * days + day];
+        e.0 += 1;
+        for (m, &column) in layout.measures.iter().enumerate() {
+            let o = u128::from(offset(
+                &header.schema.columns[column].kind,
+                table.columns[column][row],
+                header.days,
+            ));
+            e.1[m] += o;
+            e.2[m] += o * o;
+        }
+    }
+    // Prefix sums over days, per cell.
+    for cell in 0..layout.cells() {
+        for day in 1..days {
+            let (before, after) = entries.split_at_mut(cell * days + day);
+            let prev = &before[cell * days + day - 1];
+            let e = &mut after[0];
+            e.0 += prev.0;
+            for m in 0..measures {
+                e.1[m] += prev.1[m];
+                e.2[m] += prev.2[m];
+            }
+        }
+    }
+    entries
+}
+
+/// The cube cell of a combination of dimension values (`value_of(column)` gives the value index).
+pub(crate) fn cell_index(layout: &CubeLayout, value_of: impl Fn(usize) -> i64) -> usize {
+    layout.dimensions.iter().fold(0, |acc, &(column, k)| {
+        acc * k + usize::try_from(value_of(column)).unwrap_or(0)
+    })
+}
+
+/// Encrypts only the cube of a table (the journey benchmark's 100k-row case).
+///
+/// # Panics
+/// When `header` has no cube layout.
+#[must_use]
+pub fn encrypt_cube(table: &Table, header: &LayoutHeader, key: &SellerKey) -> EncryptedCube {
+    let layout = header
+        .cube
+        .as_ref()
+        .expect("encrypt_cube needs a cube layout");
+    encrypt_cube_with(table, header, layout, &key.integer())
+}
+
+fn encrypt_cube_with(
+    table: &Table,
+    header: &LayoutHeader,
+    layout: &CubeLayout,
+    ck: &tfhe::integer::ClientKey,
+) -> EncryptedCube {
+    let plain = cube_plaintext(table, header, layout);
+    let entries = plain
+        .par_iter()
+        .map(|(count, sums, squares)| CubeEntry {
+            count: ck.encrypt_radix_compressed(*count, layout.count_blocks as usize),
+            sums: sums
+                .iter()
+                .zip(&layout.sum_blocks)
+                .map(|(s, &b)| ck.encrypt_radix_compressed(*s, b as usize))
+                .collect(),
+            squares: squares
+                .iter()
+                .zip(&layout.square_blocks)
+                .map(|(s, &b)| ck.encrypt_radix_compressed(*s, b as usize))
+                .collect(),
+        })
+        .collect();
+    EncryptedCube { entries }
+}
+
+impl EncryptedChunk {
+    /// Safe-serializes the chunk (versioned, size-limited).
+    ///
+    /// # Errors
+    /// [`LayoutError::Serialize`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
+        let mut out = Vec::new();
+        safe_serialize(self, &mut out, MAX_CHUNK_BYTES)
+            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Reads a chunk from untrusted bytes and checks its shape against the header.
+    ///
+    /// # Errors
+    /// [`LayoutError::Deserialize`] or [`LayoutError::Mismatch`].
+    pub fn from_bytes(bytes: &[u8], header: &LayoutHeader) -> Result<Self, LayoutError> {
+        let chunk: EncryptedChunk =
+            safe_deserialize(bytes, MAX_CHUNK_BYTES).map_err(LayoutError::Deserialize)?;
+        chunk.check(header)?;
+        Ok(chunk)
+    }
+
+    /// Checks every column has one ciphertext per row with the header's block counts.
+    ///
+    /// # Errors
+    /// [`LayoutError::Mismatch`] naming the first column that does not fit.
+    pub fn check(&self, header: &LayoutHeader) -> Result<(), LayoutError> {
+        let n = header.schema.columns.len();
+        if self.indicators.len() != n || self.values.len() != n || self.squares.len() != n {
+            return Err(LayoutError::Mismatch("column count".into()));
+        }
+        if u64::from(self.rows) > u64::from(header.chunk_rows)
+            || self.first_row.saturating_add(u64::from(self.rows)) > header.rows
+        {
+            return Err(LayoutError::Mismatch("chunk rows".into()));
+        }
+        let rows = self.rows as usize;
+        // Compressed ciphertexts do not expose their blocks: decompressing (regenerating masks
+        // from seeds, no bootstrapping) is how their width is checked.
+        let shape = |cts: &[CompressedRadixCiphertext], blocks: usize| {
+            cts.len() == if blocks == 0 { 0 } else { rows }
+                && cts.par_iter().all(|c| width(c) == blocks)
+        };
+        for (c, column) in header.schema.columns.iter().enumerate() {
+            let k = column.kind.cardinality().unwrap_or(0);
+            let ok = self.indicators[c].len() == k
+                && self.indicators[c].iter().all(|v| shape(v, 1))
+                && shape(&self.values[c], header.value_blocks[c] as usize)
+                && shape(&self.squares[c], header.square_blocks[c] as usize);
+            if !ok {
+                return Err(LayoutError::Mismatch(format!("column `{}`", column.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Number of blocks of a compressed radix ciphertext.
+fn width(ct: &CompressedRadixCiphertext) -> usize {
+    ct.decompress().blocks().len()
+}
+
+impl EncryptedCube {
+    /// Safe-serializes the cube.
+    ///
+    /// # Errors
+    /// [`LayoutError::Serialize`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
+        let mut out = Vec::new();
+        safe_serialize(self, &mut out, MAX_CUBE_BYTES)
+            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Reads a cube from untrusted bytes and checks its shape.
+    ///
+    /// # Errors
+    /// [`LayoutError::Deserialize`] or [`LayoutError::Mismatch`].
+    pub fn from_bytes(bytes: &[u8], layout: &CubeLayout) -> Result<Self, LayoutError> {
+        let cube: EncryptedCube =
+            safe_deserialize(bytes, MAX_CUBE_BYTES).map_err(LayoutError::Deserialize)?;
+        let m = layout.measures.len();
+        let ok = cube.entries.len() == layout.cells() * layout.days as usize
+            && cube.entries.par_iter().all(|e| {
+                width(&e.count) == layout.count_blocks as usize
+                    && e.sums.len() == m
+                    && e.squares.len() == m
+                    && e.sums
+                        .iter()
+                        .zip(&layout.sum_blocks)
+                        .all(|(c, &b)| width(c) == b as usize)
+                    && e.squares
+                        .iter()
+                        .zip(&layout.square_blocks)
+                        .all(|(c, &b)| width(c) == b as usize)
+            });
+        if !ok {
+            return Err(LayoutError::Mismatch("cube shape".into()));
+        }
+        Ok(cube)
+    }
+}

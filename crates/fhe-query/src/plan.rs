@@ -1,0 +1,579 @@
+//! The planner: binds a query to a dataset's layout and picks the cheapest plan that answers it
+//! exactly. Every plan computes the same aggregates (COUNT, Σ offset, Σ offset²) per group, so all
+//! plans decrypt to identical results; they differ only in the bootstraps (PBS) they spend.
+//!
+//! - **cube**: the query's groups and category filters lie within the cube's dimensions and its
+//!   only other filter is a day window → each output is a sum of prefix cells at the window's end
+//!   minus the same at its start. Cost does not depend on the number of rows.
+//! - **indicator scan**: category filters and groups only → per row, ANDs of indicator bits
+//!   (one PBS per group) and masking of the measure (one PBS per block).
+//! - **row scan**: anything else (day windows without a cube, numeric ranges) → per row, encrypted
+//!   comparisons against clear bounds, then as the indicator scan.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::QueryError;
+use crate::layout::{LayoutHeader, bits_for_u128};
+use crate::schema::{ColumnKind, blocks_for, parse_date, range_width};
+use crate::template::{Aggregate, Filter, Query, category_values};
+
+/// Measured here: one PBS with the default parameters takes ~9.4 ms of one core.
+pub const DEFAULT_PBS_SECONDS: f64 = 0.0094;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    Cube,
+    IndicatorScan,
+    RowScan,
+}
+
+impl PlanKind {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanKind::Cube => "cube",
+            PlanKind::IndicatorScan => "indicator-scan",
+            PlanKind::RowScan => "row-scan",
+        }
+    }
+}
+
+/// A query bound to a dataset: column indices, value indices and offsets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    pub measure: Option<usize>,
+    pub want_sum: bool,
+    pub want_squares: bool,
+    pub aggregates: Vec<Aggregate>,
+    /// GROUP BY columns and their cardinalities, in query order.
+    pub groups: Vec<(usize, usize)>,
+    /// Category filters: column and the allowed value indices (sorted; never all values).
+    pub categories: Vec<(usize, Vec<usize>)>,
+    /// Day window as offsets from the first day, inclusive; `None` when it covers all days.
+    pub days: Option<(u64, u64)>,
+    /// Integer ranges as offsets, inclusive; a bound is `None` when it excludes nothing.
+    pub ranges: Vec<(usize, Option<u64>, Option<u64>)>,
+    /// A filter excludes every row (e.g. a window after the last day).
+    pub empty: bool,
+    /// Widths of the result aggregates (blocks).
+    pub count_blocks: u32,
+    pub sum_blocks: u32,
+    pub square_blocks: u32,
+}
+
+impl Bound {
+    /// Number of output groups (the product of GROUP BY cardinalities; 1 without GROUP BY).
+    #[must_use]
+    pub fn group_count(&self) -> usize {
+        self.groups.iter().map(|g| g.1).product()
+    }
+
+    /// The value index of each GROUP BY column in output group `g`.
+    #[must_use]
+    pub fn group_values(&self, mut g: usize) -> Vec<usize> {
+        let mut values = vec![0; self.groups.len()];
+        for (i, &(_, k)) in self.groups.iter().enumerate().rev() {
+            values[i] = g % k;
+            g /= k;
+        }
+        values
+    }
+}
+
+/// A plan: its kind, the bound query, and its cost.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub kind: PlanKind,
+    pub bound: Bound,
+    /// Estimated programmable bootstraps.
+    pub pbs: u64,
+}
+
+/// Binds `query` to the dataset described by `header`.
+///
+/// # Errors
+/// [`QueryError`] when a column or value does not exist (call [`Query::validate`] first for the
+/// full checks).
+pub fn bind(query: &Query, header: &LayoutHeader) -> Result<Bound, QueryError> {
+    let schema = &header.schema;
+    let Query::CohortStats(q) = query;
+    let index = |name: &str| {
+        schema
+            .column_index(name)
+            .ok_or_else(|| QueryError::UnknownColumn(name.into()))
+    };
+    let measure = q.measure.as_deref().map(index).transpose()?;
+    let want_sum = q.aggregates.iter().any(|a| a.needs_sum());
+    let want_squares = q.aggregates.iter().any(|a| a.needs_squares());
+    let mut groups = Vec::new();
+    for g in &q.group_by {
+        let c = index(g)?;
+        let k = schema.columns[c]
+            .kind
+            .cardinality()
+            .ok_or_else(|| QueryError::BadColumn {
+                column: g.clone(),
+                reason: "GROUP BY needs a category or bool column".into(),
+            })?;
+        groups.push((c, k));
+    }
+    let mut categories: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut days: Option<(u64, u64)> = None;
+    let mut ranges: Vec<(usize, Option<u64>, Option<u64>)> = Vec::new();
+    let mut empty = false;
+    let (first, last) = header.days.unwrap_or((0, 0));
+    let mut window = (first, last);
+    for f in &q.filters {
+        match f {
+            Filter::In { column, values } => {
+                let c = index(column)?;
+                let known = category_values(&schema.columns[c].kind).unwrap_or_default();
+                let mut allowed: Vec<usize> = values
+                    .iter()
+                    .filter_map(|v| known.iter().position(|k| k == v))
+                    .collect();
+                allowed.sort_unstable();
+                allowed.dedup();
+                if let Some(existing) = categories.iter_mut().find(|(col, _)| *col == c) {
+                    existing.1.retain(|v| allowed.contains(v));
+                } else {
+                    categories.push((c, allowed));
+                }
+            }
+            Filter::LastDays { days: n } => window.0 = window.0.max(last - i64::from(*n) + 1),
+            Filter::DayRange { from, to } => {
+                let (Some(a), Some(b)) = (parse_date(from), parse_date(to)) else {
+                    return Err(QueryError::Unsupported(format!("day range {from} to {to}")));
+                };
+                window = (window.0.max(a), window.1.min(b));
+            }
+            Filter::Range { column, min, max } => {
+                let c = index(column)?;
+                let ColumnKind::Integer {
+                    min: cmin,
+                    max: cmax,
+                    ..
+                } = schema.columns[c].kind
+                else {
+                    return Err(QueryError::BadColumn {
+                        column: column.clone(),
+                        reason: "not an integer column".into(),
+                    });
+                };
+                let lo = min.unwrap_or(cmin).max(cmin);
+                let hi = max.unwrap_or(cmax).min(cmax);
+                if lo > hi {
+                    empty = true;
+                    continue;
+                }
+                let lo = (lo > cmin).then(|| lo.abs_diff(cmin));
+                let hi = (hi < cmax).then(|| hi.abs_diff(cmin));
+                if lo.is_some() || hi.is_some() {
+                    ranges.push((c, lo, hi));
+                }
+            }
+        }
+    }
+    if window != (first, last) {
+        if window.0 > window.1 {
+            empty = true;
+        } else {
+            days = Some((window.0.abs_diff(first), window.1.abs_diff(first)));
+        }
+    }
+    for (c, allowed) in &categories {
+        if allowed.is_empty() {
+            empty = true;
+        }
+        let _ = c;
+    }
+    let k = |c: usize| schema.columns[c].kind.cardinality().unwrap_or(0);
+    categories.retain(|(c, allowed)| allowed.len() < k(*c));
+    let rows = u128::from(header.rows);
+    let width = measure.map_or(0, |m| match schema.columns[m].kind {
+        ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
+        _ => 0,
+    });
+    let blocks = |max: u128| u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX);
+    Ok(Bound {
+        measure,
+        want_sum,
+        want_squares,
+        aggregates: q.aggregates.iter().copied().collect(),
+        groups,
+        categories,
+        days,
+        ranges,
+        empty,
+        count_blocks: blocks(rows),
+        sum_blocks: blocks(width * rows),
+        square_blocks: blocks(width * width * rows),
+    })
+}
+
+/// Which plans can answer `bound` on this layout, cheapest first.
+#[must_use]
+pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    if cube_applies(bound, header) {
+        plans.push(Plan {
+            kind: PlanKind::Cube,
+            bound: bound.clone(),
+            pbs: cube_pbs(bound, header),
+        });
+    }
+    let scan = if bound.days.is_none() && bound.ranges.is_empty() {
+        PlanKind::IndicatorScan
+    } else {
+        PlanKind::RowScan
+    };
+    plans.push(Plan {
+        kind: scan,
+        bound: bound.clone(),
+        pbs: scan_pbs(bound, header),
+    });
+    plans.sort_by_key(|p| p.pbs);
+    plans
+}
+
+/// The cheapest plan for `query`.
+///
+/// # Errors
+/// See [`bind`].
+pub fn plan(query: &Query, header: &LayoutHeader) -> Result<Plan, QueryError> {
+    let bound = bind(query, header)?;
+    Ok(candidates(&bound, header).swap_remove(0))
+}
+
+/// The plan of the given kind, for comparing plans (all give identical results).
+///
+/// # Errors
+/// [`QueryError::PlanUnavailable`] when that plan cannot answer this query on this layout.
+pub fn plan_with(query: &Query, header: &LayoutHeader, kind: PlanKind) -> Result<Plan, QueryError> {
+    let bound = bind(query, header)?;
+    let mut plans = candidates(&bound, header);
+    if kind != PlanKind::Cube {
+        // A scan can always run; the indicator scan is the row scan without comparisons.
+        let last = plans.iter().position(|p| p.kind != PlanKind::Cube);
+        if let Some(i) = last {
+            plans[i].kind = if kind == PlanKind::IndicatorScan
+                && (bound.days.is_some() || !bound.ranges.is_empty())
+            {
+                return Err(QueryError::PlanUnavailable(
+                    "an indicator scan (the query compares values)".into(),
+                ));
+            } else {
+                kind
+            };
+        }
+    }
+    plans.into_iter().find(|p| p.kind == kind).ok_or_else(|| {
+        QueryError::PlanUnavailable(format!("a {} plan for this query", kind.name()))
+    })
+}
+
+fn cube_applies(bound: &Bound, header: &LayoutHeader) -> bool {
+    let Some(cube) = &header.cube else {
+        return false;
+    };
+    let in_cube = |c: usize| cube.dimensions.iter().any(|d| d.0 == c);
+    bound.ranges.is_empty()
+        && bound.groups.iter().all(|g| in_cube(g.0))
+        && bound.categories.iter().all(|f| in_cube(f.0))
+        && bound
+            .measure
+            .is_none_or(|m| cube.measures.contains(&m) || !bound.want_sum)
+}
+
+fn outputs(bound: &Bound) -> Vec<u32> {
+    let mut widths = vec![bound.count_blocks];
+    if bound.want_sum {
+        widths.push(bound.sum_blocks);
+    }
+    if bound.want_squares {
+        widths.push(bound.square_blocks);
+    }
+    widths
+}
+
+/// PBS of summing `n` clean radix numbers of `w` blocks: ~2/3 PBS per block per number
+/// (columns of ≤ 5 blocks reduce to a message and a carry: 2 PBS remove 3 blocks), then one
+/// carry propagation of the result (~2 w).
+fn sum_pbs(n: u64, w: u64) -> u64 {
+    if n <= 1 {
+        0
+    } else {
+        (n * w * 2).div_ceil(3) + 2 * w
+    }
+}
+
+fn cube_pbs(bound: &Bound, header: &LayoutHeader) -> u64 {
+    let Some(cube) = &header.cube else {
+        return u64::MAX;
+    };
+    let grouped: usize = bound.groups.iter().map(|g| g.1).product();
+    let cells: usize = cube
+        .dimensions
+        .iter()
+        .filter(|d| !bound.groups.iter().any(|g| g.0 == d.0))
+        .map(|d| {
+            bound
+                .categories
+                .iter()
+                .find(|f| f.0 == d.0)
+                .map_or(d.1, |f| f.1.len())
+        })
+        .product();
+    let reads = if bound.days.is_some_and(|d| d.0 > 0) {
+        2
+    } else {
+        1
+    };
+    let per_group: u64 = outputs(bound)
+        .iter()
+        .map(|&w| {
+            reads * sum_pbs(cells as u64, u64::from(w))
+                + if reads == 2 { 2 * u64::from(w) } else { 0 }
+        })
+        .sum();
+    per_group * grouped as u64
+}
+
+/// Blocks of a radix comparison against a clear bound: ~one PBS per block (blocks compared in
+/// pairs, then a reduction tree).
+fn compare_pbs(blocks: u64) -> u64 {
+    blocks + blocks.div_ceil(2)
+}
+
+fn scan_pbs(bound: &Bound, header: &LayoutHeader) -> u64 {
+    let rows = header.rows;
+    let day_blocks = header
+        .schema
+        .day_column()
+        .map_or(0, |c| u64::from(header.value_blocks[c]));
+    let mut per_row = 0u64;
+    let mut conditions = 0u64;
+    if let Some((lo, hi)) = bound.days {
+        let last = header.days.map_or(0, |d| d.1.abs_diff(d.0));
+        conditions += u64::from(lo > 0) + u64::from(hi < last);
+        per_row += (u64::from(lo > 0) + u64::from(hi < last)) * compare_pbs(day_blocks);
+    }
+    for (c, lo, hi) in &bound.ranges {
+        let n = u64::from(lo.is_some()) + u64::from(hi.is_some());
+        conditions += n;
+        per_row += n * compare_pbs(u64::from(header.value_blocks[*c]));
+    }
+    conditions += bound.categories.len() as u64;
+    let groups = bound.group_count() as u64;
+    // AND of the conditions once per row when they are more than one per group can absorb.
+    let terms = conditions + bound.groups.len() as u64;
+    if conditions > 1 && terms > 3 {
+        per_row += (conditions - 1).div_ceil(2);
+    }
+    let and_per_group = u64::from(terms > 1);
+    let measure_blocks = bound
+        .measure
+        .map_or(0, |m| u64::from(header.value_blocks[m]));
+    let square_blocks = bound
+        .measure
+        .map_or(0, |m| u64::from(header.square_blocks[m]));
+    let masked = u64::from(terms > 0);
+    let mut per_group = and_per_group;
+    if bound.want_sum {
+        per_group += masked * measure_blocks;
+    }
+    if bound.want_squares {
+        per_group += masked * square_blocks;
+    }
+    // Accumulation: ~2/3 PBS per non-trivial block summed.
+    let mut accumulated = u64::from(terms > 0);
+    if bound.want_sum {
+        accumulated += measure_blocks;
+    }
+    if bound.want_squares {
+        accumulated += square_blocks;
+    }
+    per_group += (accumulated * 2).div_ceil(3);
+    rows * (per_row + groups * per_group)
+}
+
+impl Plan {
+    /// Estimated seconds on `cores` cores with `pbs_seconds` per PBS per core.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // an estimate
+    pub fn estimated_seconds(&self, pbs_seconds: f64, cores: usize) -> f64 {
+        self.pbs as f64 * pbs_seconds / cores.max(1) as f64
+    }
+
+    /// Human-readable description: what the plan does, its PBS count and estimated time.
+    #[must_use]
+    pub fn explain(&self, header: &LayoutHeader, pbs_seconds: f64, cores: usize) -> String {
+        let schema = &header.schema;
+        let name = |c: usize| schema.columns[c].name.as_str();
+        let b = &self.bound;
+        let mut s = String::new();
+        let _ = writeln!(s, "plan: {}", self.kind.name());
+        let _ = writeln!(
+            s,
+            "  groups: {} ({})",
+            b.group_count(),
+            if b.groups.is_empty() {
+                "none".into()
+            } else {
+                b.groups
+                    .iter()
+                    .map(|g| name(g.0))
+                    .collect::<Vec<_>>()
+                    .join(" × ")
+            }
+        );
+        for (c, values) in &b.categories {
+            let _ = writeln!(
+                s,
+                "  filter: {} IN {} of {} values (sum of indicators, no PBS)",
+                name(*c),
+                values.len(),
+                schema.columns[*c].kind.cardinality().unwrap_or(0)
+            );
+        }
+        if let Some((lo, hi)) = b.days {
+            let first = header.days.map_or(0, |d| d.0);
+            let (from, to) = (
+                first + i64::try_from(lo).unwrap_or(0),
+                first + i64::try_from(hi).unwrap_or(0),
+            );
+            let how = if self.kind == PlanKind::Cube {
+                "prefix cells"
+            } else {
+                "encrypted comparisons"
+            };
+            let _ = writeln!(
+                s,
+                "  filter: day in [{}, {}] ({how})",
+                crate::schema::format_date(from),
+                crate::schema::format_date(to)
+            );
+        }
+        for (c, lo, hi) in &b.ranges {
+            let _ = writeln!(
+                s,
+                "  filter: {} offset in [{}, {}] (encrypted comparisons)",
+                name(*c),
+                lo.unwrap_or(0),
+                hi.map_or("max".into(), |h| h.to_string())
+            );
+        }
+        match self.kind {
+            PlanKind::Cube => {
+                let _ = writeln!(
+                    s,
+                    "  reads: cube cells at the window's end{}",
+                    if b.days.is_some_and(|d| d.0 > 0) {
+                        " minus the window's start"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            PlanKind::IndicatorScan | PlanKind::RowScan => {
+                let _ = writeln!(
+                    s,
+                    "  scans: {} rows in {} chunks",
+                    header.rows,
+                    header.rows.div_ceil(u64::from(header.chunk_rows.max(1)))
+                );
+            }
+        }
+        let _ = writeln!(s, "  PBS (estimated): {}", self.pbs);
+        let _ = write!(
+            s,
+            "  time (estimated): {:.2} s on {cores} core(s) at {:.1} ms/PBS",
+            self.estimated_seconds(pbs_seconds, cores),
+            pbs_seconds * 1e3
+        );
+        if b.empty {
+            let _ = write!(
+                s,
+                "\n  note: a filter excludes every row; the result is empty"
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{LayoutOptions, header};
+    use crate::template::CohortStats;
+    use proptest::prelude::*;
+
+    fn journey(days: u32) -> Query {
+        Query::CohortStats(CohortStats {
+            measure: Some("amount".into()),
+            aggregates: [Aggregate::Avg, Aggregate::Count].into(),
+            group_by: vec!["age_band".into()],
+            filters: vec![
+                Filter::In {
+                    column: "region".into(),
+                    values: vec!["APAC".into()],
+                },
+                Filter::LastDays { days },
+            ],
+        })
+    }
+
+    #[test]
+    fn journey_query_uses_the_cube_and_a_numeric_filter_scans() {
+        let table = crate::synth::generate(1000, 1);
+        let h = header(&table, &LayoutOptions::default());
+        let p = plan(&journey(90), &h).unwrap();
+        assert_eq!(p.kind, PlanKind::Cube);
+        assert_eq!(p.bound.days.unwrap().1, 364);
+        assert!(p.explain(&h, DEFAULT_PBS_SECONDS, 2).contains("cube"));
+        let Query::CohortStats(mut q) = journey(90);
+        q.filters.push(Filter::Range {
+            column: "amount".into(),
+            min: Some(10_001),
+            max: None,
+        });
+        let p = plan(&Query::CohortStats(q), &h).unwrap();
+        assert_eq!(p.kind, PlanKind::RowScan);
+        let no_cube = header(
+            &table,
+            &LayoutOptions {
+                cube: false,
+                ..LayoutOptions::default()
+            },
+        );
+        assert_eq!(
+            plan(&journey(90), &no_cube).unwrap().kind,
+            PlanKind::RowScan
+        );
+        assert!(plan_with(&journey(90), &no_cube, PlanKind::Cube).is_err());
+    }
+
+    proptest! {
+        /// The cube's cost does not grow with rows; a scan's grows linearly; the planner takes
+        /// the cheapest of its candidates.
+        #[test]
+        fn planner_picks_the_cheapest(rows in 50usize..400, days in 1u32..400, grouped: bool) {
+            let table = crate::synth::generate(rows, 3);
+            let h = header(&table, &LayoutOptions::default());
+            let Query::CohortStats(mut q) = journey(days);
+            if !grouped { q.group_by.clear(); }
+            let q = Query::CohortStats(q);
+            let bound = bind(&q, &h).unwrap();
+            let all = candidates(&bound, &h);
+            let best = plan(&q, &h).unwrap();
+            prop_assert!(all.iter().all(|p| p.pbs >= best.pbs));
+            let cube = all.iter().find(|p| p.kind == PlanKind::Cube).unwrap();
+            let scan = all.iter().find(|p| p.kind != PlanKind::Cube).unwrap();
+            prop_assert_eq!(scan.pbs % rows as u64, 0);
+            prop_assert!(cube.pbs < scan.pbs || rows < 64);
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Every plan, on real ciphertexts with TFHE-rs' default parameters, decrypts to exactly the
+//! plaintext computation of the same query on the same rows.
+
+use std::sync::OnceLock;
+
+use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
+use datacloud_fhe_query::{
+    EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, PlanKind, Policy, Query,
+    SellerKey, Table, decrypt, encrypt, evaluate, plan, plan_with, policy, reference, release, sql,
+    synth,
+};
+
+struct Fixture {
+    key: SellerKey,
+    eval: EvaluationKey,
+    table: Table,
+    dataset: EncryptedDataset,
+}
+
+/// One key and one encrypted dataset for the whole file: keygen and encryption are the slow part.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let key = SellerKey::generate();
+        let eval = EvaluationKey::from_bytes(&key.server_key_bytes().unwrap()).unwrap();
+        let table = synth::generate_with_history(64, 11, 120);
+        let options = LayoutOptions {
+            chunk_rows: 24,
+            cube: true,
+        };
+        let dataset = encrypt(&table, &key, &options, &|_| {});
+        Fixture {
+            key,
+            eval,
+            table,
+            dataset,
+        }
+    })
+}
+
+fn query(sql_text: &str) -> Query {
+    let q = sql::parse(sql_text, &synth::schema()).unwrap();
+    q.validate(&synth::schema(), &["cohort_stats".into()])
+        .unwrap();
+    q
+}
+
+fn run(
+    q: &Query,
+    kind: PlanKind,
+) -> (
+    datacloud_fhe_query::Aggregates,
+    datacloud_fhe_query::Aggregates,
+) {
+    let f = fixture();
+    let p = plan_with(q, &f.dataset.header, kind).unwrap();
+    let result = evaluate(&p, &f.dataset, &f.eval, &|_| {}).unwrap();
+    // The result crosses a trust boundary (worker → seller): round-trip it through bytes.
+    let result = EncryptedResult::from_bytes(&result.to_bytes().unwrap(), &p).unwrap();
+    (
+        decrypt(&result, &f.key),
+        reference(&f.table, &p.bound, &f.dataset.header),
+    )
+}
+
+#[test]
+fn cube_plan_answers_the_journey_query_exactly() {
+    let q = query(
+        "SELECT age_band, AVG(amount), STDDEV(amount) FROM transactions WHERE region = 'APAC' AND day >= max_day - 90 GROUP BY age_band",
+    );
+    let f = fixture();
+    assert_eq!(plan(&q, &f.dataset.header).unwrap().kind, PlanKind::Cube);
+    let (fhe, plain) = run(&q, PlanKind::Cube);
+    assert_eq!(fhe, plain);
+    assert!(
+        plain.groups.iter().map(|g| g.0).sum::<u128>() > 0,
+        "the query selects rows"
+    );
+    // The released table agrees with the plaintext statistics.
+    let p = plan(&q, &f.dataset.header).unwrap();
+    let mut rng = rand::rng();
+    let table = release(
+        &fhe,
+        &p,
+        &f.dataset.header,
+        &Policy {
+            min_cohort: 1,
+            ..Policy::default()
+        },
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    let expected = release(
+        &plain,
+        &p,
+        &f.dataset.header,
+        &Policy {
+            min_cohort: 1,
+            ..Policy::default()
+        },
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(table, expected);
+    assert!(table.render().contains("avg(amount)"));
+}
+
+#[test]
+fn cube_and_indicator_scan_agree() {
+    // COUNT per region among two age bands: the cube answers it, and so does a scan of indicators.
+    let q = query(
+        "SELECT region, COUNT(*) FROM transactions WHERE age_band IN ('25-34', '35-44') GROUP BY region",
+    );
+    let (cube, plain) = run(&q, PlanKind::Cube);
+    assert_eq!(cube, plain);
+    let (scan, _) = run(&q, PlanKind::IndicatorScan);
+    assert_eq!(scan, plain);
+}
+
+#[test]
+fn indicator_scan_of_a_non_cube_measure() {
+    let q = query(
+        "SELECT region, AVG(customer_age) FROM transactions WHERE channel = 'online' GROUP BY region",
+    );
+    let f = fixture();
+    assert_eq!(
+        plan(&q, &f.dataset.header).unwrap().kind,
+        PlanKind::IndicatorScan
+    );
+    let (fhe, plain) = run(&q, PlanKind::IndicatorScan);
+    assert_eq!(fhe, plain);
+}
+
+#[test]
+fn row_scan_with_numeric_and_day_filters() {
+    let q = query(
+        "SELECT COUNT(*), SUM(amount), VAR(amount) FROM transactions WHERE amount > 50 AND region IN ('APAC', 'EMEA') AND day >= max_day - 60",
+    );
+    let f = fixture();
+    assert_eq!(plan(&q, &f.dataset.header).unwrap().kind, PlanKind::RowScan);
+    let (fhe, plain) = run(&q, PlanKind::RowScan);
+    assert_eq!(fhe, plain);
+    assert!(
+        plain.groups[0].0 > 0 && plain.groups[0].0 < 64,
+        "the filters select some rows, not all"
+    );
+}
+
+#[test]
+fn hostile_ciphertext_bytes_are_refused() {
+    let f = fixture();
+    let chunk = f.dataset.chunks[0].to_bytes().unwrap();
+    assert!(EncryptedChunk::from_bytes(&chunk, &f.dataset.header).is_ok());
+    // Truncated, corrupted and foreign bytes: a clear error, never a panic.
+    assert!(EncryptedChunk::from_bytes(&chunk[..chunk.len() / 2], &f.dataset.header).is_err());
+    let mut flipped = chunk.clone();
+    flipped[10] ^= 0xff;
+    assert!(EncryptedChunk::from_bytes(&flipped, &f.dataset.header).is_err());
+    assert!(EncryptedChunk::from_bytes(b"not a chunk", &f.dataset.header).is_err());
+    // A well-formed chunk of another layout does not fit this one.
+    let other = datacloud_fhe_query::layout::header(
+        &synth::generate_with_history(8, 1, 30_000),
+        &LayoutOptions::default(),
+    );
+    assert!(EncryptedChunk::from_bytes(&chunk, &other).is_err());
+    let cube_layout = f.dataset.header.cube.as_ref().unwrap();
+    let cube = f.dataset.cube.as_ref().unwrap().to_bytes().unwrap();
+    assert!(EncryptedCube::from_bytes(&cube[..100], cube_layout).is_err());
+    assert!(EvaluationKey::from_bytes(&cube[..1000]).is_err());
+}
+
+#[test]
+fn policy_suppresses_small_cohorts_and_charges_the_budget() {
+    let f = fixture();
+    let q = query("SELECT age_band, AVG(amount) FROM transactions GROUP BY age_band");
+    let p = plan(&q, &f.dataset.header).unwrap();
+    let plain = reference(&f.table, &p.bound, &f.dataset.header);
+    let policy = Policy {
+        min_cohort: 10,
+        epsilon: Some(0.5),
+        budget: 1.0,
+    };
+    let mut ledger = policy::BudgetLedger::default();
+    let mut rng = rand::rng();
+    let table = release(
+        &plain,
+        &p,
+        &f.dataset.header,
+        &policy,
+        Some((&mut ledger, "0xb")),
+        &mut rng,
+    )
+    .unwrap();
+    for (row, g) in table.rows.iter().zip(&plain.groups) {
+        if g.0 < 3 {
+            assert!(
+                matches!(row.cell, policy::Cell::Suppressed { .. }),
+                "a cohort of {} must be suppressed",
+                g.0
+            );
+        }
+    }
+    release(
+        &plain,
+        &p,
+        &f.dataset.header,
+        &policy,
+        Some((&mut ledger, "0xb")),
+        &mut rng,
+    )
+    .unwrap();
+    let over = release(
+        &plain,
+        &p,
+        &f.dataset.header,
+        &policy,
+        Some((&mut ledger, "0xb")),
+        &mut rng,
+    );
+    assert!(matches!(
+        over,
+        Err(datacloud_fhe_query::PolicyError::BudgetExceeded { .. })
+    ));
+    assert!(
+        (ledger.spent["0xb"] - 1.0).abs() < 1e-9,
+        "a refused query spends nothing"
+    );
+}
