@@ -318,6 +318,46 @@ impl Blockstore {
         Ok(roots)
     }
 
+    /// Stores a stream of blocks in one transaction, committed only if the stream ends without
+    /// an error: a stream that fails part-way (a tampered block, a dropped connection) leaves
+    /// the store exactly as it was. With `pin`, that root is pinned in the same transaction after
+    /// checking its DAG is complete. Returns the number of blocks stored.
+    ///
+    /// Memory stays at one block: redb spills the uncommitted transaction to disk.
+    ///
+    /// # Errors
+    /// The stream's first error (nothing is stored then), [`StoreError::MissingBlock`] if `pin`'s
+    /// DAG is incomplete, or [`StoreError::Database`].
+    pub fn import_blocks<E: From<StoreError>>(
+        &self,
+        blocks: impl IntoIterator<Item = Result<Block, E>>,
+        pin: Option<&Cid>,
+    ) -> Result<u64, E> {
+        let _guard = self.gc_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut count = 0u64;
+        {
+            let mut table = txn.open_table(BLOCKS).map_err(StoreError::from)?;
+            for block in blocks {
+                // An early return drops `txn` uncommitted, which aborts it.
+                let block = block?;
+                table
+                    .insert(block.cid().to_bytes().as_slice(), block.data())
+                    .map_err(StoreError::from)?;
+                count += 1;
+            }
+            if let Some(root) = pin {
+                reachable(&table, [*root], true)?;
+                txn.open_table(PINS)
+                    .map_err(StoreError::from)?
+                    .insert(root.to_bytes().as_slice(), ())
+                    .map_err(StoreError::from)?;
+            }
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(count)
+    }
+
     /// Writes the DAG under `root` as a `CARv1` with that single root, blocks in depth-first
     /// pre-order and each block once (the order of Kubo's `ipfs dag export`).
     ///

@@ -23,7 +23,7 @@ pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_LINKS: usize = 174;
 
 /// `UnixFS` `Data.DataType.File` (unixfs.proto).
-const UNIXFS_TYPE_FILE: u64 = 2;
+pub const UNIXFS_TYPE_FILE: u64 = 2;
 
 /// Why a file could not be imported or a `dag-pb` node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -290,42 +290,106 @@ fn take_len<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], UnixFsError> {
     Ok(body)
 }
 
-/// The CIDs a `dag-pb` node links to, in order (used to walk DAGs for pins, GC and CAR export).
+/// One link of a `dag-pb` node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagPbLink<'a> {
+    /// The child's CID (`PBLink.Hash`).
+    pub cid: Cid,
+    /// The link's name (`PBLink.Name`): a directory entry's file name, empty or absent in files.
+    pub name: Option<&'a [u8]>,
+}
+
+/// A decoded `dag-pb` node, borrowing from the block bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagPbNode<'a> {
+    /// `PBNode.Data`: for `UnixFS`, a serialized `unixfs.Data` message.
+    pub data: Option<&'a [u8]>,
+    /// `PBNode.Links`, in order.
+    pub links: Vec<DagPbLink<'a>>,
+}
+
+impl DagPbNode<'_> {
+    /// The `UnixFS` `Data.Type` of this node (1 directory, 2 file, 5 HAMT shard, ...), if its
+    /// `Data` is a `unixfs.Data` message carrying one.
+    ///
+    /// # Errors
+    /// [`UnixFsError::MalformedDagPb`] if `Data` is not well-formed `protobuf`.
+    pub fn unixfs_type(&self) -> Result<Option<u64>, UnixFsError> {
+        let Some(mut data) = self.data else {
+            return Ok(None);
+        };
+        while !data.is_empty() {
+            let field_key = take_varint(&mut data)?;
+            match (field_key >> 3, field_key & 7) {
+                (1, 0) => return Ok(Some(take_varint(&mut data)?)),
+                (_, 0) => {
+                    take_varint(&mut data)?;
+                }
+                (_, 2) => {
+                    take_len(&mut data)?;
+                }
+                _ => return Err(UnixFsError::MalformedDagPb("unknown UnixFS Data wire type")),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `UnixFS` `Data.DataType.Directory` (unixfs.proto).
+pub const UNIXFS_TYPE_DIRECTORY: u64 = 1;
+
+/// Decodes a `dag-pb` node (ipld/specs `dag-pb.md`): `Data` and the links with their names.
 ///
 /// # Errors
 /// [`UnixFsError::MalformedDagPb`] or [`UnixFsError::MalformedLink`] on bytes that are not a
 /// `dag-pb` node.
-pub fn dag_pb_links(mut node: &[u8]) -> Result<Vec<Cid>, UnixFsError> {
-    let mut links = Vec::new();
+pub fn decode_dag_pb(mut node: &[u8]) -> Result<DagPbNode<'_>, UnixFsError> {
+    let mut decoded = DagPbNode {
+        data: None,
+        links: Vec::new(),
+    };
     while !node.is_empty() {
         let field_key = take_varint(&mut node)?;
         match field_key {
             // PBNode.Data (field 1, bytes)
-            0x0a => {
-                take_len(&mut node)?;
-            }
+            0x0a => decoded.data = Some(take_len(&mut node)?),
             // PBNode.Links (field 2, PBLink)
             0x12 => {
                 let mut link = take_len(&mut node)?;
                 let mut hash = None;
+                let mut name = None;
                 while !link.is_empty() {
                     match take_varint(&mut link)? {
                         0x0a => hash = Some(Cid::try_from(take_len(&mut link)?)?),
-                        0x12 => {
-                            take_len(&mut link)?;
-                        }
+                        0x12 => name = Some(take_len(&mut link)?),
                         0x18 => {
                             take_varint(&mut link)?;
                         }
                         _ => return Err(UnixFsError::MalformedDagPb("unknown PBLink field")),
                     }
                 }
-                links.push(hash.ok_or(UnixFsError::MalformedDagPb("PBLink without Hash"))?);
+                decoded.links.push(DagPbLink {
+                    cid: hash.ok_or(UnixFsError::MalformedDagPb("PBLink without Hash"))?,
+                    name,
+                });
             }
             _ => return Err(UnixFsError::MalformedDagPb("unknown PBNode field")),
         }
     }
-    Ok(links)
+    Ok(decoded)
+}
+
+/// The CIDs a `dag-pb` node links to, in order (used to walk DAGs for pins, GC and CAR export).
+///
+/// # Errors
+/// [`UnixFsError::MalformedDagPb`] or [`UnixFsError::MalformedLink`] on bytes that are not a
+/// `dag-pb` node.
+pub fn dag_pb_links(node: &[u8]) -> Result<Vec<Cid>, UnixFsError> {
+    Ok(decode_dag_pb(node)?
+        .links
+        .into_iter()
+        .map(|link| link.cid)
+        .collect())
 }
 
 /// Imports everything `reader` yields, handing each block to `sink` as soon as it is complete.
