@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use cid::Cid;
 use datacloud_store::car::{CarReader, CarWriter, encode_header};
-use datacloud_store::gateway::{self, Client, ClientConfig, ClientError, GatewayConfig};
+use datacloud_store::gateway::{self, Client, ClientConfig, ClientError};
 use datacloud_store::{Block, Blockstore, UnixFsError, import_reader};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -66,14 +66,9 @@ async fn start_gateway(store: Arc<Blockstore>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway::serve(
-        listener,
-        store,
-        GatewayConfig::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(gateway::serve(listener, store, async move {
+        let _ = stopped.await;
+    }));
     Running {
         base,
         stop: Some(stop),

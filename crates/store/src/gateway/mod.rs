@@ -15,7 +15,7 @@ pub mod server;
 
 pub use client::{Client, ClientConfig, ClientError, DagFetch};
 pub use request::{DagScope, ResponseFormat};
-pub use server::{GatewayConfig, router, serve};
+pub use server::{GatewayConfig, router, serve, serve_with_config};
 
 /// Media type of a single raw block.
 pub const MEDIA_TYPE_RAW: &str = "application/vnd.ipld.raw";

@@ -83,12 +83,24 @@ pub fn router(store: Arc<Blockstore>, config: GatewayConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then finishes the requests in
-/// flight.
+/// Serves the gateway with the default [`GatewayConfig`] on `listener` until `shutdown`
+/// completes, then finishes the requests in flight.
 ///
 /// # Errors
 /// The I/O error that stopped the server.
 pub async fn serve(
+    listener: TcpListener,
+    store: Arc<Blockstore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with_config(listener, store, GatewayConfig::default(), shutdown).await
+}
+
+/// [`serve`] with explicit limits.
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve_with_config(
     listener: TcpListener,
     store: Arc<Blockstore>,
     config: GatewayConfig,
