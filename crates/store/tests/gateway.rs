@@ -666,3 +666,68 @@ async fn responses_over_the_configured_bounds_are_refused() {
     assert_nothing_stored(&local, &blocks);
     server.shutdown().await;
 }
+
+/// A `UnixFS` directory node (`dag-pb`, `Data.Type = Directory`) naming `entries`, encoded by
+/// hand as go-merkledag does: Links (Hash, Name, Tsize) before Data.
+fn directory(entries: &[(&str, Cid)]) -> Block {
+    fn field(out: &mut Vec<u8>, key: u8, bytes: &[u8]) {
+        out.push(key);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+    let mut node = Vec::new();
+    for (name, cid) in entries {
+        let mut link = Vec::new();
+        field(&mut link, 0x0a, &cid.to_bytes());
+        field(&mut link, 0x12, name.as_bytes());
+        link.extend_from_slice(&[0x18, 0x00]);
+        field(&mut node, 0x12, &link);
+    }
+    field(&mut node, 0x0a, &[0x08, 0x01]);
+    Block::new(datacloud_store::Codec::DagPb, node).unwrap()
+}
+
+#[tokio::test]
+async fn car_requests_resolve_paths_through_directories() {
+    let data = sample(20 * 1024, 21);
+    let (_sdir, store, file_root) = server_with(&data, 4096);
+    let (_, file_blocks) = blocks_of(&data, 4096);
+    let dir = directory(&[("data set.csv", file_root)]);
+    store.put(&dir).unwrap();
+    let server = start_gateway(store).await;
+    let http = reqwest::Client::new();
+    let car = |path: String| {
+        let request = http.get(format!("{}/ipfs/{path}", server.base)).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status();
+            let body = response.bytes().await.unwrap();
+            let cids = if status == StatusCode::OK {
+                let mut reader = CarReader::new(body.as_ref()).unwrap();
+                assert_eq!(reader.roots().len(), 1);
+                reader.by_ref().map(|b| *b.unwrap().cid()).collect()
+            } else {
+                Vec::new()
+            };
+            (status, cids)
+        }
+    };
+
+    // The path's blocks first, then the file's whole DAG; the name is percent-decoded.
+    let (status, cids) = car(format!("{}/data%20set.csv?format=car", dir.cid())).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut expected = vec![*dir.cid()];
+    expected.extend(dfs_order(file_root, &file_blocks).iter().map(|b| *b.cid()));
+    assert_eq!(cids, expected);
+
+    // dag-scope=entity on a directory is the directory node alone; on a file, the whole file.
+    let (_, cids) = car(format!("{}?format=car&dag-scope=entity", dir.cid())).await;
+    assert_eq!(cids, vec![*dir.cid()]);
+    let (_, cids) = car(format!("{file_root}?format=car&dag-scope=entity")).await;
+    assert_eq!(cids, expected[1..].to_vec());
+
+    // An absent name is 404.
+    let (status, _) = car(format!("{}/nope.csv?format=car", dir.cid())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.shutdown().await;
+}

@@ -700,6 +700,28 @@ mod tests {
     }
 
     #[test]
+    fn content_paths_are_parsed_and_bounded() {
+        let config = GatewayConfig {
+            max_path_segments: 2,
+            ..GatewayConfig::default()
+        };
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        let path = parse_content_path(&format!("{cid}/a%20b/c/"), &config).unwrap();
+        assert_eq!(path.requested.to_string(), cid);
+        assert_eq!(path.segments, vec![b"a b".to_vec(), b"c".to_vec()]);
+        assert!(parse_content_path(&format!("{cid}/a/b/c"), &config).is_err());
+        assert!(parse_content_path(&format!("{cid}/.."), &config).is_err());
+        assert!(parse_content_path(&format!("{cid}/%2e"), &config).is_err());
+        assert!(parse_content_path("not-a-cid/a", &config).is_err());
+        // A CIDv0 is looked up as the dag-pb CIDv1 with the same multihash.
+        let v0 =
+            parse_content_path("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n", &config).unwrap();
+        assert_eq!(v0.root.version(), cid::Version::V1);
+        assert_eq!(v0.root.codec(), Codec::DagPb.code());
+        assert_eq!(v0.root.hash(), v0.requested.hash());
+    }
+
+    #[test]
     fn if_none_match_accepts_lists_weak_tags_and_star() {
         let tag = "\"bafy.raw\"";
         let mut headers = HeaderMap::new();
