@@ -335,6 +335,69 @@ impl DagPbNode<'_> {
     }
 }
 
+/// How a `UnixFS` file node's bytes are laid out: its own inline bytes first, then its children's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    /// Bytes held inline in the node (`Data.Data`), before the children's.
+    pub inline_len: u64,
+    /// The file size the node declares (`Data.filesize`), if any.
+    pub file_size: Option<u64>,
+    /// File bytes under each child, in link order (`Data.blocksizes`).
+    pub block_sizes: Vec<u64>,
+}
+
+impl FileLayout {
+    /// The node's file size: declared, or inline bytes plus every child's.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.file_size
+            .unwrap_or_else(|| self.inline_len + self.block_sizes.iter().sum::<u64>())
+    }
+}
+
+impl DagPbNode<'_> {
+    /// The byte layout of this node if it is a `UnixFS` file (or raw) node, else `None`.
+    ///
+    /// # Errors
+    /// [`UnixFsError::MalformedDagPb`] if `Data` is not well-formed `protobuf`.
+    pub fn unixfs_file_layout(&self) -> Result<Option<FileLayout>, UnixFsError> {
+        let Some(mut data) = self.data else {
+            return Ok(None);
+        };
+        let mut kind = None;
+        let mut layout = FileLayout {
+            inline_len: 0,
+            file_size: None,
+            block_sizes: Vec::new(),
+        };
+        while !data.is_empty() {
+            let field_key = take_varint(&mut data)?;
+            match (field_key >> 3, field_key & 7) {
+                (1, 0) => kind = Some(take_varint(&mut data)?),
+                (2, 2) => layout.inline_len = take_len(&mut data)?.len() as u64,
+                (3, 0) => layout.file_size = Some(take_varint(&mut data)?),
+                (4, 0) => layout.block_sizes.push(take_varint(&mut data)?),
+                // Some encoders pack `blocksizes`.
+                (4, 2) => {
+                    let mut packed = take_len(&mut data)?;
+                    while !packed.is_empty() {
+                        layout.block_sizes.push(take_varint(&mut packed)?);
+                    }
+                }
+                (_, 0) => {
+                    take_varint(&mut data)?;
+                }
+                (_, 2) => {
+                    take_len(&mut data)?;
+                }
+                _ => return Err(UnixFsError::MalformedDagPb("unknown UnixFS Data wire type")),
+            }
+        }
+        // `Raw` (0) and `File` (2) nodes hold file bytes; anything else is not a file.
+        Ok(matches!(kind, Some(0 | UNIXFS_TYPE_FILE)).then_some(layout))
+    }
+}
+
 /// `UnixFS` `Data.DataType.Directory` (unixfs.proto).
 pub const UNIXFS_TYPE_DIRECTORY: u64 = 1;
 

@@ -731,3 +731,74 @@ async fn car_requests_resolve_paths_through_directories() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn entity_bytes_sends_only_the_blocks_that_cover_the_range() {
+    // 600 leaves of 1 KiB under 4 internal nodes (174 links each) and the root.
+    let data = sample(600 * 1024, 33);
+    let (_sdir, store, root) = server_with(&data, 1024);
+    let (_, blocks) = blocks_of(&data, 1024);
+    let leaves: Vec<Cid> = blocks
+        .iter()
+        .filter(|b| b.codec() == datacloud_store::Codec::Raw)
+        .map(|b| *b.cid())
+        .collect();
+    assert_eq!(leaves.len(), 600);
+    let server = start_gateway(store).await;
+    let http = reqwest::Client::new();
+
+    for (range, first, last) in [
+        ("0:0", 0, 0),
+        ("1000:1100", 0, 1),
+        ("-1024:*", 599, 599),
+        ("178000:179000", 173, 174),
+        ("0:*", 0, 599),
+        ("614000:99999999", 599, 599),
+    ] {
+        let response = http
+            .get(format!(
+                "{}/ipfs/{root}?format=car&entity-bytes={range}",
+                server.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{range}");
+        let etag = response.headers()[header::ETAG]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(etag.contains("entity-bytes"), "{etag}");
+        let body = response.bytes().await.unwrap();
+        let got: Vec<Block> = CarReader::new(body.as_ref())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got[0].cid(), &root, "{range}");
+        let got_leaves: Vec<Cid> = got
+            .iter()
+            .filter(|b| b.codec() == datacloud_store::Codec::Raw)
+            .map(|b| *b.cid())
+            .collect();
+        assert_eq!(got_leaves, leaves[first..=last].to_vec(), "{range}");
+        let parents = last / 174 - first / 174 + 1;
+        assert_eq!(got.len(), 1 + parents + got_leaves.len(), "{range}");
+    }
+
+    // Nothing of the file in the range: the root block alone.
+    let response = http
+        .get(format!(
+            "{}/ipfs/{root}?format=car&entity-bytes=700000:*",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    let got: Vec<Cid> = CarReader::new(body.as_ref())
+        .unwrap()
+        .map(|b| *b.unwrap().cid())
+        .collect();
+    assert_eq!(got, vec![root]);
+    server.shutdown().await;
+}

@@ -4,8 +4,8 @@
 //! gateways, trusting none of them: every block is checked against its CID before anything is
 //! stored.
 //!
-//! - [`request`]: what a request asks for (`format`, `Accept`, `dag-scope`, CAR `version`, `order`
-//!   and `dups`), negotiated once into a [`request::ResponseFormat`].
+//! - [`request`]: what a request asks for (`format`, `Accept`, `dag-scope`, `entity-bytes`, CAR
+//!   `version`, `order` and `dups`), negotiated once into a [`request::ResponseFormat`].
 //! - [`server`]: the axum router and [`serve`].
 //! - [`client`]: [`Client`], with fallback across gateways and typed [`ClientError`]s.
 

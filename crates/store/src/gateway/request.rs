@@ -15,7 +15,8 @@ pub const MAX_ACCEPT_LEN: usize = 4096;
 /// Most query parameters a request may carry.
 const MAX_QUERY_PARAMS: usize = 32;
 
-/// Which blocks under the terminus of the path a CAR response holds (spec: `dag-scope`).
+/// Which blocks under the terminus of the path a CAR response holds (spec: `dag-scope`, and
+/// `entity-bytes`, which implies the entity scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DagScope {
     /// Only the terminus block.
@@ -23,21 +24,50 @@ pub enum DagScope {
     /// The blocks needed to read the whole terminus entity: all of a `UnixFS` file; the node
     /// alone for a directory or any non-`UnixFS` block.
     Entity,
+    /// Of a `UnixFS` file, only the blocks needed to verify bytes `from..=to` (spec:
+    /// `entity-bytes=from:to`; negative offsets count from the end, `to = None` is `*`, the end).
+    /// For anything that is not a file it is [`Self::Entity`].
+    EntityBytes {
+        /// First byte (negative: from the end).
+        from: i64,
+        /// Last byte, inclusive (negative: from the end; `None`: the last byte).
+        to: Option<i64>,
+    },
     /// The whole DAG under the terminus (the spec's default).
     #[default]
     All,
 }
 
 impl DagScope {
-    /// The parameter value naming this scope.
+    /// The scope as it appears in an `ETag`: distinct for every distinct response.
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub fn etag_part(self) -> String {
         match self {
-            Self::Block => "block",
-            Self::Entity => "entity",
-            Self::All => "all",
+            Self::Block => "block".to_owned(),
+            Self::Entity => "entity".to_owned(),
+            Self::All => "all".to_owned(),
+            Self::EntityBytes { from, to } => match to {
+                Some(to) => format!("entity-bytes-{from}-{to}"),
+                None => format!("entity-bytes-{from}-end"),
+            },
         }
     }
+}
+
+/// Parses `from:to` (spec: integers, negative from the end, `to` may be `*`).
+fn parse_entity_bytes(value: &str) -> Result<DagScope, Rejection> {
+    let bad = || {
+        Rejection::BadRequest(format!(
+            "entity-bytes `{value}` is not `from:to` (integers, negative from the end, to may be *)"
+        ))
+    };
+    let (from, to) = value.split_once(':').ok_or_else(bad)?;
+    let from = from.parse::<i64>().map_err(|_| bad())?;
+    let to = match to {
+        "*" => None,
+        to => Some(to.parse::<i64>().map_err(|_| bad())?),
+    };
+    Ok(DagScope::EntityBytes { from, to })
 }
 
 /// What the response will be.
@@ -209,8 +239,8 @@ const KNOWN_UNSUPPORTED_FORMATS: &[&str] =
 /// Decides the response format from the query string and the `Accept` header.
 ///
 /// # Errors
-/// [`Rejection::BadRequest`] for malformed parameters, a missing `Accept` without `format` (the
-/// spec's strict trustless mode) or `entity-bytes` (not implemented here);
+/// [`Rejection::BadRequest`] for malformed or contradictory parameters, or a missing `Accept`
+/// without `format` (the spec's strict trustless mode);
 /// [`Rejection::NotAcceptable`] when only unsupported types or CAR variants are requested.
 pub fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<ResponseFormat, Rejection> {
     let query = parse_query(query.unwrap_or(""))?;
@@ -267,11 +297,6 @@ pub fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<ResponseFo
 }
 
 fn car_format(query: &Query, from_accept: CarRequest<'_>) -> Result<ResponseFormat, Rejection> {
-    if query.entity_bytes.is_some() {
-        return Err(Rejection::BadRequest(
-            "entity-bytes is not supported by this gateway; request the whole entity".to_owned(),
-        ));
-    }
     // Query parameters take precedence over the Accept parameters (spec: car-version etc.).
     let car = CarRequest {
         version: query.car_version.as_deref().or(from_accept.version),
@@ -291,6 +316,17 @@ fn car_format(query: &Query, from_accept: CarRequest<'_>) -> Result<ResponseForm
             return Err(Rejection::BadRequest(format!(
                 "unknown dag-scope `{other}`; use block, entity or all"
             )));
+        }
+    };
+    // entity-bytes implies dag-scope=entity; asking for another scope with it is contradictory.
+    let scope = match (&query.entity_bytes, scope) {
+        (None, scope) => scope,
+        (Some(range), DagScope::Entity) => parse_entity_bytes(range)?,
+        (Some(range), DagScope::All) if query.dag_scope.is_none() => parse_entity_bytes(range)?,
+        (Some(_), _) => {
+            return Err(Rejection::BadRequest(
+                "entity-bytes implies dag-scope=entity; drop the other dag-scope".to_owned(),
+            ));
         }
     };
     Ok(ResponseFormat::Car {
@@ -371,7 +407,11 @@ mod tests {
             Err(Rejection::BadRequest(_))
         ));
         assert!(matches!(
-            negotiate(Some("format=car&entity-bytes=0:10"), None),
+            negotiate(Some("format=car&entity-bytes=0-10"), None),
+            Err(Rejection::BadRequest(_))
+        ));
+        assert!(matches!(
+            negotiate(Some("format=car&entity-bytes=0:10&dag-scope=block"), None),
             Err(Rejection::BadRequest(_))
         ));
         assert!(matches!(
@@ -390,6 +430,35 @@ mod tests {
             negotiate(None, Some("application/vnd.ipld.raw;q=0")),
             Err(Rejection::NotAcceptable(_))
         ));
+    }
+
+    #[test]
+    fn entity_bytes_implies_the_entity_scope() {
+        let car = |query| match negotiate(Some(query), None) {
+            Ok(ResponseFormat::Car { scope, .. }) => scope,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            car("format=car&entity-bytes=10:20"),
+            DagScope::EntityBytes {
+                from: 10,
+                to: Some(20)
+            }
+        );
+        assert_eq!(
+            car("format=car&dag-scope=entity&entity-bytes=-1024:*"),
+            DagScope::EntityBytes {
+                from: -1024,
+                to: None
+            }
+        );
+        assert_eq!(
+            car("format=car&entity-bytes=499:-1000"),
+            DagScope::EntityBytes {
+                from: 499,
+                to: Some(-1000)
+            }
+        );
     }
 
     #[test]

@@ -209,7 +209,7 @@ fn etag(path: &ContentPath, format: ResponseFormat) -> String {
                 "\"{}.car.v1.dfs.dups-{}.{}",
                 path.requested,
                 if dups { "y" } else { "n" },
-                scope.as_str()
+                scope.etag_part()
             );
             if !path.segments.is_empty() {
                 let mut hasher = Sha256::new();
@@ -576,24 +576,31 @@ impl CarWalk {
             car.write_block(block).map_err(io::Error::other)?;
         }
         let terminus = &self.resolved.terminus;
-        let whole_dag = match self.scope {
-            DagScope::Block => false,
-            DagScope::All => true,
-            DagScope::Entity => is_unixfs_file(terminus),
+        let walk = match self.scope {
+            DagScope::Block => None,
+            DagScope::All => Some(None),
+            DagScope::Entity => is_unixfs_file(terminus).then_some(None),
+            DagScope::EntityBytes { from, to } => match file_size(terminus) {
+                // Not a file: the parameter is ignored and the scope is the entity (spec).
+                None => is_unixfs_file(terminus).then_some(None),
+                // A range outside the file or empty: the root block alone (spec).
+                Some(size) => byte_range(size, from, to).map(Some),
+            },
         };
-        if whole_dag {
-            self.walk(&mut car)?;
-        } else {
-            car.write_block(terminus).map_err(io::Error::other)?;
+        match walk {
+            Some(range) => self.walk(&mut car, range)?,
+            None => car.write_block(terminus).map_err(io::Error::other)?,
         }
         car.finish().map_err(io::Error::other)?.flush_all()
     }
 
-    /// Depth-first pre-order from the terminus; each block once unless `dups`.
-    fn walk(&self, car: &mut CarWriter<ChunkSink>) -> io::Result<()> {
+    /// Depth-first pre-order from the terminus; each block once unless `dups`. With a byte
+    /// range (inclusive), only the children of file nodes whose bytes overlap it are followed.
+    fn walk(&self, car: &mut CarWriter<ChunkSink>, range: Option<(u64, u64)>) -> io::Result<()> {
         let mut seen = HashSet::new();
-        let mut stack = vec![*self.resolved.terminus.cid()];
-        while let Some(cid) = stack.pop() {
+        // Each entry: a block and the file offset its bytes start at (used only with a range).
+        let mut stack = vec![(*self.resolved.terminus.cid(), 0u64)];
+        while let Some((cid, start)) = stack.pop() {
             if cid.hash().code() == IDENTITY || (!self.dups && !seen.insert(cid)) {
                 continue;
             }
@@ -608,15 +615,65 @@ impl CarWalk {
                     })?
             };
             car.write_block(&block).map_err(io::Error::other)?;
-            stack.extend(
-                block_links(&block)
-                    .map_err(io::Error::other)?
-                    .into_iter()
-                    .rev(),
-            );
+            match range {
+                None => stack.extend(
+                    block_links(&block)
+                        .map_err(io::Error::other)?
+                        .into_iter()
+                        .rev()
+                        .map(|link| (link, 0)),
+                ),
+                Some((first, last)) if block.codec() == Codec::DagPb => {
+                    let node = decode_dag_pb(block.data()).map_err(io::Error::other)?;
+                    let Some(layout) = node.unixfs_file_layout().map_err(io::Error::other)? else {
+                        continue;
+                    };
+                    let mut child_start = start + layout.inline_len;
+                    let mut wanted = Vec::new();
+                    for (link, size) in node.links.iter().zip(&layout.block_sizes) {
+                        let child_end = child_start + size;
+                        if child_start <= last && child_end > first {
+                            wanted.push((link.cid, child_start));
+                        }
+                        child_start = child_end;
+                    }
+                    stack.extend(wanted.into_iter().rev());
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }
+}
+
+/// The byte size of a `UnixFS` file terminus (a raw block is a whole file), else `None`.
+fn file_size(block: &Block) -> Option<u64> {
+    match block.codec() {
+        Codec::Raw => Some(block.data().len() as u64),
+        Codec::DagPb => decode_dag_pb(block.data())
+            .ok()?
+            .unixfs_file_layout()
+            .ok()
+            .flatten()
+            .map(|layout| layout.size()),
+        Codec::DagCbor => None,
+    }
+}
+
+/// `entity-bytes=from:to` resolved against a file of `size` bytes into an inclusive range that
+/// is clamped to the file; `None` when nothing of the file is in it.
+fn byte_range(size: u64, from: i64, to: Option<i64>) -> Option<(u64, u64)> {
+    let resolve = |offset: i64| {
+        if offset < 0 {
+            size.saturating_sub(offset.unsigned_abs())
+        } else {
+            offset.unsigned_abs()
+        }
+    };
+    let last_byte = size.checked_sub(1)?;
+    let first = resolve(from);
+    let last = to.map_or(last_byte, resolve).min(last_byte);
+    (first <= last).then_some((first, last))
 }
 
 fn is_unixfs_file(block: &Block) -> bool {
@@ -690,6 +747,20 @@ impl futures_util::Stream for ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_byte_ranges_resolve_like_the_spec_says() {
+        assert_eq!(byte_range(1000, 0, None), Some((0, 999)));
+        assert_eq!(byte_range(1000, 10, Some(20)), Some((10, 20)));
+        assert_eq!(byte_range(1000, -100, None), Some((900, 999)));
+        assert_eq!(byte_range(1000, 499, Some(-100)), Some((499, 900)));
+        // Partly outside: clamped; fully outside, empty or a zero-size file: nothing.
+        assert_eq!(byte_range(1000, 900, Some(5000)), Some((900, 999)));
+        assert_eq!(byte_range(1000, -5000, Some(10)), Some((0, 10)));
+        assert_eq!(byte_range(1000, 1000, None), None);
+        assert_eq!(byte_range(1000, 20, Some(10)), None);
+        assert_eq!(byte_range(0, 0, None), None);
+    }
 
     #[test]
     fn percent_decoding_is_strict() {
