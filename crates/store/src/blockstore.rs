@@ -14,7 +14,7 @@ use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::block::{Block, BlockError, Codec, check_cid};
-use crate::car::{CarError, CarReader, CarWriter};
+use crate::car::{CarError, CarReader, CarWriter, encode_header, put_uvarint};
 use crate::dag::{LinkError, block_links};
 use crate::unixfs::{FileImporter, ImportedFile, UnixFsError, dag_pb_links};
 
@@ -318,6 +318,46 @@ impl Blockstore {
         Ok(roots)
     }
 
+    /// Stores a stream of blocks in one transaction, committed only if the stream ends without
+    /// an error: a stream that fails part-way (a tampered block, a dropped connection) leaves
+    /// the store exactly as it was. With `pin`, that root is pinned in the same transaction after
+    /// checking its DAG is complete. Returns the number of blocks stored.
+    ///
+    /// Memory stays at one block: redb spills the uncommitted transaction to disk.
+    ///
+    /// # Errors
+    /// The stream's first error (nothing is stored then), [`StoreError::MissingBlock`] if `pin`'s
+    /// DAG is incomplete, or [`StoreError::Database`].
+    pub fn import_blocks<E: From<StoreError>>(
+        &self,
+        blocks: impl IntoIterator<Item = Result<Block, E>>,
+        pin: Option<&Cid>,
+    ) -> Result<u64, E> {
+        let _guard = self.gc_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut count = 0u64;
+        {
+            let mut table = txn.open_table(BLOCKS).map_err(StoreError::from)?;
+            for block in blocks {
+                // An early return drops `txn` uncommitted, which aborts it.
+                let block = block?;
+                table
+                    .insert(block.cid().to_bytes().as_slice(), block.data())
+                    .map_err(StoreError::from)?;
+                count += 1;
+            }
+            if let Some(root) = pin {
+                reachable(&table, [*root], true)?;
+                txn.open_table(PINS)
+                    .map_err(StoreError::from)?
+                    .insert(root.to_bytes().as_slice(), ())
+                    .map_err(StoreError::from)?;
+            }
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(count)
+    }
+
     /// Writes the DAG under `root` as a `CARv1` with that single root, blocks in depth-first
     /// pre-order and each block once (the order of Kubo's `ipfs dag export`).
     ///
@@ -369,6 +409,73 @@ impl Blockstore {
     }
 }
 
+impl Blockstore {
+    /// The DAG under `root` as a `CARv1` byte stream to pull through [`Read`]: the same bytes as
+    /// [`Self::export_car`], produced one block at a time, for consumers that read (hashing a
+    /// stored CAR into a piece commitment, an upload body).
+    #[must_use]
+    pub fn car_export(&self, root: &Cid) -> CarExport<'_> {
+        let header = encode_header(&[*root]);
+        let mut buf = Vec::with_capacity(header.len() + 10);
+        put_uvarint(&mut buf, header.len() as u64);
+        buf.extend_from_slice(&header);
+        CarExport {
+            store: self,
+            stack: vec![*root],
+            seen: HashSet::new(),
+            buf,
+            pos: 0,
+        }
+    }
+}
+
+/// A `CARv1` export being read (see [`Blockstore::car_export`]). Memory: one block, the walk's
+/// stack and the set of CIDs already written.
+///
+/// A missing or unreadable block surfaces as an [`std::io::Error`] wrapping the
+/// [`StoreError`], so the reader fails instead of producing a short CAR.
+#[derive(Debug)]
+pub struct CarExport<'a> {
+    store: &'a Blockstore,
+    stack: Vec<Cid>,
+    seen: HashSet<Cid>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl CarExport<'_> {
+    /// Encodes the next block's section into `buf`; `false` when the walk is over.
+    fn refill(&mut self) -> Result<bool, StoreError> {
+        while let Some(cid) = self.stack.pop() {
+            if !self.seen.insert(cid) {
+                continue;
+            }
+            let block = self.store.get(&cid)?.ok_or(StoreError::MissingBlock(cid))?;
+            let cid_bytes = cid.to_bytes();
+            self.buf.clear();
+            self.pos = 0;
+            put_uvarint(&mut self.buf, (cid_bytes.len() + block.data().len()) as u64);
+            self.buf.extend_from_slice(&cid_bytes);
+            self.buf.extend_from_slice(block.data());
+            self.stack.extend(block_links(&block)?.into_iter().rev());
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+impl Read for CarExport<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() && !self.refill().map_err(std::io::Error::other)? {
+            return Ok(0);
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 fn insert_blocks(txn: &WriteTransaction, blocks: &[Block]) -> Result<(), StoreError> {
     let mut table = txn.open_table(BLOCKS)?;
     for block in blocks {
@@ -413,6 +520,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Blockstore::open(dir.path().join("blocks.redb")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn car_export_reads_the_same_bytes_as_export_car() {
+        let (_dir, store) = open_temp();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i * 31 % 251).to_le_bytes()[0])
+            .collect();
+        let file = store.import_file(data.as_slice(), 4096, true).unwrap();
+        let written = store.export_car(&file.root, Vec::new()).unwrap();
+        let mut read = Vec::new();
+        // Odd-sized reads cross section boundaries.
+        let mut export = store.car_export(&file.root);
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = export.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            read.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(read, written);
+
+        // A missing block fails the read instead of ending the CAR early.
+        let missing = Block::new(Codec::Raw, b"absent".to_vec()).unwrap();
+        let err = store
+            .car_export(missing.cid())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum CarError {
     Block(#[from] BlockError),
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         // Truncation keeps the low 7 bits, which is the point of LEB128.
         #[allow(clippy::cast_possible_truncation)]

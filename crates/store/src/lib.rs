@@ -7,14 +7,19 @@
 //! - [`car`]: streaming `CARv1` writer and a reader that verifies every block and bounds every length.
 //! - [`dag`]: the links out of raw, `dag-pb` and dag-cbor blocks.
 //! - [`blockstore`]: a redb blockstore with recursive pins, GC and bounded-memory file imports.
+//! - [`gateway`]: the IPFS trustless gateway: a server over the blockstore and a client that
+//!   verifies every block it fetches before storing it.
+//! - [`piece`]: the Filecoin piece commitment (CommP, PieceCID) of a stored DAG's CAR, streamed.
 
 pub mod block;
 pub mod blockstore;
 pub mod car;
 pub mod dag;
+pub mod gateway;
+pub mod piece;
 pub mod unixfs;
 
 pub use block::{Block, BlockError, Codec, MAX_BLOCK_SIZE};
-pub use blockstore::{Blockstore, GcReport, StoreError};
+pub use blockstore::{Blockstore, CarExport, GcReport, StoreError};
 pub use car::{CarError, CarReader, CarWriter};
 pub use unixfs::{DEFAULT_CHUNK_SIZE, FileImporter, ImportedFile, UnixFsError, import_reader};

@@ -23,7 +23,7 @@ pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
 pub const MAX_LINKS: usize = 174;
 
 /// `UnixFS` `Data.DataType.File` (unixfs.proto).
-const UNIXFS_TYPE_FILE: u64 = 2;
+pub const UNIXFS_TYPE_FILE: u64 = 2;
 
 /// Why a file could not be imported or a `dag-pb` node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -290,42 +290,169 @@ fn take_len<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], UnixFsError> {
     Ok(body)
 }
 
-/// The CIDs a `dag-pb` node links to, in order (used to walk DAGs for pins, GC and CAR export).
+/// One link of a `dag-pb` node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagPbLink<'a> {
+    /// The child's CID (`PBLink.Hash`).
+    pub cid: Cid,
+    /// The link's name (`PBLink.Name`): a directory entry's file name, empty or absent in files.
+    pub name: Option<&'a [u8]>,
+}
+
+/// A decoded `dag-pb` node, borrowing from the block bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagPbNode<'a> {
+    /// `PBNode.Data`: for `UnixFS`, a serialized `unixfs.Data` message.
+    pub data: Option<&'a [u8]>,
+    /// `PBNode.Links`, in order.
+    pub links: Vec<DagPbLink<'a>>,
+}
+
+impl DagPbNode<'_> {
+    /// The `UnixFS` `Data.Type` of this node (1 directory, 2 file, 5 HAMT shard, ...), if its
+    /// `Data` is a `unixfs.Data` message carrying one.
+    ///
+    /// # Errors
+    /// [`UnixFsError::MalformedDagPb`] if `Data` is not well-formed `protobuf`.
+    pub fn unixfs_type(&self) -> Result<Option<u64>, UnixFsError> {
+        let Some(mut data) = self.data else {
+            return Ok(None);
+        };
+        while !data.is_empty() {
+            let field_key = take_varint(&mut data)?;
+            match (field_key >> 3, field_key & 7) {
+                (1, 0) => return Ok(Some(take_varint(&mut data)?)),
+                (_, 0) => {
+                    take_varint(&mut data)?;
+                }
+                (_, 2) => {
+                    take_len(&mut data)?;
+                }
+                _ => return Err(UnixFsError::MalformedDagPb("unknown UnixFS Data wire type")),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// How a `UnixFS` file node's bytes are laid out: its own inline bytes first, then its children's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    /// Bytes held inline in the node (`Data.Data`), before the children's.
+    pub inline_len: u64,
+    /// The file size the node declares (`Data.filesize`), if any.
+    pub file_size: Option<u64>,
+    /// File bytes under each child, in link order (`Data.blocksizes`).
+    pub block_sizes: Vec<u64>,
+}
+
+impl FileLayout {
+    /// The node's file size: declared, or inline bytes plus every child's.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.file_size
+            .unwrap_or_else(|| self.inline_len + self.block_sizes.iter().sum::<u64>())
+    }
+}
+
+impl DagPbNode<'_> {
+    /// The byte layout of this node if it is a `UnixFS` file (or raw) node, else `None`.
+    ///
+    /// # Errors
+    /// [`UnixFsError::MalformedDagPb`] if `Data` is not well-formed `protobuf`.
+    pub fn unixfs_file_layout(&self) -> Result<Option<FileLayout>, UnixFsError> {
+        let Some(mut data) = self.data else {
+            return Ok(None);
+        };
+        let mut kind = None;
+        let mut layout = FileLayout {
+            inline_len: 0,
+            file_size: None,
+            block_sizes: Vec::new(),
+        };
+        while !data.is_empty() {
+            let field_key = take_varint(&mut data)?;
+            match (field_key >> 3, field_key & 7) {
+                (1, 0) => kind = Some(take_varint(&mut data)?),
+                (2, 2) => layout.inline_len = take_len(&mut data)?.len() as u64,
+                (3, 0) => layout.file_size = Some(take_varint(&mut data)?),
+                (4, 0) => layout.block_sizes.push(take_varint(&mut data)?),
+                // Some encoders pack `blocksizes`.
+                (4, 2) => {
+                    let mut packed = take_len(&mut data)?;
+                    while !packed.is_empty() {
+                        layout.block_sizes.push(take_varint(&mut packed)?);
+                    }
+                }
+                (_, 0) => {
+                    take_varint(&mut data)?;
+                }
+                (_, 2) => {
+                    take_len(&mut data)?;
+                }
+                _ => return Err(UnixFsError::MalformedDagPb("unknown UnixFS Data wire type")),
+            }
+        }
+        // `Raw` (0) and `File` (2) nodes hold file bytes; anything else is not a file.
+        Ok(matches!(kind, Some(0 | UNIXFS_TYPE_FILE)).then_some(layout))
+    }
+}
+
+/// `UnixFS` `Data.DataType.Directory` (unixfs.proto).
+pub const UNIXFS_TYPE_DIRECTORY: u64 = 1;
+
+/// Decodes a `dag-pb` node (ipld/specs `dag-pb.md`): `Data` and the links with their names.
 ///
 /// # Errors
 /// [`UnixFsError::MalformedDagPb`] or [`UnixFsError::MalformedLink`] on bytes that are not a
 /// `dag-pb` node.
-pub fn dag_pb_links(mut node: &[u8]) -> Result<Vec<Cid>, UnixFsError> {
-    let mut links = Vec::new();
+pub fn decode_dag_pb(mut node: &[u8]) -> Result<DagPbNode<'_>, UnixFsError> {
+    let mut decoded = DagPbNode {
+        data: None,
+        links: Vec::new(),
+    };
     while !node.is_empty() {
         let field_key = take_varint(&mut node)?;
         match field_key {
             // PBNode.Data (field 1, bytes)
-            0x0a => {
-                take_len(&mut node)?;
-            }
+            0x0a => decoded.data = Some(take_len(&mut node)?),
             // PBNode.Links (field 2, PBLink)
             0x12 => {
                 let mut link = take_len(&mut node)?;
                 let mut hash = None;
+                let mut name = None;
                 while !link.is_empty() {
                     match take_varint(&mut link)? {
                         0x0a => hash = Some(Cid::try_from(take_len(&mut link)?)?),
-                        0x12 => {
-                            take_len(&mut link)?;
-                        }
+                        0x12 => name = Some(take_len(&mut link)?),
                         0x18 => {
                             take_varint(&mut link)?;
                         }
                         _ => return Err(UnixFsError::MalformedDagPb("unknown PBLink field")),
                     }
                 }
-                links.push(hash.ok_or(UnixFsError::MalformedDagPb("PBLink without Hash"))?);
+                decoded.links.push(DagPbLink {
+                    cid: hash.ok_or(UnixFsError::MalformedDagPb("PBLink without Hash"))?,
+                    name,
+                });
             }
             _ => return Err(UnixFsError::MalformedDagPb("unknown PBNode field")),
         }
     }
-    Ok(links)
+    Ok(decoded)
+}
+
+/// The CIDs a `dag-pb` node links to, in order (used to walk DAGs for pins, GC and CAR export).
+///
+/// # Errors
+/// [`UnixFsError::MalformedDagPb`] or [`UnixFsError::MalformedLink`] on bytes that are not a
+/// `dag-pb` node.
+pub fn dag_pb_links(node: &[u8]) -> Result<Vec<Cid>, UnixFsError> {
+    Ok(decode_dag_pb(node)?
+        .links
+        .into_iter()
+        .map(|link| link.cid)
+        .collect())
 }
 
 /// Imports everything `reader` yields, handing each block to `sink` as soon as it is complete.
