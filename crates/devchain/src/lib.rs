@@ -62,7 +62,8 @@
 //! - `eth_estimateGas` is the simulated gas plus 20 % (no binary search); `eth_call` runs with
 //!   state-changing semantics and undoes everything.
 //! - A mined transaction that reverts is reported as Hardhat does in automine: JSON-RPC error
-//!   code 3 with the revert data (the transaction stays mined with status 0).
+//!   code 3 with the revert data (the transaction stays mined with status 0). With interval
+//!   mining the hash is returned, and the receipt, once sealed, has status 0.
 
 pub mod chain;
 pub mod config;

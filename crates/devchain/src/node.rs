@@ -682,24 +682,26 @@ impl Node {
         for (i, t) in block.transactions.iter().enumerate() {
             self.tx_index.insert(t.tx.hash, (block.header.number, i));
         }
-        self.blocks.push(Arc::clone(&block));
-        self.diffs.push(diff);
         let meta = self.meta();
-        if let Some(database) = &self.database {
-            let diff = self.diffs.last().unwrap_or(&EMPTY_DIFF);
+        let committed = self.database.as_ref().map_or(Ok(()), |database| {
             let sealed = SealedBlock {
                 block: &block,
-                diff,
+                diff: &diff,
             };
-            if let Err(err) = database.commit(
+            database.commit(
                 self.chain.state(),
-                diff,
+                &diff,
                 Some(sealed),
                 &meta,
                 block.header.number,
-            ) {
-                return Err(self.break_on(err));
-            }
+            )
+        });
+        // Memory keeps the block either way, so that the node stays consistent with itself;
+        // a failed commit stops it from accepting more.
+        self.blocks.push(Arc::clone(&block));
+        self.diffs.push(diff);
+        if let Err(err) = committed {
+            return Err(self.break_on(err));
         }
         Ok(block)
     }
@@ -749,8 +751,6 @@ impl Node {
         }
     }
 }
-
-static EMPTY_DIFF: std::sync::LazyLock<StateDiff> = std::sync::LazyLock::new(StateDiff::default);
 
 /// The consensus receipt of a mined transaction (EIP-658 status, bloom), typed like it.
 #[must_use]

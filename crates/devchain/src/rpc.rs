@@ -1238,7 +1238,7 @@ mod tests {
                 &json!([Address::ZERO, "0x99"])
             )),
             -32602,
-            "historical state is not kept"
+            "block 0x99 is not mined yet"
         );
     }
 
@@ -1305,6 +1305,21 @@ mod tests {
         let by_hash =
             call(&rpc, "eth_getBlockByHash", &json!([block["hash"], true]))["result"].clone();
         assert_eq!(by_hash["transactions"][0]["hash"], hash);
+        // Past-block state: before the transfer, by number, tag and hash.
+        for before in [
+            json!("0x0"),
+            json!("earliest"),
+            json!({ "blockHash": genesis["hash"] }),
+        ] {
+            let past = call(&rpc, "eth_getBalance", &json!([to, before]));
+            assert_eq!(past["result"], json!("0x0"), "{before}");
+            let nonce = call(&rpc, "eth_getTransactionCount", &json!([from, before]));
+            assert_eq!(nonce["result"], json!("0x0"), "{before}");
+        }
+        let at_1 = call(&rpc, "eth_getBalance", &json!([to, "0x1"]));
+        assert_eq!(at_1["result"], json!("0x1000"));
+        let nonce = call(&rpc, "eth_getTransactionCount", &json!([from, "latest"]));
+        assert_eq!(nonce["result"], json!("0x1"));
     }
 
     #[test]
