@@ -486,6 +486,9 @@ impl Node {
             return Some(f(&mut self.chain));
         }
         let block = self.block_arc(number)?;
+        // The diffs of the blocks after `number` (none when `number` is the head); looked up
+        // before anything changes, so that a `None` leaves the state untouched.
+        let later = self.diffs.get(usize::try_from(number + 1).ok()?..)?;
         let state = self.chain.state_mut();
         let pending = state.take_diff();
         let mut redo = vec![state.apply(&pending)];
@@ -493,8 +496,7 @@ impl Node {
             if let Some(open) = &self.open {
                 redo.push(state.apply(&open.before_open));
             }
-            // `number < head < diffs.len()`, so every index below exists.
-            for diff in self.diffs[usize::try_from(number + 1).ok()?..].iter().rev() {
+            for diff in later.iter().rev() {
                 redo.push(state.apply(diff));
             }
         }

@@ -611,7 +611,10 @@ impl ChainDatabase {
 
         let blocks_table = txn.open_table(BLOCKS)?;
         let diffs_table = txn.open_table(DIFFS)?;
-        if blocks_table.len()? != head.saturating_add(1) || diffs_table.len()? != head + 1 {
+        let count = head
+            .checked_add(1)
+            .ok_or_else(|| corrupt(format!("head block {head}")))?;
+        if blocks_table.len()? != count || diffs_table.len()? != count {
             return Err(corrupt(format!(
                 "head is block {head} but {} blocks and {} diffs are stored",
                 blocks_table.len()?,
