@@ -1440,6 +1440,88 @@ mod tests {
         assert_eq!(receipt["logs"], json!([]));
     }
 
+    /// A Stylus program that emits one log whose topic is calldata word 0.
+    const EMITTER: &str = r#"
+        (module
+          (import "vm_hooks" "read_args" (func $read_args (param i32)))
+          (import "vm_hooks" "emit_log" (func $emit_log (param i32 i32 i32)))
+          (memory (export "memory") 1)
+          (func (export "user_entrypoint") (param i32) (result i32)
+            (call $read_args (i32.const 0))
+            (call $emit_log (i32.const 0) (i32.const 32) (i32.const 1))
+            (i32.const 0)))"#;
+
+    #[test]
+    fn subscriptions_are_checked_capped_and_notify_only_matching_logs() {
+        let rpc = Rpc::new(
+            Node::new(ChainConfig::default(), 1).unwrap(),
+            RpcConfig {
+                max_subscriptions: 2,
+                ..RpcConfig::default()
+            },
+        );
+        let mut subscriptions = HashMap::new();
+        let mut next = 0;
+        let unsupported = subscribe(
+            &rpc,
+            &mut subscriptions,
+            &mut next,
+            &[json!("newPendingTransactions")],
+        );
+        assert_eq!(unsupported.unwrap_err().code, -32602);
+        let program = rpc.with_node(|node| {
+            let from = node.accounts()[0];
+            let chain = node.chain_mut();
+            let program = chain
+                .deploy(from, &wat::parse_str(EMITTER).unwrap())
+                .unwrap();
+            chain.activate(from, program).unwrap();
+            program
+        });
+        let wanted = B256::repeat_byte(0xaa);
+        let heads = subscribe(&rpc, &mut subscriptions, &mut next, &[json!("newHeads")]).unwrap();
+        let logs = subscribe(
+            &rpc,
+            &mut subscriptions,
+            &mut next,
+            &[
+                json!("logs"),
+                json!({ "address": program, "topics": [wanted] }),
+            ],
+        )
+        .unwrap();
+        let over = subscribe(&rpc, &mut subscriptions, &mut next, &[json!("newHeads")]);
+        assert_eq!(
+            over.unwrap_err().code,
+            -32000,
+            "capped at two per connection"
+        );
+
+        let from = rpc.with_node(|node| node.accounts()[0]);
+        for topic in [B256::repeat_byte(0xbb), wanted] {
+            let sent = call(
+                &rpc,
+                "eth_sendTransaction",
+                &json!([{ "from": from, "to": program, "data": topic, "gas": "0x100000" }]),
+            );
+            assert!(sent["result"].is_string(), "{sent}");
+        }
+        let (other, matching) =
+            rpc.with_node(|node| (node.block_arc(1).unwrap(), node.block_arc(2).unwrap()));
+        let for_other = notifications(&subscriptions, &other);
+        assert_eq!(for_other.len(), 1, "the head only: its log does not match");
+        assert_eq!(for_other[0]["params"]["subscription"], heads);
+        assert_eq!(for_other[0]["params"]["result"]["number"], json!("0x1"));
+        let for_matching = notifications(&subscriptions, &matching);
+        assert_eq!(for_matching.len(), 2);
+        let log = for_matching
+            .iter()
+            .find(|n| n["params"]["subscription"] == logs)
+            .expect("a log notification");
+        assert_eq!(log["params"]["result"]["topics"], json!([wanted]));
+        assert_eq!(log["params"]["result"]["blockNumber"], json!("0x2"));
+    }
+
     #[test]
     fn reverts_are_code_3_with_data() {
         let err = execution_error(
