@@ -112,6 +112,37 @@ impl Devchain {
         }
     }
 
+    /// A chain resumed from a database: its state, clock and the hashes of blocks
+    /// `0..=head` (the head's number is the last index).
+    pub(crate) fn resume(
+        config: ChainConfig,
+        state: State,
+        timestamp: u64,
+        block_hashes: Vec<B256>,
+    ) -> Self {
+        let mut chain = Self::new(config);
+        chain.world.state = state;
+        chain.world.env.number = (block_hashes.len() as u64).saturating_sub(1);
+        chain.world.env.timestamp = timestamp;
+        chain.world.env.block_hashes = block_hashes;
+        chain
+    }
+
+    /// The world state, mutably (the node takes block diffs and rolls back to past blocks).
+    pub(crate) fn state_mut(&mut self) -> &mut State {
+        &mut self.world.state
+    }
+
+    /// Replaces the block context; returns the previous one (past-block queries).
+    pub(crate) fn replace_env(&mut self, env: machine::Env) -> machine::Env {
+        std::mem::replace(&mut self.world.env, env)
+    }
+
+    /// The block context.
+    pub(crate) fn env(&self) -> &machine::Env {
+        &self.world.env
+    }
+
     /// Chain parameters.
     #[must_use]
     pub fn config(&self) -> &ChainConfig {
@@ -359,11 +390,15 @@ impl Devchain {
     /// Runs `tx` as [`Devchain::transact`] would, then undoes every change (`eth_call` with
     /// state-changing semantics, `eth_estimateGas`). No fee is charged.
     pub fn simulate(&mut self, tx: &TxExecution) -> (Outcome, Option<Address>) {
+        // The diff records keys changed since the last block; a simulation changes nothing,
+        // so whatever it records is dropped.
+        let diff = self.world.state.take_diff();
         self.world.state.begin_tx();
         let checkpoint = self.world.state.checkpoint();
         let nonce = self.world.state.nonce(tx.from);
         let result = self.run_tx(tx, nonce);
         self.world.state.revert_to(checkpoint);
+        self.world.state.set_diff(diff);
         result
     }
 

@@ -148,4 +148,7 @@ pub enum Halt {
     /// CREATE/CREATE2 target already has code or a nonce.
     #[error("contract address collision at {0}")]
     AddressCollision(Address),
+    /// A halt read back from the node's database, by its message.
+    #[error("{0}")]
+    Recorded(String),
 }

@@ -11,8 +11,13 @@
 //! and raw transactions ([`crate::transaction::MAX_TX_SIZE`]).
 
 use std::{
+    collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use alloy_consensus::transaction::Recovered;
@@ -23,13 +28,17 @@ use alloy_rpc_types_eth::{
 };
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State},
+    extract::{
+        DefaultBodyLimit, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
+    routing::get,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     ExitStatus, Outcome, TxExecution,
@@ -48,6 +57,12 @@ pub struct RpcConfig {
     pub max_log_block_range: u64,
     /// Most logs one `eth_getLogs` may return.
     pub max_logs: usize,
+    /// Most filters installed at once (`eth_newFilter` & co).
+    pub max_filters: usize,
+    /// A filter not polled for this long is removed (geth: 5 minutes).
+    pub filter_timeout: Duration,
+    /// Most subscriptions one WebSocket connection may hold.
+    pub max_subscriptions: usize,
 }
 
 impl Default for RpcConfig {
@@ -57,6 +72,9 @@ impl Default for RpcConfig {
             max_batch: 100,
             max_log_block_range: 10_000,
             max_logs: 10_000,
+            max_filters: 1_000,
+            filter_timeout: Duration::from_mins(5),
+            max_subscriptions: 100,
         }
     }
 }
@@ -115,11 +133,46 @@ fn execution_error(status: &ExitStatus, output: &Bytes) -> RpcError {
     }
 }
 
-/// The JSON-RPC service: a node behind a lock, and the limits.
+/// The JSON-RPC service: a node behind a lock, the limits, the installed filters, and the
+/// stream of sealed blocks that WebSocket subscriptions follow.
 #[derive(Debug)]
 pub struct Rpc {
     node: Mutex<Node>,
     config: RpcConfig,
+    filters: Mutex<Filters>,
+    /// Sealed blocks, in order, for `eth_subscribe`.
+    blocks: broadcast::Sender<Arc<Block>>,
+    /// The last block number sent on `blocks` (updated under the node lock).
+    published: AtomicU64,
+}
+
+/// How many sealed blocks a slow subscriber may fall behind before it misses some.
+const BLOCK_CHANNEL: usize = 1024;
+
+/// What an installed filter reports.
+#[derive(Debug, Clone)]
+enum FilterKind {
+    /// Hashes of new blocks.
+    Blocks,
+    /// New logs matching the filter.
+    Logs(Box<Filter>),
+    /// Pending transactions: the devchain reports none (the open block is not a mempool).
+    PendingTransactions,
+}
+
+#[derive(Debug)]
+struct InstalledFilter {
+    kind: FilterKind,
+    /// The last block whose changes were reported.
+    reported: u64,
+    polled: Instant,
+}
+
+/// Installed filters by id.
+#[derive(Debug, Default)]
+struct Filters {
+    next_id: u64,
+    installed: HashMap<u64, InstalledFilter>,
 }
 
 fn hex_u64(n: u64) -> Value {
@@ -170,17 +223,131 @@ impl Rpc {
     /// A service over `node`.
     #[must_use]
     pub fn new(node: Node, config: RpcConfig) -> Self {
+        let published = AtomicU64::new(node.head().header.number);
         Self {
             node: Mutex::new(node),
             config,
+            filters: Mutex::new(Filters::default()),
+            blocks: broadcast::channel(BLOCK_CHANNEL).0,
+            published,
         }
     }
 
+    /// The limits.
+    #[must_use]
+    pub fn config(&self) -> &RpcConfig {
+        &self.config
+    }
+
     /// Runs `f` with the node locked (a panic in another request does not wedge the node: the
-    /// state it left is still consistent because every mutation is a whole transaction).
+    /// state it left is still consistent because every mutation is a whole transaction), then
+    /// sends the blocks it sealed to the subscribers.
     pub fn with_node<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
         let mut node = self.node.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut node)
+        let result = f(&mut node);
+        self.publish(&node);
+        result
+    }
+
+    /// Sends the blocks sealed since the last call (under the node lock, so in order).
+    fn publish(&self, node: &Node) {
+        let head = node.head().header.number;
+        let last = self.published.swap(head, Ordering::Relaxed);
+        if head <= last || self.blocks.receiver_count() == 0 {
+            return;
+        }
+        let first = (last + 1).max(head.saturating_sub(BLOCK_CHANNEL as u64));
+        for number in first..=head {
+            if let Some(block) = node.block_arc(number) {
+                // No receiver left is not an error: nobody is subscribed any more.
+                let _ = self.blocks.send(block);
+            }
+        }
+    }
+
+    fn filters(&self) -> std::sync::MutexGuard<'_, Filters> {
+        self.filters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn install_filter(&self, head: u64, kind: FilterKind) -> Result<Value, RpcError> {
+        let mut filters = self.filters();
+        let timeout = self.config.filter_timeout;
+        filters
+            .installed
+            .retain(|_, filter| filter.polled.elapsed() < timeout);
+        if filters.installed.len() >= self.config.max_filters {
+            return Err(RpcError::new(
+                -32000,
+                format!(
+                    "too many filters installed ({}); uninstall some first",
+                    self.config.max_filters
+                ),
+            ));
+        }
+        filters.next_id += 1;
+        let id = filters.next_id;
+        filters.installed.insert(
+            id,
+            InstalledFilter {
+                kind,
+                reported: head,
+                polled: Instant::now(),
+            },
+        );
+        Ok(hex_u64(id))
+    }
+
+    /// `eth_getFilterChanges`: what happened since the last poll (at most
+    /// `max_log_block_range` blocks per poll; the rest comes with the next one).
+    fn filter_changes(&self, node: &Node, id: u64) -> Result<Value, RpcError> {
+        let head = node.head().header.number;
+        let mut filters = self.filters();
+        let timeout = self.config.filter_timeout;
+        filters
+            .installed
+            .retain(|_, filter| filter.polled.elapsed() < timeout);
+        let filter = filters
+            .installed
+            .get_mut(&id)
+            .ok_or_else(|| RpcError::new(-32000, "filter not found"))?;
+        filter.polled = Instant::now();
+        // After `evm_revert` the head can be below what was reported.
+        filter.reported = filter.reported.min(head);
+        let from = filter.reported + 1;
+        let to = head.min(
+            filter
+                .reported
+                .saturating_add(self.config.max_log_block_range),
+        );
+        let changes = match &filter.kind {
+            FilterKind::PendingTransactions => json!([]),
+            FilterKind::Blocks => to_json(
+                &(from..=to)
+                    .filter_map(|n| node.block(n).map(|b| b.hash))
+                    .collect::<Vec<_>>(),
+            )?,
+            FilterKind::Logs(wanted) => {
+                let (lo, hi) = match wanted.block_option {
+                    FilterBlockOption::Range {
+                        from_block,
+                        to_block,
+                    } => (
+                        from_block.map_or(0, |t| resolve_number(node, t)),
+                        to_block.map_or(u64::MAX, |t| resolve_number(node, t)),
+                    ),
+                    FilterBlockOption::AtBlockHash(_) => (0, u64::MAX),
+                };
+                to_json(&logs_in(
+                    node,
+                    wanted,
+                    from.max(lo),
+                    to.min(hi),
+                    self.config.max_logs,
+                )?)?
+            }
+        };
+        filter.reported = to.max(filter.reported);
+        Ok(changes)
     }
 
     /// Answers one HTTP body: a request or a batch.
@@ -265,30 +432,32 @@ impl Rpc {
                 "eth_maxPriorityFeePerGas" => Ok(hex_u64(0)),
                 "eth_getBalance" => {
                     let address: Address = param(params, 0, "address")?;
-                    check_latest(node, params.get(1))?;
-                    to_json(&node.chain().balance(address))
+                    let block = state_block(node, params.get(1))?;
+                    to_json(&with_state(node, block, |c| c.balance(address))?)
                 }
                 "eth_getTransactionCount" => {
                     let address: Address = param(params, 0, "address")?;
-                    check_latest(node, params.get(1))?;
-                    Ok(hex_u64(node.chain().nonce(address)))
+                    let block = state_block(node, params.get(1))?;
+                    Ok(hex_u64(with_state(node, block, |c| c.nonce(address))?))
                 }
                 "eth_getCode" => {
                     let address: Address = param(params, 0, "address")?;
-                    check_latest(node, params.get(1))?;
-                    to_json(&node.chain().code(address))
+                    let block = state_block(node, params.get(1))?;
+                    to_json(&with_state(node, block, |c| c.code(address))?)
                 }
                 "eth_getStorageAt" => {
                     let address: Address = param(params, 0, "address")?;
                     let slot: U256 = param(params, 1, "slot")?;
-                    check_latest(node, params.get(2))?;
-                    to_json(&node.chain().storage(address, B256::from(slot)))
+                    let block = state_block(node, params.get(2))?;
+                    to_json(&with_state(node, block, |c| {
+                        c.storage(address, B256::from(slot))
+                    })?)
                 }
                 "eth_call" => {
                     let request: TransactionRequest = param(params, 0, "transaction")?;
-                    check_latest(node, params.get(1))?;
+                    let block = state_block(node, params.get(1))?;
                     let execution = execution_of(node, &request)?;
-                    let (outcome, _) = node.simulate(&execution);
+                    let (outcome, _) = with_state(node, block, |c| c.simulate(&execution))?;
                     if outcome.is_success() {
                         to_json(&outcome.return_data)
                     } else {
@@ -297,8 +466,8 @@ impl Rpc {
                 }
                 "eth_estimateGas" => {
                     let request: TransactionRequest = param(params, 0, "transaction")?;
-                    check_latest(node, params.get(1))?;
-                    estimate_gas(node, &request).map(hex_u64)
+                    let block = state_block(node, params.get(1))?;
+                    estimate_gas(node, block, &request).map(hex_u64)
                 }
                 "eth_feeHistory" => fee_history(node, params),
                 "eth_sendRawTransaction" => {
@@ -313,12 +482,12 @@ impl Rpc {
                         ));
                     }
                     let mined = node.send_raw_transaction(&raw)?;
-                    mined_result(&mined)
+                    mined_result(node, &mined)
                 }
                 "eth_sendTransaction" => {
                     let request: TransactionRequest = param(params, 0, "transaction")?;
                     let mined = send_transaction(node, &request)?;
-                    mined_result(&mined)
+                    mined_result(node, &mined)
                 }
                 "eth_getTransactionByHash" => {
                     let hash: B256 = param(params, 0, "hash")?;
@@ -354,23 +523,57 @@ impl Rpc {
                     let filter: Filter = param(params, 0, "filter")?;
                     get_logs(node, &filter, &self.config)
                 }
+                "eth_newFilter" => {
+                    let filter: Filter = param(params, 0, "filter")?;
+                    self.install_filter(node.head().header.number, FilterKind::Logs(filter.into()))
+                }
+                "eth_newBlockFilter" => {
+                    self.install_filter(node.head().header.number, FilterKind::Blocks)
+                }
+                "eth_newPendingTransactionFilter" => {
+                    self.install_filter(node.head().header.number, FilterKind::PendingTransactions)
+                }
+                "eth_getFilterChanges" => {
+                    let id = quantity_param(params, 0, "filter id")?;
+                    self.filter_changes(node, id)
+                }
+                "eth_getFilterLogs" => {
+                    let id = quantity_param(params, 0, "filter id")?;
+                    let kind = {
+                        let mut filters = self.filters();
+                        let filter = filters
+                            .installed
+                            .get_mut(&id)
+                            .ok_or_else(|| RpcError::new(-32000, "filter not found"))?;
+                        filter.polled = Instant::now();
+                        filter.kind.clone()
+                    };
+                    match kind {
+                        FilterKind::Logs(filter) => get_logs(node, &filter, &self.config),
+                        _ => Err(RpcError::invalid_params("filter is not a log filter")),
+                    }
+                }
+                "eth_uninstallFilter" => {
+                    let id = quantity_param(params, 0, "filter id")?;
+                    Ok(json!(self.filters().installed.remove(&id).is_some()))
+                }
                 "evm_mine" => {
-                    node.mine();
+                    node.mine()?;
                     Ok(json!("0x0"))
                 }
                 "evm_increaseTime" => {
                     let seconds = quantity_param(params, 0, "seconds")?;
-                    Ok(hex_u64(node.increase_time(seconds)))
+                    Ok(hex_u64(node.increase_time(seconds)?))
                 }
                 "evm_snapshot" => Ok(hex_u64(node.snapshot())),
                 "evm_revert" => {
                     let id = quantity_param(params, 0, "snapshot id")?;
-                    Ok(json!(node.revert(id)))
+                    Ok(json!(node.revert(id)?))
                 }
                 "anvil_setBalance" | "hardhat_setBalance" => {
                     let address: Address = param(params, 0, "address")?;
                     let balance: U256 = param(params, 1, "balance")?;
-                    node.chain_mut().set_balance(address, balance);
+                    node.set_balance(address, balance)?;
                     Ok(Value::Null)
                 }
                 _ => Err(RpcError::new(-32601, format!("method not found: {method}"))),
@@ -383,33 +586,56 @@ fn error_response(id: &Value, err: &RpcError) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "error": err.to_json() })
 }
 
-/// State is kept for the head only: a block parameter must name it (or a tag for it).
-fn check_latest(node: &Node, block: Option<&Value>) -> Result<(), RpcError> {
-    let Some(value) = block else { return Ok(()) };
-    let head = node.head();
-    let ok = match value {
-        Value::Null => true,
-        Value::String(s) if matches!(s.as_str(), "latest" | "pending" | "safe" | "finalized") => {
-            true
-        }
-        Value::Object(object) => match object
-            .get("blockHash")
-            .or_else(|| object.get("blockNumber"))
-        {
-            Some(Value::String(s)) if s.len() == 66 => {
-                s.parse::<B256>().is_ok_and(|h| h == head.hash)
+/// The state a block parameter names: `None` for the current state (`pending`: the open
+/// block included), otherwise a sealed block's number (absent, `latest`, `safe` and
+/// `finalized` name the head).
+fn state_block(node: &Node, block: Option<&Value>) -> Result<Option<u64>, RpcError> {
+    let head = node.head().header.number;
+    let number = match block {
+        None | Some(Value::Null) => head,
+        Some(Value::String(s)) if s == "pending" => return Ok(None),
+        Some(Value::String(s)) if matches!(s.as_str(), "latest" | "safe" | "finalized") => head,
+        Some(Value::String(s)) if s == "earliest" => 0,
+        Some(Value::Object(object)) => {
+            if let Some(hash) = object.get("blockHash") {
+                let hash: B256 = serde_json::from_value(hash.clone())
+                    .map_err(|e| RpcError::invalid_params(format!("invalid blockHash: {e}")))?;
+                node.block_by_hash(hash)
+                    .ok_or_else(|| RpcError::invalid_params(format!("unknown block {hash}")))?
+                    .header
+                    .number
+            } else {
+                object
+                    .get("blockNumber")
+                    .and_then(quantity)
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("a block object needs blockHash or blockNumber")
+                    })?
             }
-            Some(v) => quantity(v) == Some(head.header.number),
-            None => false,
-        },
-        other => quantity(other) == Some(head.header.number),
+        }
+        Some(other) => quantity(other).ok_or_else(|| {
+            RpcError::invalid_params("the block must be a number, a tag or a block object")
+        })?,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(RpcError::invalid_params(
-            "only the latest block's state is kept: use \"latest\"",
-        ))
+    if number > head {
+        return Err(RpcError::invalid_params(format!(
+            "block {number} is not mined yet (the head is {head})"
+        )));
+    }
+    Ok(Some(number))
+}
+
+/// Runs `f` on the state [`state_block`] named.
+fn with_state<R>(
+    node: &mut Node,
+    block: Option<u64>,
+    f: impl FnOnce(&mut crate::Devchain) -> R,
+) -> Result<R, RpcError> {
+    match block {
+        None => Ok(f(node.chain_mut())),
+        Some(number) => node
+            .at_block(number, f)
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown block {number}"))),
     }
 }
 
@@ -465,7 +691,11 @@ fn execution_of(node: &Node, request: &TransactionRequest) -> Result<TxExecution
 
 /// Gas used by a simulation plus a 20 % margin (Stylus calls forward 63/64 of the gas left,
 /// so a limit equal to the used gas can starve nested frames), capped at the block limit.
-fn estimate_gas(node: &mut Node, request: &TransactionRequest) -> Result<u64, RpcError> {
+fn estimate_gas(
+    node: &mut Node,
+    block: Option<u64>,
+    request: &TransactionRequest,
+) -> Result<u64, RpcError> {
     let execution = execution_of(node, request)?;
     let (
         Outcome {
@@ -475,7 +705,7 @@ fn estimate_gas(node: &mut Node, request: &TransactionRequest) -> Result<u64, Rp
             ..
         },
         _,
-    ) = node.simulate(&execution);
+    ) = with_state(node, block, |c| c.simulate(&execution))?;
     if !status.is_success() {
         return Err(execution_error(&status, &return_data));
     }
@@ -492,7 +722,7 @@ fn send_transaction(
         .ok_or_else(|| RpcError::invalid_params("eth_sendTransaction needs `from`"))?;
     let gas_limit = match request.gas {
         Some(gas) => gas,
-        None => estimate_gas(node, request)?,
+        None => estimate_gas(node, None, request)?,
     };
     let base_fee = u128::try_from(node.chain().config().basefee).unwrap_or(u128::MAX);
     let max_fee = request
@@ -516,9 +746,10 @@ fn send_transaction(
 }
 
 /// The transaction hash, or, when the mined transaction failed, the error a Hardhat-style
-/// automining node returns (the transaction stays mined with status 0).
-fn mined_result(mined: &MinedTransaction) -> Result<Value, RpcError> {
-    if mined.success {
+/// automining node returns (the transaction stays mined with status 0). With interval mining
+/// the hash is returned either way, as the block is not sealed yet.
+fn mined_result(node: &Node, mined: &MinedTransaction) -> Result<Value, RpcError> {
+    if mined.success || node.block_time().is_some() {
         return to_json(&mined.tx.hash);
     }
     let mut err = execution_error(&mined.status, &mined.output);
@@ -583,6 +814,17 @@ fn get_logs(node: &Node, filter: &Filter, limits: &RpcConfig) -> Result<Value, R
             limits.max_log_block_range
         )));
     }
+    to_json(&logs_in(node, filter, from, to, limits.max_logs)?)
+}
+
+/// The logs of blocks `from..=to` that match `filter`'s addresses and topics, at most `max`.
+fn logs_in(
+    node: &Node,
+    filter: &Filter,
+    from: u64,
+    to: u64,
+    max: usize,
+) -> Result<Vec<alloy_rpc_types_eth::Log>, RpcError> {
     let mut logs = Vec::new();
     for number in from..=to {
         let Some(block) = node.block(number) else {
@@ -591,10 +833,9 @@ fn get_logs(node: &Node, filter: &Filter, limits: &RpcConfig) -> Result<Value, R
         for mined in &block.transactions {
             for log in rpc_logs(block, mined) {
                 if filter.matches(&log.inner) {
-                    if logs.len() == limits.max_logs {
+                    if logs.len() == max {
                         return Err(RpcError::invalid_params(format!(
-                            "query returns more than {} logs; narrow the range",
-                            limits.max_logs
+                            "query returns more than {max} logs; narrow the range"
                         )));
                     }
                     logs.push(log);
@@ -602,7 +843,7 @@ fn get_logs(node: &Node, filter: &Filter, limits: &RpcConfig) -> Result<Value, R
             }
         }
     }
-    to_json(&logs)
+    Ok(logs)
 }
 
 fn rpc_logs(block: &Block, mined: &MinedTransaction) -> Vec<alloy_rpc_types_eth::Log> {
@@ -650,6 +891,15 @@ fn rpc_receipt(block: &Block, mined: &MinedTransaction) -> alloy_rpc_types_eth::
     }
 }
 
+fn rpc_header(block: &Block) -> alloy_rpc_types_eth::Header {
+    alloy_rpc_types_eth::Header {
+        hash: block.hash,
+        inner: block.header.clone(),
+        total_difficulty: Some(U256::ZERO),
+        size: None,
+    }
+}
+
 fn rpc_block(block: &Block, full: bool) -> alloy_rpc_types_eth::Block {
     let transactions = if full {
         BlockTransactions::Full(
@@ -663,19 +913,25 @@ fn rpc_block(block: &Block, full: bool) -> alloy_rpc_types_eth::Block {
         BlockTransactions::Hashes(block.transactions.iter().map(|t| t.tx.hash).collect())
     };
     alloy_rpc_types_eth::Block {
-        header: alloy_rpc_types_eth::Header {
-            hash: block.hash,
-            inner: block.header.clone(),
-            total_difficulty: Some(U256::ZERO),
-            size: None,
-        },
+        header: rpc_header(block),
         uncles: Vec::new(),
         transactions,
         withdrawals: None,
     }
 }
 
-/// Serves JSON-RPC on `listener` (POST to `/`) until `shutdown` completes.
+/// What the HTTP and WebSocket handlers share.
+#[derive(Clone)]
+struct App {
+    rpc: Arc<Rpc>,
+    /// Turns `true` at shutdown: WebSocket connections and the miner end.
+    stop: watch::Receiver<bool>,
+}
+
+/// Serves JSON-RPC on `listener` until `shutdown` completes: HTTP POST to `/`, and WebSocket
+/// on the same path (JSON-RPC plus `eth_subscribe` / `eth_unsubscribe` for `newHeads` and
+/// `logs`). With interval mining ([`Node::block_time`]) a task seals a block every
+/// `block_time`.
 ///
 /// # Errors
 /// An I/O error from the listener.
@@ -684,17 +940,51 @@ pub async fn serve(
     rpc: Arc<Rpc>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (stop_sender, stop) = watch::channel(false);
     let limit = rpc.config.max_body_bytes;
+    let miner = rpc
+        .with_node(|node| node.block_time())
+        .map(|every| tokio::spawn(mine_every(Arc::clone(&rpc), every, stop.clone())));
     let app = Router::new()
-        .route("/", post(handle))
+        .route("/", get(upgrade).post(handle))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(rpc);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state(App { rpc, stop });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Nobody listening means every connection and the miner are gone already.
+            let _ = stop_sender.send(true);
+        })
+        .await;
+    if let Some(miner) = miner {
+        // The miner watches the same stop signal; waiting for it keeps no task alive after
+        // `serve` returns. A panicked miner has nothing left to clean up.
+        let _ = miner.await;
+    }
+    result
 }
 
-async fn handle(State(rpc): State<Arc<Rpc>>, body: axum::body::Bytes) -> Response {
+/// Interval mining: seals the open block (or an empty one) every `every` until stopped.
+async fn mine_every(rpc: Arc<Rpc>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let rpc = Arc::clone(&rpc);
+                match tokio::task::spawn_blocking(move || rpc.with_node(Node::mine)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::error!(%err, "interval mining failed"),
+                    Err(err) => tracing::error!(%err, "interval mining panicked"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+async fn handle(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let rpc = app.rpc;
     match tokio::task::spawn_blocking(move || rpc.handle_body(&body)).await {
         Ok(value) => Json(value).into_response(),
         Err(_) => (
@@ -703,6 +993,170 @@ async fn handle(State(rpc): State<Arc<Rpc>>, body: axum::body::Bytes) -> Respons
         )
             .into_response(),
     }
+}
+
+async fn upgrade(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
+    let limit = app.rpc.config.max_body_bytes;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| ws_connection(socket, app))
+}
+
+/// What a subscription reports.
+#[derive(Debug)]
+enum Subscription {
+    NewHeads,
+    Logs(Box<Filter>),
+}
+
+/// One WebSocket connection: requests are answered in order; sealed blocks become
+/// `eth_subscription` notifications for this connection's subscriptions.
+async fn ws_connection(mut socket: WebSocket, app: App) {
+    let mut blocks = app.rpc.blocks.subscribe();
+    let mut stop = app.stop.clone();
+    let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
+    let mut next_id = 0_u64;
+    loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text.to_string(),
+                    Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => text,
+                        Err(_) => break,
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                let reply = ws_request(&app.rpc, &mut subscriptions, &mut next_id, text).await;
+                if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+            block = blocks.recv() => {
+                let block = match block {
+                    Ok(block) => block,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a WebSocket subscriber fell behind; blocks skipped");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                for notification in notifications(&subscriptions, &block) {
+                    if socket.send(Message::Text(notification.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Answers one WebSocket message: `eth_subscribe` / `eth_unsubscribe` here, anything else
+/// (batches included) as over HTTP.
+async fn ws_request(
+    rpc: &Arc<Rpc>,
+    subscriptions: &mut HashMap<String, Subscription>,
+    next_id: &mut u64,
+    text: String,
+) -> Value {
+    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&text) {
+        let method = object.get("method").and_then(Value::as_str);
+        if matches!(method, Some("eth_subscribe" | "eth_unsubscribe")) {
+            let id = object.get("id").cloned().unwrap_or(Value::Null);
+            let params = match object.get("params") {
+                Some(Value::Array(params)) => params.clone(),
+                _ => Vec::new(),
+            };
+            let result = if method == Some("eth_subscribe") {
+                subscribe(rpc, subscriptions, next_id, &params)
+            } else {
+                param::<String>(&params, 0, "subscription id")
+                    .map(|id| json!(subscriptions.remove(&id).is_some()))
+            };
+            return match result {
+                Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+                Err(err) => error_response(&id, &err),
+            };
+        }
+    }
+    let rpc = Arc::clone(rpc);
+    match tokio::task::spawn_blocking(move || rpc.handle_body(text.as_bytes())).await {
+        Ok(value) => value,
+        Err(_) => error_response(
+            &Value::Null,
+            &RpcError::new(-32603, "request handler panicked"),
+        ),
+    }
+}
+
+fn subscribe(
+    rpc: &Rpc,
+    subscriptions: &mut HashMap<String, Subscription>,
+    next_id: &mut u64,
+    params: &[Value],
+) -> Result<Value, RpcError> {
+    if subscriptions.len() >= rpc.config.max_subscriptions {
+        return Err(RpcError::new(
+            -32000,
+            format!(
+                "too many subscriptions on this connection ({})",
+                rpc.config.max_subscriptions
+            ),
+        ));
+    }
+    let kind: String = param(params, 0, "subscription kind")?;
+    let subscription = match kind.as_str() {
+        "newHeads" => Subscription::NewHeads,
+        "logs" => {
+            let filter: Filter = optional_param(params, 1, "filter")?.unwrap_or_default();
+            Subscription::Logs(filter.into())
+        }
+        other => {
+            return Err(RpcError::invalid_params(format!(
+                "unsupported subscription {other:?}: use newHeads or logs"
+            )));
+        }
+    };
+    *next_id += 1;
+    let id = format!("{:#x}", *next_id);
+    subscriptions.insert(id.clone(), subscription);
+    Ok(json!(id))
+}
+
+/// The notifications a sealed block triggers: its header for `newHeads`, each matching log
+/// for `logs`.
+fn notifications(subscriptions: &HashMap<String, Subscription>, block: &Block) -> Vec<Value> {
+    let notification = |id: &str, result: Value| {
+        json!({
+            "jsonrpc": "2.0",
+            "method": "eth_subscription",
+            "params": { "subscription": id, "result": result },
+        })
+    };
+    let mut out = Vec::new();
+    for (id, subscription) in subscriptions {
+        match subscription {
+            Subscription::NewHeads => {
+                if let Ok(header) = serde_json::to_value(rpc_header(block)) {
+                    out.push(notification(id, header));
+                }
+            }
+            Subscription::Logs(filter) => {
+                for mined in &block.transactions {
+                    for log in rpc_logs(block, mined) {
+                        if filter.matches(&log.inner)
+                            && let Ok(log) = serde_json::to_value(&log)
+                        {
+                            out.push(notification(id, log));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The anvil-style banner: dev accounts and their private keys.
@@ -784,7 +1238,7 @@ mod tests {
                 &json!([Address::ZERO, "0x99"])
             )),
             -32602,
-            "historical state is not kept"
+            "block 0x99 is not mined yet"
         );
     }
 
@@ -851,6 +1305,21 @@ mod tests {
         let by_hash =
             call(&rpc, "eth_getBlockByHash", &json!([block["hash"], true]))["result"].clone();
         assert_eq!(by_hash["transactions"][0]["hash"], hash);
+        // Past-block state: before the transfer, by number, tag and hash.
+        for before in [
+            json!("0x0"),
+            json!("earliest"),
+            json!({ "blockHash": genesis["hash"] }),
+        ] {
+            let past = call(&rpc, "eth_getBalance", &json!([to, before]));
+            assert_eq!(past["result"], json!("0x0"), "{before}");
+            let nonce = call(&rpc, "eth_getTransactionCount", &json!([from, before]));
+            assert_eq!(nonce["result"], json!("0x0"), "{before}");
+        }
+        let at_1 = call(&rpc, "eth_getBalance", &json!([to, "0x1"]));
+        assert_eq!(at_1["result"], json!("0x1000"));
+        let nonce = call(&rpc, "eth_getTransactionCount", &json!([from, "latest"]));
+        assert_eq!(nonce["result"], json!("0x1"));
     }
 
     #[test]
@@ -969,6 +1438,88 @@ mod tests {
         let receipt = call(&rpc, "eth_getTransactionReceipt", &json!([hash]))["result"].clone();
         assert_eq!(receipt["status"], json!("0x0"));
         assert_eq!(receipt["logs"], json!([]));
+    }
+
+    /// A Stylus program that emits one log whose topic is calldata word 0.
+    const EMITTER: &str = r#"
+        (module
+          (import "vm_hooks" "read_args" (func $read_args (param i32)))
+          (import "vm_hooks" "emit_log" (func $emit_log (param i32 i32 i32)))
+          (memory (export "memory") 1)
+          (func (export "user_entrypoint") (param i32) (result i32)
+            (call $read_args (i32.const 0))
+            (call $emit_log (i32.const 0) (i32.const 32) (i32.const 1))
+            (i32.const 0)))"#;
+
+    #[test]
+    fn subscriptions_are_checked_capped_and_notify_only_matching_logs() {
+        let rpc = Rpc::new(
+            Node::new(ChainConfig::default(), 1).unwrap(),
+            RpcConfig {
+                max_subscriptions: 2,
+                ..RpcConfig::default()
+            },
+        );
+        let mut subscriptions = HashMap::new();
+        let mut next = 0;
+        let unsupported = subscribe(
+            &rpc,
+            &mut subscriptions,
+            &mut next,
+            &[json!("newPendingTransactions")],
+        );
+        assert_eq!(unsupported.unwrap_err().code, -32602);
+        let program = rpc.with_node(|node| {
+            let from = node.accounts()[0];
+            let chain = node.chain_mut();
+            let program = chain
+                .deploy(from, &wat::parse_str(EMITTER).unwrap())
+                .unwrap();
+            chain.activate(from, program).unwrap();
+            program
+        });
+        let wanted = B256::repeat_byte(0xaa);
+        let heads = subscribe(&rpc, &mut subscriptions, &mut next, &[json!("newHeads")]).unwrap();
+        let logs = subscribe(
+            &rpc,
+            &mut subscriptions,
+            &mut next,
+            &[
+                json!("logs"),
+                json!({ "address": program, "topics": [wanted] }),
+            ],
+        )
+        .unwrap();
+        let over = subscribe(&rpc, &mut subscriptions, &mut next, &[json!("newHeads")]);
+        assert_eq!(
+            over.unwrap_err().code,
+            -32000,
+            "capped at two per connection"
+        );
+
+        let from = rpc.with_node(|node| node.accounts()[0]);
+        for topic in [B256::repeat_byte(0xbb), wanted] {
+            let sent = call(
+                &rpc,
+                "eth_sendTransaction",
+                &json!([{ "from": from, "to": program, "data": topic, "gas": "0x100000" }]),
+            );
+            assert!(sent["result"].is_string(), "{sent}");
+        }
+        let (other, matching) =
+            rpc.with_node(|node| (node.block_arc(1).unwrap(), node.block_arc(2).unwrap()));
+        let for_other = notifications(&subscriptions, &other);
+        assert_eq!(for_other.len(), 1, "the head only: its log does not match");
+        assert_eq!(for_other[0]["params"]["subscription"], heads);
+        assert_eq!(for_other[0]["params"]["result"]["number"], json!("0x1"));
+        let for_matching = notifications(&subscriptions, &matching);
+        assert_eq!(for_matching.len(), 2);
+        let log = for_matching
+            .iter()
+            .find(|n| n["params"]["subscription"] == logs)
+            .expect("a log notification");
+        assert_eq!(log["params"]["result"]["topics"], json!([wanted]));
+        assert_eq!(log["params"]["result"]["blockNumber"], json!("0x2"));
     }
 
     #[test]

@@ -45,6 +45,27 @@ pub struct ProgramInfo {
     pub activated_at: u64,
 }
 
+/// The values a set of keys had: the state before a block (a block's *diff*, used to roll the
+/// state back to that block), or the values to put back when rolling forward again. `None`
+/// means the account or program did not exist; a zero storage value means an empty slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateDiff {
+    /// Accounts.
+    pub accounts: HashMap<Address, Option<Account>>,
+    /// Storage slots.
+    pub storage: HashMap<(Address, B256), B256>,
+    /// Activation records by codehash.
+    pub programs: HashMap<B256, Option<ProgramInfo>>,
+}
+
+impl StateDiff {
+    /// Whether no key is recorded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.storage.is_empty() && self.programs.is_empty()
+    }
+}
+
 /// A position in the journal.
 pub type Checkpoint = usize;
 
@@ -75,6 +96,9 @@ pub struct State {
     original: HashMap<(Address, B256), B256>,
     pages_open: u16,
     pages_ever: u16,
+    /// The value every key had before its first change since the last [`State::take_diff`]:
+    /// what the node persists after a block and what rolls the state back to a past block.
+    diff: StateDiff,
 }
 
 impl State {
@@ -205,6 +229,10 @@ impl State {
             ..Account::default()
         });
         f(&mut account);
+        self.diff
+            .accounts
+            .entry(address)
+            .or_insert_with(|| prev.clone());
         self.journal.push(Change::Account(address, prev));
         self.accounts.insert(address, account);
     }
@@ -259,6 +287,7 @@ impl State {
     pub fn set_storage(&mut self, address: Address, key: B256, value: B256) {
         let prev = self.storage(address, key);
         self.original.entry((address, key)).or_insert(prev);
+        self.diff.storage.entry((address, key)).or_insert(prev);
         self.journal.push(Change::Storage(address, key, prev));
         Self::put_slot(&mut self.storage, address, key, value);
     }
@@ -346,6 +375,7 @@ impl State {
     /// Records an activation (journaled).
     pub fn set_program(&mut self, codehash: B256, info: ProgramInfo) {
         let prev = self.programs.insert(codehash, info);
+        self.diff.programs.entry(codehash).or_insert(prev);
         self.journal.push(Change::Program(codehash, prev));
     }
 
@@ -365,6 +395,81 @@ impl State {
         self.journal
             .push(Change::Pages(self.pages_open, self.pages_ever));
         self.pages_open = open;
+    }
+
+    /// Takes the keys changed since the last call, with the values they had then.
+    pub fn take_diff(&mut self) -> StateDiff {
+        std::mem::take(&mut self.diff)
+    }
+
+    /// Puts back a diff taken with [`State::take_diff`].
+    pub fn set_diff(&mut self, diff: StateDiff) {
+        self.diff = diff;
+    }
+
+    /// The keys changed since the last [`State::take_diff`], with the values they had then.
+    #[must_use]
+    pub fn diff(&self) -> &StateDiff {
+        &self.diff
+    }
+
+    /// Puts the values of `values` in place (outside the journal and the diff) and returns the
+    /// values they replaced, so that applying the result undoes this call.
+    pub fn apply(&mut self, values: &StateDiff) -> StateDiff {
+        let mut replaced = StateDiff::default();
+        for (&address, account) in &values.accounts {
+            let prev = match account {
+                Some(account) => self.accounts.insert(address, account.clone()),
+                None => self.accounts.remove(&address),
+            };
+            replaced.accounts.insert(address, prev);
+        }
+        for (&(address, key), &value) in &values.storage {
+            replaced
+                .storage
+                .insert((address, key), self.storage(address, key));
+            Self::put_slot(&mut self.storage, address, key, value);
+        }
+        for (&codehash, info) in &values.programs {
+            let prev = match info {
+                Some(info) => self.programs.insert(codehash, *info),
+                None => self.programs.remove(&codehash),
+            };
+            replaced.programs.insert(codehash, prev);
+        }
+        replaced
+    }
+
+    /// Every account.
+    pub fn accounts(&self) -> impl Iterator<Item = (&Address, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// Every non-empty storage slot.
+    pub fn storage_slots(&self) -> impl Iterator<Item = (&(Address, B256), &B256)> {
+        self.storage.iter()
+    }
+
+    /// Every activation record.
+    pub fn programs(&self) -> impl Iterator<Item = (&B256, &ProgramInfo)> {
+        self.programs.iter()
+    }
+
+    /// A state holding exactly these accounts, slots and activations (read back from a
+    /// database); zero slots are dropped.
+    #[must_use]
+    pub fn from_parts(
+        accounts: HashMap<Address, Account>,
+        mut storage: HashMap<(Address, B256), B256>,
+        programs: HashMap<B256, ProgramInfo>,
+    ) -> Self {
+        storage.retain(|_, value| !value.is_zero());
+        Self {
+            accounts,
+            storage,
+            programs,
+            ..Self::default()
+        }
     }
 
     /// Number of accounts (for tests and diagnostics).
@@ -394,6 +499,38 @@ mod tests {
         assert!(state.account(b).is_none());
         assert_eq!(state.storage(a, B256::repeat_byte(7)), B256::ZERO);
         assert!(state.take_logs().is_empty());
+    }
+
+    #[test]
+    fn the_diff_records_first_values_and_apply_rolls_back_and_forth() {
+        let mut state = State::default();
+        let a = Address::repeat_byte(1);
+        let slot = B256::repeat_byte(7);
+        state.set_balance(a, U256::from(10));
+        state.set_storage(a, slot, B256::repeat_byte(1));
+        let first = state.take_diff();
+        assert_eq!(first.accounts[&a], None);
+        assert_eq!(first.storage[&(a, slot)], B256::ZERO);
+        state.set_balance(a, U256::from(20));
+        state.set_balance(a, U256::from(30));
+        state.set_storage(a, slot, B256::repeat_byte(2));
+        let second = state.take_diff();
+        assert_eq!(
+            second.accounts[&a].as_ref().unwrap().balance,
+            U256::from(10)
+        );
+        assert_eq!(second.storage[&(a, slot)], B256::repeat_byte(1));
+        let redo = state.apply(&second);
+        assert_eq!(state.balance(a), U256::from(10));
+        assert_eq!(state.storage(a, slot), B256::repeat_byte(1));
+        let redo_first = state.apply(&first);
+        assert!(state.account(a).is_none());
+        assert_eq!(state.storage(a, slot), B256::ZERO);
+        state.apply(&redo_first);
+        state.apply(&redo);
+        assert_eq!(state.balance(a), U256::from(30));
+        assert_eq!(state.storage(a, slot), B256::repeat_byte(2));
+        assert!(state.diff().is_empty(), "apply is not a change to persist");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 /// The contract as `scripts/contracts build` leaves it (under `$CARGO_TARGET_DIR`, or the
 /// workspace's `target/`); the README's test command builds it first.
+#[allow(dead_code)] // used by some of the test crates that include this module
 pub fn contract_wasm(name: &str) -> Vec<u8> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
@@ -17,4 +18,31 @@ pub fn contract_wasm(name: &str) -> Vec<u8> {
             path.display()
         ),
     }
+}
+
+/// A Stylus program that stores calldata word 1 at the slot named by calldata word 0 and
+/// emits a log with that slot as its topic and the value as its data.
+#[allow(dead_code)] // used by some of the test crates that include this module
+pub const STORE_PROGRAM: &str = r#"
+(module
+  (import "vm_hooks" "read_args" (func $read_args (param i32)))
+  (import "vm_hooks" "storage_cache_bytes32" (func $cache (param i32 i32)))
+  (import "vm_hooks" "storage_flush_cache" (func $flush (param i32)))
+  (import "vm_hooks" "emit_log" (func $emit_log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "user_entrypoint") (param $len i32) (result i32)
+    (call $read_args (i32.const 0))
+    (call $cache (i32.const 0) (i32.const 32))
+    (call $flush (i32.const 0))
+    (call $emit_log (i32.const 0) (i32.const 64) (i32.const 1))
+    (i32.const 0)))
+"#;
+
+/// Calldata for [`STORE_PROGRAM`]: `slot ‖ value`.
+#[allow(dead_code)] // used by some of the test crates that include this module
+pub fn store_calldata(slot: u64, value: u64) -> Vec<u8> {
+    let mut data = vec![0; 64];
+    data[24..32].copy_from_slice(&slot.to_be_bytes());
+    data[56..64].copy_from_slice(&value.to_be_bytes());
+    data
 }
