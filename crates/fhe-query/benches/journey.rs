@@ -1,5 +1,5 @@
 //! The journey benchmark: prints, for 1k, 10k and 100k synthetic rows, encryption throughput,
-//! bytes per row and evaluation time per plan of the journey query — AVG(amount) per age_band,
+//! bytes per row and evaluation time per plan of the journey query — `AVG(amount)` per `age_band`,
 //! region = APAC, last 90 days — and, side by side in the same run:
 //! (a) a straightforward TFHE-rs high-level-API implementation per row (measured on a few rows,
 //!     extrapolated), for a row scan with a numeric filter (`amount > 100.00`);
@@ -28,6 +28,7 @@ fn arg(name: &str) -> Option<String> {
 }
 
 #[allow(clippy::cast_precision_loss)]
+#[allow(clippy::too_many_lines)] // one table, row by row
 fn main() {
     let sizes: Vec<usize> = arg("--sizes").map_or(vec![1000, 10_000, 100_000], |s| {
         s.split(',').filter_map(|x| x.parse().ok()).collect()
@@ -48,10 +49,10 @@ fn main() {
         "keygen (client + compressed server key + decompression): {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let server_key_bytes = key.server_key_bytes().map(|b| b.len()).unwrap_or(0);
+    let server_key_bytes = key.server_key_bytes().map_or(0, |b| b.len());
     println!(
         "compressed server key: {:.1} MiB",
-        server_key_bytes as f64 / (1 << 20) as f64
+        server_key_bytes as f64 / f64::from(1 << 20)
     );
 
     let pbs_latency = pbs_latency(&key, &eval);
@@ -91,7 +92,7 @@ fn main() {
         let chunk_bytes: usize = dataset
             .chunks
             .iter()
-            .map(|c| c.to_bytes().map(|b| b.len()).unwrap_or(0))
+            .map(|c| c.to_bytes().map_or(0, |b| b.len()))
             .sum();
         let cube_bytes = dataset
             .cube
@@ -106,7 +107,7 @@ fn main() {
         } else {
             ("cube only".into(), "-".into())
         };
-        let cube_mib = cube_bytes as f64 / (1 << 20) as f64;
+        let cube_mib = cube_bytes as f64 / f64::from(1 << 20);
         // The cube plan on all rows.
         let cube_plan = plan_with(&journey, &dataset.header, PlanKind::Cube).expect("cube plan");
         tfhe::reset_pbs_count();
@@ -168,10 +169,14 @@ fn truncate_chunk(chunk: &mut layout::EncryptedChunk, rows: usize) {
 
 /// Latency of one PBS on one thread (median of 20).
 fn pbs_latency(key: &SellerKey, eval: &EvaluationKey) -> f64 {
-    let _ = key;
     let short: &tfhe::shortint::ServerKey = eval.integer_key().as_ref();
     let lut = short.generate_lookup_table(|x| x);
-    let ct = short.create_trivial(1);
+    let ct = key
+        .client_key()
+        .clone()
+        .into_raw_parts()
+        .0
+        .encrypt_one_block(1);
     let mut times: Vec<f64> = (0..20)
         .map(|_| {
             let t = Instant::now();
@@ -183,8 +188,9 @@ fn pbs_latency(key: &SellerKey, eval: &EvaluationKey) -> f64 {
     times[times.len() / 2]
 }
 
-/// (a): the straightforward high-level-API implementation of `SELECT COUNT(*), SUM(amount) WHERE
-/// amount > 100.00`: amounts as FheUint32, per row `gt`, `select`, and two additions.
+/// (a): the straightforward high-level-API implementation of
+/// `SELECT COUNT(*), SUM(amount) WHERE amount > 100.00`: amounts as `FheUint32`, per row `gt`,
+/// `select`, and two additions.
 #[allow(clippy::cast_precision_loss)]
 fn naive_baseline(
     key: &SellerKey,

@@ -128,7 +128,7 @@ pub fn evaluate(
                 partials.push(evaluate_chunk(plan, &dataset.header, chunk, key)?);
                 progress(u64::from(chunk.rows));
             }
-            Ok(combine(plan, partials, key))
+            Ok(combine(plan, &partials, key))
         }
     }
 }
@@ -395,11 +395,7 @@ pub fn evaluate_chunk(
 
 /// Adds partial results (from chunks or workers) into one.
 #[must_use]
-pub fn combine(
-    plan: &Plan,
-    partials: Vec<EncryptedResult>,
-    key: &EvaluationKey,
-) -> EncryptedResult {
+pub fn combine(plan: &Plan, partials: &[EncryptedResult], key: &EvaluationKey) -> EncryptedResult {
     let b = &plan.bound;
     let sks = &key.integer;
     let rows = partials.iter().map(|p| p.rows).sum();

@@ -182,7 +182,10 @@ fn parse_row(
 #[must_use]
 pub fn parse_cell(kind: &ColumnKind, raw: &str) -> Option<i64> {
     match kind {
-        ColumnKind::Category { values } => values.iter().position(|v| v == raw).map(|i| i as i64),
+        ColumnKind::Category { values } => values
+            .iter()
+            .position(|v| v == raw)
+            .and_then(|i| i64::try_from(i).ok()),
         ColumnKind::Integer { min, max, scale } => {
             parse_decimal(raw, *scale).filter(|v| (*min..=*max).contains(v))
         }

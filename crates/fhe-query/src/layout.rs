@@ -265,7 +265,7 @@ pub fn encrypt(
             for (c, column) in schema.columns.iter().enumerate() {
                 let cells = &table.columns[c][start..end];
                 let indicators = match column.kind.cardinality() {
-                    Some(k) => (0..k as i64)
+                    Some(k) => (0..i64::try_from(k).unwrap_or(i64::MAX))
                         .map(|v| {
                             cells
                                 .iter()

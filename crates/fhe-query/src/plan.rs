@@ -97,6 +97,7 @@ pub struct Plan {
 /// # Errors
 /// [`QueryError`] when a column or value does not exist (call [`Query::validate`] first for the
 /// full checks).
+#[allow(clippy::too_many_lines)] // one arm per filter kind, then the widths
 pub fn bind(query: &Query, header: &LayoutHeader) -> Result<Bound, QueryError> {
     let schema = &header.schema;
     let Query::CohortStats(q) = query;

@@ -326,6 +326,7 @@ pub fn wilson(successes: f64, n: f64) -> Option<(f64, f64)> {
 impl ResultTable {
     /// Renders the table as aligned text.
     #[must_use]
+    #[allow(clippy::too_many_lines)] // one column per aggregate
     pub fn render(&self) -> String {
         let mut header: Vec<String> = self.group_by.clone();
         header.push("count".into());
@@ -365,7 +366,7 @@ impl ResultTable {
                         match a {
                             Aggregate::Count => {}
                             Aggregate::Sum => {
-                                line.push(sum.map_or("-".into(), |v| format!("{v:.2}")))
+                                line.push(sum.map_or("-".into(), |v| format!("{v:.2}")));
                             }
                             Aggregate::Avg => {
                                 line.push(
@@ -381,10 +382,10 @@ impl ResultTable {
                                 );
                             }
                             Aggregate::Var => {
-                                line.push(var.map_or("-".into(), |v| format!("{v:.2}")))
+                                line.push(var.map_or("-".into(), |v| format!("{v:.2}")));
                             }
                             Aggregate::Stddev => {
-                                line.push(stddev.map_or("-".into(), |v| format!("{v:.2}")))
+                                line.push(stddev.map_or("-".into(), |v| format!("{v:.2}")));
                             }
                         }
                     }

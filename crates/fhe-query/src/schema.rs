@@ -103,6 +103,9 @@ impl Schema {
     }
 
     /// The schema as TOML text, as [`Schema::from_toml`] reads it.
+    ///
+    /// # Panics
+    /// Never: a schema is plain strings, integers and arrays.
     #[must_use]
     pub fn to_toml(&self) -> String {
         // Serializing plain strings, integers and arrays cannot fail.

@@ -1,5 +1,5 @@
 //! Query templates and their parameters: versioned, canonically encoded and hashed (keccak256) as
-//! the QueryMarket contract expects (`templateHash`, `paramsHash`).
+//! the `QueryMarket` contract expects (`templateHash`, `paramsHash`).
 //!
 //! Only `cohort_stats` is evaluated today; `histogram`, `fraud_model` and `linear_regression` are
 //! named so a seller can list them, and are refused at planning with a clear error.
@@ -127,6 +127,9 @@ impl Query {
     }
 
     /// The canonical JSON encoding hashed into `paramsHash`.
+    ///
+    /// # Panics
+    /// Never: a query is plain strings, integers and enums.
     #[must_use]
     pub fn canonical_json(&self) -> String {
         // Plain data (strings, integers, enums) always serializes.
@@ -143,6 +146,7 @@ impl Query {
     ///
     /// # Errors
     /// [`QueryError`] naming the unknown column, wrong column type, disallowed template or limit.
+    #[allow(clippy::too_many_lines)] // one check per filter kind, in order
     pub fn validate(&self, schema: &Schema, allowed: &[String]) -> Result<(), QueryError> {
         if !allowed.iter().any(|t| t == self.template()) {
             return Err(QueryError::TemplateNotAllowed(

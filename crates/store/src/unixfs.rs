@@ -43,6 +43,9 @@ pub enum UnixFsError {
     /// A `dag-pb` link holds bytes that are not a CID.
     #[error("malformed CID in a dag-pb link: {0}")]
     MalformedLink(#[from] cid::Error),
+    /// A directory entry name is empty, holds `/`, or appears twice.
+    #[error("directory entry name {0:?} is empty, holds `/` or appears twice")]
+    DuplicateName(String),
 }
 
 /// The result of importing a file.
@@ -201,6 +204,46 @@ fn emit_node(links: &[ChildLink], out: &mut Vec<Block>) -> Result<ChildLink, Uni
     };
     out.push(block);
     Ok(link)
+}
+
+/// An entry of a directory built by [`directory`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub name: String,
+    pub cid: Cid,
+    /// Bytes of the entry's whole DAG (the link's `Tsize`).
+    pub dag_size: u64,
+}
+
+/// A basic (unsharded) `UnixFS` directory node over `entries`, links sorted by name as Kubo
+/// writes them: `PBNode { Links: [PBLink { Hash, Name, Tsize }], Data: unixfs.Data { Type:
+/// Directory } }`. Returns the block and the directory's `dag_size`.
+///
+/// # Errors
+/// [`UnixFsError::DuplicateName`] when two entries share a name or a name is empty or holds
+/// `/`; a block error when the node exceeds the block size limit.
+pub fn directory(entries: &[DirectoryEntry]) -> Result<(Block, u64), UnixFsError> {
+    let mut sorted: Vec<&DirectoryEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for (i, e) in sorted.iter().enumerate() {
+        if e.name.is_empty() || e.name.contains('/') || (i > 0 && sorted[i - 1].name == e.name) {
+            return Err(UnixFsError::DuplicateName(e.name.clone()));
+        }
+    }
+    let mut node = Vec::with_capacity(entries.len() * 64 + 4);
+    let mut pb_link = Vec::with_capacity(64);
+    for e in &sorted {
+        pb_link.clear();
+        put_bytes(&mut pb_link, 1, &e.cid.to_bytes());
+        put_bytes(&mut pb_link, 2, e.name.as_bytes());
+        put_uint(&mut pb_link, 3, e.dag_size);
+        put_bytes(&mut node, 2, &pb_link);
+    }
+    let mut data = Vec::with_capacity(2);
+    put_uint(&mut data, 1, UNIXFS_TYPE_DIRECTORY);
+    put_bytes(&mut node, 1, &data);
+    let size = node.len() as u64 + sorted.iter().map(|e| e.dag_size).sum::<u64>();
+    Ok((Block::new(Codec::DagPb, node)?, size))
 }
 
 // Protobuf is written by hand here rather than with prost or quick-protobuf: dag-pb's canonical form
@@ -503,6 +546,23 @@ mod tests {
         })
         .unwrap();
         (file, blocks)
+    }
+
+    #[test]
+    fn directory_lists_its_entries_sorted() {
+        // The shape of Kubo's basic directory: links sorted by name, Data = unixfs Type 1.
+        let file = |bytes: &[u8]| import(bytes, 1024).0;
+        let (a, b) = (file(b"a\n"), file(b"b\n"));
+        let entry = |name: &str, f: ImportedFile| DirectoryEntry { name: name.into(), cid: f.root, dag_size: f.dag_size };
+        let (dir, size) = directory(&[entry("b.txt", b), entry("a.txt", a)]).unwrap();
+        let node = decode_dag_pb(dir.data()).unwrap();
+        assert_eq!(node.unixfs_type().unwrap(), Some(UNIXFS_TYPE_DIRECTORY));
+        let names: Vec<&[u8]> = node.links.iter().map(|l| l.name.unwrap()).collect();
+        assert_eq!(names, vec![b"a.txt".as_slice(), b"b.txt"]);
+        assert_eq!(node.links[0].cid, a.root);
+        assert_eq!(size, dir.data().len() as u64 + a.dag_size + b.dag_size);
+        assert!(directory(&[entry("a.txt", a), entry("a.txt", b)]).is_err());
+        assert!(directory(&[entry("x/y", a)]).is_err());
     }
 
     #[test]
