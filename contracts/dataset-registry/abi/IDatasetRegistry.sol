@@ -7,6 +7,30 @@
 pragma solidity ^0.8.23;
 
 interface IDatasetRegistry {
+    /// The registry was initialized by `owner`.
+    event Initialized(address indexed owner, address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown);
+
+    /// A dataset was registered with `stake` as its bond.
+    event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
+
+    /// A template was allowed or disallowed for a dataset.
+    event TemplateSet(uint256 indexed datasetId, bytes32 indexed templateHash, bool allowed);
+
+    /// A template's price per query changed.
+    event PriceSet(uint256 indexed datasetId, bytes32 indexed templateHash, uint256 price);
+
+    /// A dataset stopped accepting orders.
+    event DatasetDeactivated(uint256 indexed datasetId);
+
+    /// The owner took a deactivated dataset's stake back.
+    event StakeWithdrawn(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+    /// The proof manager slashed `amount` of a dataset's stake, credited to `to`'s payout.
+    event StakeSlashed(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+    /// `to` pulled its payout.
+    event Withdrawn(address indexed to, uint256 amount);
+
     function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown) external;
 
     function registerDataset(bytes calldata manifest_cid, bytes calldata piece_cid, bytes32 schema_hash, bytes32[] memory template_hashes, uint256[] memory prices) external payable returns (uint256);

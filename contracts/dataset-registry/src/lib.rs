@@ -35,24 +35,12 @@ pub const MAX_TEMPLATES_AT_REGISTRATION: usize = 32;
 /// Most distinct templates a dataset may ever know, so that `templatesOf` stays bounded.
 pub const MAX_TEMPLATES: usize = 64;
 
-sol! {
-    /// The registry was initialized by `owner`.
-    event Initialized(address indexed owner, address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown);
-    /// A dataset was registered with `stake` as its bond.
-    event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
-    /// A template was allowed or disallowed for a dataset.
-    event TemplateSet(uint256 indexed datasetId, bytes32 indexed templateHash, bool allowed);
-    /// A template's price per query changed.
-    event PriceSet(uint256 indexed datasetId, bytes32 indexed templateHash, uint256 price);
-    /// A dataset stopped accepting orders.
-    event DatasetDeactivated(uint256 indexed datasetId);
-    /// The owner took a deactivated dataset's stake back.
-    event StakeWithdrawn(uint256 indexed datasetId, address indexed to, uint256 amount);
-    /// The proof manager slashed `amount` of a dataset's stake, credited to `to`'s payout.
-    event StakeSlashed(uint256 indexed datasetId, address indexed to, uint256 amount);
-    /// `to` pulled its payout.
-    event Withdrawn(address indexed to, uint256 amount);
+// The events live in src/events.sol, one declaration shared with the exported interface
+// (src/main.rs splices them into abi/IDatasetRegistry.sol, which export-abi would otherwise print without
+// events). `sol!` tracks the file, so editing it rebuilds the contract.
+sol!("src/events.sol");
 
+sol! {
     /// `initialize` was already called.
     #[derive(Debug, PartialEq, Eq)]
     error AlreadyInitialized();

@@ -7,6 +7,34 @@
 pragma solidity ^0.8.23;
 
 interface IProofManager {
+    /// The contract was configured; `owner` is the caller of `initialize`.
+    event Initialized(
+        address indexed owner,
+        address indexed registry,
+        uint64 provingPeriod,
+        uint64 challengeWindow,
+        uint64 challengeFinality,
+        uint64 challengesPerProof,
+        uint64 faultThreshold,
+        uint16 slashBps
+    );
+
+    /// A dataset's proof set was created.
+    event ProofSetCreated(uint256 indexed setId, uint256 indexed datasetId, uint64 pieceCount, uint64 totalLeaves);
+
+    /// A challenge was scheduled: seeded by the hash of block `challengeEpoch`, provable in
+    /// blocks `challengeEpoch + 1 ..= windowEnd`.
+    event ProvingPeriodStarted(uint256 indexed setId, uint64 challengeEpoch, uint64 windowEnd);
+
+    /// The open challenge was answered at `blockNumber`.
+    event PossessionProven(uint256 indexed setId, uint64 blockNumber);
+
+    /// A missed window or deadline was recorded.
+    event FaultRecorded(uint256 indexed setId, uint64 consecutiveFaults, uint64 totalFaults);
+
+    /// The dataset's stake was slashed by `amount` (paid to the reporter through the registry).
+    event ProofSetSlashed(uint256 indexed setId, uint256 amount);
+
     function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps) external;
 
     function createProofSet(uint256 dataset_id, bytes32[] memory roots, uint64[] memory leaf_counts) external returns (uint256);

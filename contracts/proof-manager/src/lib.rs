@@ -59,31 +59,13 @@ pub const HEALTH_DEGRADED: u8 = 2;
 /// At least `faultThreshold` consecutive faults.
 pub const HEALTH_FAILED: u8 = 3;
 
+// The events live in src/events.sol, one declaration shared with the exported interface
+// (src/main.rs splices them into abi/IProofManager.sol, which export-abi would otherwise print without
+// events). `sol!` tracks the file, so editing it rebuilds the contract.
+sol!(#![sol(all_derives)] "src/events.sol");
+
 sol! {
     #![sol(all_derives)]
-
-    /// The contract was configured; `owner` is the caller of `initialize`.
-    event Initialized(
-        address indexed owner,
-        address indexed registry,
-        uint64 provingPeriod,
-        uint64 challengeWindow,
-        uint64 challengeFinality,
-        uint64 challengesPerProof,
-        uint64 faultThreshold,
-        uint16 slashBps
-    );
-    /// A dataset's proof set was created.
-    event ProofSetCreated(uint256 indexed setId, uint256 indexed datasetId, uint64 pieceCount, uint64 totalLeaves);
-    /// A challenge was scheduled: seeded by the hash of block `challengeEpoch`, provable in
-    /// blocks `challengeEpoch + 1 ..= windowEnd`.
-    event ProvingPeriodStarted(uint256 indexed setId, uint64 challengeEpoch, uint64 windowEnd);
-    /// The open challenge was answered at `blockNumber`.
-    event PossessionProven(uint256 indexed setId, uint64 blockNumber);
-    /// A missed window or deadline was recorded.
-    event FaultRecorded(uint256 indexed setId, uint64 consecutiveFaults, uint64 totalFaults);
-    /// The dataset's stake was slashed by `amount` (paid to the reporter through the registry).
-    event ProofSetSlashed(uint256 indexed setId, uint256 amount);
 
     /// `initialize` was already called.
     error AlreadyInitialized();

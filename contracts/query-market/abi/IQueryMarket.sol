@@ -7,6 +7,42 @@
 pragma solidity ^0.8.23;
 
 interface IQueryMarket {
+    /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
+    event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
+
+    /// A buyer paid `escrow` for a query on `datasetId`.
+    event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline);
+
+    /// A worker registered or topped up; `bond` is its bond afterwards.
+    event WorkerRegistered(address indexed worker, uint256 bond);
+
+    /// A worker moved its whole bond to its payouts.
+    event WorkerBondWithdrawn(address indexed worker, uint256 amount);
+
+    /// A worker claimed an order (possibly taking over an expired claim).
+    event OrderClaimed(uint256 indexed orderId, address indexed worker, uint64 claimedAt);
+
+    /// The claiming worker submitted an attested result.
+    event ResultSubmitted(uint256 indexed orderId, address indexed worker, bytes resultCid, bytes32 resultHash);
+
+    /// The seller delivered the result, encrypted to the buyer's key.
+    event ResultDelivered(uint256 indexed orderId, bytes deliveryCid);
+
+    /// The order settled on a healthy dataset: who was credited what.
+    event OrderSettled(uint256 indexed orderId, uint256 sellerAmount, uint256 workerAmount, uint256 excess);
+
+    /// The dataset was not healthy at delivery (`health` as `ProofManager.health`): buyer refunded.
+    event OrderFailed(uint256 indexed orderId, uint8 health);
+
+    /// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
+    event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
+
+    /// The receipt's owner took the escrow back after the deadline.
+    event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
+
+    /// `account` withdrew its payouts.
+    event Withdrawn(address indexed account, uint256 amount);
+
     function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime) external;
 
     function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline) external payable returns (uint256);

@@ -1,0 +1,289 @@
+//! Deploying the three contracts: each WASM is deployed with the Stylus init-code prelude,
+//! activated through `ArbWasm` (paying the data fee), and then the three are initialized with
+//! each other's addresses. The one implementation behind `datacloud deploy` and the tests.
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, U256},
+    rpc::types::TransactionRequest,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ChainClient, ChainError, Deployments,
+    bindings::{IDatasetRegistry, IProofManager, IQueryMarket, arb_wasm, arb_wasm::ArbWasm},
+    stylus::{self, CodeError},
+};
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+/// The three contracts' WASM modules (from `datacloud-contract-artifacts`, or files).
+#[derive(Debug, Clone, Copy)]
+pub struct ContractsWasm<'a> {
+    /// `DatasetRegistry`.
+    pub dataset_registry: &'a [u8],
+    /// `ProofManager`.
+    pub proof_manager: &'a [u8],
+    /// `QueryMarket`.
+    pub query_market: &'a [u8],
+}
+
+/// Contract parameters; every one has a default and may be set in the `[deploy]` table of the
+/// configuration file (amounts in wei, as decimal or `0x` strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployParams {
+    /// Registry: least stake a dataset registers with (default 1 native token).
+    pub min_stake: U256,
+    /// Registry: seconds between deactivating a dataset and taking its stake back (1 day).
+    pub withdraw_cooldown: u64,
+    /// Proofs: blocks per proving period (100).
+    pub proving_period: u64,
+    /// Proofs: blocks a challenge may be answered in, 1..=255 (20).
+    pub challenge_window: u64,
+    /// Proofs: blocks between opening a period and its challenge epoch, ≥ 1 (2).
+    pub challenge_finality: u64,
+    /// Proofs: leaves challenged per proof, 1..=16 (5).
+    pub challenges_per_proof: u64,
+    /// Proofs: consecutive faults that slash the stake, ≥ 1 (3).
+    pub fault_threshold: u64,
+    /// Proofs: share of the stake slashed, in basis points ≤ 10000 (1000 = 10 %).
+    pub slash_bps: u16,
+    /// Market: fee paid to the worker on top of the price (0.01).
+    pub worker_fee: U256,
+    /// Market: least bond a worker registers with (0.5).
+    pub min_worker_bond: U256,
+    /// Market: seconds a claim holds before another worker may take the order (1 hour).
+    pub claim_timeout: u64,
+    /// Market: longest order deadline, in seconds from placement (7 days).
+    pub max_order_lifetime: u64,
+    /// Most wei paid to `ArbWasm` per activation (1 native token); the fee the chain asks is
+    /// paid with a 10 % margin, which it refunds.
+    pub max_activation_fee: U256,
+}
+
+impl Default for DeployParams {
+    fn default() -> Self {
+        Self {
+            min_stake: U256::from(ETHER),
+            withdraw_cooldown: 86_400,
+            proving_period: 100,
+            challenge_window: 20,
+            challenge_finality: 2,
+            challenges_per_proof: 5,
+            fault_threshold: 3,
+            slash_bps: 1000,
+            worker_fee: U256::from(ETHER / 100),
+            min_worker_bond: U256::from(ETHER / 2),
+            claim_timeout: 3600,
+            max_order_lifetime: 7 * 86_400,
+            max_activation_fee: U256::from(ETHER),
+        }
+    }
+}
+
+impl DeployParams {
+    /// The ranges the contracts' `initialize` accept, checked before anything is sent.
+    ///
+    /// # Errors
+    /// The first parameter out of range, named as in the configuration file.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                (1..=255).contains(&self.challenge_window),
+                "challenge_window must be 1..=255",
+            ),
+            (
+                self.challenge_finality >= 1,
+                "challenge_finality must be ≥ 1",
+            ),
+            (
+                self.challenge_finality
+                    .checked_add(self.challenge_window)
+                    .is_some_and(|needed| self.proving_period >= needed),
+                "proving_period must be ≥ challenge_finality + challenge_window",
+            ),
+            (
+                (1..=16).contains(&self.challenges_per_proof),
+                "challenges_per_proof must be 1..=16",
+            ),
+            (self.fault_threshold >= 1, "fault_threshold must be ≥ 1"),
+            (self.slash_bps <= 10_000, "slash_bps must be ≤ 10000"),
+            (self.claim_timeout > 0, "claim_timeout must be > 0"),
+            (
+                self.max_order_lifetime > 0,
+                "max_order_lifetime must be > 0",
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, reason)) => Err(reason.to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a deployment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A parameter is out of range.
+    #[error("invalid deploy parameter: {0}")]
+    Params(String),
+    /// A WASM module cannot be deployed.
+    #[error("{contract}: {source}")]
+    Code {
+        /// The contract.
+        contract: &'static str,
+        /// Why.
+        source: CodeError,
+    },
+    /// A transaction or call failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The deployment receipt names no contract.
+    #[error("{contract}: the deployment receipt has no contract address")]
+    NoContractAddress {
+        /// The contract.
+        contract: &'static str,
+    },
+    /// `ArbWasm` asks more than `max_activation_fee`.
+    #[error("{contract}: activation costs {fee} wei, above max_activation_fee {max}")]
+    ActivationFeeTooHigh {
+        /// The contract.
+        contract: &'static str,
+        /// The fee asked.
+        fee: U256,
+        /// The configured cap.
+        max: U256,
+    },
+}
+
+/// Deploys, activates and initializes the three contracts from `client`'s account, which
+/// becomes their owner, and returns where they are.
+///
+/// # Errors
+/// [`DeployError`]; contracts deployed before the failure stay on chain, unused.
+pub async fn deploy(
+    client: &ChainClient,
+    wasm: &ContractsWasm<'_>,
+    params: &DeployParams,
+) -> Result<Deployments, DeployError> {
+    params.validate().map_err(DeployError::Params)?;
+    let (dataset_registry, deploy_block) =
+        deploy_program(client, "DatasetRegistry", wasm.dataset_registry, params).await?;
+    let (proof_manager, _) =
+        deploy_program(client, "ProofManager", wasm.proof_manager, params).await?;
+    let (query_market, _) =
+        deploy_program(client, "QueryMarket", wasm.query_market, params).await?;
+
+    let provider = client.provider();
+    let registry = IDatasetRegistry::new(dataset_registry, provider);
+    client
+        .send(
+            "DatasetRegistry.initialize",
+            registry
+                .initialize(
+                    proof_manager,
+                    query_market,
+                    params.min_stake,
+                    params.withdraw_cooldown,
+                )
+                .into_transaction_request(),
+        )
+        .await?;
+    let proofs = IProofManager::new(proof_manager, provider);
+    client
+        .send(
+            "ProofManager.initialize",
+            proofs
+                .initialize(
+                    dataset_registry,
+                    params.proving_period,
+                    params.challenge_window,
+                    params.challenge_finality,
+                    params.challenges_per_proof,
+                    params.fault_threshold,
+                    params.slash_bps,
+                )
+                .into_transaction_request(),
+        )
+        .await?;
+    let market = IQueryMarket::new(query_market, provider);
+    client
+        .send(
+            "QueryMarket.initialize",
+            market
+                .initialize(
+                    dataset_registry,
+                    proof_manager,
+                    params.worker_fee,
+                    params.min_worker_bond,
+                    params.claim_timeout,
+                    params.max_order_lifetime,
+                )
+                .into_transaction_request(),
+        )
+        .await?;
+
+    let deployments = Deployments {
+        chain_id: client.chain_id(),
+        dataset_registry,
+        proof_manager,
+        query_market,
+        deploy_block,
+    };
+    tracing::info!(?deployments, "deployed and initialized the contracts");
+    Ok(deployments)
+}
+
+/// Deploys and activates one program; returns its address and the deployment's block.
+async fn deploy_program(
+    client: &ChainClient,
+    contract: &'static str,
+    wasm: &[u8],
+    params: &DeployParams,
+) -> Result<(Address, u64), DeployError> {
+    let code =
+        stylus::program_code(wasm).map_err(|source| DeployError::Code { contract, source })?;
+    let deploy =
+        TransactionRequest::default().with_deploy_code(stylus::deployment_init_code(&code));
+    let receipt = client.send(&format!("deploy {contract}"), deploy).await?;
+    let address = receipt
+        .contract_address
+        .ok_or(DeployError::NoContractAddress { contract })?;
+    // `wait_receipt` refuses receipts without a block number.
+    let block = receipt.block_number.unwrap_or_default();
+
+    // Ask the chain what activation costs (a call with the cap as value), then pay that with
+    // a margin: the data fee can rise between the call and the transaction, and ArbWasm
+    // refunds what it does not need.
+    let arb_wasm = ArbWasm::new(arb_wasm::ADDRESS, client.provider());
+    let estimate = client
+        .view(
+            &format!("estimate {contract} activation"),
+            &arb_wasm
+                .activateProgram(address)
+                .value(params.max_activation_fee)
+                .from(client.address()),
+        )
+        .await?;
+    let fee = estimate.dataFee;
+    let with_margin = fee.saturating_add(fee / U256::from(10));
+    if fee > params.max_activation_fee {
+        return Err(DeployError::ActivationFeeTooHigh {
+            contract,
+            fee,
+            max: params.max_activation_fee,
+        });
+    }
+    client
+        .send(
+            &format!("activate {contract}"),
+            arb_wasm
+                .activateProgram(address)
+                .value(with_margin.min(params.max_activation_fee))
+                .into_transaction_request(),
+        )
+        .await?;
+    tracing::info!(%address, version = estimate.version, %fee, "{contract} deployed and activated");
+    Ok((address, block))
+}

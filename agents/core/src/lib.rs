@@ -1,0 +1,42 @@
+//! # datacloud-agent-core — what every DataCloud agent shares
+//!
+//! Agents are thin daemons over this crate: they read a [`Config`], connect a [`ChainClient`],
+//! find the contracts in a [`Deployments`] file, follow contract events from a persisted cursor
+//! ([`follower`]) and act on them idempotently ([`ActionJournal`]), until a
+//! [`CancellationToken`](tokio_util::sync::CancellationToken) asks them to stop ([`run`]).
+//!
+//! Table of contents:
+//! - [`bindings`]: `alloy::sol!` bindings generated from the committed `contracts/*/abi/I*.sol`,
+//!   and [`ContractEvent`], a decoded log of any of the three contracts.
+//! - [`config`]: [`Config`] from defaults, a TOML file, `DATACLOUD_*` variables and overrides.
+//! - [`client`]: [`ChainClient`], alloy over HTTP with a local signer, retrying transient RPC
+//!   failures with exponential backoff (never reverts).
+//! - [`stylus`]: Stylus deployment format (compressed program code, init-code prelude).
+//! - [`deploy`]: deploy, activate and initialize the three contracts ([`deploy()`]).
+//! - [`deployments`]: the deployments file others read ([`Deployments`]).
+//! - [`follower`]: the event follower and its cursor.
+//! - [`journal`]: the action journal: one transaction per `(order, step)`, ever.
+//! - [`agent`]: [`run`], the daemon loop with graceful shutdown.
+//! - [`fs`]: atomic writes and bounded reads.
+
+pub mod agent;
+pub mod bindings;
+pub mod client;
+pub mod config;
+pub mod deploy;
+pub mod deployments;
+pub mod follower;
+pub mod fs;
+pub mod journal;
+pub mod stylus;
+
+pub use agent::{Agent, AgentError, run, shutdown_on_signals};
+pub use bindings::{ContractEvent, ContractKind};
+pub use client::{ChainClient, ChainError, RetryPolicy};
+pub use config::{Config, ConfigError, ConfigOverrides};
+pub use deploy::{ContractsWasm, DeployError, DeployParams, deploy};
+pub use deployments::{Deployments, DeploymentsError};
+pub use follower::{
+    ChainEvent, Cursor, EventFollower, EventHandler, FollowerConfig, FollowerError,
+};
+pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};

@@ -1,0 +1,509 @@
+//! agent-core against the real devchain served over real HTTP on 127.0.0.1:0, with the real
+//! contract WASM from `datacloud-contract-artifacts`.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{B256, Bytes, U256, keccak256},
+    providers::Provider,
+    rpc::types::Filter,
+};
+use datacloud_agent_core::{
+    ActionJournal, ActionKey, AgentError, ChainClient, ChainError, ChainEvent, Config,
+    ConfigOverrides, ContractEvent, ContractsWasm, Cursor, DeployParams, Deployments,
+    EventFollower, EventHandler, FollowerConfig, RetryPolicy,
+    bindings::{IDatasetRegistry, IProofManager, IQueryMarket},
+    deploy,
+    follower::HandlerError,
+    journal::ActionRecord,
+    run,
+};
+use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, serve};
+use tokio_util::sync::CancellationToken;
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+/// A devchain serving JSON-RPC on a free port until dropped.
+struct Devchain {
+    url: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Devchain {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn devchain() -> Devchain {
+    let node = Node::new(ChainConfig::default(), 3).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let rpc = Arc::new(Rpc::new(node, RpcConfig::default()));
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(serve(listener, rpc, async move { token.cancelled().await }));
+    Devchain { url, stop }
+}
+
+fn config(url: &str, data_dir: &Path) -> Config {
+    let env = HashMap::from([("DATACLOUD_POLL_INTERVAL_MS".to_owned(), "20".to_owned())]);
+    Config::load_from(
+        None,
+        &env,
+        &ConfigOverrides {
+            rpc_url: Some(url.to_owned()),
+            data_dir: Some(data_dir.to_path_buf()),
+            ..ConfigOverrides::default()
+        },
+    )
+    .unwrap()
+}
+
+fn wasm() -> ContractsWasm<'static> {
+    ContractsWasm {
+        dataset_registry: datacloud_contract_artifacts::dataset_registry(),
+        proof_manager: datacloud_contract_artifacts::proof_manager(),
+        query_market: datacloud_contract_artifacts::query_market(),
+    }
+}
+
+async fn deployed(chain: &Devchain, dir: &Path) -> (Config, ChainClient, Deployments) {
+    let config = config(&chain.url, dir);
+    let client = ChainClient::connect(&config).await.unwrap();
+    let deployments = deploy(&client, &wasm(), &config.deploy).await.unwrap();
+    (config, client, deployments)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_initializes_the_contracts_with_the_parameters() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&chain.url, dir.path());
+    config.deploy = DeployParams {
+        proving_period: 240,
+        claim_timeout: 600,
+        min_stake: U256::from(3 * ETHER),
+        ..DeployParams::default()
+    };
+    let client = ChainClient::connect(&config).await.unwrap();
+    let d = deploy(&client, &wasm(), &config.deploy).await.unwrap();
+    assert_eq!(d.chain_id, 412_346);
+    assert!(d.deploy_block >= 1);
+    let p = client.provider();
+    let registry = IDatasetRegistry::new(d.dataset_registry, p);
+    let proofs = IProofManager::new(d.proof_manager, p);
+    let market = IQueryMarket::new(d.query_market, p);
+    let owner = client.view("owner", &registry.owner()).await.unwrap();
+    assert_eq!(owner, client.address());
+    assert_eq!(
+        client.view("pm", &registry.proofManager()).await.unwrap(),
+        d.proof_manager
+    );
+    assert_eq!(
+        client.view("minStake", &registry.minStake()).await.unwrap(),
+        U256::from(3 * ETHER)
+    );
+    assert_eq!(
+        client.view("registry", &proofs.registry()).await.unwrap(),
+        d.dataset_registry
+    );
+    assert_eq!(
+        client
+            .view("provingPeriod", &proofs.provingPeriod())
+            .await
+            .unwrap(),
+        240
+    );
+    assert_eq!(
+        client
+            .view("claimTimeout", &market.claimTimeout())
+            .await
+            .unwrap(),
+        600
+    );
+    assert_eq!(
+        client.view("workerFee", &market.workerFee()).await.unwrap(),
+        DeployParams::default().worker_fee
+    );
+
+    // A revert is an error with the decoded custom error, and is not retried.
+    let again = client
+        .send(
+            "initialize again",
+            registry
+                .initialize(d.proof_manager, d.query_market, U256::ZERO, 0)
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap_err();
+    let text = again.to_string();
+    assert!(text.contains("AlreadyInitialized"), "{text}");
+
+    // The deployments file round-trips.
+    d.write(&config.deployments).unwrap();
+    assert_eq!(Deployments::read(&config.deployments).unwrap(), d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_failures_are_retried_then_reported_and_wrong_chains_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = config(&format!("http://127.0.0.1:{port}"), dir.path());
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    };
+    match ChainClient::connect(&config).await {
+        Err(ChainError::Rpc { attempts, .. }) => assert_eq!(attempts, 3),
+        other => panic!("expected a connection error after 3 attempts, got {other:?}"),
+    }
+
+    let chain = devchain().await;
+    let mut config = self::config(&chain.url, dir.path());
+    config.chain_id = 1;
+    match ChainClient::connect(&config).await {
+        Err(ChainError::WrongChain { actual, .. }) => assert_eq!(actual, 412_346),
+        other => panic!("expected WrongChain, got {other:?}"),
+    }
+}
+
+/// Records every event; cancels `stop` once `stop_after` events were handled in this run.
+struct Recorder {
+    seen: Arc<Mutex<Vec<ChainEvent>>>,
+    stop: CancellationToken,
+    stop_after: usize,
+    handled: usize,
+}
+
+impl EventHandler for Recorder {
+    async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().push(event.clone());
+        self.handled += 1;
+        if self.handled == self.stop_after {
+            self.stop.cancel();
+        }
+        Ok(())
+    }
+}
+
+async fn follow_until(
+    client: &ChainClient,
+    deployments: Deployments,
+    cursor_path: &Path,
+    stop_after: usize,
+) -> (Vec<ChainEvent>, Cursor) {
+    let mut follower = EventFollower::new(
+        client.clone(),
+        deployments,
+        FollowerConfig {
+            cursor_path: cursor_path.to_path_buf(),
+            confirmations: 1,
+            poll_interval: Duration::from_millis(20),
+            max_block_range: 3,
+        },
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder {
+        seen: seen.clone(),
+        stop: stop.clone(),
+        stop_after,
+        handled: 0,
+    };
+    tokio::time::timeout(Duration::from_mins(1), follower.run(&mut recorder, &stop))
+        .await
+        .expect("follower did not reach its events in time")
+        .unwrap();
+    let events = seen.lock().unwrap().clone();
+    (events, follower.cursor())
+}
+
+async fn mine(client: &ChainClient) {
+    let _: String = client
+        .provider()
+        .raw_request("evm_mine".into(), ())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story, read top to bottom
+async fn follower_delivers_each_event_exactly_once_across_restarts() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, client, d) = deployed(&chain, dir.path()).await;
+    let registry = IDatasetRegistry::new(d.dataset_registry, client.provider());
+    // One transaction, several logs in one block: DatasetRegistered, then per template
+    // TemplateSet and PriceSet.
+    client
+        .send(
+            "registerDataset",
+            registry
+                .registerDataset(
+                    Bytes::from_static(b"\x01\x71\x12\x20manifest"),
+                    Bytes::from_static(b"\x01\x55\x91\x20piece"),
+                    keccak256("schema"),
+                    vec![keccak256("cohort_stats/1"), keccak256("fraud_score/1")],
+                    vec![U256::from(ETHER / 20), U256::from(ETHER / 10)],
+                )
+                .value(U256::from(ETHER))
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    mine(&client).await; // one confirmation on top
+    let cursor_path = config.data_dir.join("test.cursor.json");
+
+    // Run 1 stops in the middle of the registerDataset block: the registry's and the proof
+    // manager's Initialized (the market emits none), then 2 of that block's logs.
+    let (first, cursor) = follow_until(&client, d, &cursor_path, 4).await;
+    assert_eq!(first.len(), 4);
+    assert!(matches!(
+        first[2].event,
+        ContractEvent::DatasetRegistry(
+            IDatasetRegistry::IDatasetRegistryEvents::DatasetRegistered(_)
+        )
+    ));
+    assert_eq!(first[3].block_number, first[2].block_number);
+    assert_eq!(
+        cursor,
+        Cursor {
+            block: first[3].block_number,
+            log_index: first[3].log_index + 1
+        }
+    );
+
+    // While no follower runs, more happens.
+    let market = IQueryMarket::new(d.query_market, client.provider());
+    client
+        .send(
+            "registerWorker",
+            market
+                .registerWorker()
+                .value(U256::from(ETHER))
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    mine(&client).await;
+
+    // Ground truth, read independently: every log of the three contracts.
+    let head = client.block_number().await.unwrap();
+    let all_logs = client
+        .provider()
+        .get_logs(
+            &Filter::new()
+                .address(vec![d.dataset_registry, d.proof_manager, d.query_market])
+                .from_block(d.deploy_block)
+                .to_block(head - 1),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<(u64, u64, B256)> = all_logs
+        .iter()
+        .map(|log| {
+            (
+                log.block_number.unwrap(),
+                log.log_index.unwrap(),
+                log.topics()[0],
+            )
+        })
+        .collect();
+    // 2 Initialized, DatasetRegistered, 2 × (TemplateSet, PriceSet), WorkerRegistered.
+    assert_eq!(expected.len(), 8, "{expected:?}");
+
+    // Run 2 resumes from the cursor file and stops after the rest.
+    let rest = expected.len() - first.len();
+    let (second, _) = follow_until(&client, d, &cursor_path, rest).await;
+    let delivered: Vec<(u64, u64, B256)> = first
+        .iter()
+        .chain(&second)
+        .map(|e| {
+            let log = all_logs
+                .iter()
+                .find(|l| {
+                    l.block_number == Some(e.block_number) && l.log_index == Some(e.log_index)
+                })
+                .expect("delivered an event the chain does not have");
+            assert_eq!(
+                ContractEvent::decode(d.kind_of(e.address).unwrap(), &log.inner).unwrap(),
+                e.event
+            );
+            (e.block_number, e.log_index, log.topics()[0])
+        })
+        .collect();
+    assert_eq!(
+        delivered, expected,
+        "each event exactly once, in chain order"
+    );
+    assert!(matches!(
+        second.last().unwrap().event,
+        ContractEvent::QueryMarket(IQueryMarket::IQueryMarketEvents::WorkerRegistered(_))
+    ));
+
+    // A third run has nothing left to deliver: it stays caught up until stopped.
+    let mut follower = EventFollower::new(
+        client.clone(),
+        d,
+        FollowerConfig {
+            cursor_path: cursor_path.clone(),
+            confirmations: 1,
+            poll_interval: Duration::from_millis(20),
+            max_block_range: 100,
+        },
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder {
+        seen: seen.clone(),
+        stop: stop.clone(),
+        stop_after: usize::MAX,
+        handled: 0,
+    };
+    let canceller = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        canceller.cancel();
+    });
+    follower.run(&mut recorder, &stop).await.unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "re-delivered after a restart"
+    );
+
+    // A cursor written for another deployment is refused, not silently reused.
+    let other = Deployments {
+        deploy_block: d.deploy_block + 1,
+        ..d
+    };
+    let err = EventFollower::new(
+        client.clone(),
+        other,
+        FollowerConfig {
+            cursor_path,
+            confirmations: 0,
+            poll_interval: Duration::from_millis(20),
+            max_block_range: 100,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("another deployment"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_never_sends_a_second_transaction_for_an_action() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, client, d) = deployed(&chain, dir.path()).await;
+    let journal = ActionJournal::open(&config.data_dir.join("journal.redb")).unwrap();
+    let market = IQueryMarket::new(d.query_market, client.provider());
+    let register = || {
+        market
+            .registerWorker()
+            .value(U256::from(ETHER))
+            .into_transaction_request()
+    };
+    let nonce = || async {
+        client
+            .provider()
+            .get_transaction_count(client.address())
+            .await
+            .unwrap()
+    };
+
+    let key = ActionKey::new(U256::from(7), "register-worker");
+    let before = nonce().await;
+    let first = journal.perform(&client, &key, register()).await.unwrap();
+    assert!(first.success && !first.replayed);
+    assert_eq!(nonce().await, before + 1);
+    // A duplicate (a retry, a re-delivered event) sends nothing and reports the same outcome.
+    let again = journal.perform(&client, &key, register()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.tx_hash, first.tx_hash);
+    assert_eq!(nonce().await, before + 1);
+    let bond = client
+        .view("workerBond", &market.workerBond(client.address()))
+        .await
+        .unwrap();
+    assert_eq!(bond, U256::from(ETHER), "bonded once, not twice");
+
+    // A crash after recording the signed transaction but before broadcasting it: the next
+    // perform sends exactly that transaction, not a newly signed one.
+    let crashed = ActionKey::new(U256::from(8), "register-worker");
+    let signed = {
+        let held = client.send_lock().await;
+        client.sign(&held, "pre-crash", register()).await.unwrap()
+    };
+    journal
+        .put(&crashed, &ActionRecord::Signed(signed.clone()))
+        .unwrap();
+    // Reopen, as a restarted process would.
+    drop(journal);
+    let journal = ActionJournal::open(&config.data_dir.join("journal.redb")).unwrap();
+    let resumed = journal
+        .perform(&client, &crashed, register())
+        .await
+        .unwrap();
+    assert_eq!(resumed.tx_hash, signed.hash);
+    assert!(resumed.success);
+    assert_eq!(nonce().await, before + 2);
+    assert!(matches!(
+        journal.get(&crashed).unwrap(),
+        Some(ActionRecord::Done { success: true, .. })
+    ));
+
+    // A step name the journal cannot key is refused before anything is signed.
+    let bad = ActionKey::new(U256::from(9), "Has Spaces");
+    assert!(journal.perform(&client, &bad, register()).await.is_err());
+    assert_eq!(nonce().await, before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_until_shutdown_and_needs_a_deployments_file() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _client, d) = deployed(&chain, dir.path()).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = |stop: &CancellationToken| Recorder {
+        seen: seen.clone(),
+        stop: stop.clone(),
+        stop_after: 2,
+        handled: 0,
+    };
+
+    let stop = CancellationToken::new();
+    let err = run(config.clone(), "test", stop.clone(), |_| recorder(&stop))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::Deployments(_)), "{err}");
+    assert!(err.to_string().contains("datacloud deploy"), "{err}");
+
+    d.write(&config.deployments).unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_mins(1),
+        run(config.clone(), "test", stop.clone(), |agent| {
+            assert_eq!(agent.deployments, d);
+            recorder(&stop)
+        }),
+    )
+    .await
+    .expect("the agent did not stop on shutdown");
+    result.unwrap();
+    // The two Initialized events, then shutdown between events; the cursor is on disk.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert!(config.data_dir.join("test.cursor.json").is_file());
+}

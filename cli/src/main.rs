@@ -1,0 +1,74 @@
+//! `datacloud`: the DataCloud command line.
+//!
+//! Each subcommand lives in its own module under `commands/` with its `Args` and `run`; this
+//! file only parses and dispatches. The seller, buyer, worker, query, data, store and demo
+//! subcommands join the [`Command`] enum the same way.
+
+// Doc comments on the clap types are the help text users read, where Markdown backticks would
+// show literally.
+#![allow(clippy::doc_markdown)]
+
+mod commands;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// DataCloud: a decentralized data marketplace that sells privacy-preserving queries, never
+/// raw data.
+#[derive(Debug, Parser)]
+#[command(name = "datacloud", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML); defaults point at the local devchain.
+    #[arg(long, global = true, env = "DATACLOUD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `datacloud_agent_core=debug`, …).
+    #[arg(
+        long,
+        global = true,
+        env = "DATACLOUD_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a development chain that executes the Stylus contracts (JSON-RPC over HTTP).
+    Devchain(commands::devchain::Args),
+    /// Deploy, activate and initialize the three contracts; write the deployments file.
+    Deploy(commands::deploy::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_new(&cli.global.log)
+                .with_context(|| format!("invalid --log filter {:?}", cli.global.log))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Devchain(args) => commands::devchain::run(&cli.global, args).await,
+            Command::Deploy(args) => commands::deploy::run(&cli.global, args).await,
+        }
+    })
+}

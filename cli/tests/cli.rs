@@ -1,0 +1,124 @@
+//! The real `datacloud` binary: help on every command, and `deploy` against a devchain served
+//! in-process over HTTP on 127.0.0.1:0.
+
+use std::{process::Command, sync::Arc};
+
+use datacloud_devchain::{Address, ChainConfig, Node, Rpc, RpcConfig, serve};
+use tokio_util::sync::CancellationToken;
+
+fn datacloud() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_datacloud"));
+    // The test's own environment must not configure the binary.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DATACLOUD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn help_describes_every_command() {
+    for (args, expected) in [
+        (&["--help"][..], "Deploy, activate and initialize"),
+        (&["devchain", "--help"][..], "--accounts"),
+        (&["deploy", "--help"][..], "--rpc"),
+    ] {
+        let output = datacloud().args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            stdout.contains(expected),
+            "{args:?} help lacks {expected}:\n{stdout}"
+        );
+    }
+    let output = datacloud().arg("no-such-command").output().unwrap();
+    assert!(!output.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_writes_the_deployments_the_chain_has() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let rpc = Arc::new(Rpc::new(
+        Node::new(ChainConfig::default(), 2).unwrap(),
+        RpcConfig::default(),
+    ));
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(serve(listener, rpc.clone(), async move {
+        token.cancelled().await;
+    }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("deployments.json");
+    let output = tokio::task::spawn_blocking({
+        let out = out.clone();
+        let cwd = dir.path().to_path_buf();
+        move || {
+            datacloud()
+                .args(["deploy", "--rpc", &url, "--json", "--out"])
+                .arg(&out)
+                .current_dir(cwd)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "deploy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    assert_eq!(printed["chainId"], 412_346);
+    for name in ["datasetRegistry", "proofManager", "queryMarket"] {
+        let address: Address = printed[name].as_str().unwrap().parse().unwrap();
+        // The chain itself has an activated Stylus program there.
+        let code = rpc.with_node(|node| node.chain().code(address));
+        assert!(
+            code.starts_with(&[0xEF, 0xF0, 0x00]),
+            "{name}: no program at {address}"
+        );
+    }
+    stop.cancel();
+}
+
+#[cfg(unix)]
+#[test]
+fn devchain_serves_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+
+    let mut child = datacloud()
+        .args(["devchain", "--port", "0", "--accounts", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        banner.push_str(&line);
+        if line.starts_with("Listening on") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(banner.contains("Chain ID: 412346"), "{banner}");
+    assert!(banner.contains("(1) 0x"), "two accounts: {banner}");
+    // Ctrl-C: a clean stop, not a kill.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "devchain exited with {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(rest.contains("devchain stopped"), "{rest}");
+}

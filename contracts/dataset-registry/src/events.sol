@@ -1,0 +1,28 @@
+// DatasetRegistry's events, declared once. The contract's `sol!` reads this file (src/lib.rs), and its
+// `export-abi` binary (src/main.rs) splices these declarations into the interface it prints, so the
+// committed abi/IDatasetRegistry.sol that agents bind carries exactly the events the contract emits.
+// Keep one blank line between events: the splice indents each block as one interface item.
+
+/// The registry was initialized by `owner`.
+event Initialized(address indexed owner, address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown);
+
+/// A dataset was registered with `stake` as its bond.
+event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
+
+/// A template was allowed or disallowed for a dataset.
+event TemplateSet(uint256 indexed datasetId, bytes32 indexed templateHash, bool allowed);
+
+/// A template's price per query changed.
+event PriceSet(uint256 indexed datasetId, bytes32 indexed templateHash, uint256 price);
+
+/// A dataset stopped accepting orders.
+event DatasetDeactivated(uint256 indexed datasetId);
+
+/// The owner took a deactivated dataset's stake back.
+event StakeWithdrawn(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+/// The proof manager slashed `amount` of a dataset's stake, credited to `to`'s payout.
+event StakeSlashed(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+/// `to` pulled its payout.
+event Withdrawn(address indexed to, uint256 amount);
