@@ -133,7 +133,8 @@ pub struct ActionOutcome {
     pub block_number: u64,
     /// Whether it succeeded. A failed action is final too: it is not sent again.
     pub success: bool,
-    /// Whether the journal already had the outcome (nothing was sent by this call).
+    /// Whether the transaction was signed by an earlier call: this call signed nothing (it
+    /// returned the recorded outcome, or re-sent the recorded transaction and awaited it).
     pub replayed: bool,
 }
 

@@ -507,3 +507,124 @@ async fn run_follows_until_shutdown_and_needs_a_deployments_file() {
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert!(config.data_dir.join("test.cursor.json").is_file());
 }
+
+/// A real HTTP hop in front of the devchain that answers 503 to the first `eth_chainId` and
+/// 502 to the first `eth_sendRawTransaction` *after* forwarding it: the transaction reaches
+/// the chain, its answer is lost.
+/// Returns its URL, its stop token and the counts of `eth_chainId` and
+/// `eth_sendRawTransaction` requests it saw.
+async fn lossy_proxy(
+    upstream: String,
+) -> (
+    String,
+    CancellationToken,
+    Arc<std::sync::atomic::AtomicU32>,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
+    use axum::{
+        Router,
+        body::Bytes as Body,
+        extract::State,
+        http::{StatusCode, header},
+        response::{IntoResponse, Response},
+        routing::post,
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Clone)]
+    struct Proxy {
+        upstream: String,
+        http: alloy::transports::http::reqwest::Client,
+        chain_ids: Arc<AtomicU32>,
+        sends: Arc<AtomicU32>,
+    }
+
+    async fn forward(State(proxy): State<Proxy>, body: Body) -> Response {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if text.contains("eth_chainId") && proxy.chain_ids.fetch_add(1, Ordering::SeqCst) == 0 {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let answer = proxy
+            .http
+            .post(&proxy.upstream)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        if text.contains("eth_sendRawTransaction")
+            && proxy.sends.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            answer.to_vec(),
+        )
+            .into_response()
+    }
+
+    let proxy = Proxy {
+        upstream,
+        http: alloy::transports::http::reqwest::Client::new(),
+        chain_ids: Arc::default(),
+        sends: Arc::default(),
+    };
+    let (chain_ids, sends) = (proxy.chain_ids.clone(), proxy.sends.clone());
+    let app = Router::new().route("/", post(forward)).with_state(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+    });
+    (url, stop, chain_ids, sends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_a_lost_send_answer_sends_nothing_twice() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _proxy, chain_ids, sends) = lossy_proxy(chain.url.clone()).await;
+    let mut config = config(&url, dir.path());
+    config.retry.initial_backoff = Duration::from_millis(10);
+    // The first eth_chainId gets a 503: connect retries and succeeds.
+    let client = ChainClient::connect(&config).await.unwrap();
+    assert_eq!(chain_ids.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let to = alloy::primitives::address!("00000000000000000000000000000000000000aa");
+    let before = client
+        .provider()
+        .get_transaction_count(client.address())
+        .await
+        .unwrap();
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .to(to)
+        .value(U256::from(12_345));
+    // The first broadcast's answer is lost after the chain took it: the retry finds the
+    // transaction already there, and nothing is sent twice.
+    let receipt = client.send("transfer", tx).await.unwrap();
+    assert!(receipt.status());
+    assert_eq!(
+        sends.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one lost answer, one retry"
+    );
+    assert_eq!(
+        client
+            .provider()
+            .get_transaction_count(client.address())
+            .await
+            .unwrap(),
+        before + 1
+    );
+    assert_eq!(
+        client.provider().get_balance(to).await.unwrap(),
+        U256::from(12_345)
+    );
+}
