@@ -50,6 +50,15 @@ enum Command {
     Devchain(commands::devchain::Args),
     /// Deploy, activate and initialize the three contracts; write the deployments file.
     Deploy(commands::deploy::Args),
+    /// The whole journey on this machine: Bank A sells, FinTech B buys, a worker computes on
+    /// ciphertexts, the chain settles.
+    Demo(commands::demo::Args),
+    /// Queries on encrypted data (`query local`: the engine without a chain).
+    #[command(subcommand)]
+    Query(commands::query::QueryCommand),
+    /// Synthetic data (`data synth`).
+    #[command(subcommand)]
+    Data(commands::query::DataCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +78,11 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Devchain(args) => commands::devchain::run(&cli.global, args).await,
             Command::Deploy(args) => commands::deploy::run(&cli.global, args).await,
+            Command::Demo(args) => commands::demo::run(&cli.global, args).await,
+            Command::Query(command) => {
+                tokio::task::block_in_place(|| commands::query::query_command(command))
+            }
+            Command::Data(command) => commands::query::synth_command(command),
         }
     })
 }

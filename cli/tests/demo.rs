@@ -1,0 +1,56 @@
+#![allow(clippy::cast_precision_loss)] // counts in the report are JSON numbers
+//! The README's main command, end to end at a small size: the real binary runs the whole journey
+//! (devchain executing the contracts' WASM, TFHE-rs default parameters, gateway, PDP, HPKE) and
+//! its JSON report is checked against a plaintext computation of the same query.
+
+use std::process::Command;
+
+use datacloud_fhe_query::{plan, reference, sql, synth};
+
+#[test]
+fn demo_settles_an_exact_encrypted_journey() {
+    let rows = 48;
+    let out = Command::new(env!("CARGO_BIN_EXE_datacloud"))
+        .args([
+            "demo",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            "5",
+            "--days",
+            "45",
+            "--json",
+        ])
+        .env("DATACLOUD_LOG", "warn")
+        .output()
+        .expect("run datacloud demo");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["matches_plaintext"], true);
+    assert_eq!(report["plan"], "cube");
+    assert_eq!(report["proofs"][0]["health"], "Healthy");
+    // The seller is paid the price (0.05) and the worker the fee, once each.
+    let payouts = report["payouts"].as_array().expect("payouts");
+    assert_eq!(payouts[0]["wei"], "50000000000000000");
+    assert_eq!(payouts[1]["wei"], "10000000000000000");
+    // The buyer's table: one row per age band, counts equal to the plaintext computation.
+    let table = synth::generate_with_history(rows, 5, 45);
+    let query =
+        sql::parse(report["sql"].as_str().expect("sql"), &table.schema).expect("journey SQL");
+    let header =
+        datacloud_fhe_query::layout::header(&table, &datacloud_fhe_query::LayoutOptions::default());
+    let expected = reference(&table, &plan(&query, &header).expect("plan").bound, &header);
+    let result_rows = report["result"]["rows"].as_array().expect("rows");
+    assert_eq!(result_rows.len(), 8);
+    for (row, (count, _, _)) in result_rows.iter().zip(&expected.groups) {
+        match row["cell"]["status"].as_str() {
+            Some("released") => assert_eq!(row["cell"]["count"].as_f64(), Some(*count as f64)),
+            Some("suppressed") => assert!(*count < 10, "only small cohorts are suppressed"),
+            other => panic!("unexpected cell {other:?}"),
+        }
+    }
+}
