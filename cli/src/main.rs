@@ -59,6 +59,11 @@ enum Command {
     /// Synthetic data (`data synth`).
     #[command(subcommand)]
     Data(commands::query::DataCommand),
+    /// Content addressing: add files as UnixFS DAGs, get them through gateways, serve the store.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
+    /// Filecoin piece commitment of a file (PieceCID v2/v1), and PDP proofs (`piece prove`).
+    Piece(commands::store::PieceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +88,8 @@ fn main() -> anyhow::Result<()> {
                 tokio::task::block_in_place(|| commands::query::query_command(command))
             }
             Command::Data(command) => commands::query::synth_command(command),
+            Command::Store(command) => commands::store::store(command).await,
+            Command::Piece(args) => commands::store::piece(args),
         }
     })
 }

@@ -4,3 +4,4 @@ pub mod demo;
 pub mod deploy;
 pub mod devchain;
 pub mod query;
+pub mod store;
