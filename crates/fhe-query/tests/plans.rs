@@ -25,7 +25,7 @@ fn fixture() -> &'static Fixture {
         let eval = EvaluationKey::from_bytes(&key.server_key_bytes().unwrap()).unwrap();
         let table = synth::generate_with_history(40, 11, 120);
         let options = LayoutOptions {
-            chunk_rows: 24,
+            chunk_rows: 16,
             cube: true,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
