@@ -22,4 +22,7 @@ pub mod unixfs;
 pub use block::{Block, BlockError, Codec, MAX_BLOCK_SIZE};
 pub use blockstore::{Blockstore, CarExport, GcReport, StoreError};
 pub use car::{CarError, CarReader, CarWriter};
-pub use unixfs::{DEFAULT_CHUNK_SIZE, DirectoryEntry, FileImporter, ImportedFile, UnixFsError, directory, import_reader};
+pub use unixfs::{
+    DEFAULT_CHUNK_SIZE, DirectoryEntry, FileImporter, ImportedFile, UnixFsError, directory,
+    import_reader,
+};

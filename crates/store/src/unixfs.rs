@@ -553,7 +553,11 @@ mod tests {
         // The shape of Kubo's basic directory: links sorted by name, Data = unixfs Type 1.
         let file = |bytes: &[u8]| import(bytes, 1024).0;
         let (a, b) = (file(b"a\n"), file(b"b\n"));
-        let entry = |name: &str, f: ImportedFile| DirectoryEntry { name: name.into(), cid: f.root, dag_size: f.dag_size };
+        let entry = |name: &str, f: ImportedFile| DirectoryEntry {
+            name: name.into(),
+            cid: f.root,
+            dag_size: f.dag_size,
+        };
         let (dir, size) = directory(&[entry("b.txt", b), entry("a.txt", a)]).unwrap();
         let node = decode_dag_pb(dir.data()).unwrap();
         assert_eq!(node.unixfs_type().unwrap(), Some(UNIXFS_TYPE_DIRECTORY));
