@@ -17,10 +17,15 @@ sol!(
     #[sol(all_derives)]
     "../dataset-registry/abi/IDatasetRegistry.sol"
 );
-sol!(
-    #[sol(all_derives)]
-    "../proof-manager/abi/IProofManager.sol"
-);
+// `initialize` takes the ABI's seven parameters and an event eight fields.
+#[allow(clippy::too_many_arguments)]
+mod proof_manager_abi {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        "../proof-manager/abi/IProofManager.sol"
+    );
+}
+use proof_manager_abi::IProofManager;
 sol!(
     #[sol(all_derives)]
     "../query-market/abi/IQueryMarket.sol"
