@@ -57,9 +57,10 @@ impl Aggregate {
     pub fn needs_sum(self) -> bool {
         !matches!(self, Aggregate::Count)
     }
+    /// AVG needs Σx² too: its 95 % confidence interval comes from the sample variance.
     #[must_use]
     pub fn needs_squares(self) -> bool {
-        matches!(self, Aggregate::Var | Aggregate::Stddev)
+        matches!(self, Aggregate::Avg | Aggregate::Var | Aggregate::Stddev)
     }
 }
 
