@@ -7,6 +7,11 @@ use std::fmt;
 use datacloud_dataset_registry::DatasetRegistry;
 use stylus_sdk::abi::{GenerateAbi, export};
 
+// The splicing is the same for the three contracts: one file, included by each export-abi binary.
+#[path = "../../export_abi_events.rs"]
+mod export_abi_events;
+use export_abi_events::with_events;
+
 /// The declarations the contract emits, exactly as it compiles them.
 const EVENTS: &str = include_str!("events.sol");
 
@@ -17,33 +22,6 @@ impl fmt::Display for Exported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         <DatasetRegistry as GenerateAbi>::fmt_abi(f)
     }
-}
-
-/// Inserts each event of `events` (blocks of lines separated by blank lines; the leading `//`
-/// header is skipped) right after the interface's opening brace, indented and spaced as
-/// `export-abi` writes its own items (`"\n    item;\n"`). `None` if there is no opening brace.
-fn with_events(interface: &str, events: &str) -> Option<String> {
-    let body = events.lines().skip_while(|line| {
-        line.trim().is_empty() || (line.starts_with("//") && !line.starts_with("///"))
-    });
-    let mut items = String::new();
-    let mut in_item = false;
-    for line in body {
-        if line.trim().is_empty() {
-            in_item = false;
-            continue;
-        }
-        if !in_item {
-            items.push('\n');
-            in_item = true;
-        }
-        items.push_str("    ");
-        items.push_str(line);
-        items.push('\n');
-    }
-    // `export-abi` opens the interface body with the first `{` it prints (names hold no braces).
-    let (head, rest) = interface.split_at(interface.find('{')? + 1);
-    Some(format!("{head}{items}{rest}"))
 }
 
 fn main() {
