@@ -1,4 +1,7 @@
-//! Blocks: bytes plus the `CIDv1` (sha2-256) that names them.
+//! Blocks: bytes plus the `CIDv1` that names them: sha2-256 for everything this crate creates,
+//! and keccak-256 for raw blocks whose digest the contracts already hold (an order's
+//! `paramsHash` is the keccak-256 of its canonical parameters, so `CIDv1(raw, keccak-256)` of
+//! those bytes is an address anyone can derive from the chain and verify).
 
 use cid::Cid;
 use multihash::Multihash;
@@ -6,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 /// Multihash code of sha2-256 (multicodec table).
 pub const SHA2_256: u64 = 0x12;
+/// Multihash code of keccak-256 (multicodec table), accepted for raw blocks only.
+pub const KECCAK_256: u64 = 0x1b;
 
 /// Largest block this crate creates or accepts: 2 MiB.
 ///
@@ -68,8 +73,10 @@ pub enum BlockError {
         "unsupported codec 0x{0:x}: only raw (0x55), dag-pb (0x70) and dag-cbor (0x71) are accepted"
     )]
     UnknownCodec(u64),
-    /// The CID is not `CIDv1` with a 32-byte sha2-256 multihash.
-    #[error("unsupported CID {0}: only CIDv1 with sha2-256 is accepted")]
+    /// The CID is not `CIDv1` with a 32-byte sha2-256 multihash (or keccak-256 for raw).
+    #[error(
+        "unsupported CID {0}: only CIDv1 with sha2-256 (or keccak-256 for raw blocks) is accepted"
+    )]
     UnsupportedCid(Cid),
     /// The data does not hash to the CID.
     #[error("block data does not hash to {cid}: the block is corrupt or was tampered with")]
@@ -92,16 +99,59 @@ pub fn cid_of(codec: Codec, data: &[u8]) -> Cid {
     Cid::new_v1(codec.code(), hash)
 }
 
-/// Checks that `cid` is a `CIDv1`, sha2-256 CID with a supported codec.
+/// The `CIDv1` of raw `data` hashed with keccak-256: its digest is the `keccak256(data)` a
+/// contract stores.
+///
+/// # Panics
+/// Never: a 32-byte digest always fits the multihash buffer.
+#[must_use]
+pub fn keccak_raw_cid(data: &[u8]) -> Cid {
+    raw_cid_from_keccak(keccak256(data))
+}
+
+/// The raw keccak-256 `CIDv1` whose digest is `digest` (for example an order's `paramsHash`).
+///
+/// # Panics
+/// Never: a 32-byte digest always fits the multihash buffer.
+#[must_use]
+pub fn raw_cid_from_keccak(digest: [u8; 32]) -> Cid {
+    let hash = Multihash::<64>::wrap(KECCAK_256, &digest)
+        .expect("32-byte digest fits a 64-byte multihash");
+    Cid::new_v1(Codec::Raw.code(), hash)
+}
+
+fn keccak256(data: &[u8]) -> [u8; 32] {
+    use tiny_keccak::Hasher as _;
+    let mut out = [0u8; 32];
+    let mut hasher = tiny_keccak::Keccak::v256();
+    hasher.update(data);
+    hasher.finalize(&mut out);
+    out
+}
+
+/// Checks that `cid` is a `CIDv1` with a 32-byte sha2-256 multihash and a supported codec, or a
+/// raw block named by keccak-256.
 ///
 /// # Errors
 /// [`BlockError::UnsupportedCid`] or [`BlockError::UnknownCodec`].
 pub fn check_cid(cid: &Cid) -> Result<Codec, BlockError> {
-    if cid.version() != cid::Version::V1 || cid.hash().code() != SHA2_256 || cid.hash().size() != 32
-    {
+    let hash = cid.hash();
+    let supported = cid.version() == cid::Version::V1
+        && hash.size() == 32
+        && (hash.code() == SHA2_256 || (hash.code() == KECCAK_256 && cid.codec() == 0x55));
+    if !supported {
         return Err(BlockError::UnsupportedCid(*cid));
     }
     Codec::from_code(cid.codec())
+}
+
+/// The CID `data` has under `like`'s codec and hash function.
+fn rehash(like: &Cid, codec: Codec, data: &[u8]) -> Cid {
+    if like.hash().code() == KECCAK_256 {
+        keccak_raw_cid(data)
+    } else {
+        cid_of(codec, data)
+    }
 }
 
 /// A block: data that is known to hash to its CID.
@@ -136,7 +186,7 @@ impl Block {
             return Err(BlockError::TooLarge { size: data.len() });
         }
         let codec = check_cid(&cid)?;
-        if cid_of(codec, &data) != cid {
+        if rehash(&cid, codec, &data) != cid {
             return Err(BlockError::HashMismatch { cid });
         }
         Ok(Self { cid, data })
@@ -193,6 +243,36 @@ mod tests {
             block.cid().to_string(),
             "bafkreidfdrlkeq4m4xnxuyx6iae76fdm4wgl5d4xzsb77ixhyqwumhz244"
         );
+    }
+
+    #[test]
+    fn keccak_raw_blocks_carry_the_contract_digest() {
+        // keccak256("") as every EVM knows it.
+        let cid = keccak_raw_cid(b"");
+        assert_eq!(
+            cid.hash().digest(),
+            hex_digest("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
+        );
+        assert_eq!(cid, raw_cid_from_keccak(keccak256(b"")));
+        let block = Block::verified(keccak_raw_cid(b"params"), b"params".to_vec()).unwrap();
+        assert_eq!(block.codec(), Codec::Raw);
+        assert!(matches!(
+            Block::verified(keccak_raw_cid(b"params"), b"paramz".to_vec()),
+            Err(BlockError::HashMismatch { .. })
+        ));
+        // keccak-256 names raw blocks only: a dag-pb node must stay sha2-256.
+        let dag_pb = Cid::new_v1(Codec::DagPb.code(), *keccak_raw_cid(b"x").hash());
+        assert!(matches!(
+            check_cid(&dag_pb),
+            Err(BlockError::UnsupportedCid(_))
+        ));
+    }
+
+    fn hex_digest(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -802,3 +802,64 @@ async fn entity_bytes_sends_only_the_blocks_that_cover_the_range() {
     assert_eq!(got, vec![root]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn block_put_publishes_keccak_named_params_only_where_enabled() {
+    let params = br#"{"template":"cohort_stats"}"#.to_vec();
+    let block = Block::verified(
+        datacloud_store::block::keccak_raw_cid(&params),
+        params.clone(),
+    )
+    .unwrap();
+
+    // A read-only gateway (the default) has no RPC route.
+    let (_dir, read_only) = temp_store();
+    let gateway = start_gateway(read_only.clone()).await;
+    let client = Client::new([gateway.base.as_str()], ClientConfig::default()).unwrap();
+    assert!(matches!(
+        client.put_block(&block).await,
+        Err(ClientError::PutRejected { .. })
+    ));
+    assert!(!read_only.has(block.cid()).unwrap());
+    gateway.shutdown().await;
+
+    // A node that accepts puts stores and pins the block; anyone can then fetch and verify it.
+    let (_dir, node) = temp_store();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = gateway::GatewayConfig {
+        accept_block_put: true,
+        ..gateway::GatewayConfig::default()
+    };
+    tokio::spawn(gateway::serve_with_config(
+        listener,
+        node.clone(),
+        config,
+        std::future::pending(),
+    ));
+    let client = Client::new([base.as_str()], ClientConfig::default()).unwrap();
+    client.put_block(&block).await.unwrap();
+    assert!(node.pins().unwrap().contains(block.cid()));
+    let (_dir, reader) = temp_store();
+    let fetched = client.fetch_block(block.cid(), &reader).await.unwrap();
+    assert_eq!(fetched.data(), params.as_slice());
+
+    // Bad arguments are refused with Kubo's error shape, and nothing is stored.
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(format!("{base}/api/v0/block/put?mhtype=md5"))
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body("--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxyz\r\n--b--\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported mhtype")
+    );
+    assert_eq!(node.pins().unwrap().len(), 1);
+}

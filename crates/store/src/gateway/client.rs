@@ -84,6 +84,14 @@ pub enum ClientError {
         /// The HTTP status code.
         status: u16,
     },
+    /// A node refused a published block, or acknowledged another CID.
+    #[error("node {node} did not take the block: {reason}")]
+    PutRejected {
+        /// The node asked.
+        node: String,
+        /// Its answer.
+        reason: String,
+    },
     /// The response is not the requested media type.
     #[error("gateway {gateway} sent `{content_type}`, not the requested {expected}")]
     UnexpectedContentType {
@@ -269,6 +277,78 @@ impl Client {
         check_cid(root).map_err(ClientError::UnsupportedCid)?;
         self.with_fallback(|gateway| self.fetch_dag_from(gateway, root, store, pin))
             .await
+    }
+
+    /// Publishes `block` to the first node that takes it through Kubo's RPC
+    /// (`POST /api/v0/block/put`, multipart part `file`, pinned), with the block's own codec and
+    /// hash function; the node's answer must name the same CID.
+    ///
+    /// # Errors
+    /// The failing node's error, or [`ClientError::AllGatewaysFailed`].
+    pub async fn put_block(&self, block: &Block) -> Result<(), ClientError> {
+        self.with_fallback(|node| self.put_block_to(node, block))
+            .await
+    }
+
+    async fn put_block_to(&self, node: &reqwest::Url, block: &Block) -> Result<(), ClientError> {
+        let codec = match block.codec() {
+            crate::Codec::Raw => "raw",
+            crate::Codec::DagPb => "dag-pb",
+            crate::Codec::DagCbor => "dag-cbor",
+        };
+        let mhtype = if block.cid().hash().code() == crate::block::KECCAK_256 {
+            "keccak-256"
+        } else {
+            "sha2-256"
+        };
+        let url = format!(
+            "{}/api/v0/block/put?cid-codec={codec}&mhtype={mhtype}&pin=true",
+            node.as_str().trim_end_matches('/')
+        );
+        // One form part, built by hand: reqwest's multipart feature would pull in a MIME
+        // guesser for a body this simple.
+        let boundary = format!("datacloud-{}", block.cid());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"block\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(block.data());
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let http = |source| ClientError::Http {
+            gateway: node.to_string(),
+            source,
+        };
+        let response = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(http)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http)?;
+        let rejected = |reason: String| ClientError::PutRejected {
+            node: node.to_string(),
+            reason,
+        };
+        if !status.is_success() {
+            let excerpt: String = text.chars().take(512).collect();
+            return Err(rejected(format!("HTTP {status}: {excerpt}")));
+        }
+        let key = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["Key"].as_str().map(str::to_owned));
+        if key.as_deref() != Some(block.cid().to_string().as_str()) {
+            return Err(rejected(format!(
+                "acknowledged {key:?} instead of {}",
+                block.cid()
+            )));
+        }
+        Ok(())
     }
 
     async fn with_fallback<'a, T, F, Fut>(&'a self, mut attempt: F) -> Result<T, ClientError>

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use cid::Cid;
 use sha2::{Digest, Sha256};
@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::request::{DagScope, Rejection, ResponseFormat, negotiate};
 use super::{IMMUTABLE_CACHE_CONTROL, PROBE_CID};
-use crate::block::{Block, Codec, check_cid};
+use crate::block::{Block, Codec, MAX_BLOCK_SIZE, check_cid};
 use crate::blockstore::{Blockstore, StoreError};
 use crate::car::CarWriter;
 use crate::dag::block_links;
@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     /// CAR responses streamed at once; more get 503 with `Retry-After` (each holds a blocking
     /// thread while its client reads).
     pub max_concurrent_streams: usize,
+    /// Also accept `POST /api/v0/block/put` (Kubo RPC): how buyers publish an order's
+    /// parameters to the seller's node. Off by default: a public gateway is read-only.
+    pub accept_block_put: bool,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +62,7 @@ impl Default for GatewayConfig {
             max_uri_len: 8 * 1024,
             max_path_segments: 64,
             max_concurrent_streams: 64,
+            accept_block_put: false,
         }
     }
 }
@@ -78,9 +82,110 @@ pub fn router(store: Arc<Blockstore>, config: GatewayConfig) -> Router {
         streams: Arc::new(Semaphore::new(config.max_concurrent_streams)),
     });
     // `get` also routes HEAD; the handler skips body work for it.
-    Router::new()
-        .route("/ipfs/{*rest}", get(handle))
-        .with_state(state)
+    let router = Router::new().route("/ipfs/{*rest}", get(handle));
+    let router = if config.accept_block_put {
+        router.route(
+            "/api/v0/block/put",
+            post(block_put).layer(DefaultBodyLimit::max(MAX_BLOCK_SIZE + 64 * 1024)),
+        )
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// Query arguments of Kubo's `block/put` this node understands.
+#[derive(Debug, serde::Deserialize)]
+struct BlockPutArgs {
+    #[serde(rename = "cid-codec", default = "raw_codec")]
+    cid_codec: String,
+    #[serde(default = "sha2_256")]
+    mhtype: String,
+    #[serde(default)]
+    pin: bool,
+}
+
+fn raw_codec() -> String {
+    "raw".to_owned()
+}
+
+fn sha2_256() -> String {
+    "sha2-256".to_owned()
+}
+
+/// `POST /api/v0/block/put?cid-codec=raw&mhtype=keccak-256&pin=true` with the block as the
+/// multipart part `file`, as Kubo's RPC takes it; answers `{"Key": CID, "Size": bytes}`.
+/// Errors answer 400 with Kubo's `{"Message", "Code", "Type"}` shape.
+async fn block_put(
+    State(state): State<Arc<GatewayState>>,
+    Query(args): Query<BlockPutArgs>,
+    mut multipart: Multipart,
+) -> Response<Body> {
+    let kubo_error = |message: String| {
+        let body = serde_json::json!({ "Message": message, "Code": 0, "Type": "error" });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    };
+    let codec = match args.cid_codec.as_str() {
+        "raw" => Codec::Raw,
+        "dag-pb" => Codec::DagPb,
+        "dag-cbor" => Codec::DagCbor,
+        other => {
+            return kubo_error(format!(
+                "unsupported cid-codec {other:?}: raw, dag-pb or dag-cbor"
+            ));
+        }
+    };
+    let data = match multipart.next_field().await {
+        Ok(Some(field)) => match field.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(e) => return kubo_error(format!("reading the block: {e}")),
+        },
+        Ok(None) => return kubo_error("no file part in the request".to_owned()),
+        Err(e) => return kubo_error(format!("malformed multipart body: {e}")),
+    };
+    let block = match (args.mhtype.as_str(), codec) {
+        ("sha2-256", _) => Block::new(codec, data),
+        ("keccak-256", Codec::Raw) => Block::verified(crate::block::keccak_raw_cid(&data), data),
+        (other, _) => {
+            return kubo_error(format!(
+                "unsupported mhtype {other:?}: sha2-256, or keccak-256 for raw blocks"
+            ));
+        }
+    };
+    let block = match block {
+        Ok(block) => block,
+        Err(e) => return kubo_error(e.to_string()),
+    };
+    let (cid, size) = (*block.cid(), block.data().len());
+    let store = state.store.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        store.put(&block)?;
+        if args.pin {
+            store.pin(block.cid())?;
+        }
+        Ok::<_, StoreError>(())
+    })
+    .await;
+    match stored {
+        Ok(Ok(())) => {
+            tracing::info!(%cid, size, "block put");
+            let body = serde_json::json!({ "Key": cid.to_string(), "Size": size });
+            let mut response = Response::new(Body::from(body.to_string()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Ok(Err(e)) => internal(&e),
+        Err(e) => internal(&StoreError::Io(io::Error::other(e))),
+    }
 }
 
 /// Serves the gateway with the default [`GatewayConfig`] on `listener` until `shutdown`
