@@ -1,8 +1,7 @@
 //! `datacloud`: the DataCloud command line.
 //!
 //! Each subcommand lives in its own module under `commands/` with its `Args` and `run`; this
-//! file only parses and dispatches. The seller, buyer, worker, query, data, store and demo
-//! subcommands join the [`Command`] enum the same way.
+//! file only parses and dispatches.
 
 // Doc comments on the clap types are the help text users read, where Markdown backticks would
 // show literally.
@@ -53,6 +52,15 @@ enum Command {
     /// The whole journey on this machine: Bank A sells, FinTech B buys, a worker computes on
     /// ciphertexts, the chain settles.
     Demo(commands::demo::Args),
+    /// Sell: onboard a dataset, run the seller daemon (proofs, deliveries), earnings.
+    #[command(subcommand)]
+    Seller(commands::seller::SellerCommand),
+    /// Buy: browse datasets, order a query, read the result, get a refund.
+    #[command(subcommand)]
+    Buyer(commands::buyer::BuyerCommand),
+    /// Compute: run the worker daemon that evaluates orders on ciphertexts.
+    #[command(subcommand)]
+    Worker(commands::worker::WorkerCommand),
     /// Queries on encrypted data (`query local`: the engine without a chain).
     #[command(subcommand)]
     Query(commands::query::QueryCommand),
@@ -84,6 +92,9 @@ fn main() -> anyhow::Result<()> {
             Command::Devchain(args) => commands::devchain::run(&cli.global, args).await,
             Command::Deploy(args) => commands::deploy::run(&cli.global, args).await,
             Command::Demo(args) => commands::demo::run(&cli.global, args).await,
+            Command::Seller(command) => commands::seller::run(&cli.global, command).await,
+            Command::Buyer(command) => commands::buyer::run(&cli.global, command).await,
+            Command::Worker(command) => commands::worker::run(&cli.global, command).await,
             Command::Query(command) => {
                 tokio::task::block_in_place(|| commands::query::query_command(command))
             }

@@ -14,6 +14,7 @@
 //! | `deployments` | `DATACLOUD_DEPLOYMENTS` | `<data_dir>/deployments.json` |
 //! | `confirmations` | `DATACLOUD_CONFIRMATIONS` | `0` (the devchain never reorganizes) |
 //! | `poll_interval_ms` | `DATACLOUD_POLL_INTERVAL_MS` | `500` |
+//! | `gateways` (list) | `DATACLOUD_GATEWAYS` (comma-separated) | `["http://127.0.0.1:8080"]` |
 //! | `max_log_block_range` | — | `1000` |
 //! | `[retry]` `max_attempts`, `initial_backoff_ms`, `max_backoff_ms` | — | `6`, `200`, `5000` |
 //! | `[deploy]` (see [`DeployParams`]) | — | see [`DeployParams::default`] |
@@ -39,6 +40,10 @@ use crate::{client::RetryPolicy, deploy::DeployParams};
 pub const DEVCHAIN_CHAIN_ID: u64 = 412_346;
 /// The devchain's JSON-RPC endpoint.
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
+/// The local store node (`datacloud seller run` serves its store there).
+pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+/// Most gateways configured.
+pub const MAX_GATEWAYS: usize = 16;
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = ".datacloud";
 /// The devchain's first dev account key (mnemonic `test test … junk`, path `m/44'/60'/0'/0/0`),
@@ -131,6 +136,9 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Most blocks one `eth_getLogs` request spans.
     pub max_log_block_range: u64,
+    /// IPFS trustless gateways (and Kubo RPC nodes) content is fetched from and published to,
+    /// tried in order.
+    pub gateways: Vec<Url>,
     /// Retries of transient RPC failures.
     pub retry: RetryPolicy,
     /// Contract parameters used by `deploy`.
@@ -152,6 +160,10 @@ pub struct ConfigOverrides {
     pub deployments: Option<PathBuf>,
     /// `confirmations`.
     pub confirmations: Option<u64>,
+    /// `gateways`.
+    pub gateways: Option<Vec<String>>,
+    /// `poll_interval_ms`.
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// The TOML file: every key optional, unknown keys refused (a typo must not silently fall back
@@ -166,6 +178,7 @@ struct ConfigFile {
     deployments: Option<PathBuf>,
     confirmations: Option<u64>,
     poll_interval_ms: Option<u64>,
+    gateways: Option<Vec<String>>,
     max_log_block_range: Option<u64>,
     retry: Option<RetryFile>,
     deploy: Option<DeployParams>,
@@ -218,6 +231,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`].
+    #[allow(clippy::too_many_lines)] // one layer per source, each setting in the same order
     pub fn load_from(
         file: Option<&Path>,
         env: &HashMap<String, String>,
@@ -238,6 +252,7 @@ impl Config {
         let mut deployments = Layered::new();
         let mut confirmations = Layered::new();
         let mut poll_interval_ms = Layered::new();
+        let mut gateways = Layered::new();
 
         rpc_url.set(parsed.rpc_url, &file_origin);
         chain_id.set(parsed.chain_id.map(|v| v.to_string()), &file_origin);
@@ -246,6 +261,7 @@ impl Config {
         deployments.set(parsed.deployments, &file_origin);
         confirmations.set(parsed.confirmations.map(|v| v.to_string()), &file_origin);
         poll_interval_ms.set(parsed.poll_interval_ms.map(|v| v.to_string()), &file_origin);
+        gateways.set(parsed.gateways, &file_origin);
 
         let var = |name: &str| env.get(name).cloned();
         rpc_url.set(var("DATACLOUD_RPC_URL"), "DATACLOUD_RPC_URL");
@@ -265,7 +281,16 @@ impl Config {
             "DATACLOUD_POLL_INTERVAL_MS",
         );
 
+        gateways.set(
+            var("DATACLOUD_GATEWAYS").map(|v| v.split(',').map(|g| g.trim().to_owned()).collect()),
+            "DATACLOUD_GATEWAYS",
+        );
         rpc_url.set(overrides.rpc_url.clone(), "the command line");
+        gateways.set(overrides.gateways.clone(), "the command line");
+        poll_interval_ms.set(
+            overrides.poll_interval_ms.map(|v| v.to_string()),
+            "the command line",
+        );
         chain_id.set(
             overrides.chain_id.map(|v| v.to_string()),
             "the command line",
@@ -304,6 +329,7 @@ impl Config {
                 "must be between 1 and 100000",
             ));
         }
+        let gateways = parse_gateways(gateways)?;
         let retry = resolve_retry(parsed.retry.unwrap_or_default(), &file_origin)?;
         let deploy = parsed.deploy.unwrap_or_default();
         deploy
@@ -319,6 +345,7 @@ impl Config {
             confirmations,
             poll_interval: Duration::from_millis(poll_ms),
             max_log_block_range,
+            gateways,
             retry,
             deploy,
         })
@@ -415,6 +442,35 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+fn parse_gateways(layer: Layered<Vec<String>>) -> Result<Vec<Url>, ConfigError> {
+    let list = layer
+        .value
+        .unwrap_or_else(|| vec![DEFAULT_GATEWAY.to_owned()]);
+    let bad = |reason: String| ConfigError::Invalid {
+        key: "gateways",
+        origin: layer.origin.clone(),
+        reason,
+    };
+    if list.is_empty() || list.len() > MAX_GATEWAYS {
+        return Err(bad(format!(
+            "give between 1 and {MAX_GATEWAYS} gateway URLs"
+        )));
+    }
+    list.iter()
+        .map(|text| {
+            let url = Url::parse(text).map_err(|e| {
+                bad(format!(
+                    "{text:?} is not a URL ({e}); expected e.g. {DEFAULT_GATEWAY}"
+                ))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(bad(format!("{text:?}: only http:// and https:// gateways")));
+            }
+            Ok(url)
+        })
+        .collect()
 }
 
 fn parse_url(layer: Layered<String>) -> Result<Url, ConfigError> {

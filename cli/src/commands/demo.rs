@@ -9,42 +9,41 @@
 //! Bank A decrypts only that aggregate, applies its output policy, seals the table to the buyer's
 //! key and delivers it; the market settles. The buyer opens the table.
 //!
-//! The chain is the embedded devchain executing the contracts' real WASM (or `--rpc URL`); each
-//! actor signs its own transactions with its own dev key. The prover and worker steps run in this
-//! process, in journey order, rather than as the `seller run` / `worker run` daemons.
+//! The chain is the embedded devchain executing the contracts' real WASM, sealing a block every
+//! 200 ms (or `--rpc URL`, a devchain started with `--block-time`); each actor signs its own
+//! transactions with its own dev key and keeps its own data directory. Bank A's daemon and the
+//! worker daemon are the ones `datacloud seller run` and `datacloud worker run` start, running
+//! here as tasks that follow the chain's events; FinTech B uses the `datacloud buyer` functions.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy::providers::Provider;
-use alloy::signers::{Signer, local::PrivateKeySigner};
-use anyhow::{Context as _, Result, ensure};
-use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
-use datacloud_agent_core::{
-    ChainClient, Config, ConfigOverrides, ContractsWasm, Deployments, deploy,
-};
-use datacloud_delivery::DeliveryKey;
-use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig};
-use datacloud_fhe_query::layout::{EncryptedCube, LayoutOptions};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider as _;
+use anyhow::{Context as _, Result, bail, ensure};
+use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
+use datacloud_agent_core::{ChainClient, Config, ConfigOverrides, ContractsWasm, deploy};
+use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
+use datacloud_fhe_query::layout::LayoutOptions;
 use datacloud_fhe_query::{
-    EncryptedResult, EvaluationKey, Policy, ResultTable, SellerKey, decrypt, encrypt, evaluate,
-    plan, reference, release, sql, synth, template,
+    EncryptedResult, ResultTable, SellerKey, decrypt, plan, reference, sql, synth,
 };
-use datacloud_pdp::{PieceProver, challenge_leaf_index};
-use datacloud_store::gateway::{Client as GatewayClient, ClientConfig};
-use datacloud_store::{Blockstore, DirectoryEntry, directory};
-use indicatif::{ProgressBar, ProgressStyle};
+use datacloud_prover::{OnboardOptions, Seller, SellerNews, SellerOptions, onboard};
+use datacloud_store::Blockstore;
+use datacloud_store::gateway::GatewayConfig;
+use datacloud_worker::{Worker, WorkerOptions};
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::buyer;
+use super::common::{WEI_PER_TOKEN, gateway_client, health_name, open_store, progress, tokens};
 use crate::GlobalArgs;
 
-const ETHER: u128 = 1_000_000_000_000_000_000;
 /// The journey query.
 const JOURNEY_SQL: &str = "SELECT age_band, COUNT(*), AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 GROUP BY age_band";
 
@@ -127,14 +126,6 @@ struct Step {
     seconds: f64,
 }
 
-struct Actors {
-    deployer: ChainClient,
-    seller: ChainClient,
-    buyer: ChainClient,
-    worker: ChainClient,
-    worker_signer: PrivateKeySigner,
-}
-
 /// Runs the journey and prints the report.
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<()> {
     ensure!(
@@ -188,6 +179,23 @@ impl Clock {
         }
     }
 
+    /// Steps timed elsewhere, with what they did; the clock restarts.
+    fn record(&mut self, steps: &[(&str, f64)], detail: &str) {
+        for (name, seconds) in steps {
+            if self.verbose {
+                eprintln!("[{seconds:7.2} s] {name}");
+            }
+            self.steps.push(Step {
+                name: (*name).into(),
+                seconds: *seconds,
+            });
+        }
+        if self.verbose {
+            eprintln!("            {detail}");
+        }
+        self.started = Instant::now();
+    }
+
     fn done(&mut self, name: &str, detail: &str) {
         let seconds = self.started.elapsed().as_secs_f64();
         if self.verbose {
@@ -210,13 +218,31 @@ async fn journey(
     report: &mut Report,
     clock: &mut Clock,
 ) -> Result<()> {
-    // 1. The chain.
+    // 1. The chain: in this process with a block time (a chain that advances by itself, as a
+    //    real one does: proving periods need blocks), or the given endpoint.
     let keys = dev_keys()?;
     let rpc_url = match &args.rpc {
         Some(url) => url.clone(),
         None => start_devchain(shutdown).await?,
     };
-    let actors = actors(global, &rpc_url, data_dir, &keys).await?;
+    let deployments_path = data_dir.join("deployments.json");
+    let config_of = |i: usize, role: &str, gateways: Option<Vec<String>>| {
+        Config::load(
+            global.config.as_deref(),
+            &ConfigOverrides {
+                rpc_url: Some(rpc_url.clone()),
+                private_key: Some(keys[i].1.to_string()),
+                data_dir: Some(data_dir.join(role)),
+                deployments: Some(deployments_path.clone()),
+                gateways,
+                poll_interval_ms: Some(50),
+                ..ConfigOverrides::default()
+            },
+        )
+    };
+    let deployer = ChainClient::connect(&config_of(0, "deployer", None)?)
+        .await
+        .with_context(|| format!("connecting to {rpc_url}"))?;
     clock.done("chain", &format!("JSON-RPC at {rpc_url}"));
 
     // 2. Contracts.
@@ -225,10 +251,14 @@ async fn journey(
         proof_manager: datacloud_contract_artifacts::proof_manager(),
         query_market: datacloud_contract_artifacts::query_market(),
     };
-    let params = datacloud_agent_core::DeployParams::default();
-    let deployments = deploy(&actors.deployer, &wasm, &params)
-        .await
-        .context("deploying the contracts")?;
+    let deployments = deploy(
+        &deployer,
+        &wasm,
+        &datacloud_agent_core::DeployParams::default(),
+    )
+    .await
+    .context("deploying the contracts")?;
+    deployments.write(&deployments_path)?;
     clock.done(
         "deploy",
         &format!(
@@ -237,7 +267,7 @@ async fn journey(
         ),
     );
 
-    // 3. Bank A's data, encrypted.
+    // 3. Bank A's data.
     let table = synth::generate_with_history(args.rows, args.seed, i64::from(args.days));
     let csv_path = data_dir.join("transactions.csv");
     table.write_csv(std::io::BufWriter::new(std::fs::File::create(&csv_path)?))?;
@@ -245,369 +275,253 @@ async fn journey(
         "synthesize",
         &format!("{} rows → {}", table.rows(), csv_path.display()),
     );
-    // The seller's client key stays with the seller (mode 0600); a rerun in the same data dir
-    // keeps using it.
-    let key_path = data_dir.join("seller-client.key");
-    let seller_key = if key_path.exists() {
-        SellerKey::load(&key_path)?
-    } else {
-        let key = SellerKey::generate();
-        key.save(&key_path)?;
-        key
-    };
+
+    // 4. Bank A onboards: keys, encryption, package, CAR, PieceCID, registration, proof set.
+    let seller_config = config_of(1, "seller", None)?;
+    let seller_client = ChainClient::connect(&seller_config).await?;
+    let seller_store = open_store(&seller_config, "seller")?;
     let bar = progress(table.rows() as u64, "encrypting", !args.json);
-    let dataset = encrypt(&table, &seller_key, &LayoutOptions::default(), &|n| {
-        bar.inc(n);
-    });
+    let onboarded = onboard(
+        &seller_client,
+        &deployments,
+        &seller_config.data_dir,
+        &seller_store,
+        &table,
+        &OnboardOptions {
+            name: "Bank A card transactions (synthetic)".into(),
+            description: "Card transactions with age band, region, merchant category, channel and fraud label".into(),
+            price: U256::from(WEI_PER_TOKEN / 20),
+            templates: vec!["cohort_stats".into(), "fraud_model".into()],
+            stake: U256::from(WEI_PER_TOKEN),
+            source: "datacloud data synth".into(),
+            layout: LayoutOptions::default(),
+        },
+        &|n| bar.inc(n),
+    )
+    .await
+    .context("onboarding Bank A's dataset")?;
     bar.finish_and_clear();
-    clock.done(
-        "keygen + encrypt",
-        &format!("{} chunks and the aggregate cube", dataset.chunks.len()),
-    );
-
-    // 4. Content addressing and the Filecoin piece.
-    let seller_store = Arc::new(Blockstore::open(data_dir.join("seller-store.redb"))?);
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (
-            "manifest.json".into(),
-            manifest(&dataset.header, &deployments)?,
-        ),
-        ("server-key.bin".into(), seller_key.server_key_bytes()?),
-    ];
-    if let Some(cube) = &dataset.cube {
-        files.push(("cube.bin".into(), cube.to_bytes()?));
-    }
-    for (i, chunk) in dataset.chunks.iter().enumerate() {
-        files.push((format!("chunk-{i:05}.bin"), chunk.to_bytes()?));
-    }
-    let root = store_directory(&seller_store, &files)?;
-    let car_path = data_dir.join("dataset.car");
-    seller_store
-        .export_car(
-            &root,
-            std::io::BufWriter::new(std::fs::File::create(&car_path)?),
-        )?
-        .flush()?;
-    let mut prover = PieceProver::open(&car_path).context("computing the piece commitment")?;
-    let commitment = prover.commitment();
-    let piece_cid = commitment.to_piece_cid_v2();
-    report.manifest_cid = root.to_string();
-    report.piece_cid = piece_cid.to_string();
-    report.car_bytes = std::fs::metadata(&car_path)?.len();
-    clock.done(
-        "store",
+    let owned = onboarded.dataset.clone();
+    let piece_prover = onboarded.prover;
+    report.dataset_id = owned.dataset_id.to_string();
+    report.manifest_cid.clone_from(&owned.manifest_cid);
+    report.piece_cid.clone_from(&owned.piece_cid);
+    report.car_bytes = onboarded.car_bytes;
+    clock.record(
+        &onboarded.steps,
         &format!(
-            "dataset {root}, CAR {} bytes, PieceCID {piece_cid}",
-            report.car_bytes
+            "dataset #{} at 0.05 per query: {} chunks, CAR {} bytes, PieceCID {}, proof set #{}",
+            owned.dataset_id, onboarded.chunks, onboarded.car_bytes, owned.piece_cid, owned.set_id
         ),
     );
 
-    // 5. Register at 0.05 per query with a stake of 1, and open the proof set.
-    let registry = IDatasetRegistry::new(deployments.dataset_registry, actors.seller.provider());
-    let cohort = B256::from(template::template_hash("cohort_stats"));
-    let fraud = B256::from(template::template_hash("fraud_model"));
-    let price = U256::from(ETHER / 20);
-    let register = registry
-        .registerDataset(
-            Bytes::from(root.to_bytes()),
-            Bytes::from(piece_cid.to_bytes()),
-            keccak256(table.schema.to_toml()),
-            vec![cohort, fraud],
-            vec![price, price],
+    // 5. The seller's node (gateway + block/put) and the two daemons.
+    let node_url = start_node(seller_store.clone(), shutdown).await?;
+    let gateways = Some(vec![node_url.clone()]);
+    let seller_config = config_of(1, "seller", gateways.clone())?;
+    let worker_config = config_of(3, "worker", gateways.clone())?;
+    let buyer_config = config_of(2, "buyer", gateways)?;
+    let (news_tx, mut news) = mpsc::unbounded_channel();
+    let seller_gateways = gateway_client(&seller_config)?;
+    let seller_store_for_agent = seller_store.clone();
+    let set_id = owned.set_id;
+    let agents = TaskTracker::new();
+    let stop_agents = shutdown.child_token();
+    let stop = stop_agents.clone();
+    agents.spawn(async move {
+        datacloud_agent_core::run(seller_config, "seller", stop, move |agent| {
+            let seller = Seller::new(
+                agent,
+                seller_store_for_agent,
+                seller_gateways,
+                SellerOptions {
+                    tick: Duration::from_millis(100),
+                    ..SellerOptions::default()
+                },
+                Some(news_tx),
+            );
+            let proving = seller.clone();
+            let stop = agent.shutdown.clone();
+            agent.tasks.spawn(async move {
+                proving.adopt_prover(set_id, piece_prover).await;
+                proving.prove_forever(stop).await;
+            });
+            seller
+        })
+        .await
+    });
+    let worker_store = open_store(&worker_config, "worker")?;
+    let worker_gateways = gateway_client(&worker_config)?;
+    let worker_options = WorkerOptions {
+        work_dir: worker_config.data_dir.join("worker-work"),
+        progress: !args.json,
+    };
+    {
+        let agent = datacloud_agent_core::Agent::connect(
+            worker_config.clone(),
+            "worker",
+            stop_agents.clone(),
         )
-        .value(U256::from(ETHER))
-        .from(actors.seller.address());
-    let dataset_id = actors.seller.view("registerDataset", &register).await?;
-    actors
-        .seller
-        .send("registerDataset", register.into_transaction_request())
         .await?;
-    report.dataset_id = dataset_id.to_string();
-    let proofs = IProofManager::new(deployments.proof_manager, actors.seller.provider());
-    let create = proofs
-        .createProofSet(
-            dataset_id,
-            vec![B256::from(commitment.root())],
-            vec![commitment.size().leaf_count()],
+        Worker::new(
+            &agent,
+            worker_store.clone(),
+            worker_gateways.clone(),
+            worker_options.clone(),
         )
-        .from(actors.seller.address());
-    let set_id = actors.seller.view("createProofSet", &create).await?;
-    actors
-        .seller
-        .send("createProofSet", create.into_transaction_request())
-        .await?;
-    clock.done(
-        "register",
-        &format!("dataset #{dataset_id} at 0.05 per query, proof set #{set_id}"),
-    );
+        .ensure_registered()
+        .await
+        .context("bonding the worker")?;
+    }
+    let stop = stop_agents.clone();
+    agents.spawn(async move {
+        datacloud_agent_core::run(worker_config, "worker", stop, move |agent| {
+            Worker::new(agent, worker_store, worker_gateways, worker_options)
+        })
+        .await
+    });
+    agents.close();
 
-    // 6. The prover answers a proving period's challenges from the stored CAR.
-    let proof = prove_period(&actors.seller, &proofs, set_id, &mut prover).await?;
+    // 6. The prover answers the first proving period's challenges from the stored CAR.
+    let proof = loop {
+        tokio::select! {
+            item = news.recv() => match item {
+                Some(SellerNews::Proven(p)) => break p,
+                Some(_) => {}
+                None => bail!("the seller daemon stopped before proving"),
+            },
+            () = tokio::time::sleep(Duration::from_mins(2)) => bail!("no proof within 2 minutes"),
+        }
+    };
+    let proofs = IProofManager::new(deployments.proof_manager, deployer.provider());
     let health = health_name(
-        actors
-            .seller
-            .view("health", &proofs.health(dataset_id))
+        deployer
+            .view("health", &proofs.health(U256::from(owned.dataset_id)))
             .await?,
     );
     report.proofs.push(ProofReport {
-        health: health.clone(),
-        ..proof
+        proof_set: proof.set_id.to_string(),
+        challenges: proof.challenges,
+        block: proof.block,
+        gas_used: proof.gas_used,
+        health: health.into(),
     });
     clock.done(
         "prove",
         &format!(
-            "{} challenged leaves proven, health {health}",
-            report.proofs[0].challenges
+            "{} challenged leaves proven in block {}, health {health}",
+            proof.challenges, proof.block
         ),
     );
 
-    // 7. FinTech B orders the journey query.
-    let market_address = deployments.query_market;
-    let balances_before = balances(&actors, market_address).await?;
-    let query = sql::parse(JOURNEY_SQL, &table.schema)?;
-    query.validate(
-        &table.schema,
-        &["cohort_stats".into(), "fraud_model".into()],
-    )?;
-    let delivery_key = DeliveryKey::generate();
-    let market = IQueryMarket::new(market_address, actors.buyer.provider());
-    let fee = actors.buyer.view("workerFee", &market.workerFee()).await?;
-    let head = actors
-        .buyer
-        .provider()
-        .get_block(alloy::eips::BlockId::latest())
-        .await?
-        .context("no head block")?;
-    let place = market
-        .placeOrder(
-            dataset_id,
-            cohort,
-            B256::from(query.params_hash()),
-            Bytes::copy_from_slice(&delivery_key.public_bytes()),
-            head.header.timestamp + 3600,
-        )
-        .value(price + fee)
-        .from(actors.buyer.address());
-    let order_id = actors.buyer.view("placeOrder", &place).await?;
-    actors
-        .buyer
-        .send("placeOrder", place.into_transaction_request())
-        .await?;
-    report.order_id = order_id.to_string();
-    clock.done("order", &format!("order #{order_id}: {JOURNEY_SQL}"));
-
-    // 8. The worker: bond, claim, fetch through the gateway, evaluate, attest.
-    let seller_gateway = start_gateway(seller_store.clone(), shutdown).await?;
-    let worker_store = Arc::new(Blockstore::open(data_dir.join("worker-store.redb"))?);
-    let worker_market = IQueryMarket::new(market_address, actors.worker.provider());
-    let bond = actors
-        .worker
-        .view("minWorkerBond", &worker_market.minWorkerBond())
-        .await?;
-    actors
-        .worker
-        .send(
-            "registerWorker",
-            worker_market
-                .registerWorker()
-                .value(bond)
-                .from(actors.worker.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    actors
-        .worker
-        .send(
-            "claimOrder",
-            worker_market
-                .claimOrder(order_id)
-                .from(actors.worker.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    let (on_chain_params, _) = order_hashes(&actors.worker, &worker_market, order_id).await?;
-    ensure!(
-        on_chain_params == B256::from(query.params_hash()),
-        "the order's params hash is not the query's"
-    );
-    let gateway = GatewayClient::new([seller_gateway.as_str()], ClientConfig::default())?;
-    let fetched = gateway
-        .fetch_dag(&root, &worker_store, true)
-        .await
-        .context("fetching the dataset through the gateway")?;
-    let entries = read_directory(&worker_store, &root)?;
-    let header: datacloud_fhe_query::LayoutHeader = {
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&read_entry(&worker_store, &entries, "manifest.json")?)?;
-        serde_json::from_value(manifest["layout"].clone()).context("manifest layout")?
-    };
-    let eval_key =
-        EvaluationKey::from_bytes(&read_entry(&worker_store, &entries, "server-key.bin")?)?;
-    let chosen = plan(&query, &header)?;
-    report.plan = chosen.kind.name().into();
-    report.plan_pbs_estimate = chosen.pbs;
-    let worker_dataset = datacloud_fhe_query::EncryptedDataset {
-        cube: match (&header.cube, chosen.kind) {
-            (Some(layout), datacloud_fhe_query::PlanKind::Cube) => Some(EncryptedCube::from_bytes(
-                &read_entry(&worker_store, &entries, "cube.bin")?,
-                layout,
-            )?),
-            _ => None,
-        },
-        chunks: if chosen.kind == datacloud_fhe_query::PlanKind::Cube {
-            Vec::new()
-        } else {
-            (0..header.rows.div_ceil(u64::from(header.chunk_rows)))
-                .map(|i| {
-                    Ok(datacloud_fhe_query::layout::EncryptedChunk::from_bytes(
-                        &read_entry(&worker_store, &entries, &format!("chunk-{i:05}.bin"))?,
-                        &header,
-                    )?)
-                })
-                .collect::<Result<Vec<_>>>()?
-        },
-        header,
-    };
-    clock.done(
-        "worker fetch",
-        &format!(
-            "{} verified blocks ({} bytes) from {}; plan {}",
-            fetched.blocks,
-            fetched.bytes,
-            seller_gateway,
-            chosen.kind.name()
+    // 7. FinTech B browses and orders the journey query.
+    let buyer = ChainClient::connect(&buyer_config).await?;
+    let buyer_store = open_store(&buyer_config, "buyer")?;
+    let buyer_gateways = gateway_client(&buyer_config)?;
+    let actors = [
+        ("Bank A (seller)", seller_client.clone()),
+        ("FinTech B (buyer)", buyer.clone()),
+        (
+            "worker",
+            ChainClient::connect(&config_of(3, "worker", None)?).await?,
         ),
-    );
-    let bar = progress(worker_dataset.header.rows, "evaluating", !args.json);
-    let result = tokio::task::block_in_place(|| {
-        evaluate(&chosen, &worker_dataset, &eval_key, &|n| bar.inc(n))
-    })?;
-    bar.finish_and_clear();
-    let result_bytes = result.to_bytes()?;
-    let result_cid = store_file(&worker_store, &result_bytes)?;
-    let result_hash = keccak256(&result_bytes);
-    let digest = actors
-        .worker
-        .view(
-            "attestationDigest",
-            &worker_market.attestationDigest(order_id, result_hash),
-        )
-        .await?;
-    let signature = actors.worker_signer.sign_hash(&digest).await?;
-    let mut signature_bytes = Vec::with_capacity(65);
-    signature_bytes.extend_from_slice(&signature.r().to_be_bytes::<32>());
-    signature_bytes.extend_from_slice(&signature.s().to_be_bytes::<32>());
-    signature_bytes.push(27 + u8::from(signature.v()));
-    actors
-        .worker
-        .send(
-            "submitResult",
-            worker_market
-                .submitResult(
-                    order_id,
-                    Bytes::from(result_cid.to_bytes()),
-                    result_hash,
-                    Bytes::from(signature_bytes),
-                )
-                .from(actors.worker.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    report.result_cid = result_cid.to_string();
-    clock.done(
-        "worker evaluate + attest",
-        &format!(
-            "encrypted result {result_cid} ({} bytes) submitted",
-            result_bytes.len()
-        ),
-    );
-
-    // 9. Bank A decrypts only the aggregate, applies its policy and delivers to the buyer's key.
-    let worker_gateway = start_gateway(worker_store.clone(), shutdown).await?;
-    let seller_fetch = GatewayClient::new([worker_gateway.as_str()], ClientConfig::default())?;
-    seller_fetch
-        .fetch_dag(&result_cid, &seller_store, true)
-        .await
-        .context("fetching the result")?;
-    let mut fetched_result = Vec::new();
-    seller_store.read_file(&result_cid, &mut fetched_result)?;
-    let (_, attested_hash) = order_hashes(
-        &actors.seller,
-        &IQueryMarket::new(market_address, actors.seller.provider()),
-        order_id,
+    ];
+    let balances_before = balances(&actors).await?;
+    let listing = buyer::listing(
+        &buyer,
+        &deployments,
+        &buyer_gateways,
+        &buyer_store,
+        owned.dataset_id,
     )
     .await?;
-    ensure!(
-        keccak256(&fetched_result) == attested_hash,
-        "the stored result is not the one the worker attested"
-    );
-    let seller_plan = plan(&query, &dataset.header)?;
-    let encrypted = EncryptedResult::from_bytes(&fetched_result, &seller_plan)?;
-    let aggregates = decrypt(&encrypted, &seller_key);
-    report.matches_plaintext = aggregates == reference(&table, &seller_plan.bound, &dataset.header);
-    let released = release(
-        &aggregates,
-        &seller_plan,
-        &dataset.header,
-        &Policy::default(),
-        None,
-        &mut rand::rng(),
-    )?;
-    let buyer_key = IQueryMarket::new(market_address, actors.seller.provider());
-    let buyer_public = actors
-        .seller
-        .view("buyerKey", &buyer_key.buyerKey(order_id))
-        .await?;
-    let envelope = datacloud_delivery::seal(
-        &buyer_public,
-        &order_id.to_be_bytes::<32>(),
-        &serde_json::to_vec(&released)?,
-    )?;
-    let delivery_cid = store_file(&seller_store, &envelope)?;
-    actors
-        .seller
-        .send(
-            "deliverResult",
-            buyer_key
-                .deliverResult(order_id, Bytes::from(delivery_cid.to_bytes()))
-                .from(actors.seller.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    report.delivery_cid = delivery_cid.to_string();
-    let status = actors
-        .seller
-        .view("order", &buyer_key.order(order_id))
-        .await?
-        ._9;
-    ensure!(status == 4, "the order did not settle (status {status})");
+    let query = sql::parse(JOURNEY_SQL, &table.schema)?;
+    let chosen = plan(&query, &owned.layout)?;
+    report.plan = chosen.kind.name().into();
+    report.plan_pbs_estimate = chosen.pbs;
+    let placed = buyer::place_order(
+        &buyer,
+        &deployments,
+        &buyer_gateways,
+        &buyer_config.data_dir,
+        &listing,
+        &query,
+        3600,
+    )
+    .await?;
+    report.order_id = placed.order_id.to_string();
     clock.done(
-        "seller decrypt + deliver",
-        &format!("table sealed to the buyer ({delivery_cid}); order settled"),
+        "order",
+        &format!(
+            "order #{} paid {}: {JOURNEY_SQL}",
+            placed.order_id,
+            tokens(placed.paid)
+        ),
     );
 
-    // 10. FinTech B opens the table.
-    let buyer_store = Arc::new(Blockstore::open(data_dir.join("buyer-store.redb"))?);
-    GatewayClient::new([seller_gateway.as_str()], ClientConfig::default())?
-        .fetch_dag(&delivery_cid, &buyer_store, true)
-        .await?;
-    let mut sealed = Vec::new();
-    buyer_store.read_file(&delivery_cid, &mut sealed)?;
-    let table_out: ResultTable =
-        serde_json::from_slice(&delivery_key.open(&order_id.to_be_bytes::<32>(), &sealed)?)?;
-    report.result = Some(table_out);
-    for (who, client) in [
-        ("Bank A (seller)", &actors.seller),
-        ("worker", &actors.worker),
-    ] {
-        let market = IQueryMarket::new(market_address, client.provider());
-        let owed = client
+    // 8–9. The worker claims, fetches, evaluates and attests; Bank A decrypts, polices and
+    //      delivers. The demo watches the order move on chain.
+    let market = IQueryMarket::new(deployments.query_market, buyer.provider());
+    let mut last = 1u8;
+    let started = Instant::now();
+    while last < 4 {
+        ensure!(
+            started.elapsed() < Duration::from_hours(1),
+            "order #{} stuck in status {last}",
+            placed.order_id
+        );
+        let status = buyer
+            .view("order", &market.order(placed.order_id))
+            .await?
+            ._9;
+        if status != last {
+            match status {
+                2 => clock.done("worker fetch + claim", "the worker fetched and verified the dataset and the order's parameters, and claimed"),
+                3 => clock.done("worker evaluate + attest", "encrypted result stored by CID and submitted with its EIP-712 attestation"),
+                4 => clock.done("seller decrypt + deliver", "Bank A decrypted the aggregate, applied its policy, sealed the table to the buyer's key; the order settled"),
+                other => bail!("order #{} ended in status {other}", placed.order_id),
+            }
+            last = status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outcome = buyer::fetch_result(
+        &buyer,
+        &deployments,
+        &buyer_gateways,
+        &buyer_store,
+        &buyer_config.data_dir,
+        placed.order_id,
+    )
+    .await?;
+    report.result_cid = outcome.result_cid.clone().unwrap_or_default();
+    report.delivery_cid = outcome.delivery_cid.clone().unwrap_or_default();
+    report.result.clone_from(&outcome.table);
+    // The demo also plays Bank A: decrypt the attested result once more and compare it with the
+    // plaintext computation on the same rows.
+    let result_cid: cid::Cid = report.result_cid.parse()?;
+    let result_bytes = datacloud_dataset::read_file(&seller_store, &result_cid, 1 << 28)?;
+    let encrypted = EncryptedResult::from_bytes(&result_bytes, &chosen)?;
+    let aggregates = decrypt(&encrypted, &SellerKey::load(&owned.client_key)?);
+    report.matches_plaintext = aggregates == reference(&table, &chosen.bound, &owned.layout);
+    clock.done(
+        "buyer open",
+        &format!(
+            "table opened with the delivery key ({})",
+            report.delivery_cid
+        ),
+    );
+
+    // 10. Settlement: what the market credited, withdrawn.
+    for (who, client) in [("Bank A (seller)", &actors[0].1), ("worker", &actors[2].1)] {
+        let market = IQueryMarket::new(deployments.query_market, client.provider());
+        let credited = client
             .view("payoutOf", &market.payoutOf(client.address()))
             .await?;
         report.payouts.push(Payout {
             who: who.into(),
-            amount: tokens(owed),
-            wei: owed.to_string(),
+            amount: tokens(credited),
+            wei: credited.to_string(),
         });
         client
             .send(
@@ -619,13 +533,13 @@ async fn journey(
             )
             .await?;
     }
-    let balances_after = balances(&actors, market_address).await?;
+    let balances_after = balances(&actors).await?;
     report.settlement = settlement(&balances_before, &balances_after);
     report.fraud_model = "not yet available: the fraud_model template is registered but not implemented by the query engine".into();
-    clock.done(
-        "buyer open + withdrawals",
-        "table opened with the delivery key; seller and worker withdrew",
-    );
+    clock.done("withdrawals", "seller and worker withdrew");
+
+    stop_agents.cancel();
+    agents.wait().await;
     Ok(())
 }
 
@@ -634,8 +548,12 @@ fn dev_keys() -> Result<Vec<(Address, B256)>> {
     Ok(Node::new(ChainConfig::default(), 4)?.dev_keys())
 }
 
+/// A devchain in this process, sealing a block every 200 ms.
 async fn start_devchain(shutdown: &CancellationToken) -> Result<String> {
-    let node = Node::new(ChainConfig::default(), 10)?;
+    let node = Node::open(NodeConfig {
+        block_time: Some(Duration::from_millis(200)),
+        ..NodeConfig::default()
+    })?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let rpc = Arc::new(Rpc::new(node, RpcConfig::default()));
@@ -650,219 +568,33 @@ async fn start_devchain(shutdown: &CancellationToken) -> Result<String> {
     Ok(format!("http://{address}"))
 }
 
-async fn start_gateway(store: Arc<Blockstore>, shutdown: &CancellationToken) -> Result<String> {
+/// The seller's node: its store as a trustless gateway that also takes `block/put`.
+async fn start_node(store: Arc<Blockstore>, shutdown: &CancellationToken) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
+        let config = GatewayConfig {
+            accept_block_put: true,
+            ..GatewayConfig::default()
+        };
         if let Err(e) =
-            datacloud_store::gateway::serve(listener, store, async move { stop.cancelled().await })
-                .await
+            datacloud_store::gateway::serve_with_config(listener, store, config, async move {
+                stop.cancelled().await;
+            })
+            .await
         {
-            tracing::error!("gateway stopped: {e}");
+            tracing::error!("seller node stopped: {e}");
         }
     });
     Ok(format!("http://{address}"))
 }
 
-async fn actors(
-    global: &GlobalArgs,
-    rpc_url: &str,
-    data_dir: &Path,
-    keys: &[(Address, B256)],
-) -> Result<Actors> {
-    let client = |i: usize| {
-        let overrides = ConfigOverrides {
-            rpc_url: Some(rpc_url.into()),
-            private_key: Some(keys[i].1.to_string()),
-            data_dir: Some(data_dir.join(format!("agent-{i}"))),
-            ..ConfigOverrides::default()
-        };
-        async move {
-            let config = Config::load(global.config.as_deref(), &overrides)?;
-            ChainClient::connect(&config)
-                .await
-                .with_context(|| format!("connecting to {rpc_url}"))
-        }
-    };
-    Ok(Actors {
-        deployer: client(0).await?,
-        seller: client(1).await?,
-        buyer: client(2).await?,
-        worker: client(3).await?,
-        worker_signer: PrivateKeySigner::from_bytes(&keys[3].1)?,
-    })
-}
-
-/// The public manifest: schema, layout (widths, day coverage, cube), templates and provenance.
-fn manifest(
-    header: &datacloud_fhe_query::LayoutHeader,
-    deployments: &Deployments,
-) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec_pretty(&serde_json::json!({
-        "name": "Bank A card transactions (synthetic)",
-        "description": "Card transactions with age band, region, merchant category, channel and fraud label",
-        "layout": header,
-        "templates": ["cohort_stats", "fraud_model"],
-        "encryption": "TFHE-rs integer radix, PARAM_MESSAGE_2_CARRY_2_KS_PBS (128-bit), seeded compressed ciphertexts",
-        "provenance": { "generator": "datacloud synth", "chain_id": deployments.chain_id },
-    }))?)
-}
-
-fn store_file(store: &Blockstore, bytes: &[u8]) -> Result<cid::Cid> {
-    Ok(store
-        .import_file(bytes, datacloud_store::DEFAULT_CHUNK_SIZE, true)?
-        .root)
-}
-
-fn store_directory(store: &Blockstore, files: &[(String, Vec<u8>)]) -> Result<cid::Cid> {
-    let mut entries = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        let file =
-            store.import_file(bytes.as_slice(), datacloud_store::DEFAULT_CHUNK_SIZE, false)?;
-        entries.push(DirectoryEntry {
-            name: name.clone(),
-            cid: file.root,
-            dag_size: file.dag_size,
-        });
-    }
-    let (block, _) = directory(&entries)?;
-    store.put(&block)?;
-    store.pin(block.cid())?;
-    Ok(*block.cid())
-}
-
-fn read_directory(store: &Blockstore, root: &cid::Cid) -> Result<Vec<(String, cid::Cid)>> {
-    let block = store
-        .get(root)?
-        .context("the dataset root is not in the store")?;
-    let node = datacloud_store::unixfs::decode_dag_pb(block.data())?;
-    Ok(node
-        .links
-        .iter()
-        .map(|l| {
-            (
-                String::from_utf8_lossy(l.name.unwrap_or_default()).into_owned(),
-                l.cid,
-            )
-        })
-        .collect())
-}
-
-fn read_entry(store: &Blockstore, entries: &[(String, cid::Cid)], name: &str) -> Result<Vec<u8>> {
-    let (_, cid) = entries
-        .iter()
-        .find(|(n, _)| n == name)
-        .with_context(|| format!("the dataset has no {name}"))?;
+async fn balances(actors: &[(&str, ChainClient)]) -> Result<Vec<(String, Address, U256)>> {
     let mut out = Vec::new();
-    store.read_file(cid, &mut out)?;
-    Ok(out)
-}
-
-/// Opens a proving period, waits out the challenge finality, and proves it.
-async fn prove_period<P: Provider>(
-    seller: &ChainClient,
-    proofs: &IProofManager::IProofManagerInstance<P>,
-    set_id: U256,
-    prover: &mut PieceProver<std::fs::File>,
-) -> Result<ProofReport> {
-    seller
-        .send(
-            "nextProvingPeriod",
-            proofs
-                .nextProvingPeriod(set_id)
-                .from(seller.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    let set = seller.view("proofSet", &proofs.proofSet(set_id)).await?;
-    let epoch = set._3;
-    // The challenge seed is the epoch block's hash: mine past it (on the devchain; a live chain
-    // gets there by itself).
-    while seller.block_number().await? <= epoch {
-        let _: String = seller
-            .provider()
-            .raw_request("evm_mine".into(), ())
-            .await
-            .context("evm_mine")?;
-    }
-    let block = seller
-        .provider()
-        .get_block(epoch.into())
-        .await?
-        .context("the epoch block")?;
-    let seed = block.header.hash.0;
-    let challenges = usize::try_from(
-        seller
-            .view("challengesPerProof", &proofs.challengesPerProof())
-            .await?,
-    )?;
-    let leaves_total = seller
-        .view("challengeRange", &proofs.challengeRange(set_id))
-        .await?;
-    let mut leaves = Vec::with_capacity(challenges);
-    let mut paths = Vec::with_capacity(challenges);
-    for i in 0..challenges as u64 {
-        let leaf = challenge_leaf_index(&seed, set_id, i, leaves_total);
-        let proof = prover.proof(leaf)?;
-        leaves.push(B256::from(proof.leaf));
-        paths.push(
-            proof
-                .siblings
-                .into_iter()
-                .map(B256::from)
-                .collect::<Vec<_>>(),
-        );
-    }
-    let receipt = seller
-        .send(
-            "provePossession",
-            proofs
-                .provePossession(set_id, leaves, paths)
-                .from(seller.address())
-                .into_transaction_request(),
-        )
-        .await?;
-    Ok(ProofReport {
-        proof_set: set_id.to_string(),
-        challenges,
-        block: receipt.block_number.unwrap_or_default(),
-        gas_used: receipt.gas_used,
-        health: String::new(),
-    })
-}
-
-fn health_name(health: u8) -> String {
-    match health {
-        0 => "None",
-        1 => "Healthy",
-        2 => "Degraded",
-        3 => "Failed",
-        _ => "unknown",
-    }
-    .into()
-}
-
-/// The order's params hash and the attested result hash.
-async fn order_hashes<P: Provider>(
-    client: &ChainClient,
-    market: &IQueryMarket::IQueryMarketInstance<P>,
-    order: U256,
-) -> Result<(B256, B256)> {
-    let o = client.view("order", &market.order(order)).await?;
-    let work = client.view("orderWork", &market.orderWork(order)).await?;
-    Ok((o._3, work._3))
-}
-
-async fn balances(actors: &Actors, _market: Address) -> Result<Vec<(String, Address, U256)>> {
-    let mut out = Vec::new();
-    for (who, client) in [
-        ("Bank A (seller)", &actors.seller),
-        ("FinTech B (buyer)", &actors.buyer),
-        ("worker", &actors.worker),
-    ] {
+    for (who, client) in actors {
         out.push((
-            who.to_string(),
+            (*who).to_string(),
             client.address(),
             client.provider().get_balance(client.address()).await?,
         ));
@@ -889,26 +621,6 @@ fn settlement(
             },
         })
         .collect()
-}
-
-/// Whole tokens with 6 decimals (18-decimal native token, shown as FIL on the devchain).
-fn tokens(wei: U256) -> String {
-    let micro = wei / U256::from(1_000_000_000_000u64);
-    let micro = u128::try_from(micro).unwrap_or(u128::MAX);
-    format!("{}.{:06} FIL", micro / 1_000_000, micro % 1_000_000)
-}
-
-fn progress(len: u64, message: &'static str, visible: bool) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} rows ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar
 }
 
 fn render(report: &Report) -> String {

@@ -1,0 +1,430 @@
+//! # datacloud-dataset — the dataset package and order parameters
+//!
+//! A seller publishes a dataset as one `UnixFS` directory whose root CID is the dataset's
+//! `manifestCid` on chain:
+//!
+//! | entry | what |
+//! |---|---|
+//! | `manifest.json` | [`Manifest`]: name, description, schema, layout (widths, days, cube), templates, provenance |
+//! | `server-key.bin` | the compressed TFHE server key ([`datacloud_fhe_query::EvaluationKey`]) |
+//! | `cube.bin` | the encrypted aggregate cube, when the layout has one |
+//! | `chunk-00000.bin` … | encrypted row chunks |
+//!
+//! Workers fetch it through trustless gateways (every block verified against its CID) and read
+//! only the entries their plan needs ([`Package`]).
+//!
+//! An order's parameters travel as one raw block named by `CIDv1(raw, keccak-256)`: its digest
+//! is the `paramsHash` the buyer paid for, so anyone holding the order can derive the CID,
+//! fetch the block and know it is the right one ([`params_block`], [`params_cid`],
+//! [`query_from_params`]).
+
+use std::sync::Arc;
+
+use cid::Cid;
+use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
+use datacloud_fhe_query::{
+    EncryptedDataset, EvaluationKey, LayoutHeader, Plan, PlanKind, Query, Schema,
+};
+use datacloud_store::block::{keccak_raw_cid, raw_cid_from_keccak};
+use datacloud_store::{Block, Blockstore, DirectoryEntry, directory};
+use serde::{Deserialize, Serialize};
+
+/// The manifest entry.
+pub const MANIFEST: &str = "manifest.json";
+/// The compressed server key entry.
+pub const SERVER_KEY: &str = "server-key.bin";
+/// The aggregate cube entry.
+pub const CUBE: &str = "cube.bin";
+/// Largest manifest read.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+/// Largest order parameters block.
+pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
+/// Most entries in a dataset directory (chunks included).
+pub const MAX_ENTRIES: usize = 1 << 16;
+
+/// The name of chunk `i`.
+#[must_use]
+pub fn chunk_name(i: usize) -> String {
+    format!("chunk-{i:05}.bin")
+}
+
+/// Why a package or parameters cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] datacloud_store::StoreError),
+    /// Building the directory failed.
+    #[error(transparent)]
+    UnixFs(#[from] datacloud_store::UnixFsError),
+    /// A gateway failed or sent bad data.
+    #[error(transparent)]
+    Gateway(Box<datacloud_store::gateway::ClientError>),
+    /// A block is malformed.
+    #[error(transparent)]
+    Block(#[from] datacloud_store::BlockError),
+    /// A ciphertext container is malformed.
+    #[error(transparent)]
+    Layout(#[from] datacloud_fhe_query::LayoutError),
+    /// The server key is malformed.
+    #[error(transparent)]
+    Key(#[from] datacloud_fhe_query::KeyError),
+    /// The package is not a dataset directory, or lacks an entry.
+    #[error("dataset {root}: {reason}")]
+    Invalid {
+        /// The package root.
+        root: Cid,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The order parameters are not what the order paid for.
+    #[error("order parameters: {0}")]
+    Params(String),
+}
+
+impl From<datacloud_store::gateway::ClientError> for DatasetError {
+    fn from(e: datacloud_store::gateway::ClientError) -> Self {
+        Self::Gateway(Box::new(e))
+    }
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// What produced the rows (`datacloud data synth`, a CSV file name, …).
+    pub source: String,
+    /// Rows encrypted.
+    pub rows: u64,
+    /// The chain the dataset was registered on.
+    pub chain_id: u64,
+}
+
+/// The public description of a dataset: all a buyer sees and all a worker needs to plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Display name.
+    pub name: String,
+    /// What the data is.
+    pub description: String,
+    /// The schema file (TOML), as the seller wrote it.
+    pub schema: String,
+    /// The encrypted layout: widths, day coverage, chunking, cube.
+    pub layout: LayoutHeader,
+    /// The templates the seller allows.
+    pub templates: Vec<String>,
+    /// The encryption parameters, in words.
+    pub encryption: String,
+    /// Where the data came from.
+    pub provenance: Provenance,
+}
+
+impl Manifest {
+    /// The schema, parsed.
+    ///
+    /// # Errors
+    /// [`DatasetError::Invalid`]-like message in a `String` when the schema does not parse.
+    pub fn parsed_schema(&self) -> Result<Schema, String> {
+        Schema::from_toml(&self.schema).map_err(|e| e.to_string())
+    }
+}
+
+/// Stores `bytes` as a `UnixFS` file (1 MiB chunks, raw leaves, pinned when `pin`).
+///
+/// # Errors
+/// [`DatasetError::Store`].
+pub fn store_file(store: &Blockstore, bytes: &[u8], pin: bool) -> Result<Cid, DatasetError> {
+    Ok(store
+        .import_file(bytes, datacloud_store::DEFAULT_CHUNK_SIZE, pin)?
+        .root)
+}
+
+/// Reads the `UnixFS` file `cid` from `store`, refusing more than `max` bytes.
+///
+/// # Errors
+/// [`DatasetError::Store`] for a missing block; [`DatasetError::Params`] never.
+pub fn read_file(store: &Blockstore, cid: &Cid, max: u64) -> Result<Vec<u8>, DatasetError> {
+    let mut out = Vec::new();
+    store.read_file(
+        cid,
+        LimitedWriter {
+            out: &mut out,
+            left: max,
+        },
+    )?;
+    Ok(out)
+}
+
+/// A writer that fails past a byte budget, so a hostile DAG cannot exhaust memory.
+struct LimitedWriter<'a> {
+    out: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl std::io::Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other("file larger than the limit"));
+        }
+        self.left -= buf.len() as u64;
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Publishes a dataset into `store` as one pinned directory; returns its root (the
+/// `manifestCid`).
+///
+/// # Errors
+/// [`DatasetError`] from serialization or the store.
+pub fn publish(
+    store: &Blockstore,
+    manifest: &Manifest,
+    server_key: &[u8],
+    dataset: &EncryptedDataset,
+) -> Result<Cid, DatasetError> {
+    let manifest_bytes = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| DatasetError::Params(format!("manifest does not serialize: {e}")))?;
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (MANIFEST.into(), manifest_bytes),
+        (SERVER_KEY.into(), server_key.to_vec()),
+    ];
+    if let Some(cube) = &dataset.cube {
+        files.push((CUBE.into(), cube.to_bytes()?));
+    }
+    for (i, chunk) in dataset.chunks.iter().enumerate() {
+        files.push((chunk_name(i), chunk.to_bytes()?));
+    }
+    let mut entries = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let file =
+            store.import_file(bytes.as_slice(), datacloud_store::DEFAULT_CHUNK_SIZE, false)?;
+        entries.push(DirectoryEntry {
+            name,
+            cid: file.root,
+            dag_size: file.dag_size,
+        });
+    }
+    let (block, _) = directory(&entries)?;
+    store.put(&block)?;
+    store.pin(block.cid())?;
+    Ok(*block.cid())
+}
+
+/// A dataset package in a local store (fetched and verified, or published here).
+#[derive(Debug)]
+pub struct Package {
+    store: Arc<Blockstore>,
+    root: Cid,
+    entries: Vec<(String, Cid)>,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+impl Package {
+    /// Opens the package `root` (all its blocks must be in `store`).
+    ///
+    /// # Errors
+    /// [`DatasetError::Invalid`] when `root` is not a dataset directory or the manifest is bad.
+    pub fn open(store: Arc<Blockstore>, root: Cid) -> Result<Self, DatasetError> {
+        let invalid = |reason: String| DatasetError::Invalid { root, reason };
+        let block = store
+            .get(&root)?
+            .ok_or_else(|| invalid("the root block is not in the store".into()))?;
+        let node = datacloud_store::unixfs::decode_dag_pb(block.data())
+            .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
+        if node.links.len() > MAX_ENTRIES {
+            return Err(invalid(format!("more than {MAX_ENTRIES} entries")));
+        }
+        let entries: Vec<(String, Cid)> = node
+            .links
+            .iter()
+            .map(|l| {
+                (
+                    String::from_utf8_lossy(l.name.unwrap_or_default()).into_owned(),
+                    l.cid,
+                )
+            })
+            .collect();
+        let manifest_cid = entries
+            .iter()
+            .find(|(n, _)| n == MANIFEST)
+            .map(|(_, cid)| *cid)
+            .ok_or_else(|| invalid(format!("no {MANIFEST}")))?;
+        let bytes = read_file(&store, &manifest_cid, MAX_MANIFEST_BYTES as u64)?;
+        let manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))?;
+        Ok(Self {
+            store,
+            root,
+            entries,
+            manifest,
+        })
+    }
+
+    /// The package root.
+    #[must_use]
+    pub const fn root(&self) -> &Cid {
+        &self.root
+    }
+
+    /// Reads entry `name`, at most `max` bytes.
+    ///
+    /// # Errors
+    /// [`DatasetError::Invalid`] for a missing entry; [`DatasetError::Store`].
+    pub fn read(&self, name: &str, max: u64) -> Result<Vec<u8>, DatasetError> {
+        let (_, cid) = self
+            .entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| DatasetError::Invalid {
+                root: self.root,
+                reason: format!("no entry {name}"),
+            })?;
+        read_file(&self.store, cid, max)
+    }
+
+    /// The evaluation (server) key.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a missing or malformed key.
+    pub fn evaluation_key(&self) -> Result<EvaluationKey, DatasetError> {
+        Ok(EvaluationKey::from_bytes(&self.read(SERVER_KEY, 1 << 30)?)?)
+    }
+
+    /// Chunks in the layout.
+    #[must_use]
+    pub fn chunk_count(&self) -> usize {
+        let header = &self.manifest.layout;
+        usize::try_from(header.rows.div_ceil(u64::from(header.chunk_rows.max(1)))).unwrap_or(0)
+    }
+
+    /// Chunk `i`.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a missing or malformed chunk.
+    pub fn chunk(&self, i: usize) -> Result<EncryptedChunk, DatasetError> {
+        Ok(EncryptedChunk::from_bytes(
+            &self.read(&chunk_name(i), 1 << 31)?,
+            &self.manifest.layout,
+        )?)
+    }
+
+    /// What `plan` reads: the cube alone for a cube plan, every chunk otherwise.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a missing or malformed entry.
+    pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, DatasetError> {
+        let header = self.manifest.layout.clone();
+        if plan.kind == PlanKind::Cube {
+            let layout = header.cube.as_ref().ok_or_else(|| DatasetError::Invalid {
+                root: self.root,
+                reason: "a cube plan on a dataset without a cube".into(),
+            })?;
+            let cube = EncryptedCube::from_bytes(&self.read(CUBE, 1 << 31)?, layout)?;
+            return Ok(EncryptedDataset {
+                header,
+                chunks: Vec::new(),
+                cube: Some(cube),
+            });
+        }
+        let chunks = (0..self.chunk_count())
+            .map(|i| self.chunk(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EncryptedDataset {
+            header,
+            chunks,
+            cube: None,
+        })
+    }
+}
+
+/// Fetches just the manifest of package `root` through `gateways` (the root block and the
+/// manifest file, each verified), for browsing without downloading ciphertexts.
+///
+/// # Errors
+/// [`DatasetError`] for a gateway failure or a package without a readable manifest.
+pub async fn fetch_manifest(
+    gateways: &datacloud_store::gateway::Client,
+    store: &Arc<Blockstore>,
+    root: &Cid,
+) -> Result<Manifest, DatasetError> {
+    let invalid = |reason: String| DatasetError::Invalid {
+        root: *root,
+        reason,
+    };
+    let block = match store.get(root)? {
+        Some(block) => block,
+        None => gateways.fetch_block(root, store).await?,
+    };
+    let node = datacloud_store::unixfs::decode_dag_pb(block.data())
+        .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
+    let manifest = node
+        .links
+        .iter()
+        .find(|l| l.name == Some(MANIFEST.as_bytes()))
+        .map(|l| l.cid)
+        .ok_or_else(|| invalid(format!("no {MANIFEST}")))?;
+    if !store.has(&manifest)? {
+        gateways.fetch_dag(&manifest, store, false).await?;
+    }
+    let bytes = read_file(store, &manifest, MAX_MANIFEST_BYTES as u64)?;
+    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))
+}
+
+/// The parameters block of `query`: its canonical JSON, named by keccak-256.
+///
+/// # Errors
+/// [`DatasetError::Block`] when the parameters exceed the block limit.
+pub fn params_block(query: &Query) -> Result<Block, DatasetError> {
+    let bytes = query.canonical_json().into_bytes();
+    if bytes.len() > MAX_PARAMS_BYTES {
+        return Err(DatasetError::Params(format!(
+            "{} bytes of parameters (at most {MAX_PARAMS_BYTES})",
+            bytes.len()
+        )));
+    }
+    Ok(Block::verified(keccak_raw_cid(&bytes), bytes)?)
+}
+
+/// The CID of the parameters an order paid for.
+#[must_use]
+pub fn params_cid(params_hash: [u8; 32]) -> Cid {
+    raw_cid_from_keccak(params_hash)
+}
+
+/// The query in a parameters block fetched for an order with `params_hash` and template
+/// `template_hash`: parses it, and checks that it is canonical and of the paid template.
+///
+/// # Errors
+/// [`DatasetError::Params`].
+pub fn query_from_params(
+    bytes: &[u8],
+    params_hash: [u8; 32],
+    template_hash: [u8; 32],
+) -> Result<Query, DatasetError> {
+    if bytes.len() > MAX_PARAMS_BYTES {
+        return Err(DatasetError::Params(format!(
+            "{} bytes (at most {MAX_PARAMS_BYTES})",
+            bytes.len()
+        )));
+    }
+    let query: Query = serde_json::from_slice(bytes)
+        .map_err(|e| DatasetError::Params(format!("not a query: {e}")))?;
+    if query.params_hash() != params_hash {
+        return Err(DatasetError::Params(
+            "the parameters are not canonical or not the ones the order paid for".into(),
+        ));
+    }
+    if datacloud_fhe_query::template::template_hash(query.template()) != template_hash {
+        return Err(DatasetError::Params(format!(
+            "the parameters are for {}, not the order's template",
+            query.template()
+        )));
+    }
+    Ok(query)
+}

@@ -1,0 +1,83 @@
+//! The seller's record of its datasets: `<data_dir>/seller/datasets.json`, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use datacloud_fhe_query::LayoutHeader;
+use serde::{Deserialize, Serialize};
+
+use crate::SellerError;
+
+/// Largest book read.
+const MAX_BOOK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One dataset this seller registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedDataset {
+    /// The on-chain id.
+    pub dataset_id: u64,
+    /// Its proof set.
+    pub set_id: u64,
+    /// Display name.
+    pub name: String,
+    /// The package root (`manifestCid`).
+    pub manifest_cid: String,
+    /// The `PieceCID` v2 of the CAR.
+    pub piece_cid: String,
+    /// The CAR the proofs are built from.
+    pub car: PathBuf,
+    /// The TFHE client key (mode 0600).
+    pub client_key: PathBuf,
+    /// The layout (to plan what a worker computed).
+    pub layout: LayoutHeader,
+    /// The templates allowed.
+    pub templates: Vec<String>,
+}
+
+/// The seller's datasets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SellerBook {
+    /// In registration order.
+    pub datasets: Vec<OwnedDataset>,
+}
+
+impl SellerBook {
+    /// The book's path under an agent data directory.
+    #[must_use]
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("seller").join("datasets.json")
+    }
+
+    /// Reads the book (empty when there is none yet).
+    ///
+    /// # Errors
+    /// [`SellerError::File`] for an unreadable or corrupt book.
+    pub fn load(data_dir: &Path) -> Result<Self, SellerError> {
+        let path = Self::path(data_dir);
+        match datacloud_agent_core::fs::read_bounded(&path, MAX_BOOK_BYTES) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SellerError::file(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(SellerError::file(&path, e)),
+        }
+    }
+
+    /// Writes the book atomically.
+    ///
+    /// # Errors
+    /// [`SellerError::File`].
+    pub fn save(&self, data_dir: &Path) -> Result<(), SellerError> {
+        let path = Self::path(data_dir);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| SellerError::file(dir, e))?;
+        }
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| SellerError::file(&path, e))?;
+        datacloud_agent_core::fs::write_atomic(&path, &bytes)
+            .map_err(|e| SellerError::file(&path, e))
+    }
+
+    /// The dataset with on-chain id `id`.
+    #[must_use]
+    pub fn get(&self, id: u64) -> Option<&OwnedDataset> {
+        self.datasets.iter().find(|d| d.dataset_id == id)
+    }
+}

@@ -1,0 +1,457 @@
+//! The seller daemon: the proving loop and result delivery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::providers::Provider as _;
+use cid::Cid;
+use datacloud_agent_core::bindings::proof_manager::IProofManager::IProofManagerEvents;
+use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
+use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
+use datacloud_agent_core::follower::HandlerError;
+use datacloud_agent_core::journal::ActionRecord;
+use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
+use datacloud_dataset::{params_cid, query_from_params, read_file, store_file};
+use datacloud_fhe_query::{
+    BudgetLedger, EncryptedResult, Policy, SellerKey, decrypt, plan, release,
+};
+use datacloud_pdp::{PieceProver, challenge_leaf_index};
+use datacloud_store::Blockstore;
+use datacloud_store::gateway::Client as GatewayClient;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{OwnedDataset, SellerBook, SellerError};
+
+/// Order status `COMPUTED`.
+const COMPUTED: u8 = 3;
+/// Largest encrypted result read.
+const MAX_RESULT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Seller settings beyond the agent configuration.
+#[derive(Debug, Clone)]
+pub struct SellerOptions {
+    /// The output policy applied to every release.
+    pub policy: Policy,
+    /// Keep the proof sets alive (off only to show what happens when a seller stops).
+    pub prove: bool,
+    /// How often the proving loop looks at the chain.
+    pub tick: Duration,
+}
+
+impl Default for SellerOptions {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            prove: true,
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A proof the seller posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofRecord {
+    /// The proof set.
+    pub set_id: u64,
+    /// The challenge epoch answered.
+    pub epoch: u64,
+    /// Leaves proven.
+    pub challenges: usize,
+    /// The block it landed in.
+    pub block: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// A result the seller delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The order.
+    pub order_id: U256,
+    /// The sealed table's CID.
+    pub delivery_cid: Cid,
+    /// Whether the decrypted table was released (false: refused by policy, nothing sent).
+    pub released: bool,
+}
+
+/// What the seller reports as it works.
+#[derive(Debug, Clone)]
+pub enum SellerNews {
+    /// A proof landed.
+    Proven(ProofRecord),
+    /// A result was delivered.
+    Delivered(Delivery),
+    /// A result was refused by the output policy.
+    Refused {
+        /// The order.
+        order_id: U256,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The seller daemon. Cloning shares its state.
+#[derive(Clone)]
+pub struct Seller {
+    agent: Agent,
+    store: Arc<Blockstore>,
+    gateways: GatewayClient,
+    options: SellerOptions,
+    provers: Arc<Mutex<HashMap<u64, PieceProver<std::fs::File>>>>,
+    keys: Arc<Mutex<HashMap<u64, Arc<SellerKey>>>>,
+    news: Option<mpsc::UnboundedSender<SellerNews>>,
+}
+
+impl std::fmt::Debug for Seller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seller")
+            .field("address", &self.agent.client.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Seller {
+    /// The seller over `agent`, its `store` (where workers publish results and buyers their
+    /// parameters) and `gateways` to fetch from when something is not there.
+    #[must_use]
+    pub fn new(
+        agent: &Agent,
+        store: Arc<Blockstore>,
+        gateways: GatewayClient,
+        options: SellerOptions,
+        news: Option<mpsc::UnboundedSender<SellerNews>>,
+    ) -> Self {
+        Self {
+            agent: agent.clone(),
+            store,
+            gateways,
+            options,
+            provers: Arc::default(),
+            keys: Arc::default(),
+            news,
+        }
+    }
+
+    /// Uses `prover` (built at onboarding) for proof set `set_id` instead of re-reading its CAR.
+    pub async fn adopt_prover(&self, set_id: u64, prover: PieceProver<std::fs::File>) {
+        self.provers.lock().await.insert(set_id, prover);
+    }
+
+    fn tell(&self, news: SellerNews) {
+        if let Some(tx) = &self.news {
+            let _ = tx.send(news);
+        }
+    }
+
+    /// Runs the proving loop until `shutdown`.
+    pub async fn prove_forever(self, shutdown: CancellationToken) {
+        if !self.options.prove {
+            return;
+        }
+        loop {
+            if let Err(e) = self.prove_tick().await {
+                tracing::warn!(error = %e, "proving step failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.options.tick) => {}
+            }
+        }
+    }
+
+    /// One look at every proof set: open a period, prove an open challenge, or record a
+    /// missed window so the next period can open.
+    ///
+    /// # Errors
+    /// [`SellerError`] from the chain or the piece.
+    pub async fn prove_tick(&self) -> Result<(), SellerError> {
+        let book = SellerBook::load(&self.agent.config.data_dir)?;
+        let client = &self.agent.client;
+        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        let window = client
+            .view("challengeWindow", &proofs.challengeWindow())
+            .await?;
+        let finality = client
+            .view("challengeFinality", &proofs.challengeFinality())
+            .await?;
+        for dataset in &book.datasets {
+            let set_id = U256::from(dataset.set_id);
+            let set = client.view("proofSet", &proofs.proofSet(set_id)).await?;
+            let (epoch, deadline) = (set._3, set._4);
+            let now = client.block_number().await?;
+            let journal = &self.agent.journal;
+            if epoch == 0 {
+                if now > deadline {
+                    journal
+                        .perform(
+                            client,
+                            &ActionKey::new(set_id, format!("fault-{deadline}")),
+                            proofs
+                                .recordFault(set_id)
+                                .from(client.address())
+                                .into_transaction_request(),
+                        )
+                        .await?;
+                } else if now + finality + window <= deadline {
+                    journal
+                        .perform(
+                            client,
+                            &ActionKey::new(set_id, format!("open-{deadline}")),
+                            proofs
+                                .nextProvingPeriod(set_id)
+                                .from(client.address())
+                                .into_transaction_request(),
+                        )
+                        .await?;
+                }
+            } else if now > epoch + window {
+                journal
+                    .perform(
+                        client,
+                        &ActionKey::new(set_id, format!("fault-{epoch}")),
+                        proofs
+                            .recordFault(set_id)
+                            .from(client.address())
+                            .into_transaction_request(),
+                    )
+                    .await?;
+            } else if now > epoch {
+                self.prove(dataset, epoch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn prove(&self, dataset: &OwnedDataset, epoch: u64) -> Result<(), SellerError> {
+        let client = &self.agent.client;
+        let key = ActionKey::new(U256::from(dataset.set_id), format!("prove-{epoch}"));
+        if matches!(
+            self.agent.journal.get(&key)?,
+            Some(ActionRecord::Done { .. })
+        ) {
+            return Ok(());
+        }
+        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        let set_id = U256::from(dataset.set_id);
+        let block = client
+            .provider()
+            .get_block(epoch.into())
+            .await
+            .map_err(|e| SellerError::Invalid(format!("reading the epoch block: {e}")))?
+            .ok_or_else(|| SellerError::Invalid(format!("no block {epoch}")))?;
+        let seed = block.header.hash.0;
+        let challenges = client
+            .view("challengesPerProof", &proofs.challengesPerProof())
+            .await?;
+        let total = client
+            .view("challengeRange", &proofs.challengeRange(set_id))
+            .await?;
+        let (leaves, paths) = {
+            let mut provers = self.provers.lock().await;
+            let prover = match provers.entry(dataset.set_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(tokio::task::block_in_place(|| {
+                        PieceProver::open(&dataset.car)
+                    })?)
+                }
+            };
+            let mut leaves = Vec::new();
+            let mut paths = Vec::new();
+            for i in 0..challenges {
+                let proof = prover.proof(challenge_leaf_index(&seed, set_id, i, total))?;
+                leaves.push(B256::from(proof.leaf));
+                paths.push(
+                    proof
+                        .siblings
+                        .into_iter()
+                        .map(B256::from)
+                        .collect::<Vec<_>>(),
+                );
+            }
+            (leaves, paths)
+        };
+        let outcome = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &key,
+                proofs
+                    .provePossession(set_id, leaves, paths)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await?;
+        if outcome.success && !outcome.replayed {
+            let receipt = client
+                .provider()
+                .get_transaction_receipt(outcome.tx_hash)
+                .await
+                .ok()
+                .flatten();
+            tracing::info!(
+                set = dataset.set_id,
+                epoch,
+                block = outcome.block_number,
+                "possession proven"
+            );
+            self.tell(SellerNews::Proven(ProofRecord {
+                set_id: dataset.set_id,
+                epoch,
+                challenges: usize::try_from(challenges).unwrap_or(usize::MAX),
+                block: outcome.block_number,
+                gas_used: receipt.map_or(0, |r| r.gas_used),
+            }));
+        }
+        Ok(())
+    }
+
+    async fn key_of(&self, dataset: &OwnedDataset) -> Result<Arc<SellerKey>, SellerError> {
+        let mut keys = self.keys.lock().await;
+        if let Some(key) = keys.get(&dataset.dataset_id) {
+            return Ok(key.clone());
+        }
+        let key = Arc::new(SellerKey::load(&dataset.client_key)?);
+        keys.insert(dataset.dataset_id, key.clone());
+        Ok(key)
+    }
+
+    /// Delivers order `order_id`'s result if it is for one of this seller's datasets and
+    /// waits for delivery; `None` when the order is not this seller's to deliver.
+    ///
+    /// # Errors
+    /// [`SellerError`]; a result that does not match its attestation is an error too.
+    #[allow(clippy::too_many_lines)] // fetch, check, decrypt, police, seal, deliver
+    pub async fn deliver(&self, order_id: U256) -> Result<Option<Delivery>, SellerError> {
+        let client = &self.agent.client;
+        let me = client.address();
+        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
+        let order = client.view("order", &market.order(order_id)).await?;
+        if order._1 != me {
+            return Ok(None);
+        }
+        let key = ActionKey::new(order_id, "deliver");
+        if matches!(
+            self.agent.journal.get(&key)?,
+            Some(ActionRecord::Done { .. })
+        ) {
+            return Ok(None);
+        }
+        if order._9 != COMPUTED {
+            return Ok(None);
+        }
+        let book = SellerBook::load(&self.agent.config.data_dir)?;
+        let Some(dataset) = book.get(order._0.to()).cloned() else {
+            tracing::warn!(%order_id, dataset = %order._0, "an order for a dataset this seller has no record of");
+            return Ok(None);
+        };
+        let work = client
+            .view("orderWork", &market.orderWork(order_id))
+            .await?;
+        let result_cid = Cid::try_from(work._2.as_ref())
+            .map_err(|e| SellerError::Invalid(format!("result CID of order {order_id}: {e}")))?;
+        if !self.store.has(&result_cid)? {
+            self.gateways
+                .fetch_dag(&result_cid, &self.store, true)
+                .await?;
+        }
+        let bytes = read_file(&self.store, &result_cid, MAX_RESULT_BYTES)?;
+        if keccak256(&bytes) != work._3 {
+            return Err(SellerError::Invalid(format!(
+                "the result stored at {result_cid} is not the one the worker attested for order {order_id}"
+            )));
+        }
+        let params = params_cid(order._3.0);
+        let params_block = match self.store.get(&params)? {
+            Some(block) => block,
+            None => self.gateways.fetch_block(&params, &self.store).await?,
+        };
+        let query = query_from_params(params_block.data(), order._3.0, order._2.0)?;
+        let chosen = plan(&query, &dataset.layout)?;
+        let encrypted = EncryptedResult::from_bytes(&bytes, &chosen)?;
+        let secret = self.key_of(&dataset).await?;
+        let aggregates = tokio::task::block_in_place(|| decrypt(&encrypted, &secret));
+        let buyer: Address = client.view("ownerOf", &market.ownerOf(order_id)).await?;
+        let ledger_path = self
+            .agent
+            .config
+            .data_dir
+            .join("seller")
+            .join("budget.json");
+        let mut ledger = BudgetLedger::load(&ledger_path)?;
+        let released = release(
+            &aggregates,
+            &chosen,
+            &dataset.layout,
+            &self.options.policy,
+            Some((&mut ledger, &buyer.to_string())),
+            &mut rand::rng(),
+        );
+        let table = match released {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "output policy refused the release; nothing delivered");
+                self.tell(SellerNews::Refused {
+                    order_id,
+                    reason: e.to_string(),
+                });
+                return Ok(Some(Delivery {
+                    order_id,
+                    delivery_cid: result_cid,
+                    released: false,
+                }));
+            }
+        };
+        ledger.save(&ledger_path)?;
+        let buyer_key = client.view("buyerKey", &market.buyerKey(order_id)).await?;
+        let plaintext = serde_json::to_vec(&table)
+            .map_err(|e| SellerError::Invalid(format!("result table: {e}")))?;
+        let envelope =
+            datacloud_delivery::seal(&buyer_key, &order_id.to_be_bytes::<32>(), &plaintext)?;
+        let delivery_cid = store_file(&self.store, &envelope, true)?;
+        let outcome = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &key,
+                market
+                    .deliverResult(order_id, Bytes::from(delivery_cid.to_bytes()))
+                    .from(me)
+                    .into_transaction_request(),
+            )
+            .await?;
+        if !outcome.success {
+            return Err(SellerError::Invalid(format!(
+                "deliverResult of order {order_id} reverted"
+            )));
+        }
+        tracing::info!(%order_id, %delivery_cid, "result delivered");
+        let delivery = Delivery {
+            order_id,
+            delivery_cid,
+            released: true,
+        };
+        self.tell(SellerNews::Delivered(delivery.clone()));
+        Ok(Some(delivery))
+    }
+}
+
+impl EventHandler for Seller {
+    async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
+        match &event.event {
+            ContractEvent::QueryMarket(IQueryMarketEvents::ResultSubmitted(submitted)) => {
+                self.deliver(submitted.orderId).await?;
+            }
+            ContractEvent::ProofManager(IProofManagerEvents::FaultRecorded(fault)) => {
+                tracing::warn!(set = %fault.setId, consecutive = fault.consecutiveFaults, "fault recorded");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,483 @@
+//! # datacloud-worker — the compute worker
+//!
+//! [`Worker`] is an [`EventHandler`]: for every `OrderPlaced` it
+//! 1. reads the order and its dataset from the chain, fetches the dataset package and the
+//!    order's parameters through the configured gateways (every block verified against its CID;
+//!    the parameters against the order's `paramsHash`), and plans the query — an order it cannot
+//!    serve is left for others, unclaimed;
+//! 2. claims it (one transaction, ever, through the action journal);
+//! 3. evaluates on ciphertexts chunk by chunk, writing each chunk's encrypted partial result to
+//!    `<work_dir>/order-<id>/` atomically, so a worker killed mid-evaluation resumes where it
+//!    stopped;
+//! 4. stores the encrypted result by CID, publishes its blocks to the first gateway node that
+//!    accepts them (Kubo `block/put`), signs the market's EIP-712 attestation digest and submits
+//!    (once, through the journal).
+//!
+//! The follower only moves its cursor past an order once this handler returned, so a restart
+//! after `kill -9` delivers the same `OrderPlaced` again: the journal turns the claim into a
+//! no-op and the checkpoints skip the finished chunks — the order completes exactly once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::primitives::{B256, Bytes, U256, keccak256};
+use alloy::signers::{Signer as _, local::PrivateKeySigner};
+use cid::Cid;
+use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
+use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
+use datacloud_agent_core::follower::HandlerError;
+use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
+use datacloud_dataset::{Package, params_cid, query_from_params};
+use datacloud_fhe_query::{EncryptedResult, Plan, PlanKind, combine, evaluate, plan};
+use datacloud_store::gateway::Client as GatewayClient;
+use datacloud_store::{Block, Blockstore};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Order status `OPEN` (`QueryMarket.order(...).status`).
+const OPEN: u8 = 1;
+/// Order status `CLAIMED`.
+const CLAIMED: u8 = 2;
+
+/// Why a worker step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The chain failed.
+    #[error(transparent)]
+    Chain(#[from] datacloud_agent_core::ChainError),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] datacloud_agent_core::JournalError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] datacloud_store::StoreError),
+    /// A gateway failed or sent bad data.
+    #[error(transparent)]
+    Gateway(Box<datacloud_store::gateway::ClientError>),
+    /// The dataset package or parameters are unusable.
+    #[error(transparent)]
+    Dataset(#[from] datacloud_dataset::DatasetError),
+    /// Evaluation failed.
+    #[error(transparent)]
+    Layout(#[from] datacloud_fhe_query::LayoutError),
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Signing the attestation failed.
+    #[error("signing the attestation: {0}")]
+    Sign(String),
+    /// A transaction reverted.
+    #[error("{0} reverted")]
+    Reverted(String),
+}
+
+impl From<datacloud_store::gateway::ClientError> for WorkerError {
+    fn from(e: datacloud_store::gateway::ClientError) -> Self {
+        Self::Gateway(Box::new(e))
+    }
+}
+
+/// What the worker does with an order it has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Evaluated and submitted (or found already submitted by this worker).
+    Submitted {
+        /// The result's CID.
+        result_cid: Cid,
+        /// Its keccak-256, attested.
+        result_hash: B256,
+        /// The plan used.
+        plan: String,
+    },
+    /// Left alone, with the reason.
+    Skipped(String),
+}
+
+/// Worker settings beyond the agent configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Where partial results are checkpointed.
+    pub work_dir: PathBuf,
+    /// Show a progress bar while evaluating.
+    pub progress: bool,
+}
+
+/// The worker: an [`EventHandler`] over a connected [`Agent`].
+#[derive(Clone)]
+pub struct Worker {
+    agent: Agent,
+    store: Arc<Blockstore>,
+    gateways: GatewayClient,
+    signer: PrivateKeySigner,
+    options: WorkerOptions,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("address", &self.agent.client.address())
+            .field("work_dir", &self.options.work_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker for `agent`, keeping fetched datasets and results in `store`, fetching from
+    /// and publishing to `gateways`.
+    #[must_use]
+    pub fn new(
+        agent: &Agent,
+        store: Arc<Blockstore>,
+        gateways: GatewayClient,
+        options: WorkerOptions,
+    ) -> Self {
+        Self {
+            signer: agent.config.signer(),
+            agent: agent.clone(),
+            store,
+            gateways,
+            options,
+        }
+    }
+
+    fn market(
+        &self,
+    ) -> IQueryMarket::IQueryMarketInstance<impl alloy::providers::Provider + Clone> {
+        IQueryMarket::new(
+            self.agent.deployments.query_market,
+            self.agent.client.provider(),
+        )
+    }
+
+    /// Posts the market's minimum bond unless this worker already has it.
+    ///
+    /// # Errors
+    /// [`WorkerError`] from the chain.
+    pub async fn ensure_registered(&self) -> Result<U256, WorkerError> {
+        let client = &self.agent.client;
+        let market = self.market();
+        let min = client
+            .view("minWorkerBond", &market.minWorkerBond())
+            .await?;
+        let bond = client
+            .view("workerBond", &market.workerBond(client.address()))
+            .await?;
+        if bond >= min {
+            return Ok(bond);
+        }
+        let missing = min - bond;
+        tracing::info!(%missing, "registering as a worker with a bond");
+        client
+            .send(
+                "registerWorker",
+                market
+                    .registerWorker()
+                    .value(missing)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await?;
+        Ok(min)
+    }
+
+    /// Serves order `order_id`: claim, fetch, evaluate with checkpoints, attest, submit.
+    ///
+    /// # Errors
+    /// [`WorkerError`]; the follower then retries the event on the next run.
+    #[allow(clippy::too_many_lines)] // the order's life, step by step
+    pub async fn serve(&self, order_id: U256) -> Result<Outcome, WorkerError> {
+        let client = &self.agent.client;
+        let me = client.address();
+        let market = self.market();
+        let order = client.view("order", &market.order(order_id)).await?;
+        let work = client
+            .view("orderWork", &market.orderWork(order_id))
+            .await?;
+        let (dataset_id, template_hash, params_hash, status) =
+            (order._0, order._2, order._3, order._9);
+        let mine = work._0 == me;
+        match status {
+            OPEN => {}
+            CLAIMED if mine => {}
+            _ if mine && !work._2.is_empty() => {
+                return Ok(Outcome::Submitted {
+                    result_cid: Cid::try_from(work._2.as_ref()).map_err(|e| {
+                        WorkerError::Sign(format!("own result CID unreadable: {e}"))
+                    })?,
+                    result_hash: work._3,
+                    plan: String::new(),
+                });
+            }
+            other => return Ok(Outcome::Skipped(format!("order status {other}, not open"))),
+        }
+
+        // What to compute, checked before claiming: an order this worker cannot serve stays
+        // open for others.
+        let registry =
+            IDatasetRegistry::new(self.agent.deployments.dataset_registry, client.provider());
+        let dataset = client
+            .view("dataset", &registry.dataset(dataset_id))
+            .await?;
+        let Ok(root) = Cid::try_from(dataset._1.as_ref()) else {
+            return Ok(Outcome::Skipped(
+                "the dataset's manifest CID does not parse".into(),
+            ));
+        };
+        let package = match self.fetch_package(root).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset; not claiming");
+                return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
+            }
+        };
+        let query = match self.fetch_params(params_hash.0, template_hash.0).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot get the order's parameters; not claiming");
+                return Ok(Outcome::Skipped(format!("parameters unavailable: {e}")));
+            }
+        };
+        let schema = package
+            .manifest
+            .parsed_schema()
+            .map_err(datacloud_dataset::DatasetError::Params)?;
+        if let Err(e) = query.validate(&schema, &package.manifest.templates) {
+            return Ok(Outcome::Skipped(format!("query refused: {e}")));
+        }
+        let chosen = match plan(&query, &package.manifest.layout) {
+            Ok(p) => p,
+            Err(e) => return Ok(Outcome::Skipped(format!("no plan: {e}"))),
+        };
+
+        // Claim, once.
+        if status == OPEN {
+            let claim = self
+                .agent
+                .journal
+                .perform(
+                    client,
+                    &ActionKey::new(order_id, "claim"),
+                    market
+                        .claimOrder(order_id)
+                        .from(me)
+                        .into_transaction_request(),
+                )
+                .await?;
+            if !claim.success {
+                return Ok(Outcome::Skipped(
+                    "the claim reverted (claimed by another worker?)".into(),
+                ));
+            }
+            tracing::info!(%order_id, plan = chosen.kind.name(), "claimed");
+        }
+
+        // Evaluate with checkpoints.
+        let result = self.evaluate(order_id, &chosen, &package)?;
+        let result_bytes = result.to_bytes()?;
+        let result_hash = keccak256(&result_bytes);
+        let result_cid = self.publish_result(&result_bytes).await?;
+
+        // Attest and submit, once.
+        let digest = client
+            .view(
+                "attestationDigest",
+                &market.attestationDigest(order_id, result_hash),
+            )
+            .await?;
+        let signature = self
+            .signer
+            .sign_hash(&digest)
+            .await
+            .map_err(|e| WorkerError::Sign(e.to_string()))?;
+        let mut sig = Vec::with_capacity(65);
+        sig.extend_from_slice(&signature.r().to_be_bytes::<32>());
+        sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
+        sig.push(27 + u8::from(signature.v()));
+        let submitted = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &ActionKey::new(order_id, "submit"),
+                market
+                    .submitResult(
+                        order_id,
+                        Bytes::from(result_cid.to_bytes()),
+                        result_hash,
+                        Bytes::from(sig),
+                    )
+                    .from(me)
+                    .into_transaction_request(),
+            )
+            .await?;
+        if !submitted.success {
+            return Err(WorkerError::Reverted(format!(
+                "submitResult of order {order_id}"
+            )));
+        }
+        let dir = self.order_dir(order_id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::debug!(dir = %dir.display(), error = %e, "checkpoints not removed");
+        }
+        tracing::info!(%order_id, %result_cid, "result submitted");
+        Ok(Outcome::Submitted {
+            result_cid,
+            result_hash,
+            plan: chosen.kind.name().into(),
+        })
+    }
+
+    /// The package `root`, fetched through the gateways unless already stored (a DAG fetch
+    /// stores all of a DAG in one transaction, so a stored root means a complete package).
+    async fn fetch_package(&self, root: Cid) -> Result<Package, WorkerError> {
+        if !self.store.has(&root)? {
+            let fetched = self.gateways.fetch_dag(&root, &self.store, true).await?;
+            tracing::info!(%root, blocks = fetched.blocks, bytes = fetched.bytes, gateway = %fetched.gateway, "dataset fetched and verified");
+        }
+        let store = self.store.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || Package::open(store, root))
+                .await
+                .map_err(|e| WorkerError::Sign(format!("package task: {e}")))??,
+        )
+    }
+
+    async fn fetch_params(
+        &self,
+        params_hash: [u8; 32],
+        template_hash: [u8; 32],
+    ) -> Result<datacloud_fhe_query::Query, WorkerError> {
+        let cid = params_cid(params_hash);
+        let block = match self.store.get(&cid)? {
+            Some(block) => block,
+            None => self.gateways.fetch_block(&cid, &self.store).await?,
+        };
+        Ok(query_from_params(block.data(), params_hash, template_hash)?)
+    }
+
+    fn order_dir(&self, order_id: U256) -> PathBuf {
+        self.options.work_dir.join(format!("order-{order_id}"))
+    }
+
+    fn evaluate(
+        &self,
+        order_id: U256,
+        chosen: &Plan,
+        package: &Package,
+    ) -> Result<EncryptedResult, WorkerError> {
+        let dir = self.order_dir(order_id);
+        std::fs::create_dir_all(&dir).map_err(|source| WorkerError::Checkpoint {
+            path: dir.clone(),
+            source,
+        })?;
+        let key = package.evaluation_key()?;
+        let bar = progress_bar(package.manifest.layout.rows, self.options.progress);
+        let chosen = chosen.clone();
+        let result = tokio::task::block_in_place(|| -> Result<EncryptedResult, WorkerError> {
+            if chosen.kind == PlanKind::Cube {
+                let dataset = package.load_for(&chosen)?;
+                return Ok(evaluate(&chosen, &dataset, &key, &|n| bar.inc(n))?);
+            }
+            let mut partials = Vec::with_capacity(package.chunk_count());
+            for i in 0..package.chunk_count() {
+                let path = dir.join(format!("chunk-{i:05}.partial"));
+                let partial = if let Some(done) = read_checkpoint(&path, &chosen)? {
+                    done
+                } else {
+                    {
+                        let chunk = package.chunk(i)?;
+                        let partial = datacloud_fhe_query::evaluate_chunk(
+                            &chosen,
+                            &package.manifest.layout,
+                            &chunk,
+                            &key,
+                        )?;
+                        let bytes = partial.to_bytes()?;
+                        datacloud_agent_core::fs::write_atomic(&path, &bytes).map_err(
+                            |source| WorkerError::Checkpoint {
+                                path: path.clone(),
+                                source,
+                            },
+                        )?;
+                        tracing::debug!(%order_id, chunk = i, "chunk evaluated");
+                        partial
+                    }
+                };
+                bar.inc(partial.rows);
+                partials.push(partial);
+            }
+            Ok(combine(&chosen, &partials, &key))
+        })?;
+        bar.finish_and_clear();
+        Ok(result)
+    }
+
+    /// Stores the result (pinned) and publishes its blocks to the first gateway node that takes
+    /// them, so the seller can fetch it by CID.
+    async fn publish_result(&self, bytes: &[u8]) -> Result<Cid, WorkerError> {
+        let mut blocks: Vec<Block> = Vec::new();
+        let file =
+            datacloud_store::import_reader(bytes, datacloud_store::DEFAULT_CHUNK_SIZE, |b| {
+                blocks.push(b);
+                Ok::<_, datacloud_store::UnixFsError>(())
+            })
+            .map_err(datacloud_store::StoreError::from)?;
+        self.store.put_many(&blocks)?;
+        self.store.pin(&file.root)?;
+        for block in &blocks {
+            self.gateways.put_block(block).await?;
+        }
+        Ok(file.root)
+    }
+}
+
+fn read_checkpoint(path: &Path, chosen: &Plan) -> Result<Option<EncryptedResult>, WorkerError> {
+    match std::fs::read(path) {
+        Ok(bytes) => match EncryptedResult::from_bytes(&bytes, chosen) {
+            Ok(partial) => Ok(Some(partial)),
+            Err(e) => {
+                // Written atomically, so a bad file is not a torn write: recompute it.
+                tracing::warn!(path = %path.display(), error = %e, "unreadable checkpoint; recomputing");
+                Ok(None)
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(WorkerError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn progress_bar(rows: u64, visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(rows);
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} rows ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("evaluating");
+    bar
+}
+
+impl EventHandler for Worker {
+    async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
+        if let ContractEvent::QueryMarket(IQueryMarketEvents::OrderPlaced(placed)) = &event.event {
+            match self.serve(placed.orderId).await? {
+                Outcome::Submitted { result_cid, .. } => {
+                    tracing::info!(order = %placed.orderId, %result_cid, "order served");
+                }
+                Outcome::Skipped(reason) => {
+                    tracing::info!(order = %placed.orderId, %reason, "order skipped");
+                }
+            }
+        }
+        Ok(())
+    }
+}

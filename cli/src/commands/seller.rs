@@ -1,0 +1,372 @@
+//! `datacloud seller …`: onboard datasets, run the seller daemon (proofs and deliveries), see
+//! datasets and earnings, withdraw.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use alloy::primitives::U256;
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
+use datacloud_agent_core::shutdown_on_signals;
+use datacloud_fhe_query::layout::LayoutOptions;
+use datacloud_fhe_query::{Policy, Schema, Table};
+use datacloud_prover::{OnboardOptions, Seller, SellerBook, SellerOptions, onboard};
+use datacloud_store::gateway::GatewayConfig;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::common::{
+    ChainArgs, connect, gateway_client, health_name, open_store, parse_tokens, progress, tokens,
+};
+use crate::GlobalArgs;
+
+/// The seller's commands.
+#[derive(Debug, Subcommand)]
+pub enum SellerCommand {
+    /// Validate a CSV, encrypt it, publish it by CID, compute its PieceCID, register it on
+    /// chain with its templates and price, and open its PDP proof set.
+    Onboard(OnboardArgs),
+    /// Run the seller daemon: serve the store to workers and buyers, keep the proof sets alive,
+    /// decrypt, police and deliver results. Stops on Ctrl-C / SIGTERM.
+    Run(RunArgs),
+    /// The datasets this seller registered, with their health and price.
+    Datasets(ListArgs),
+    /// What the market owes this seller.
+    Earnings(ListArgs),
+    /// Withdraw what the market owes this seller.
+    Withdraw(ListArgs),
+}
+
+/// `seller onboard` options.
+#[derive(Debug, clap::Args)]
+pub struct OnboardArgs {
+    /// The data, as CSV with a header row.
+    data: PathBuf,
+    /// The dataset's schema (TOML).
+    #[arg(long, value_name = "FILE")]
+    schema: PathBuf,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// What the data is.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Price per query, in whole tokens.
+    #[arg(long, default_value = "0.05")]
+    price: String,
+    /// Templates buyers may use (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cohort_stats,fraud_model"
+    )]
+    templates: Vec<String>,
+    /// Stake posted with the registration, in whole tokens (slashed on repeated missed proofs).
+    #[arg(long, default_value = "1")]
+    stake: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `seller run` options.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where the seller's store is served (trustless gateway, and Kubo `block/put` for results
+    /// and order parameters).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Smallest cohort released; smaller cells are suppressed.
+    #[arg(long, default_value_t = 10)]
+    min_cohort: u64,
+    /// Differential privacy: ε spent per query (Laplace noise); off when absent.
+    #[arg(long)]
+    epsilon: Option<f64>,
+    /// Total ε a buyer may spend on this seller's datasets.
+    #[arg(long, default_value_t = 10.0)]
+    budget: f64,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Options of the listing commands.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Dispatches `seller …`.
+pub async fn run(global: &GlobalArgs, command: SellerCommand) -> Result<()> {
+    match command {
+        SellerCommand::Onboard(args) => onboard_command(global, args).await,
+        SellerCommand::Run(args) => run_command(global, args).await,
+        SellerCommand::Datasets(args) => datasets_command(global, args).await,
+        SellerCommand::Earnings(args) => earnings_command(global, args, false).await,
+        SellerCommand::Withdraw(args) => earnings_command(global, args, true).await,
+    }
+}
+
+async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
+    let config = args.chain.config(global)?;
+    let schema_text = std::fs::read_to_string(&args.schema)
+        .with_context(|| format!("reading {}", args.schema.display()))?;
+    let schema = Schema::from_toml(&schema_text)
+        .with_context(|| format!("schema {}", args.schema.display()))?;
+    let file = std::fs::File::open(&args.data)
+        .with_context(|| format!("opening {}", args.data.display()))?;
+    // Every row is validated before anything is encrypted.
+    let table = Table::from_csv(&schema, std::io::BufReader::new(file))
+        .with_context(|| format!("validating {}", args.data.display()))?;
+    let options = OnboardOptions {
+        name: args.name,
+        description: args.description,
+        price: parse_tokens(&args.price).context("--price")?,
+        templates: args.templates,
+        stake: parse_tokens(&args.stake).context("--stake")?,
+        source: args
+            .data
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        layout: LayoutOptions::default(),
+    };
+    let (client, deployments) = connect(&config).await?;
+    let store = open_store(&config, "seller")?;
+    let bar = progress(table.rows() as u64, "encrypting", !args.json);
+    let onboarded = onboard(
+        &client,
+        &deployments,
+        &config.data_dir,
+        &store,
+        &table,
+        &options,
+        &|n| bar.inc(n),
+    )
+    .await?;
+    bar.finish_and_clear();
+    let d = &onboarded.dataset;
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            dataset: &'a datacloud_prover::OwnedDataset,
+            car_bytes: u64,
+            chunks: usize,
+            steps: Vec<(&'static str, f64)>,
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Out {
+                dataset: d,
+                car_bytes: onboarded.car_bytes,
+                chunks: onboarded.chunks,
+                steps: onboarded.steps.clone(),
+            })?
+        );
+    } else {
+        println!("dataset #{} \"{}\" registered", d.dataset_id, d.name);
+        println!("  manifest   {}", d.manifest_cid);
+        println!(
+            "  piece      {} ({} bytes of CAR)",
+            d.piece_cid, onboarded.car_bytes
+        );
+        println!("  proof set  #{}", d.set_id);
+        println!(
+            "  templates  {} at {} per query",
+            d.templates.join(", "),
+            tokens(options.price)
+        );
+        println!(
+            "  client key {} (never leaves this machine)",
+            d.client_key.display()
+        );
+        for (step, seconds) in &onboarded.steps {
+            println!("  {step:<18} {seconds:8.2} s");
+        }
+        println!("next: `datacloud seller run` keeps its proofs fresh and delivers results");
+    }
+    Ok(())
+}
+
+async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
+    let config = args.chain.config(global)?;
+    let policy = Policy {
+        min_cohort: args.min_cohort,
+        epsilon: args.epsilon,
+        budget: args.budget,
+    };
+    policy.validate()?;
+    if SellerBook::load(&config.data_dir)?.datasets.is_empty() {
+        bail!(
+            "no datasets in {}: run `datacloud seller onboard` first",
+            SellerBook::path(&config.data_dir).display()
+        );
+    }
+    let store = open_store(&config, "seller")?;
+    let gateways = gateway_client(&config)?;
+    let shutdown = CancellationToken::new();
+    shutdown_on_signals(&shutdown);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let stop = shutdown.clone();
+    let served = store.clone();
+    let node = tokio::spawn(async move {
+        datacloud_store::gateway::serve_with_config(
+            listener,
+            served,
+            GatewayConfig {
+                accept_block_put: true,
+                ..GatewayConfig::default()
+            },
+            async move { stop.cancelled().await },
+        )
+        .await
+    });
+    eprintln!(
+        "seller node on http://{} (gateway + block/put)",
+        args.listen
+    );
+    let options = SellerOptions {
+        policy,
+        ..SellerOptions::default()
+    };
+    let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {
+        let seller = Seller::new(agent, store, gateways, options, None);
+        agent
+            .tasks
+            .spawn(seller.clone().prove_forever(agent.shutdown.clone()));
+        seller
+    })
+    .await;
+    shutdown.cancel();
+    node.await.context("the seller node task")??;
+    result?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct DatasetRow {
+    dataset_id: u64,
+    name: String,
+    manifest_cid: String,
+    piece_cid: String,
+    health: &'static str,
+    last_proven_block: u64,
+    faults: u64,
+    prices: Vec<(String, String)>,
+    open_orders: String,
+}
+
+async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
+    let config = args.chain.config(global)?;
+    let (client, deployments) = connect(&config).await?;
+    let book = SellerBook::load(&config.data_dir)?;
+    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
+    let proofs = IProofManager::new(deployments.proof_manager, client.provider());
+    let market = IQueryMarket::new(deployments.query_market, client.provider());
+    let mut rows = Vec::new();
+    for d in &book.datasets {
+        let id = U256::from(d.dataset_id);
+        let health = client.view("health", &proofs.health(id)).await?;
+        let set = client
+            .view("proofSet", &proofs.proofSet(U256::from(d.set_id)))
+            .await?;
+        let mut prices = Vec::new();
+        for t in &d.templates {
+            let hash = datacloud_fhe_query::template::template_hash(t).into();
+            let price = client.view("priceOf", &registry.priceOf(id, hash)).await?;
+            prices.push((t.clone(), tokens(price)));
+        }
+        let open = client
+            .view("openOrderCount", &market.openOrderCount(id))
+            .await?;
+        rows.push(DatasetRow {
+            dataset_id: d.dataset_id,
+            name: d.name.clone(),
+            manifest_cid: d.manifest_cid.clone(),
+            piece_cid: d.piece_cid.clone(),
+            health: health_name(health),
+            last_proven_block: set._5,
+            faults: set._6,
+            prices,
+            open_orders: open.to_string(),
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no datasets yet: `datacloud seller onboard DATA.csv --schema S.toml --name …`");
+    }
+    for r in rows {
+        println!("#{} {}  [{}]", r.dataset_id, r.name, r.health);
+        println!("  manifest {}  piece {}", r.manifest_cid, r.piece_cid);
+        println!(
+            "  last proof block {}  faults {}  open orders {}",
+            r.last_proven_block, r.faults, r.open_orders
+        );
+        for (t, p) in r.prices {
+            println!("  {t:<18} {p} per query");
+        }
+    }
+    Ok(())
+}
+
+async fn earnings_command(global: &GlobalArgs, args: ListArgs, withdraw: bool) -> Result<()> {
+    let config = args.chain.config(global)?;
+    let (client, deployments) = connect(&config).await?;
+    let market = IQueryMarket::new(deployments.query_market, client.provider());
+    let owed = client
+        .view("payoutOf", &market.payoutOf(client.address()))
+        .await?;
+    if withdraw {
+        if owed.is_zero() {
+            bail!(
+                "nothing to withdraw: the market owes {} nothing",
+                client.address()
+            );
+        }
+        let receipt = client
+            .send(
+                "withdraw",
+                market
+                    .withdraw()
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "withdrawn": owed.to_string(), "tx": receipt.transaction_hash.to_string() })
+            );
+        } else {
+            println!(
+                "withdrew {} to {} (tx {})",
+                tokens(owed),
+                client.address(),
+                receipt.transaction_hash
+            );
+        }
+    } else if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "account": client.address().to_string(), "owed": owed.to_string() })
+        );
+    } else {
+        println!(
+            "{} is owed {} by the market",
+            client.address(),
+            tokens(owed)
+        );
+    }
+    Ok(())
+}
