@@ -27,6 +27,10 @@ use crate::{OwnedDataset, SellerBook, SellerError};
 
 /// Order status `COMPUTED`.
 const COMPUTED: u8 = 3;
+/// `ProofManager.health` value of a dataset with fresh proofs.
+const HEALTHY: u8 = 1;
+/// Longest wait for a dataset's proofs before delivering.
+const HEALTHY_WAIT: Duration = Duration::from_mins(3);
 /// Largest encrypted result read.
 const MAX_RESULT_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -195,7 +199,12 @@ impl Seller {
                                 .into_transaction_request(),
                         )
                         .await?;
-                } else if now + finality + window <= deadline {
+                } else if now + finality + window <= deadline
+                    && (set._5 == 0 || now + finality + 2 * window >= deadline)
+                {
+                    // Never proven: open at once (the dataset is Degraded until its first
+                    // proof). Otherwise as late as leaves a whole spare window: one proof per
+                    // proving period, not one per block.
                     journal
                         .perform(
                             client,
@@ -349,6 +358,9 @@ impl Seller {
             tracing::warn!(%order_id, dataset = %order._0, "an order for a dataset this seller has no record of");
             return Ok(None);
         };
+        if self.options.prove {
+            self.await_healthy(order._0).await?;
+        }
         let work = client
             .view("orderWork", &market.orderWork(order_id))
             .await?;
@@ -361,9 +373,9 @@ impl Seller {
         }
         let bytes = read_file(&self.store, &result_cid, MAX_RESULT_BYTES)?;
         if keccak256(&bytes) != work._3 {
-            return Err(SellerError::Invalid(format!(
-                "the result stored at {result_cid} is not the one the worker attested for order {order_id}"
-            )));
+            // Not retried: the bytes under that CID will never change.
+            tracing::error!(%order_id, %result_cid, "the stored result is not the one the worker attested; not delivering");
+            return Ok(None);
         }
         let params = params_cid(order._3.0);
         let params_block = match self.store.get(&params)? {
@@ -441,11 +453,42 @@ impl Seller {
     }
 }
 
+impl Seller {
+    /// Waits (up to [`HEALTHY_WAIT`]) for the dataset's proofs to be fresh: delivering on an
+    /// unhealthy dataset refunds the buyer, so a seller that is catching up on its proofs
+    /// proves first.
+    async fn await_healthy(&self, dataset_id: U256) -> Result<(), SellerError> {
+        let client = &self.agent.client;
+        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        let started = std::time::Instant::now();
+        loop {
+            if client.view("health", &proofs.health(dataset_id)).await? == HEALTHY {
+                return Ok(());
+            }
+            if started.elapsed() > HEALTHY_WAIT || self.agent.shutdown.is_cancelled() {
+                tracing::warn!(dataset = %dataset_id, "the dataset is not healthy; delivering anyway (the buyer will be refunded)");
+                return Ok(());
+            }
+            tokio::time::sleep(self.options.tick).await;
+        }
+    }
+}
+
 impl EventHandler for Seller {
     async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
         match &event.event {
             ContractEvent::QueryMarket(IQueryMarketEvents::ResultSubmitted(submitted)) => {
-                self.deliver(submitted.orderId).await?;
+                // Retried with backoff until delivered or stopped: the cursor stays on the
+                // event, so a restart delivers it.
+                let mut backoff = Duration::from_secs(1);
+                while let Err(e) = self.deliver(submitted.orderId).await {
+                    tracing::warn!(order = %submitted.orderId, error = %e, retry_in = ?backoff, "delivering failed; retrying");
+                    tokio::select! {
+                        () = self.agent.shutdown.cancelled() => return Err(e.into()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
             }
             ContractEvent::ProofManager(IProofManagerEvents::FaultRecorded(fault)) => {
                 tracing::warn!(set = %fault.setId, consecutive = fault.consecutiveFaults, "fault recorded");

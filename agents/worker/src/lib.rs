@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alloy::primitives::{B256, Bytes, U256, keccak256};
+use alloy::providers::Provider as _;
 use alloy::signers::{Signer as _, local::PrivateKeySigner};
 use cid::Cid;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
@@ -33,6 +34,10 @@ use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// First wait before retrying a failed order.
+const RETRY_START: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between retries.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 /// Order status `OPEN` (`QueryMarket.order(...).status`).
 const OPEN: u8 = 1;
 /// Order status `CLAIMED`.
@@ -70,6 +75,15 @@ pub enum WorkerError {
     /// Signing the attestation failed.
     #[error("signing the attestation: {0}")]
     Sign(String),
+    /// A node request outside the retrying client failed.
+    #[error("JSON-RPC: {0}")]
+    Rpc(String),
+    /// A blocking task panicked.
+    #[error("{0}")]
+    Task(String),
+    /// The chain holds something this worker cannot read.
+    #[error("{0}")]
+    Invalid(String),
     /// A transaction reverted.
     #[error("{0} reverted")]
     Reverted(String),
@@ -199,6 +213,14 @@ impl Worker {
             .await?;
         let (dataset_id, template_hash, params_hash, status) =
             (order._0, order._2, order._3, order._9);
+        let head = client
+            .provider()
+            .get_block(alloy::eips::BlockId::latest())
+            .await
+            .map_err(|e| WorkerError::Rpc(format!("reading the head block: {e}")))?;
+        if head.is_some_and(|b| b.header.timestamp >= order._8) && status == OPEN {
+            return Ok(Outcome::Skipped("the order's deadline has passed".into()));
+        }
         let mine = work._0 == me;
         match status {
             OPEN => {}
@@ -206,7 +228,7 @@ impl Worker {
             _ if mine && !work._2.is_empty() => {
                 return Ok(Outcome::Submitted {
                     result_cid: Cid::try_from(work._2.as_ref()).map_err(|e| {
-                        WorkerError::Sign(format!("own result CID unreadable: {e}"))
+                        WorkerError::Invalid(format!("own result CID unreadable: {e}"))
                     })?,
                     result_hash: work._3,
                     plan: String::new(),
@@ -342,7 +364,7 @@ impl Worker {
         Ok(
             tokio::task::spawn_blocking(move || Package::open(store, root))
                 .await
-                .map_err(|e| WorkerError::Sign(format!("package task: {e}")))??,
+                .map_err(|e| WorkerError::Task(format!("reading the package: {e}")))??,
         )
     }
 
@@ -466,18 +488,55 @@ fn progress_bar(rows: u64, visible: bool) -> ProgressBar {
     bar
 }
 
+impl WorkerError {
+    /// A contract refused the transaction: asking again against the same state refuses again
+    /// (expired order, claimed by someone else, …).
+    #[must_use]
+    pub fn is_revert(&self) -> bool {
+        matches!(
+            self,
+            Self::Chain(datacloud_agent_core::ChainError::Reverted { .. })
+                | Self::Journal(datacloud_agent_core::JournalError::Chain(
+                    datacloud_agent_core::ChainError::Reverted { .. }
+                ))
+                | Self::Reverted(_)
+        )
+    }
+}
+
 impl EventHandler for Worker {
+    /// Serves every `OrderPlaced`. A failure (node, gateway, chain) is retried with backoff
+    /// until it succeeds or the worker stops: the follower's cursor stays on the order, so a
+    /// restart serves it again.
     async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
-        if let ContractEvent::QueryMarket(IQueryMarketEvents::OrderPlaced(placed)) = &event.event {
-            match self.serve(placed.orderId).await? {
-                Outcome::Submitted { result_cid, .. } => {
+        let ContractEvent::QueryMarket(IQueryMarketEvents::OrderPlaced(placed)) = &event.event
+        else {
+            return Ok(());
+        };
+        let mut backoff = RETRY_START;
+        loop {
+            match self.serve(placed.orderId).await {
+                Ok(Outcome::Submitted { result_cid, .. }) => {
                     tracing::info!(order = %placed.orderId, %result_cid, "order served");
+                    return Ok(());
                 }
-                Outcome::Skipped(reason) => {
+                Ok(Outcome::Skipped(reason)) => {
                     tracing::info!(order = %placed.orderId, %reason, "order skipped");
+                    return Ok(());
+                }
+                Err(e) if e.is_revert() => {
+                    tracing::warn!(order = %placed.orderId, error = %e, "the market refused; leaving the order");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(order = %placed.orderId, error = %e, retry_in = ?backoff, "serving the order failed; retrying");
+                    tokio::select! {
+                        () = self.agent.shutdown.cancelled() => return Err(e.into()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RETRY_MAX);
                 }
             }
         }
-        Ok(())
     }
 }

@@ -49,6 +49,8 @@ pub enum BuyerCommand {
     Result(ResultArgs),
     /// Refund an order that was not delivered by its deadline.
     Refund(RefundArgs),
+    /// Withdraw what the market credited this buyer (refunds, unspent payment).
+    Withdraw(super::seller::ListArgs),
 }
 
 /// `buyer datasets` options.
@@ -242,6 +244,7 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             }
             Ok(())
         }
+        BuyerCommand::Withdraw(args) => super::seller::earnings(global, args, true).await,
         BuyerCommand::Refund(args) => {
             let config = args.chain.config(global)?;
             let (client, deployments) = connect(&config).await?;
@@ -258,7 +261,7 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                 )
                 .await?;
             println!(
-                "order #{order} refunded: {} credited to {} (withdraw with `datacloud seller withdraw`-style `withdraw`; tx {})",
+                "order #{order} refunded: {} credited to {} (`datacloud buyer withdraw` pays it out; tx {})",
                 tokens(escrow),
                 client.address(),
                 receipt.transaction_hash

@@ -27,6 +27,9 @@ pub struct SynthArgs {
     /// Random seed: the same rows and seed always give the same file.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Days of history the transactions span, ending today.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3660))]
+    pub days: i64,
     /// Output CSV file.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -76,7 +79,7 @@ pub struct LocalArgs {
 
 pub fn synth_command(command: DataCommand) -> Result<()> {
     let DataCommand::Synth(args) = command;
-    let table = synth::generate(args.rows, args.seed);
+    let table = synth::generate_with_history(args.rows, args.seed, args.days);
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     table.write_csv(std::io::BufWriter::new(file))?;

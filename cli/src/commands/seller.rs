@@ -66,6 +66,12 @@ pub struct OnboardArgs {
     /// Stake posted with the registration, in whole tokens (slashed on repeated missed proofs).
     #[arg(long, default_value = "1")]
     stake: String,
+    /// Rows per encrypted chunk (the unit of streaming and of checkpoints).
+    #[arg(long, default_value_t = LayoutOptions::default().chunk_rows)]
+    chunk_rows: usize,
+    /// Skip the encrypted aggregate cube (smaller upload; every query then scans rows).
+    #[arg(long)]
+    no_cube: bool,
     #[command(flatten)]
     chain: ChainArgs,
     /// Print the result as JSON.
@@ -89,6 +95,10 @@ pub struct RunArgs {
     /// Total ε a buyer may spend on this seller's datasets.
     #[arg(long, default_value_t = 10.0)]
     budget: f64,
+    /// Do not submit PDP proofs (results are still delivered): shows what buyers get from a
+    /// seller whose storage proofs lapse.
+    #[arg(long)]
+    no_prove: bool,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -109,8 +119,8 @@ pub async fn run(global: &GlobalArgs, command: SellerCommand) -> Result<()> {
         SellerCommand::Onboard(args) => onboard_command(global, args).await,
         SellerCommand::Run(args) => run_command(global, args).await,
         SellerCommand::Datasets(args) => datasets_command(global, args).await,
-        SellerCommand::Earnings(args) => earnings_command(global, args, false).await,
-        SellerCommand::Withdraw(args) => earnings_command(global, args, true).await,
+        SellerCommand::Earnings(args) => earnings(global, args, false).await,
+        SellerCommand::Withdraw(args) => earnings(global, args, true).await,
     }
 }
 
@@ -135,8 +145,15 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             .data
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        layout: LayoutOptions::default(),
+        layout: LayoutOptions {
+            chunk_rows: args.chunk_rows,
+            cube: !args.no_cube,
+        },
     };
+    anyhow::ensure!(
+        (1..=65_536).contains(&args.chunk_rows),
+        "--chunk-rows must be between 1 and 65536"
+    );
     let (client, deployments) = connect(&config).await?;
     let store = open_store(&config, "seller")?;
     let bar = progress(table.rows() as u64, "encrypting", !args.json);
@@ -235,6 +252,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     );
     let options = SellerOptions {
         policy,
+        prove: !args.no_prove,
         ..SellerOptions::default()
     };
     let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {
@@ -320,7 +338,8 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-async fn earnings_command(global: &GlobalArgs, args: ListArgs, withdraw: bool) -> Result<()> {
+/// What the market owes this account, and (`withdraw`) paying it out.
+pub async fn earnings(global: &GlobalArgs, args: ListArgs, withdraw: bool) -> Result<()> {
     let config = args.chain.config(global)?;
     let (client, deployments) = connect(&config).await?;
     let market = IQueryMarket::new(deployments.query_market, client.provider());

@@ -41,10 +41,16 @@ pub enum StoreCommand {
     },
     /// Serve the local store over the IPFS trustless gateway interface (`/ipfs/{cid}`).
     Serve {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// The store (redb file).
         #[arg(long, default_value = DEFAULT_STORE)]
         store: PathBuf,
+        /// Also take blocks through Kubo's RPC `POST /api/v0/block/put` (verified, pinned):
+        /// a node buyers and workers can publish order parameters and results to.
+        #[arg(long)]
+        writable: bool,
     },
 }
 
@@ -124,16 +130,33 @@ pub async fn store(command: StoreCommand) -> Result<()> {
             let written = store.read_file(&cid, out)?;
             eprintln!("wrote {written} bytes to {}", output.display());
         }
-        StoreCommand::Serve { listen, store } => {
+        StoreCommand::Serve {
+            listen,
+            store,
+            writable,
+        } => {
             let store = open_store(&store)?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!(
-                "trustless gateway on http://{}/ipfs/{{cid}} (Ctrl-C stops it)",
-                listener.local_addr()?
+                "trustless gateway on http://{}/ipfs/{{cid}}{} (Ctrl-C stops it)",
+                listener.local_addr()?,
+                if writable {
+                    ", block/put on /api/v0/block/put"
+                } else {
+                    ""
+                }
             );
-            datacloud_store::gateway::serve(listener, store, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            datacloud_agent_core::shutdown_on_signals(&shutdown);
+            datacloud_store::gateway::serve_with_config(
+                listener,
+                store,
+                datacloud_store::gateway::GatewayConfig {
+                    accept_block_put: writable,
+                    ..datacloud_store::gateway::GatewayConfig::default()
+                },
+                async move { shutdown.cancelled().await },
+            )
             .await?;
         }
     }

@@ -1,0 +1,657 @@
+//! The product end to end, as separate processes: `datacloud devchain` (blocks every 200 ms),
+//! `deploy`, `seller onboard` / `seller run`, `worker run` and the `buyer` commands, with the
+//! failures the agents must survive:
+//!
+//! - a worker killed with SIGKILL mid-evaluation resumes from its checkpoints: one result, one
+//!   payout;
+//! - the seller daemon is down while a result is submitted, and delivers it after a restart
+//!   (its cursor);
+//! - a buyer over the seller's differential-privacy budget is refused a release and refunded
+//!   after the deadline;
+//! - a worker behind a gateway that tampers with blocks claims nothing and submits nothing;
+//! - a seller that stops proving has a Degraded dataset: delivery refunds the buyer and pays
+//!   nobody;
+//! - a query the dataset does not allow is refused before any money moves.
+
+use std::future::IntoFuture as _;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent as _;
+use datacloud_agent_core::bindings::query_market::IQueryMarket::ResultSubmitted;
+use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
+use datacloud_agent_core::{Deployments, config::DEVCHAIN_CHAIN_ID};
+
+const BIN: &str = env!("CARGO_BIN_EXE_datacloud");
+/// The worker fee the default deployment charges (0.01).
+const FEE: u128 = 10_000_000_000_000_000;
+/// The price `seller onboard` sets by default (0.05).
+const PRICE: u128 = 50_000_000_000_000_000;
+
+/// Status codes of `QueryMarket.order(..).status`.
+const OPEN: u8 = 1;
+const COMPUTED: u8 = 3;
+const SETTLED: u8 = 4;
+const FAILED: u8 = 5;
+const REFUNDED: u8 = 6;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    rpc: String,
+    /// The gateways every command uses unless told otherwise.
+    gateways: String,
+    keys: Vec<B256>,
+    children: Vec<(String, Child)>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Proving windows of 200 blocks (40 s): room for a loaded machine.
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "poll_interval_ms = 100\n[deploy]\nchallenge_window = 200\nproving_period = 400\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let keys = datacloud_devchain::Node::new(datacloud_devchain::ChainConfig::default(), 6)
+            .unwrap()
+            .dev_keys()
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
+        let mut cluster = Self {
+            gateways: String::new(),
+            rpc: format!("http://127.0.0.1:{port}"),
+            dir,
+            keys,
+            children: Vec::new(),
+        };
+        let devchain = Command::new(BIN)
+            .args([
+                "devchain",
+                "--port",
+                &port.to_string(),
+                "--block-time",
+                "0.2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        cluster.children.push(("devchain".into(), devchain));
+        wait_for(Duration::from_secs(30), "the devchain", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        cluster.run_ok(0, "deployer", &["deploy"]);
+        cluster
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `datacloud ARGS` as `role` (its own data directory) signing with dev key `key`.
+    fn command(&self, key: usize, role: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("DATACLOUD_CONFIG", self.path("config.toml"))
+            .env("DATACLOUD_RPC_URL", &self.rpc)
+            .env("DATACLOUD_PRIVATE_KEY", self.keys[key].to_string())
+            .env("DATACLOUD_DATA_DIR", self.path(role))
+            .env("DATACLOUD_DEPLOYMENTS", self.path("deployments.json"))
+            .env("DATACLOUD_LOG", "info")
+            .env_remove("RUST_BACKTRACE");
+        if !self.gateways.is_empty() {
+            command.env("DATACLOUD_GATEWAYS", &self.gateways);
+        }
+        command
+    }
+
+    fn run(&self, key: usize, role: &str, args: &[&str]) -> std::process::Output {
+        self.command(key, role, args).output().unwrap()
+    }
+
+    fn run_ok(&self, key: usize, role: &str, args: &[&str]) -> String {
+        let out = self.run(key, role, args);
+        assert!(
+            out.status.success(),
+            "datacloud {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Starts a daemon; its log goes to `<dir>/<name>.log`.
+    fn spawn(&mut self, name: &str, key: usize, role: &str, args: &[&str], gateway: &str) {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = self
+            .command(key, role, args)
+            .env("DATACLOUD_GATEWAYS", gateway)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push((name.into(), child));
+    }
+
+    /// SIGKILL (`graceful`: SIGTERM and wait).
+    fn stop(&mut self, name: &str, graceful: bool) {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let (_, mut child) = self.children.remove(i);
+        if graceful {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        } else {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+    }
+
+    fn log(&self, name: &str) -> String {
+        let mut s = String::new();
+        std::fs::File::open(self.path(&format!("{name}.log")))
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    fn deployments(&self) -> Deployments {
+        Deployments::read(&self.path("deployments.json")).unwrap()
+    }
+
+    fn address(&self, key: usize) -> Address {
+        alloy::signers::local::PrivateKeySigner::from_bytes(&self.keys[key])
+            .unwrap()
+            .address()
+    }
+}
+
+fn wait_for(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The chain as the test reads it (directly, not through the CLI under test).
+struct Chain {
+    runtime: tokio::runtime::Runtime,
+    provider: alloy::providers::DynProvider,
+    deployments: Deployments,
+}
+
+impl Chain {
+    fn new(cluster: &Cluster) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let provider = ProviderBuilder::new()
+            .connect_http(cluster.rpc.parse().unwrap())
+            .erased();
+        Self {
+            runtime,
+            provider,
+            deployments: cluster.deployments(),
+        }
+    }
+
+    fn status(&self, order: u64) -> u8 {
+        let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
+        self.runtime
+            .block_on(market.order(U256::from(order)).call().into_future())
+            .unwrap()
+            ._9
+    }
+
+    fn worker_of(&self, order: u64) -> Address {
+        let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
+        self.runtime
+            .block_on(market.orderWork(U256::from(order)).call().into_future())
+            .unwrap()
+            ._0
+    }
+
+    fn health(&self, dataset: u64) -> u8 {
+        let proofs = IProofManager::new(self.deployments.proof_manager, &self.provider);
+        self.runtime
+            .block_on(proofs.health(U256::from(dataset)).call().into_future())
+            .unwrap()
+    }
+
+    fn payout(&self, who: Address) -> U256 {
+        let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
+        self.runtime
+            .block_on(market.payoutOf(who).call().into_future())
+            .unwrap()
+    }
+
+    fn balance(&self, who: Address) -> U256 {
+        self.runtime
+            .block_on(self.provider.get_balance(who).into_future())
+            .unwrap()
+    }
+
+    fn results_submitted(&self, order: u64) -> usize {
+        let filter = Filter::new()
+            .address(self.deployments.query_market)
+            .event_signature(ResultSubmitted::SIGNATURE_HASH)
+            .topic1(U256::from(order))
+            .from_block(0);
+        self.runtime
+            .block_on(self.provider.get_logs(&filter))
+            .unwrap()
+            .len()
+    }
+
+    fn wait_status(&self, order: u64, want: u8, timeout: Duration) {
+        wait_for(
+            timeout,
+            &format!("order {order} to reach status {want}"),
+            || self.status(order) == want,
+        );
+    }
+}
+
+fn order_id(stdout: &str) -> u64 {
+    let placed: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    placed["order_id"]
+        .as_str()
+        .map(|s| {
+            if let Some(hex) = s.strip_prefix("0x") {
+                u64::from_str_radix(hex, 16).unwrap()
+            } else {
+                s.parse().unwrap()
+            }
+        })
+        .unwrap()
+}
+
+/// A gateway that forwards to `upstream` and flips one byte in the middle of every body.
+fn start_tampering_gateway(upstream: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let http = reqwest::Client::new();
+            let app = axum::Router::new().fallback(
+                move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                    let http = http.clone();
+                    let upstream = upstream.clone();
+                    async move {
+                        let mut request = http.get(format!("{upstream}{uri}"));
+                        if let Some(accept) = headers.get("accept") {
+                            request = request.header("accept", accept.as_bytes());
+                        }
+                        let response = request.send().await.unwrap();
+                        let status = response.status().as_u16();
+                        let content_type = response
+                            .headers()
+                            .get("content-type")
+                            .map(|v| v.to_str().unwrap_or_default().to_owned())
+                            .unwrap_or_default();
+                        let mut body = response.bytes().await.unwrap().to_vec();
+                        if !body.is_empty() {
+                            let middle = body.len() / 2;
+                            body[middle] ^= 0x01;
+                        }
+                        (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            [("content-type", content_type)],
+                            body,
+                        )
+                    }
+                },
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{address}")
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one cluster, the scenarios in order
+fn daemons_survive_crashes_and_refuse_what_they_must() {
+    let mut cluster = Cluster::start();
+    let chain = Chain::new(&cluster);
+    assert_eq!(chain.deployments.chain_id, DEVCHAIN_CHAIN_ID);
+    let (seller, buyer, worker, spy, seller_b) = (1, 2, 3, 4, 5);
+    let csv = cluster.path("transactions.csv");
+    let schema = cluster.path("transactions.schema.toml");
+    cluster.run_ok(
+        buyer,
+        "buyer",
+        &[
+            "data",
+            "synth",
+            "--rows",
+            "32",
+            "--seed",
+            "9",
+            "--days",
+            "30",
+            "-o",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let onboard = |cluster: &Cluster, key: usize, role: &str, name: &str| {
+        cluster.run_ok(
+            key,
+            role,
+            &[
+                "seller",
+                "onboard",
+                csv.to_str().unwrap(),
+                "--schema",
+                schema.to_str().unwrap(),
+                "--name",
+                name,
+                "--templates",
+                "cohort_stats",
+                "--no-cube",
+                "--chunk-rows",
+                "8",
+                "--json",
+            ],
+        )
+    };
+    onboard(&cluster, seller, "seller", "Bank A");
+    let node_port = free_port();
+    let node = format!("http://127.0.0.1:{node_port}");
+    let listen = format!("127.0.0.1:{node_port}");
+    // A second, writable node (an IPFS node everyone can publish to): it holds what is
+    // published while the seller's own node is down.
+    let backup_port = free_port();
+    let backup = format!("http://127.0.0.1:{backup_port}");
+    let backup_store = cluster.path("backup.redb");
+    cluster.gateways = format!("{node},{backup}");
+    let gateways = cluster.gateways.clone();
+    cluster.spawn(
+        "backup",
+        buyer,
+        "backup",
+        &[
+            "store",
+            "serve",
+            "--writable",
+            "--listen",
+            &format!("127.0.0.1:{backup_port}"),
+            "--store",
+            backup_store.to_str().unwrap(),
+        ],
+        &gateways,
+    );
+    let seller_args = [
+        "seller",
+        "run",
+        "--listen",
+        &listen,
+        "--min-cohort",
+        "1",
+        "--epsilon",
+        "1",
+        "--budget",
+        "2.5",
+    ];
+    cluster.spawn("seller", seller, "seller", &seller_args, &gateways);
+    wait_for(Duration::from_secs(120), "dataset 1 to be Healthy", || {
+        chain.health(1) == 1
+    });
+
+    // A query the dataset does not allow is refused before any money moves.
+    let before = chain.balance(cluster.address(buyer));
+    let refused = cluster.run(
+        buyer,
+        "buyer",
+        &[
+            "buyer",
+            "order",
+            "1",
+            "--sql",
+            "SELECT no_such_column, COUNT(*) FROM transactions GROUP BY no_such_column",
+        ],
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no_such_column"), "{why}");
+    assert_eq!(
+        chain.balance(cluster.address(buyer)),
+        before,
+        "no money moved"
+    );
+
+    // 1. The worker is killed mid-evaluation and resumes: one result, one payout.
+    let order_env = |sql: &str, deadline: &str| -> Vec<String> {
+        [
+            "buyer",
+            "order",
+            "1",
+            "--sql",
+            sql,
+            "--deadline",
+            deadline,
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = order_env(
+        "SELECT age_band, COUNT(*), AVG(amount) FROM transactions WHERE amount > 3000 GROUP BY age_band",
+        "3600",
+    );
+    let first = order_id(&cluster.run_ok(
+        buyer,
+        "buyer",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    cluster.spawn(
+        "worker",
+        worker,
+        "worker",
+        &["worker", "run", "--quiet"],
+        &gateways,
+    );
+    let checkpoint = cluster
+        .path("worker")
+        .join("worker-work")
+        .join(format!("order-{first}"))
+        .join("chunk-00000.partial");
+    wait_for(Duration::from_secs(300), "the first checkpoint", || {
+        checkpoint.exists()
+    });
+    cluster.stop("worker", false);
+    assert_eq!(
+        chain.status(first),
+        2,
+        "claimed, not yet computed, when killed"
+    );
+    cluster.spawn(
+        "worker-2",
+        worker,
+        "worker",
+        &["worker", "run", "--quiet"],
+        &gateways,
+    );
+    chain.wait_status(first, SETTLED, Duration::from_secs(600));
+    assert_eq!(chain.results_submitted(first), 1, "exactly one result");
+    assert_eq!(
+        chain.payout(cluster.address(worker)),
+        U256::from(FEE),
+        "exactly one payout"
+    );
+    let table = cluster.run_ok(
+        buyer,
+        "buyer",
+        &["buyer", "result", &first.to_string(), "--json"],
+    );
+    let table: serde_json::Value = serde_json::from_str(&table).unwrap();
+    assert_eq!(table["table"]["rows"].as_array().unwrap().len(), 8);
+
+    // 2. The seller daemon is down while the result arrives; it delivers after a restart.
+    cluster.stop("seller", true);
+    let args = order_env(
+        "SELECT region, COUNT(*) FROM transactions GROUP BY region",
+        "3600",
+    );
+    let second = order_id(&cluster.run_ok(
+        buyer,
+        "buyer",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    // The seller's node is down with it: the buyer's parameters and the worker's result go to
+    // the other node, and the worker computes while the seller is away.
+    chain.wait_status(second, COMPUTED, Duration::from_secs(600));
+    cluster.spawn("seller-2", seller, "seller", &seller_args, &gateways);
+    chain.wait_status(second, SETTLED, Duration::from_secs(600));
+    assert!(cluster.log("seller-2").contains("result delivered"));
+
+    // 3. Over the DP budget (ε 1 per query, 2.5 in all): the third release is refused; the
+    //    buyer is refunded after the deadline.
+    let args = order_env(
+        "SELECT channel, COUNT(*) FROM transactions GROUP BY channel",
+        "25",
+    );
+    let third = order_id(&cluster.run_ok(
+        buyer,
+        "buyer",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    chain.wait_status(third, COMPUTED, Duration::from_secs(600));
+    wait_for(Duration::from_secs(60), "the seller's refusal", || {
+        cluster.log("seller-2").contains("output policy refused")
+    });
+    assert_eq!(chain.status(third), COMPUTED, "never delivered");
+    let refund_at = Instant::now() + Duration::from_secs(95);
+    while Instant::now() < refund_at {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(chain.status(third), COMPUTED, "never delivered");
+    let credited = chain.payout(cluster.address(buyer));
+    cluster.run_ok(buyer, "buyer", &["buyer", "refund", &third.to_string()]);
+    assert_eq!(chain.status(third), REFUNDED);
+    assert_eq!(
+        chain.payout(cluster.address(buyer)) - credited,
+        U256::from(PRICE + FEE),
+        "no money lost"
+    );
+
+    // 4. A worker behind a tampering gateway claims nothing and submits nothing.
+    cluster.stop("worker-2", true);
+    // The spy has its own, empty store: it must fetch the dataset through the hostile gateway.
+    let hostile = start_tampering_gateway(node.clone());
+    cluster.spawn("spy", spy, "spy", &["worker", "run", "--quiet"], &hostile);
+    let args = order_env(
+        "SELECT age_band, COUNT(*) FROM transactions GROUP BY age_band",
+        "3600",
+    );
+    let fourth = order_id(&cluster.run_ok(
+        buyer,
+        "buyer",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    wait_for(Duration::from_secs(120), "the spy to see the order", || {
+        cluster.log("spy").contains("order skipped")
+    });
+    assert_eq!(chain.status(fourth), OPEN, "nothing claimed");
+    assert_eq!(chain.worker_of(fourth), Address::ZERO);
+    assert_eq!(chain.results_submitted(fourth), 0);
+    assert!(
+        cluster.log("spy").contains("tampered"),
+        "{}",
+        cluster.log("spy")
+    );
+    cluster.stop("spy", true);
+
+    // 5. A seller that stops proving: Degraded, and delivery refunds the buyer.
+    onboard(&cluster, seller_b, "seller-b", "Bank B");
+    assert_eq!(chain.health(2), 2, "never proven: Degraded");
+    let port_b = free_port();
+    let node_b = format!("http://127.0.0.1:{port_b}");
+    cluster.spawn(
+        "seller-b",
+        seller_b,
+        "seller-b",
+        &[
+            "seller",
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port_b}"),
+            "--no-prove",
+            "--min-cohort",
+            "1",
+        ],
+        &node_b,
+    );
+    cluster.spawn(
+        "worker-3",
+        worker,
+        "worker",
+        &["worker", "run", "--quiet"],
+        &format!("{node_b},{node},{backup}"),
+    );
+    let balance_before = chain.balance(cluster.address(buyer));
+    let credited_before = chain.payout(cluster.address(buyer));
+    let out = cluster.run_ok(
+        buyer,
+        "buyer",
+        &[
+            "buyer",
+            "order",
+            "2",
+            "--sql",
+            "SELECT region, COUNT(*) FROM transactions GROUP BY region",
+            "--json",
+            "--gateway",
+            &node_b,
+            "--gateway",
+            &backup,
+        ],
+    );
+    let fifth = order_id(&out);
+    chain.wait_status(fifth, FAILED, Duration::from_secs(600));
+    assert_eq!(
+        chain.payout(cluster.address(seller_b)),
+        U256::ZERO,
+        "an unproven dataset earns nothing"
+    );
+    assert_eq!(
+        chain.payout(cluster.address(buyer)) - credited_before,
+        U256::from(PRICE + FEE),
+        "the buyer is credited its whole escrow back"
+    );
+    assert!(
+        chain.balance(cluster.address(buyer)) < balance_before,
+        "only gas was spent"
+    );
+}
