@@ -24,9 +24,11 @@ fn fixture() -> &'static Fixture {
         let key = SellerKey::generate();
         let eval = EvaluationKey::from_bytes(&key.server_key_bytes().unwrap()).unwrap();
         let table = synth::generate_with_history(40, 11, 120);
+        // Derived template columns are exercised by tests/templates.rs.
         let options = LayoutOptions {
             chunk_rows: 16,
             cube: true,
+            derived: false,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
         Fixture {
