@@ -167,7 +167,8 @@ struct Scan<'a> {
     header: &'a LayoutHeader,
     /// `[n]`: 1 when the sum of n bits equals n (the AND of n bits).
     all_ones: Vec<LookupTableOwned>,
-    identity: LookupTableOwned,
+    /// A fresh copy of a bit: 1 when the input (a bit, or a sum of one-hot bits) is non-zero.
+    bit_copy: LookupTableOwned,
     /// (bit, block) → block when bit is 1, else 0.
     mask: BivariateLookupTableOwned,
 }
@@ -183,7 +184,9 @@ impl<'a> Scan<'a> {
             all_ones: (0..=3u64)
                 .map(|n| short.generate_lookup_table(move |x| u64::from(x == n)))
                 .collect(),
-            identity: short.generate_lookup_table(|x| x),
+            // Not the identity: its output degree would be the whole block (carries "full"),
+            // which radix sums refuse; a bit's copy has degree 1.
+            bit_copy: short.generate_lookup_table(|x| u64::from(x != 0)),
             mask: short.generate_lookup_table_bivariate(|bit, x| if bit == 1 { x } else { 0 }),
         }
     }
@@ -195,7 +198,7 @@ impl<'a> Scan<'a> {
     /// A clean copy of a bit whose noise is above nominal (one PBS).
     fn clean(&self, bit: Block) -> Block {
         if bit.noise_level().get() > 1 {
-            self.short().apply_lookup_table(&bit, &self.identity)
+            self.short().apply_lookup_table(&bit, &self.bit_copy)
         } else {
             bit
         }
@@ -296,7 +299,9 @@ impl<'a> Scan<'a> {
             .terms
             .par_iter()
             .map(|t| match *t {
-                Term::Indicator { column, value } => chunk.indicators[column][value][row].decompress(),
+                Term::Indicator { column, value } => {
+                    chunk.indicators[column][value][row].decompress()
+                }
                 Term::Value { column } => chunk.values[column][row].decompress(),
                 Term::Square { column } => chunk.squares[column][row].decompress(),
             })
@@ -334,25 +339,21 @@ impl<'a> Scan<'a> {
                     value.as_ref().map(|v| masked(v, b.sum_blocks)),
                     square.as_ref().map(|q| masked(q, b.square_blocks)),
                 ];
-                slots.par_extend(
-                    b.terms
-                        .par_iter()
-                        .zip(&terms)
-                        .zip(&b.term_blocks)
-                        .map(|((t, ct), &width)| {
-                            Some(match (t, &bit) {
-                                // An indicator ANDed with the row's bit: one PBS.
-                                (Term::Indicator { .. }, Some(bit)) => {
-                                    let one = first_block(ct.clone());
-                                    let and = self.and_all(vec![bit.clone(), one]);
-                                    // Two bits always give one (`and_all` of a non-empty list).
-                                    let and = and.expect("the AND of two bits");
-                                    self.widen(RadixCiphertext::from_blocks(vec![and]), width)
-                                }
-                                _ => masked(ct, width),
-                            })
-                        }),
-                );
+                slots.par_extend(b.terms.par_iter().zip(&terms).zip(&b.term_blocks).map(
+                    |((t, ct), &width)| {
+                        Some(match (t, &bit) {
+                            // An indicator ANDed with the row's bit: one PBS.
+                            (Term::Indicator { .. }, Some(bit)) => {
+                                let one = first_block(ct.clone());
+                                let and = self.and_all(vec![bit.clone(), one]);
+                                // Two bits always give one (`and_all` of a non-empty list).
+                                let and = and.expect("the AND of two bits");
+                                self.widen(RadixCiphertext::from_blocks(vec![and]), width)
+                            }
+                            _ => masked(ct, width),
+                        })
+                    },
+                ));
                 slots
             })
             .collect()

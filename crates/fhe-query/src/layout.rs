@@ -64,11 +64,15 @@ pub enum DerivedColumn {
     /// One indicator bit per bucket of a declared histogram of the integer `column` (edges in
     /// the column's units; see [`crate::schema::HistogramSpec`]).
     Buckets { column: usize, bounds: Vec<i64> },
-    /// One indicator bit per value of the category/bool `column`, ANDed with the bool `label`:
+    /// One indicator bit per value of the category/bool `column`, masked by the bool `label`:
     /// `column = v AND label`.
     Labelled { column: usize, label: usize },
     /// The product of two integer columns' offsets, in `blocks` radix blocks.
-    Product { left: usize, right: usize, blocks: u32 },
+    Product {
+        left: usize,
+        right: usize,
+        blocks: u32,
+    },
 }
 
 impl DerivedColumn {
@@ -191,12 +195,12 @@ pub fn derived_columns(schema: &crate::schema::Schema) -> Vec<DerivedColumn> {
             });
         }
     }
-    if let Some(fraud) = &schema.fraud {
-        if let Some(label) = index(&fraud.label) {
-            for f in &fraud.features {
-                if let Some(column) = index(f) {
-                    derived.push(DerivedColumn::Labelled { column, label });
-                }
+    if let Some(fraud) = &schema.fraud
+        && let Some(label) = index(&fraud.label)
+    {
+        for f in &fraud.features {
+            if let Some(column) = index(f) {
+                derived.push(DerivedColumn::Labelled { column, label });
             }
         }
     }

@@ -189,7 +189,7 @@ pub struct Coefficient {
     pub estimate: f64,
     /// `√(σ̂² · [(XᵀX)⁻¹]_jj)`; `None` without residual degrees of freedom.
     pub std_error: Option<f64>,
-    /// estimate ± t(0.975, n − p) · std_error.
+    /// `estimate ± t(0.975, n − p) · std_error`.
     pub ci95: Option<(f64, f64)>,
 }
 
@@ -310,7 +310,8 @@ impl RegressionFit {
                 "  {:<16} {:>14.6}  se {}  95% CI {}",
                 c.name,
                 c.estimate,
-                c.std_error.map_or_else(|| "-".into(), |s| format!("{s:.6}")),
+                c.std_error
+                    .map_or_else(|| "-".into(), |s| format!("{s:.6}")),
                 c.ci95
                     .map_or_else(|| "-".into(), |(lo, hi)| format!("[{lo:.6}, {hi:.6}]"))
             );
@@ -383,6 +384,7 @@ pub fn invert(matrix: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // matrix products read best with indices
 mod tests {
     use super::*;
 
@@ -412,7 +414,10 @@ mod tests {
             let mx = xs.iter().sum::<f64>() / n;
             let my = ys.iter().sum::<f64>() / n;
             let c = |a: &[f64], ma: f64, b: &[f64], mb: f64| {
-                a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>()
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - ma) * (y - mb))
+                    .sum::<f64>()
             };
             CentredStats {
                 rows: n,
@@ -423,7 +428,12 @@ mod tests {
                 ],
             }
         };
-        let exact = RegressionFit::fit("y", &["x".into()], &stats(&[5.0, 7.0, 9.0, 11.0, 13.0]), 1.0);
+        let exact = RegressionFit::fit(
+            "y",
+            &["x".into()],
+            &stats(&[5.0, 7.0, 9.0, 11.0, 13.0]),
+            1.0,
+        );
         assert!((exact.coefficients[0].estimate - 3.0).abs() < 1e-12);
         assert!((exact.coefficients[1].estimate - 2.0).abs() < 1e-12);
         assert!(exact.coefficients[1].std_error.unwrap() < 1e-6);
@@ -436,7 +446,8 @@ mod tests {
         assert!((fit.coefficients[1].std_error.unwrap() - 0.282_842_7).abs() < 1e-6);
         assert!((fit.coefficients[0].std_error.unwrap() - 0.938_083_2).abs() < 1e-6);
         assert!((fit.r_squared.unwrap() - 0.6).abs() < 1e-12);
-        let withheld = RegressionFit::fit("y", &["x".into()], &stats(&[2.0, 4.0, 5.0, 4.0, 5.0]), 10.0);
+        let withheld =
+            RegressionFit::fit("y", &["x".into()], &stats(&[2.0, 4.0, 5.0, 4.0, 5.0]), 10.0);
         assert!(withheld.coefficients.is_empty() && withheld.predict(&[1.0]).is_none());
     }
 

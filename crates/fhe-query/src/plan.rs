@@ -25,8 +25,7 @@ use crate::error::QueryError;
 use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
 use crate::schema::{ColumnKind, blocks_for, parse_date, range_width};
 use crate::template::{
-    Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query,
-    category_values,
+    Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query, category_values,
 };
 
 /// Measured here: one PBS with the default parameters takes ~9.4 ms of one core.
@@ -115,8 +114,9 @@ pub enum Output {
         columns: Vec<usize>,
         alpha: u32,
     },
-    /// Terms over `z = features ++ [target]`: Σz_i for each i, then Σz_i·z_j for i ≤ j (row-major
-    /// upper triangle, squares on the diagonal). With COUNT these are n, Σx, XᵀX, Xᵀy, Σy, Σy².
+    /// Terms over `z = features ++ [target]`: `Σ z_i` for each i, then `Σ z_i·z_j` for i ≤ j
+    /// (row-major upper triangle, squares on the diagonal). With COUNT these are the sufficient
+    /// statistics of OLS: `n`, `Σx`, `XᵀX`, `Xᵀy`, `Σy`, `Σy²`.
     LinearRegression { target: usize, features: Vec<usize> },
 }
 
@@ -282,18 +282,20 @@ fn offset_width(header: &LayoutHeader, c: usize) -> u128 {
     }
 }
 
-fn group_columns(header: &LayoutHeader, group_by: &[String]) -> Result<Vec<(usize, usize)>, QueryError> {
+fn group_columns(
+    header: &LayoutHeader,
+    group_by: &[String],
+) -> Result<Vec<(usize, usize)>, QueryError> {
     group_by
         .iter()
         .map(|g| {
             let c = column_index(header, g)?;
-            let k = header.schema.columns[c]
-                .kind
-                .cardinality()
-                .ok_or_else(|| QueryError::BadColumn {
+            let k = header.schema.columns[c].kind.cardinality().ok_or_else(|| {
+                QueryError::BadColumn {
                     column: g.clone(),
                     reason: "GROUP BY needs a category or bool column".into(),
-                })?;
+                }
+            })?;
             Ok((c, k))
         })
         .collect()
@@ -724,6 +726,7 @@ impl Plan {
 
     /// Human-readable description: what the plan does, its PBS count and estimated time.
     #[must_use]
+    #[allow(clippy::too_many_lines)] // one paragraph per part of the plan, in order
     pub fn explain(&self, header: &LayoutHeader, pbs_seconds: f64, cores: usize) -> String {
         let schema = &header.schema;
         let name = |c: usize| schema.columns[c].name.as_str();
@@ -804,7 +807,11 @@ impl Plan {
                     s,
                     "  sums: {}, and per value of {}: its indicator and its {}-masked indicator ({} sums; {how})",
                     name(*label),
-                    columns.iter().map(|&c| name(c)).collect::<Vec<_>>().join(", "),
+                    columns
+                        .iter()
+                        .map(|&c| name(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     name(*label),
                     b.terms.len()
                 );
@@ -814,7 +821,11 @@ impl Plan {
                     s,
                     "  sums: n, Σx, XᵀX, Xᵀy, Σy, Σy² of {} on {} ({} sums of stored values, squares and products; {how})",
                     name(*target),
-                    features.iter().map(|&c| name(c)).collect::<Vec<_>>().join(", "),
+                    features
+                        .iter()
+                        .map(|&c| name(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     b.terms.len()
                 );
             }
@@ -909,6 +920,56 @@ mod tests {
             PlanKind::RowScan
         );
         assert!(plan_with(&journey(90), &no_cube, PlanKind::Cube).is_err());
+    }
+
+    #[test]
+    fn regression_terms_index_the_upper_triangle() {
+        // 3 variables: Σz0 Σz1 Σz2, then (0,0) (0,1) (0,2) (1,1) (1,2) (2,2).
+        let expected = [
+            ((0, 0), 3),
+            ((0, 1), 4),
+            ((0, 2), 5),
+            ((1, 1), 6),
+            ((1, 2), 7),
+            ((2, 2), 8),
+        ];
+        for ((i, j), t) in expected {
+            assert_eq!(Output::pair_term(3, i, j), t);
+            assert_eq!(Output::pair_term(3, j, i), t);
+        }
+    }
+
+    #[test]
+    fn unfiltered_templates_spend_no_pbs_per_row_and_never_use_the_cube() {
+        let table = crate::synth::generate(1000, 1);
+        let h = header(&table, &LayoutOptions::default());
+        let schema = crate::synth::schema();
+        for sql_text in [
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY region",
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+        ] {
+            let q = crate::sql::parse(sql_text, &schema).unwrap();
+            let bare = plan(&q, &h).unwrap();
+            assert_eq!(bare.kind, PlanKind::IndicatorScan);
+            assert!(plan_with(&q, &h, PlanKind::Cube).is_err());
+            assert!(
+                bare.explain(&h, DEFAULT_PBS_SECONDS, 2)
+                    .contains("no PBS per row")
+            );
+            // A filter masks every term: it costs more.
+            let filtered = crate::sql::parse(
+                &format!("{sql_text} WHERE channel = 'online'").replace(
+                    "GROUP BY region WHERE channel = 'online'",
+                    "WHERE channel = 'online' GROUP BY region",
+                ),
+                &schema,
+            )
+            .unwrap();
+            let masked = plan(&filtered, &h).unwrap();
+            assert!(masked.pbs > bare.pbs, "{sql_text}");
+            assert_eq!(bare.bound.terms.len(), bare.bound.term_blocks.len());
+        }
     }
 
     proptest! {

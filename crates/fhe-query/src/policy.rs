@@ -224,11 +224,15 @@ pub fn release(
         ledger.charge(buyer, epsilon, policy.budget)?;
     }
     match &plan.bound.output {
-        Output::CohortStats => Ok(release_cohort_stats(
-            aggregates, plan, header, policy, rng,
-        )),
+        Output::CohortStats => Ok(release_cohort_stats(aggregates, plan, header, policy, rng)),
         Output::Histogram { column, bounds } => Ok(release_histogram(
-            aggregates, &plan.bound, header, policy, rng, *column, bounds,
+            aggregates,
+            &plan.bound,
+            header,
+            policy,
+            rng,
+            *column,
+            bounds,
         )),
         Output::FraudModel {
             label,
@@ -250,7 +254,13 @@ pub fn release(
             },
         )),
         Output::LinearRegression { target, features } => Ok(release_regression(
-            aggregates, &plan.bound, header, policy, rng, *target, features,
+            aggregates,
+            &plan.bound,
+            header,
+            policy,
+            rng,
+            *target,
+            features,
         )),
     }
 }
@@ -364,7 +374,11 @@ fn dp_noise(policy: &Policy, rng: &mut impl Rng, sensitivity: f64) -> f64 {
 #[allow(clippy::cast_precision_loss)] // counts are reported as floating point
 fn noisy_count(policy: &Policy, rng: &mut impl Rng, count: u128, sensitivity: f64) -> f64 {
     let n = (count as f64 + dp_noise(policy, rng, sensitivity)).max(0.0);
-    if policy.epsilon.is_some() { n } else { n.round() }
+    if policy.epsilon.is_some() {
+        n
+    } else {
+        n.round()
+    }
 }
 
 fn group_labels(bound: &Bound, header: &LayoutHeader, g: usize) -> Vec<String> {
@@ -389,12 +403,14 @@ pub fn bucket_labels(kind: &ColumnKind, bounds: &[i64]) -> Vec<String> {
     };
     let show = |v: i64| crate::ingest::format_decimal(v, scale);
     (0..=bounds.len())
-        .map(|i| match (i.checked_sub(1).map(|j| bounds[j]), bounds.get(i)) {
-            (None, Some(&hi)) => format!("< {}", show(hi)),
-            (Some(lo), Some(&hi)) => format!("[{}, {})", show(lo), show(hi)),
-            (Some(lo), None) => format!(">= {}", show(lo)),
-            (None, None) => "all".into(),
-        })
+        .map(
+            |i| match (i.checked_sub(1).map(|j| bounds[j]), bounds.get(i)) {
+                (None, Some(&hi)) => format!("< {}", show(hi)),
+                (Some(lo), Some(&hi)) => format!("[{}, {})", show(lo), show(hi)),
+                (Some(lo), None) => format!(">= {}", show(lo)),
+                (None, None) => "all".into(),
+            },
+        )
         .collect()
 }
 
@@ -460,6 +476,9 @@ fn released_count(policy: &Policy, n: f64) -> Cell {
     }
 }
 
+/// A model column, its values, and `(rows, positives)` per value.
+type ValueCounts = (usize, Vec<String>, Vec<(f64, f64)>);
+
 /// The columns of a bound `fraud_model` (see [`Output::FraudModel`]).
 struct FraudShape<'a> {
     label: usize,
@@ -482,14 +501,18 @@ fn release_fraud_model(
 ) -> ResultTable {
     let schema = &header.schema;
     let sensitivity = 2.0 + 2.0 * shape.columns.len() as f64;
-    let (count, _, _) = aggregates.groups.first().copied().unwrap_or((0, None, None));
+    let (count, _, _) = aggregates
+        .groups
+        .first()
+        .copied()
+        .unwrap_or((0, None, None));
     let sums = aggregates.terms.first().cloned().unwrap_or_default();
     let mut noisy = |c: u128| noisy_count(policy, rng, c, sensitivity);
     let rows_all = noisy(count);
     let positives = noisy(sums.first().copied().unwrap_or(0));
     // Per model column: its values and (rows, positives) per value, in term order.
     let mut next = 1;
-    let mut per_column: Vec<(usize, Vec<String>, Vec<(f64, f64)>)> = Vec::new();
+    let mut per_column: Vec<ValueCounts> = Vec::new();
     for &c in shape.columns {
         let values = category_values(&schema.columns[c].kind).unwrap_or_default();
         let counts = values
@@ -590,7 +613,11 @@ fn release_regression(
     let schema = &header.schema;
     let variables: Vec<usize> = features.iter().copied().chain([target]).collect();
     let v = variables.len();
-    let (count, _, _) = aggregates.groups.first().copied().unwrap_or((0, None, None));
+    let (count, _, _) = aggregates
+        .groups
+        .first()
+        .copied()
+        .unwrap_or((0, None, None));
     let sums = aggregates.terms.first().cloned().unwrap_or_default();
     let sum = |t: usize| sums.get(t).copied().unwrap_or(0);
     let width = |c: usize| match schema.columns[c].kind {
@@ -608,8 +635,8 @@ fn release_regression(
         },
     );
     // Centred statistics in offset units.
-    let (rows, means, cross): (f64, Vec<f64>, Vec<Vec<f64>>) = match policy.epsilon {
-        None => {
+    let (rows, means, cross): (f64, Vec<f64>, Vec<Vec<f64>>) = if policy.epsilon.is_none() {
+        {
             let n = count;
             let centred = |ab: u128, a: u128, b: u128| -> f64 {
                 match (n.checked_mul(ab), a.checked_mul(b)) {
@@ -628,7 +655,8 @@ fn release_regression(
                 .collect();
             (n as f64, means, cross)
         }
-        Some(_) => {
+    } else {
+        {
             let sensitivity = 1.0
                 + variables.iter().map(|&c| width(c)).sum::<f64>()
                 + (0..v)
@@ -781,9 +809,10 @@ impl ResultTable {
                     if let Some(r) = rate {
                         line.push(sum.map_or("-".into(), |v| format!("{v:.0}")));
                         line.push(format!("{:.4}", r.value));
-                        line.push(r.ci95.map_or("-".into(), |(lo, hi)| {
-                            format!("[{lo:.4}, {hi:.4}]")
-                        }));
+                        line.push(
+                            r.ci95
+                                .map_or("-".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
+                        );
                     }
                     for a in &self.aggregates {
                         match a {

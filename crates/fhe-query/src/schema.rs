@@ -580,6 +580,52 @@ measures = ["amount"]
     }
 
     #[test]
+    fn template_sections_are_optional_validated_and_round_trip() {
+        // The demo schema declares all four templates and survives TOML.
+        let demo = crate::synth::schema();
+        assert_eq!(Schema::from_toml(&demo.to_toml()).unwrap(), demo);
+        let with = |extra: &str| Schema::from_toml(&format!("{GOOD}\n{extra}"));
+        let ok = with(
+            "[[histogram]]\ncolumn = \"amount\"\nbounds = [100, 5000]\n\
+             [fraud]\nlabel = \"flag\"\nfeatures = [\"region\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.histograms[0].bounds, vec![100, 5000]);
+        for (extra, needle) in [
+            (
+                "[[histogram]]\ncolumn = \"amount\"\nbounds = [5000, 100]",
+                "increase",
+            ),
+            (
+                "[[histogram]]\ncolumn = \"amount\"\nbounds = [0]",
+                "increase",
+            ),
+            (
+                "[[histogram]]\ncolumn = \"region\"\nbounds = [1]",
+                "integer",
+            ),
+            ("[[histogram]]\ncolumn = \"amount\"\nbounds = []", "1 to"),
+            ("[fraud]\nlabel = \"region\"\nfeatures = [\"flag\"]", "bool"),
+            (
+                "[fraud]\nlabel = \"flag\"\nfeatures = [\"amount\"]",
+                "category",
+            ),
+            (
+                "[fraud]\nlabel = \"flag\"\nfeatures = [\"flag\"]",
+                "other than the label",
+            ),
+            ("[regression]\ncolumns = [\"amount\"]", "2 to"),
+            (
+                "[regression]\ncolumns = [\"amount\", \"region\"]",
+                "not an integer",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(parse_date("2000-03-01"), Some(11_017));

@@ -184,6 +184,7 @@ const TEMPLATE_FUNCTIONS: [&str; 3] = ["histogram", "fraud_model", "linear_regre
 
 /// A `SELECT` of one template function (and, optionally, its GROUP BY columns): the query it
 /// asks, or `None` when the SELECT has no template function (a `cohort_stats` SELECT).
+#[allow(clippy::too_many_lines)] // the projection, the arguments, then one arm per template
 fn template_function(
     projection: &[SelectItem],
     group_by: &[String],
@@ -584,6 +585,107 @@ mod tests {
             from: "2026-01-01".into(),
             to: "2026-03-31".into()
         }));
+    }
+
+    #[test]
+    fn template_functions_map_onto_their_templates() {
+        let s = schema();
+        let q = parse("SELECT region, HISTOGRAM(amount) FROM transactions WHERE channel = 'online' GROUP BY region", &s).unwrap();
+        assert_eq!(
+            q,
+            Query::Histogram(Histogram {
+                column: "amount".into(),
+                group_by: vec!["region".into()],
+                filters: vec![Filter::In {
+                    column: "channel".into(),
+                    values: vec!["online".into()]
+                }],
+            })
+        );
+        let Query::FraudModel(m) = parse(
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions WHERE day >= max_day - 29 GROUP BY region",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a fraud model")
+        };
+        assert_eq!(m.cohort.as_deref(), Some("region"));
+        assert_eq!(
+            m.features,
+            s.fraud.as_ref().unwrap().features,
+            "all declared features"
+        );
+        assert_eq!(m.alpha, 1);
+        assert_eq!(m.filters, vec![Filter::LastDays { days: 30 }]);
+        let Query::FraudModel(m) = parse(
+            "SELECT FRAUD_MODEL(is_fraud, channel, 3) FROM transactions",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a fraud model")
+        };
+        assert_eq!(
+            (m.features, m.alpha, m.cohort),
+            (vec!["channel".into()], 3, None)
+        );
+        let Query::LinearRegression(r) = parse(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions WHERE amount BETWEEN 1 AND 500",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a regression")
+        };
+        assert_eq!(
+            (r.target.as_str(), r.features.as_slice()),
+            ("amount", ["customer_age".to_string()].as_slice())
+        );
+        assert_eq!(r.filters.len(), 1);
+    }
+
+    #[test]
+    fn template_function_refusals_say_what_is_allowed() {
+        let s = schema();
+        for (sql, needle) in [
+            (
+                "SELECT HISTOGRAM(amount), COUNT(*) FROM transactions",
+                "cannot be combined",
+            ),
+            (
+                "SELECT HISTOGRAM(amount, day) FROM transactions",
+                "one integer column",
+            ),
+            ("SELECT HISTOGRAM(nope) FROM transactions", "nope"),
+            (
+                "SELECT FRAUD_MODEL(is_fraud, 1.5) FROM transactions",
+                "whole number",
+            ),
+            (
+                "SELECT FRAUD_MODEL(is_fraud, 2, channel) FROM transactions",
+                "comes last",
+            ),
+            (
+                "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY region, channel",
+                "at most one",
+            ),
+            (
+                "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions GROUP BY region",
+                "no GROUP BY",
+            ),
+            ("SELECT LINEAR_REGRESSION() FROM transactions", "target"),
+            (
+                "SELECT channel, HISTOGRAM(amount) FROM transactions",
+                "GROUP BY",
+            ),
+            (
+                "SELECT HISTOGRAM(amount), FRAUD_MODEL(is_fraud) FROM transactions",
+                "one template function",
+            ),
+        ] {
+            let Err(e) = parse(sql, &s) else {
+                panic!("{sql} must be refused")
+            };
+            assert!(e.to_string().contains(needle), "{sql}: {e}");
+        }
     }
 
     #[test]

@@ -9,8 +9,7 @@ use rand_distr::{Distribution, LogNormal};
 
 use crate::ingest::Table;
 use crate::schema::{
-    Column, ColumnKind, CubeSpec, FraudSpec, HistogramSpec, RegressionSpec, Schema,
-    days_from_civil,
+    Column, ColumnKind, CubeSpec, FraudSpec, HistogramSpec, RegressionSpec, Schema, days_from_civil,
 };
 
 pub const AGE_BANDS: [&str; 8] = [

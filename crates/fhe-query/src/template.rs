@@ -6,7 +6,7 @@
 //! - `fraud_model`: fraud rate per cohort (Wilson intervals) and a naive-Bayes scoring model of
 //!   categorical features, from counts of `feature = v` and `feature = v AND label`.
 //! - `linear_regression`: OLS of one integer column on others, from the sufficient statistics
-//!   n, Σx, XᵀX, Xᵀy and Σy².
+//!   `n`, `Σx`, `XᵀX`, `Xᵀy` and `Σy²`.
 //!
 //! Every template takes the same row filters ([`Filter`]). Queries arrive as SQL ([`crate::sql`])
 //! or as JSON ([`Query::from_json`]); both are canonicalized before hashing.
@@ -271,7 +271,7 @@ impl Query {
 }
 
 fn validate_cohort_stats(q: &CohortStats, schema: &Schema) -> Result<(), QueryError> {
-        if q.aggregates.is_empty() {
+    if q.aggregates.is_empty() {
         return Err(QueryError::Unsupported("no aggregate asked".into()));
     }
     let needs_measure = q.aggregates.iter().any(|a| a.needs_sum());
@@ -309,7 +309,7 @@ fn validate_cohort_stats(q: &CohortStats, schema: &Schema) -> Result<(), QueryEr
 }
 
 fn validate_filters(filters: &[Filter], schema: &Schema) -> Result<(), QueryError> {
-        if filters.len() > MAX_FILTERS {
+    if filters.len() > MAX_FILTERS {
         return Err(QueryError::Unsupported(format!(
             "at most {MAX_FILTERS} filters"
         )));
@@ -376,7 +376,7 @@ fn validate_filters(filters: &[Filter], schema: &Schema) -> Result<(), QueryErro
         }
     }
     Ok(())
-    }
+}
 
 fn column_of<'a>(schema: &'a Schema, name: &str) -> Result<&'a ColumnKind, QueryError> {
     schema
@@ -388,7 +388,11 @@ fn column_of<'a>(schema: &'a Schema, name: &str) -> Result<&'a ColumnKind, Query
 fn validate_histogram(q: &Histogram, schema: &Schema) -> Result<(), QueryError> {
     column_of(schema, &q.column)?;
     if !schema.histograms.iter().any(|h| h.column == q.column) {
-        let declared: Vec<&str> = schema.histograms.iter().map(|h| h.column.as_str()).collect();
+        let declared: Vec<&str> = schema
+            .histograms
+            .iter()
+            .map(|h| h.column.as_str())
+            .collect();
         return Err(bad(
             &q.column,
             &format!(
@@ -577,5 +581,151 @@ mod tests {
                 .validate(&schema, &allowed)
                 .is_err()
         );
+    }
+
+    fn fraud(features: Vec<String>, values: Vec<String>, alpha: u32) -> Query {
+        Query::FraudModel(FraudModel {
+            label: "is_fraud".into(),
+            cohort: Some("region".into()),
+            features,
+            alpha,
+            filters: vec![
+                Filter::In {
+                    column: "channel".into(),
+                    values,
+                },
+                Filter::LastDays { days: 30 },
+            ],
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn fraud_model_hash_ignores_feature_and_value_order(
+            mut features in proptest::collection::vec("[a-z]{1,6}", 1..5),
+            mut values in proptest::collection::vec("[a-z]{1,6}", 1..4),
+            alpha in 1u32..5,
+        ) {
+            let a = fraud(features.clone(), values.clone(), alpha);
+            features.reverse();
+            features.push(features[0].clone());
+            values.reverse();
+            let b = fraud(features.clone(), values.clone(), alpha);
+            prop_assert_eq!(a.params_hash(), b.params_hash());
+            // The canonical JSON is the hashed text, and reads back to the canonical query.
+            prop_assert_eq!(Query::from_json(&b.canonical_json()).unwrap(), b.canonical());
+            prop_assert_ne!(a.params_hash(), fraud(features, values, alpha + 1).params_hash());
+        }
+
+        #[test]
+        fn templates_with_the_same_filters_hash_apart(days in 1u32..1000) {
+            let filters = vec![Filter::LastDays { days }];
+            let queries = [
+                Query::CohortStats(CohortStats { measure: None, aggregates: [Aggregate::Count].into(), group_by: vec![], filters: filters.clone() }),
+                Query::Histogram(Histogram { column: "amount".into(), group_by: vec![], filters: filters.clone() }),
+                Query::LinearRegression(LinearRegression { target: "amount".into(), features: vec!["customer_age".into()], filters: filters.clone() }),
+                Query::LinearRegression(LinearRegression { target: "customer_age".into(), features: vec!["amount".into()], filters }),
+            ];
+            let hashes: BTreeSet<_> = queries.iter().map(Query::params_hash).collect();
+            prop_assert_eq!(hashes.len(), queries.len());
+        }
+    }
+
+    #[test]
+    fn json_queries_default_and_refuse_clearly() {
+        let q = Query::from_json(
+            r#"{"template": "fraud_model", "label": "is_fraud", "features": ["channel"]}"#,
+        )
+        .unwrap();
+        let Query::FraudModel(m) = &q else {
+            panic!("a fraud model")
+        };
+        assert_eq!((m.alpha, m.cohort.as_deref()), (1, None));
+        let err = Query::from_json(r#"{"template": "median", "column": "amount"}"#).unwrap_err();
+        assert!(err.to_string().contains("histogram"), "{err}");
+        assert!(Query::from_json(&"x".repeat(MAX_QUERY_JSON_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn new_templates_validate_against_the_schema_declarations() {
+        let schema = crate::synth::schema();
+        let all: Vec<String> = TEMPLATES.iter().map(|t| (*t).to_string()).collect();
+        let check = |q: &Query, needle: &str| {
+            let err = q.validate(&schema, &all).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        };
+        let hist = |column: &str, group_by: Vec<String>| {
+            Query::Histogram(Histogram {
+                column: column.into(),
+                group_by,
+                filters: vec![],
+            })
+        };
+        hist("amount", vec!["region".into()])
+            .validate(&schema, &all)
+            .unwrap();
+        check(&hist("customer_age", vec![]), "declared: amount");
+        check(&hist("amount", vec!["customer_age".into()]), "category");
+        check(
+            &hist("amount", vec!["region".into(), "channel".into()]),
+            "at most",
+        );
+        check(&hist("nope", vec![]), "nope");
+        fraud(vec!["channel".into()], vec!["online".into()], 1)
+            .validate(&schema, &all)
+            .unwrap();
+        check(&fraud(vec![], vec!["online".into()], 1), "needs features");
+        check(
+            &fraud(vec!["day".into()], vec!["online".into()], 1),
+            "fraud feature",
+        );
+        check(
+            &fraud(vec!["channel".into()], vec!["online".into()], 0),
+            "alpha",
+        );
+        let Query::FraudModel(mut wrong_label) =
+            fraud(vec!["channel".into()], vec!["online".into()], 1)
+        else {
+            unreachable!()
+        };
+        wrong_label.label = "channel".into();
+        check(&Query::FraudModel(wrong_label), "is_fraud");
+        let reg = |target: &str, features: &[&str]| {
+            Query::LinearRegression(LinearRegression {
+                target: target.into(),
+                features: features.iter().map(|f| (*f).to_string()).collect(),
+                filters: vec![],
+            })
+        };
+        reg("amount", &["customer_age"])
+            .validate(&schema, &all)
+            .unwrap();
+        check(&reg("amount", &[]), "1 to 1 features");
+        check(&reg("amount", &["amount"]), "used twice");
+        check(&reg("day", &["amount"]), "declared: amount, customer_age");
+        check(
+            &reg("amount", &["region"]),
+            "not a declared regression column",
+        );
+        // A schema without the declarations refuses each template with what is missing.
+        let mut bare = schema.clone();
+        bare.histograms.clear();
+        bare.fraud = None;
+        bare.regression = None;
+        for (q, needle) in [
+            (hist("amount", vec![]), "none"),
+            (
+                fraud(vec!["channel".into()], vec!["online".into()], 1),
+                "[fraud]",
+            ),
+            (reg("amount", &["customer_age"]), "[regression]"),
+        ] {
+            let err = q.validate(&bare, &all).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        assert!(matches!(
+            hist("amount", vec![]).validate(&schema, &["cohort_stats".into()]),
+            Err(QueryError::TemplateNotAllowed(..))
+        ));
     }
 }
