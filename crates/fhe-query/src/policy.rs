@@ -999,4 +999,119 @@ mod tests {
             "E|X| of Laplace(b) is b, got {mean_abs}"
         );
     }
+
+    /// The new templates released from plaintext aggregates of 5,000 demo rows: the tables
+    /// render, the models are usable, small cells are suppressed, and DP charges the budget.
+    #[test]
+    fn template_releases_render_and_respect_the_policy() {
+        use rand::SeedableRng;
+        let table = crate::synth::generate(5_000, 9);
+        let header = crate::layout::header(&table, &crate::layout::LayoutOptions::default());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let release_sql = |sql: &str, policy: &Policy, rng: &mut rand::rngs::StdRng| {
+            let q = crate::sql::parse(sql, &table.schema).unwrap();
+            let p = crate::plan::plan(&q, &header).unwrap();
+            let plain = reference(&table, &p.bound, &header);
+            release(&plain, &p, &header, policy, None, rng).unwrap()
+        };
+        let exact = Policy::default();
+        let histogram = release_sql(
+            "SELECT region, HISTOGRAM(amount) FROM transactions GROUP BY region",
+            &exact,
+            &mut rng,
+        );
+        assert_eq!(histogram.rows.len(), 4 * 7);
+        assert!(histogram.render().contains("[10.00, 25.00)"));
+        let fraud = release_sql(
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY channel",
+            &exact,
+            &mut rng,
+        );
+        let text = fraud.render();
+        assert!(
+            text.contains("rate(is_fraud)") && text.contains("prior log-odds"),
+            "{text}"
+        );
+        let Some(Model::NaiveBayes(model)) = &fraud.model else {
+            panic!("naive Bayes")
+        };
+        // The generator makes online fraud likelier than card-present fraud.
+        let online = model.score([("channel", "online")]).unwrap();
+        let present = model.score([("channel", "card_present")]).unwrap();
+        assert!(online > present, "{online} vs {present}");
+        let regression = release_sql(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &exact,
+            &mut rng,
+        );
+        assert!(regression.render().contains("(intercept)"));
+        // A minimum cohort above the row count withholds the models and suppresses the cells.
+        let strict = Policy {
+            min_cohort: 10_000,
+            ..Policy::default()
+        };
+        let withheld = release_sql(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &strict,
+            &mut rng,
+        );
+        let Some(Model::LinearRegression(fit)) = &withheld.model else {
+            panic!("a fit")
+        };
+        assert!(fit.coefficients.is_empty() && fit.note.is_some());
+        let hidden = release_sql(
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            &strict,
+            &mut rng,
+        );
+        assert!(
+            hidden
+                .rows
+                .iter()
+                .all(|r| matches!(r.cell, Cell::Suppressed { .. }))
+        );
+        // With DP, every template charges ε to the buyer's budget, and the noisy outputs exist.
+        let dp = Policy {
+            min_cohort: 10,
+            epsilon: Some(1.0),
+            budget: 2.5,
+        };
+        let mut ledger = BudgetLedger::default();
+        for sql in [
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            "SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions",
+        ] {
+            let q = crate::sql::parse(sql, &table.schema).unwrap();
+            let p = crate::plan::plan(&q, &header).unwrap();
+            let plain = reference(&table, &p.bound, &header);
+            let noisy = release(
+                &plain,
+                &p,
+                &header,
+                &dp,
+                Some((&mut ledger, "0xb")),
+                &mut rng,
+            )
+            .unwrap();
+            assert!(noisy.render().contains("ε = 1"));
+        }
+        let q = crate::sql::parse(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &table.schema,
+        )
+        .unwrap();
+        let p = crate::plan::plan(&q, &header).unwrap();
+        let plain = reference(&table, &p.bound, &header);
+        assert!(matches!(
+            release(
+                &plain,
+                &p,
+                &header,
+                &dp,
+                Some((&mut ledger, "0xb")),
+                &mut rng
+            ),
+            Err(PolicyError::BudgetExceeded { .. })
+        ));
+    }
 }
