@@ -1003,6 +1003,7 @@ mod tests {
     /// The new templates released from plaintext aggregates of 5,000 demo rows: the tables
     /// render, the models are usable, small cells are suppressed, and DP charges the budget.
     #[test]
+    #[allow(clippy::too_many_lines)] // one paragraph per template, then the policy's limits
     fn template_releases_render_and_respect_the_policy() {
         use rand::SeedableRng;
         let table = crate::synth::generate(5_000, 9);
