@@ -81,9 +81,11 @@ impl DerivedColumn {
     pub fn indicators(&self, schema: &crate::schema::Schema) -> usize {
         match self {
             DerivedColumn::Buckets { bounds, .. } => bounds.len() + 1,
-            DerivedColumn::Labelled { column, .. } => {
-                schema.columns[*column].kind.cardinality().unwrap_or(0)
-            }
+            DerivedColumn::Labelled { column, .. } => schema
+                .columns
+                .get(*column)
+                .and_then(|c| c.kind.cardinality())
+                .unwrap_or(0),
             DerivedColumn::Product { .. } => 0,
         }
     }
@@ -166,6 +168,21 @@ impl LayoutHeader {
     #[must_use]
     pub fn square_width(&self, c: usize) -> u32 {
         self.square_blocks.get(c).copied().unwrap_or(0)
+    }
+
+    /// Checks the derived columns are those the schema declares (or none): a header read from a
+    /// manifest is untrusted, and its derived columns index the schema's.
+    ///
+    /// # Errors
+    /// [`LayoutError::Mismatch`].
+    pub fn check_derived(&self) -> Result<(), LayoutError> {
+        if self.derived.is_empty() || self.derived == derived_columns(&self.schema) {
+            Ok(())
+        } else {
+            Err(LayoutError::Mismatch(
+                "derived columns are not the ones the schema declares".into(),
+            ))
+        }
     }
 
     /// The stored product of the regression columns `a` and `b` (either order).
@@ -645,6 +662,7 @@ impl EncryptedChunk {
     /// # Errors
     /// [`LayoutError::Mismatch`] naming the first column that does not fit.
     pub fn check(&self, header: &LayoutHeader) -> Result<(), LayoutError> {
+        header.check_derived()?;
         let n = header.stored_columns();
         if self.indicators.len() != n || self.values.len() != n || self.squares.len() != n {
             return Err(LayoutError::Mismatch("column count".into()));

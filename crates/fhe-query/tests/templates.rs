@@ -385,6 +385,10 @@ fn templates_need_their_derived_columns() {
     let bytes = f.dataset.chunks[0].to_bytes().unwrap();
     assert!(EncryptedChunk::from_bytes(&bytes, &f.dataset.header).is_ok());
     assert!(EncryptedChunk::from_bytes(&bytes, &plain).is_err());
+    // A manifest whose derived columns are not the schema's is refused, not trusted.
+    let mut hostile = f.dataset.header.clone();
+    hostile.derived.swap(0, 1);
+    assert!(EncryptedChunk::from_bytes(&bytes, &hostile).is_err());
 }
 
 #[test]
