@@ -28,6 +28,12 @@ pub enum SchemaError {
     ManyDayColumns,
     #[error("cube: {0}")]
     Cube(String),
+    #[error("histogram: {0}")]
+    Histogram(String),
+    #[error("fraud: {0}")]
+    Fraud(String),
+    #[error("regression: {0}")]
+    Regression(String),
 }
 
 #[derive(Debug, Error)]

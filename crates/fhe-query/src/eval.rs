@@ -18,30 +18,55 @@ use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 use tfhe::shortint::Ciphertext as Block;
 use tfhe::shortint::server_key::{BivariateLookupTableOwned, LookupTableOwned};
-use tfhe_versionable::{Versionize, VersionsDispatch};
+use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::LayoutError;
 use crate::keys::EvaluationKey;
 use crate::layout::{EncryptedChunk, EncryptedCube, EncryptedDataset, LayoutHeader};
-use crate::plan::{Plan, PlanKind};
+use crate::plan::{Plan, PlanKind, Term};
 
 /// Rows evaluated together before their contributions are folded into the running sums.
 pub const BATCH_ROWS: usize = 16;
 /// Largest serialized result accepted from outside.
 pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
-/// Encrypted aggregates of one output group: COUNT, Σ offset and Σ offset² of the measure.
+/// Encrypted aggregates of one output group: COUNT, Σ offset and Σ offset² of the measure, and
+/// the sums of the plan's [`crate::plan::Term`]s (other templates).
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(EncryptedGroupVersions)]
 pub struct EncryptedGroup {
     pub count: RadixCiphertext,
     pub sum: Option<RadixCiphertext>,
     pub squares: Option<RadixCiphertext>,
+    /// One sum per term of the plan, in its order (empty for `cohort_stats`).
+    pub terms: Vec<RadixCiphertext>,
+}
+
+/// The first encoding, before templates other than `cohort_stats` summed terms.
+#[derive(Version)]
+pub struct EncryptedGroupV0 {
+    pub count: RadixCiphertext,
+    pub sum: Option<RadixCiphertext>,
+    pub squares: Option<RadixCiphertext>,
+}
+
+impl Upgrade<EncryptedGroup> for EncryptedGroupV0 {
+    type Error = std::convert::Infallible;
+
+    fn upgrade(self) -> Result<EncryptedGroup, Self::Error> {
+        Ok(EncryptedGroup {
+            count: self.count,
+            sum: self.sum,
+            squares: self.squares,
+            terms: Vec::new(),
+        })
+    }
 }
 
 #[derive(VersionsDispatch)]
 pub enum EncryptedGroupVersions {
-    V0(EncryptedGroup),
+    V0(EncryptedGroupV0),
+    V1(EncryptedGroup),
 }
 
 /// The encrypted result of a query (or a partial result of some chunks).
@@ -92,6 +117,8 @@ impl EncryptedResult {
                     && g.squares
                         .as_ref()
                         .map_or(!b.want_squares, |s| fits(s, b.square_blocks))
+                    && g.terms.len() == b.terms.len()
+                    && g.terms.iter().zip(&b.term_blocks).all(|(t, &w)| fits(t, w))
             });
         if !ok {
             return Err(LayoutError::Mismatch(
@@ -140,7 +167,8 @@ struct Scan<'a> {
     header: &'a LayoutHeader,
     /// `[n]`: 1 when the sum of n bits equals n (the AND of n bits).
     all_ones: Vec<LookupTableOwned>,
-    identity: LookupTableOwned,
+    /// A fresh copy of a bit: 1 when the input (a bit, or a sum of one-hot bits) is non-zero.
+    bit_copy: LookupTableOwned,
     /// (bit, block) → block when bit is 1, else 0.
     mask: BivariateLookupTableOwned,
 }
@@ -156,7 +184,9 @@ impl<'a> Scan<'a> {
             all_ones: (0..=3u64)
                 .map(|n| short.generate_lookup_table(move |x| u64::from(x == n)))
                 .collect(),
-            identity: short.generate_lookup_table(|x| x),
+            // Not the identity: its output degree would be the whole block (carries "full"),
+            // which radix sums refuse; a bit's copy has degree 1.
+            bit_copy: short.generate_lookup_table(|x| u64::from(x != 0)),
             mask: short.generate_lookup_table_bivariate(|bit, x| if bit == 1 { x } else { 0 }),
         }
     }
@@ -168,7 +198,7 @@ impl<'a> Scan<'a> {
     /// A clean copy of a bit whose noise is above nominal (one PBS).
     fn clean(&self, bit: Block) -> Block {
         if bit.noise_level().get() > 1 {
-            self.short().apply_lookup_table(&bit, &self.identity)
+            self.short().apply_lookup_table(&bit, &self.bit_copy)
         } else {
             bit
         }
@@ -249,9 +279,10 @@ impl<'a> Scan<'a> {
         bits
     }
 
-    /// One row's contribution to every group: (count bit, masked value, masked square) as
-    /// radix numbers of the result widths. `None` bit means "every row counts" (no filter).
-    fn row(&self, chunk: &EncryptedChunk, row: usize) -> Vec<[Option<RadixCiphertext>; 3]> {
+    /// One row's contribution to every group: the slots (count bit, masked value, masked
+    /// square, then each masked term) as radix numbers of the result widths. A `None` count
+    /// means "every row counts" (no filter, no group).
+    fn row(&self, chunk: &EncryptedChunk, row: usize) -> Vec<Vec<Option<RadixCiphertext>>> {
         let b = &self.plan.bound;
         let mut conditions = self.conditions(chunk, row);
         if conditions.len() > 1 && conditions.len() + b.groups.len() > 3 {
@@ -263,29 +294,39 @@ impl<'a> Scan<'a> {
         let square = (b.want_squares)
             .then(|| b.measure.map(|m| chunk.squares[m][row].decompress()))
             .flatten();
+        // Each term's stored ciphertext, decompressed once for every group.
+        let terms: Vec<RadixCiphertext> = b
+            .terms
+            .par_iter()
+            .map(|t| match *t {
+                Term::Indicator { column, value } => {
+                    chunk.indicators[column][value][row].decompress()
+                }
+                Term::Value { column } => chunk.values[column][row].decompress(),
+                Term::Square { column } => chunk.squares[column][row].decompress(),
+            })
+            .collect();
         (0..b.group_count())
             .into_par_iter()
             .map(|g| {
-                let mut terms = conditions.clone();
+                let mut bits = conditions.clone();
                 for (&(column, _), v) in b.groups.iter().zip(b.group_values(g)) {
-                    terms.push(first_block(chunk.indicators[column][v][row].decompress()));
+                    bits.push(first_block(chunk.indicators[column][v][row].decompress()));
                 }
-                let bit = self.and_all(terms);
-                let masked = |ct: &Option<RadixCiphertext>, width: u32| {
-                    ct.as_ref().map(|ct| {
-                        let blocks: Vec<Block> = match &bit {
-                            Some(bit) => ct
-                                .blocks()
-                                .par_iter()
-                                .map(|x| {
-                                    self.short()
-                                        .unchecked_apply_lookup_table_bivariate(bit, x, &self.mask)
-                                })
-                                .collect(),
-                            None => ct.blocks().to_vec(),
-                        };
-                        self.widen(RadixCiphertext::from_blocks(blocks), width)
-                    })
+                let bit = self.and_all(bits);
+                let masked = |ct: &RadixCiphertext, width: u32| {
+                    let blocks: Vec<Block> = match &bit {
+                        Some(bit) => ct
+                            .blocks()
+                            .par_iter()
+                            .map(|x| {
+                                self.short()
+                                    .unchecked_apply_lookup_table_bivariate(bit, x, &self.mask)
+                            })
+                            .collect(),
+                        None => ct.blocks().to_vec(),
+                    };
+                    self.widen(RadixCiphertext::from_blocks(blocks), width)
                 };
                 let count = bit.as_ref().map(|bit| {
                     self.widen(
@@ -293,11 +334,27 @@ impl<'a> Scan<'a> {
                         b.count_blocks,
                     )
                 });
-                [
+                let mut slots = vec![
                     count,
-                    masked(&value, b.sum_blocks),
-                    masked(&square, b.square_blocks),
-                ]
+                    value.as_ref().map(|v| masked(v, b.sum_blocks)),
+                    square.as_ref().map(|q| masked(q, b.square_blocks)),
+                ];
+                slots.par_extend(b.terms.par_iter().zip(&terms).zip(&b.term_blocks).map(
+                    |((t, ct), &width)| {
+                        Some(match (t, &bit) {
+                            // An indicator ANDed with the row's bit: one PBS.
+                            (Term::Indicator { .. }, Some(bit)) => {
+                                let one = first_block(ct.clone());
+                                let and = self.and_all(vec![bit.clone(), one]);
+                                // Two bits always give one (`and_all` of a non-empty list).
+                                let and = and.expect("the AND of two bits");
+                                self.widen(RadixCiphertext::from_blocks(vec![and]), width)
+                            }
+                            _ => masked(ct, width),
+                        })
+                    },
+                ));
+                slots
             })
             .collect()
     }
@@ -334,7 +391,8 @@ pub fn evaluate_chunk(
     let scan = Scan::new(plan, header, key);
     let groups = b.group_count();
     let rows = chunk.rows as usize;
-    let mut running: Vec<[Option<RadixCiphertext>; 3]> = vec![[None, None, None]; groups];
+    let slots = 3 + b.terms.len();
+    let mut running: Vec<Vec<Option<RadixCiphertext>>> = vec![vec![None; slots]; groups];
     if !b.empty {
         for start in (0..rows).step_by(BATCH_ROWS) {
             let end = (start + BATCH_ROWS).min(rows);
@@ -346,22 +404,23 @@ pub fn evaluate_chunk(
                 .into_par_iter()
                 .enumerate()
                 .map(|(g, acc)| {
-                    let mut out: [Option<RadixCiphertext>; 3] = [None, None, None];
-                    for (k, slot) in out.iter_mut().enumerate() {
-                        let mut items: Vec<RadixCiphertext> = contributions
-                            .iter()
-                            .filter_map(|c| c[g][k].clone())
-                            .collect();
-                        items.extend(acc[k].clone());
-                        *slot = match items.len() {
-                            0 => None,
-                            1 => items.pop(),
-                            _ => key
-                                .integer
-                                .unchecked_sum_ciphertexts_vec_parallelized(items),
-                        };
-                    }
-                    out
+                    acc.into_par_iter()
+                        .enumerate()
+                        .map(|(k, acc)| {
+                            let mut items: Vec<RadixCiphertext> = contributions
+                                .iter()
+                                .filter_map(|c| c[g][k].clone())
+                                .collect();
+                            items.extend(acc);
+                            match items.len() {
+                                0 => None,
+                                1 => items.pop(),
+                                _ => key
+                                    .integer
+                                    .unchecked_sum_ciphertexts_vec_parallelized(items),
+                            }
+                        })
+                        .collect()
                 })
                 .collect();
         }
@@ -369,22 +428,37 @@ pub fn evaluate_chunk(
     let zero = |w: u32| key.integer.create_trivial_zero_radix(w as usize);
     let groups = running
         .into_iter()
-        .map(|[count, sum, squares]| EncryptedGroup {
-            // No condition at all: every row counts, and the count is the public row count.
-            count: count.unwrap_or_else(|| {
-                if b.empty {
-                    zero(b.count_blocks)
-                } else {
-                    key.integer
-                        .create_trivial_radix(u64::from(chunk.rows), b.count_blocks as usize)
-                }
-            }),
-            sum: b
-                .want_sum
-                .then(|| sum.unwrap_or_else(|| zero(b.sum_blocks))),
-            squares: b
-                .want_squares
-                .then(|| squares.unwrap_or_else(|| zero(b.square_blocks))),
+        .map(|mut slots| {
+            let terms = slots
+                .split_off(3)
+                .into_iter()
+                .zip(&b.term_blocks)
+                .map(|(t, &w)| t.unwrap_or_else(|| zero(w)))
+                .collect();
+            let mut slots = slots.into_iter();
+            let (count, sum, squares) = (
+                slots.next().flatten(),
+                slots.next().flatten(),
+                slots.next().flatten(),
+            );
+            EncryptedGroup {
+                // No condition at all: every row counts, and the count is the public row count.
+                count: count.unwrap_or_else(|| {
+                    if b.empty {
+                        zero(b.count_blocks)
+                    } else {
+                        key.integer
+                            .create_trivial_radix(u64::from(chunk.rows), b.count_blocks as usize)
+                    }
+                }),
+                sum: b
+                    .want_sum
+                    .then(|| sum.unwrap_or_else(|| zero(b.sum_blocks))),
+                squares: b
+                    .want_squares
+                    .then(|| squares.unwrap_or_else(|| zero(b.square_blocks))),
+                terms,
+            }
         })
         .collect();
     Ok(EncryptedResult {
@@ -426,6 +500,12 @@ pub fn combine(plan: &Plan, partials: &[EncryptedResult], key: &EvaluationKey) -
                 squares: b
                     .want_squares
                     .then(|| add(pick(&|x| x.squares.clone()), b.square_blocks)),
+                terms: b
+                    .term_blocks
+                    .par_iter()
+                    .enumerate()
+                    .map(|(t, &w)| add(pick(&|x| x.terms.get(t).cloned()), w))
+                    .collect(),
             }
         })
         .collect();
@@ -523,6 +603,8 @@ pub fn evaluate_cube(
                         |m| window(&|e| e.squares[m].decompress(), b.square_blocks),
                     )
                 }),
+                // The planner sends only `cohort_stats` (no terms) to the cube.
+                terms: Vec::new(),
             }
         })
         .collect();

@@ -7,7 +7,11 @@
 //!   that hold the range (comparisons and masking cost one bootstrap per block, so narrow is fast);
 //! - **squares** of integer columns (variance needs Σx² and squaring ciphertexts is expensive);
 //! - an optional **aggregate cube** (see [`crate::schema::CubeSpec`]): COUNT, Σx and Σx² per
-//!   dimension cell and day, as prefix sums over days, so a day window is two cell reads.
+//!   dimension cell and day, as prefix sums over days, so a day window is two cell reads;
+//! - **derived columns** for the other templates, only where the schema declares them (see
+//!   [`DerivedColumn`]): bucket indicators of a histogram, fraud-label-masked indicators of the
+//!   fraud features, and pairwise products of the regression columns. Each turns a template's
+//!   per-row work into a plain sum of stored ciphertexts.
 //!
 //! Every ciphertext is a *seeded* compressed ciphertext: only the body and the seed of the mask
 //! are stored (the mask is regenerated from the seed when decompressing, without bootstrapping).
@@ -46,6 +50,195 @@ pub struct LayoutHeader {
     /// Per schema column: radix blocks of its square (0 when not stored).
     pub square_blocks: Vec<u32>,
     pub cube: Option<CubeLayout>,
+    /// Columns derived from the schema's template declarations, stored after the schema's
+    /// columns: column index `schema.columns.len() + i` is `derived[i]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedColumn>,
+}
+
+/// A column the seller computes from others at encryption, because it knows the plaintext then:
+/// what would cost bootstraps per row on ciphertexts is one more stored ciphertext per row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DerivedColumn {
+    /// One indicator bit per bucket of a declared histogram of the integer `column` (edges in
+    /// the column's units; see [`crate::schema::HistogramSpec`]).
+    Buckets { column: usize, bounds: Vec<i64> },
+    /// One indicator bit per value of the category/bool `column`, masked by the bool `label`:
+    /// `column = v AND label`.
+    Labelled { column: usize, label: usize },
+    /// The product of two integer columns' offsets, in `blocks` radix blocks.
+    Product {
+        left: usize,
+        right: usize,
+        blocks: u32,
+    },
+}
+
+impl DerivedColumn {
+    /// Number of indicator bits per row (0 for a product).
+    #[must_use]
+    pub fn indicators(&self, schema: &crate::schema::Schema) -> usize {
+        match self {
+            DerivedColumn::Buckets { bounds, .. } => bounds.len() + 1,
+            DerivedColumn::Labelled { column, .. } => schema
+                .columns
+                .get(*column)
+                .and_then(|c| c.kind.cardinality())
+                .unwrap_or(0),
+            DerivedColumn::Product { .. } => 0,
+        }
+    }
+
+    /// The indicator that is 1 in a row (`None`: all are 0), given the row's cell values.
+    #[must_use]
+    pub fn hot(&self, value_of: impl Fn(usize) -> i64) -> Option<usize> {
+        match self {
+            DerivedColumn::Buckets { column, bounds } => {
+                let x = value_of(*column);
+                Some(bounds.partition_point(|&b| b <= x))
+            }
+            DerivedColumn::Labelled { column, label } => (value_of(*label) == 1)
+                .then(|| usize::try_from(value_of(*column)).ok())
+                .flatten(),
+            DerivedColumn::Product { .. } => None,
+        }
+    }
+
+    /// The stored product of offsets in a row (0 for indicator columns).
+    #[must_use]
+    pub fn product(&self, offset_of: impl Fn(usize) -> u64) -> u128 {
+        match self {
+            DerivedColumn::Product { left, right, .. } => {
+                u128::from(offset_of(*left)) * u128::from(offset_of(*right))
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl LayoutHeader {
+    /// Schema columns plus derived columns: the length of a chunk's column vectors.
+    #[must_use]
+    pub fn stored_columns(&self) -> usize {
+        self.schema.columns.len() + self.derived.len()
+    }
+
+    /// The derived column at stored column index `c`, if `c` is past the schema's columns.
+    #[must_use]
+    pub fn derived_column(&self, c: usize) -> Option<&DerivedColumn> {
+        c.checked_sub(self.schema.columns.len())
+            .and_then(|i| self.derived.get(i))
+    }
+
+    /// The stored column index of a derived column.
+    #[must_use]
+    pub fn derived_index(&self, wanted: &DerivedColumn) -> Option<usize> {
+        self.derived
+            .iter()
+            .position(|d| d == wanted)
+            .map(|i| self.schema.columns.len() + i)
+    }
+
+    /// Indicator bits per row of stored column `c`.
+    #[must_use]
+    pub fn indicator_count(&self, c: usize) -> usize {
+        match self.derived_column(c) {
+            Some(d) => d.indicators(&self.schema),
+            None => self
+                .schema
+                .columns
+                .get(c)
+                .and_then(|col| col.kind.cardinality())
+                .unwrap_or(0),
+        }
+    }
+
+    /// Radix blocks of stored column `c`'s value (0 when it has none).
+    #[must_use]
+    pub fn value_width(&self, c: usize) -> u32 {
+        match self.derived_column(c) {
+            Some(DerivedColumn::Product { blocks, .. }) => *blocks,
+            Some(_) => 0,
+            None => self.value_blocks.get(c).copied().unwrap_or(0),
+        }
+    }
+
+    /// Radix blocks of stored column `c`'s square (0 when it has none).
+    #[must_use]
+    pub fn square_width(&self, c: usize) -> u32 {
+        self.square_blocks.get(c).copied().unwrap_or(0)
+    }
+
+    /// Checks the derived columns are those the schema declares (or none): a header read from a
+    /// manifest is untrusted, and its derived columns index the schema's.
+    ///
+    /// # Errors
+    /// [`LayoutError::Mismatch`].
+    pub fn check_derived(&self) -> Result<(), LayoutError> {
+        if self.derived.is_empty() || self.derived == derived_columns(&self.schema) {
+            Ok(())
+        } else {
+            Err(LayoutError::Mismatch(
+                "derived columns are not the ones the schema declares".into(),
+            ))
+        }
+    }
+
+    /// The stored product of the regression columns `a` and `b` (either order).
+    #[must_use]
+    pub fn product_index(&self, a: usize, b: usize) -> Option<usize> {
+        self.derived
+            .iter()
+            .position(|d| {
+                matches!(d, DerivedColumn::Product { left, right, .. }
+                    if (*left, *right) == (a, b) || (*left, *right) == (b, a))
+            })
+            .map(|i| self.schema.columns.len() + i)
+    }
+}
+
+/// The derived columns a schema declares, in storage order: histograms, fraud features,
+/// regression products.
+#[must_use]
+pub fn derived_columns(schema: &crate::schema::Schema) -> Vec<DerivedColumn> {
+    let index = |name: &str| schema.column_index(name);
+    let mut derived = Vec::new();
+    for h in &schema.histograms {
+        if let Some(column) = index(&h.column) {
+            derived.push(DerivedColumn::Buckets {
+                column,
+                bounds: h.bounds.clone(),
+            });
+        }
+    }
+    if let Some(fraud) = &schema.fraud
+        && let Some(label) = index(&fraud.label)
+    {
+        for f in &fraud.features {
+            if let Some(column) = index(f) {
+                derived.push(DerivedColumn::Labelled { column, label });
+            }
+        }
+    }
+    if let Some(regression) = &schema.regression {
+        let columns: Vec<usize> = regression.columns.iter().filter_map(|c| index(c)).collect();
+        let width = |c: usize| match schema.columns[c].kind {
+            ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
+            _ => 0,
+        };
+        for (i, &left) in columns.iter().enumerate() {
+            for &right in &columns[i + 1..] {
+                let blocks = blocks_for(bits_for_u128(width(left) * width(right)));
+                derived.push(DerivedColumn::Product {
+                    left,
+                    right,
+                    blocks: u32::try_from(blocks).unwrap_or(u32::MAX),
+                });
+            }
+        }
+    }
+    derived
 }
 
 /// Widths of the cube's aggregates, fixed at onboarding from the row count and ranges.
@@ -138,6 +331,9 @@ pub struct LayoutOptions {
     pub chunk_rows: usize,
     /// Build the schema's cube (when it declares one).
     pub cube: bool,
+    /// Store the derived columns the schema's template declarations ask for (histogram
+    /// buckets, fraud-masked indicators, regression products). Off, those templates cannot run.
+    pub derived: bool,
 }
 
 impl Default for LayoutOptions {
@@ -145,6 +341,7 @@ impl Default for LayoutOptions {
         LayoutOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             cube: true,
+            derived: true,
         }
     }
 }
@@ -221,6 +418,11 @@ pub fn header(table: &Table, options: &LayoutOptions) -> LayoutHeader {
         value_blocks,
         square_blocks,
         cube,
+        derived: if options.derived {
+            derived_columns(schema)
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -300,6 +502,33 @@ pub fn encrypt(
                 chunk.indicators.push(indicators);
                 chunk.values.push(values);
                 chunk.squares.push(squares);
+            }
+            for d in &header.derived {
+                let row_value = |row: usize| move |c: usize| table.columns[c][row];
+                let indicators = (0..d.indicators(schema))
+                    .map(|v| {
+                        (start..end)
+                            .map(|row| {
+                                let bit = d.hot(row_value(row)) == Some(v);
+                                ck.encrypt_radix_compressed(u64::from(bit), 1)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let values = match d {
+                    DerivedColumn::Product { blocks, .. } => (start..end)
+                        .map(|row| {
+                            let offset_of = |c: usize| {
+                                offset(&schema.columns[c].kind, table.columns[c][row], header.days)
+                            };
+                            ck.encrypt_radix_compressed(d.product(offset_of), *blocks as usize)
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                chunk.indicators.push(indicators);
+                chunk.values.push(values);
+                chunk.squares.push(Vec::new());
             }
             progress(u64::from(chunk.rows));
             chunk
@@ -433,7 +662,8 @@ impl EncryptedChunk {
     /// # Errors
     /// [`LayoutError::Mismatch`] naming the first column that does not fit.
     pub fn check(&self, header: &LayoutHeader) -> Result<(), LayoutError> {
-        let n = header.schema.columns.len();
+        header.check_derived()?;
+        let n = header.stored_columns();
         if self.indicators.len() != n || self.values.len() != n || self.squares.len() != n {
             return Err(LayoutError::Mismatch("column count".into()));
         }
@@ -449,14 +679,18 @@ impl EncryptedChunk {
             cts.len() == if blocks == 0 { 0 } else { rows }
                 && cts.par_iter().all(|c| width(c) == blocks)
         };
-        for (c, column) in header.schema.columns.iter().enumerate() {
-            let k = column.kind.cardinality().unwrap_or(0);
-            let ok = self.indicators[c].len() == k
+        for c in 0..n {
+            let ok = self.indicators[c].len() == header.indicator_count(c)
                 && self.indicators[c].iter().all(|v| shape(v, 1))
-                && shape(&self.values[c], header.value_blocks[c] as usize)
-                && shape(&self.squares[c], header.square_blocks[c] as usize);
+                && shape(&self.values[c], header.value_width(c) as usize)
+                && shape(&self.squares[c], header.square_width(c) as usize);
             if !ok {
-                return Err(LayoutError::Mismatch(format!("column `{}`", column.name)));
+                let name = header
+                    .schema
+                    .columns
+                    .get(c)
+                    .map_or_else(|| format!("derived column {c}"), |col| col.name.clone());
+                return Err(LayoutError::Mismatch(format!("column `{name}`")));
             }
         }
         Ok(())

@@ -10,11 +10,14 @@
 //! - [`synth`]: the seeded generator of Bank A-like transactions.
 //! - [`keys`]: the seller's client key (mode 0600) and the published compressed server key.
 //! - [`layout`]: the encrypted layout — indicators, narrow integers, squares, the cube, chunks.
-//! - [`template`]: templates and their canonical, keccak256-hashed parameters.
+//! - [`template`]: the four templates (`cohort_stats`, `histogram`, `fraud_model`,
+//!   `linear_regression`) and their canonical, keccak256-hashed parameters.
 //! - [`sql`]: SQL → a template query, or a refusal that says what is allowed.
 //! - [`plan`]: binding and the planner (cube, indicator scan, row scan) with `explain`.
 //! - [`eval`]: parallel, streaming evaluation on ciphertexts; partial results combine.
 //! - [`policy`]: decryption of aggregates, minimum cohort, DP budget, confidence intervals.
+//! - [`model`]: what `fraud_model` and `linear_regression` release — a naive-Bayes scoring model
+//!   and an OLS fit with standard errors — computed from decrypted aggregates only.
 //!
 //! TFHE-rs' default parameters (`PARAM_MESSAGE_2_CARRY_2_KS_PBS`, 128-bit security) are used
 //! everywhere, tests included: radix integers of 2-bit blocks.
@@ -24,6 +27,7 @@ pub mod eval;
 pub mod ingest;
 pub mod keys;
 pub mod layout;
+pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod schema;
@@ -35,11 +39,14 @@ pub use error::{IngestError, KeyError, LayoutError, PolicyError, QueryError, Sch
 pub use eval::{EncryptedResult, combine, evaluate, evaluate_chunk, evaluate_cube};
 pub use ingest::Table;
 pub use keys::{EvaluationKey, SellerKey};
-pub use layout::{EncryptedDataset, LayoutHeader, LayoutOptions, encrypt};
+pub use layout::{DerivedColumn, EncryptedDataset, LayoutHeader, LayoutOptions, encrypt};
+pub use model::{Model, NaiveBayes, RegressionFit};
 pub use plan::{Plan, PlanKind, plan, plan_with};
 pub use policy::{Aggregates, BudgetLedger, Policy, ResultTable, decrypt, reference, release};
 pub use schema::Schema;
-pub use template::{Aggregate, CohortStats, Filter, Query};
+pub use template::{
+    Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query,
+};
 
 /// Message bits per radix block with the default parameters.
 pub const BLOCK_BITS: u32 = 2;

@@ -9,15 +9,24 @@
 //!   (one PBS per group) and masking of the measure (one PBS per block).
 //! - **row scan**: anything else (day windows without a cube, numeric ranges) → per row, encrypted
 //!   comparisons against clear bounds, then as the indicator scan.
+//!
+//! `histogram`, `fraud_model` and `linear_regression` bind to the same machinery: besides COUNT,
+//! each output group sums a list of [`Term`]s — stored indicator bits (histogram buckets,
+//! fraud-masked feature indicators) or stored integers (values, squares, products). Without
+//! filters or groups a term is a plain sum of stored ciphertexts (no PBS per row); with them,
+//! each term is masked by the row's filter bit (one PBS per indicator, one per value block).
+//! The cube holds none of these sums, so these templates always scan.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
-use crate::layout::{LayoutHeader, bits_for_u128};
+use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
 use crate::schema::{ColumnKind, blocks_for, parse_date, range_width};
-use crate::template::{Aggregate, Filter, Query, category_values};
+use crate::template::{
+    Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query, category_values,
+};
 
 /// Measured here: one PBS with the default parameters takes ~9.4 ms of one core.
 pub const DEFAULT_PBS_SECONDS: f64 = 0.0094;
@@ -62,6 +71,64 @@ pub struct Bound {
     pub count_blocks: u32,
     pub sum_blocks: u32,
     pub square_blocks: u32,
+    /// What each output group sums besides COUNT (empty for `cohort_stats`).
+    #[serde(default)]
+    pub terms: Vec<Term>,
+    /// Width (blocks) of each term's sum.
+    #[serde(default)]
+    pub term_blocks: Vec<u32>,
+    /// The template, and how its decrypted sums become the buyer's result.
+    #[serde(default)]
+    pub output: Output,
+}
+
+/// One per-row quantity a template sums (masked by the row's filter and group bit).
+/// Columns are stored column indices: schema columns, then [`LayoutHeader::derived`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Term {
+    /// An indicator bit: value `value` of a category/bool column or of a derived indicator column.
+    Indicator { column: usize, value: usize },
+    /// A stored integer: an integer column's offset, or a derived product of offsets.
+    Value { column: usize },
+    /// An integer column's stored square of its offset.
+    Square { column: usize },
+}
+
+/// The template a bound query answers, with what [`crate::policy::release`] needs to turn its
+/// decrypted sums into the buyer's result. Column indices are schema column indices.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "template", rename_all = "snake_case")]
+pub enum Output {
+    /// COUNT, Σ and Σ² of the measure per group (no terms).
+    #[default]
+    CohortStats,
+    /// Terms: one indicator per bucket of `column`'s declared histogram (`bounds` its edges).
+    Histogram { column: usize, bounds: Vec<i64> },
+    /// Terms: `label`, then for each of `columns` (the cohort and the features, each once) and
+    /// each of its values: `column = v`, then `column = v AND label`.
+    FraudModel {
+        label: usize,
+        cohort: Option<usize>,
+        features: Vec<usize>,
+        columns: Vec<usize>,
+        alpha: u32,
+    },
+    /// Terms over `z = features ++ [target]`: `Σ z_i` for each i, then `Σ z_i·z_j` for i ≤ j
+    /// (row-major upper triangle, squares on the diagonal). With COUNT these are the sufficient
+    /// statistics of OLS: `n`, `Σx`, `XᵀX`, `Xᵀy`, `Σy`, `Σy²`.
+    LinearRegression { target: usize, features: Vec<usize> },
+}
+
+impl Output {
+    /// Term index of `Σ z_i·z_j` (`i ≤ j`) among `k + 1` regression variables.
+    #[must_use]
+    pub fn pair_term(variables: usize, i: usize, j: usize) -> usize {
+        let (i, j) = if i <= j { (i, j) } else { (j, i) };
+        // The first `variables` terms are the Σz_i; row r of the upper triangle holds
+        // `variables - r` terms, so row i starts at i·v − i(i−1)/2.
+        variables + i * variables - i * i.saturating_sub(1) / 2 + (j - i)
+    }
 }
 
 impl Bound {
@@ -96,38 +163,43 @@ pub struct Plan {
 ///
 /// # Errors
 /// [`QueryError`] when a column or value does not exist (call [`Query::validate`] first for the
-/// full checks).
-#[allow(clippy::too_many_lines)] // one arm per filter kind, then the widths
+/// full checks), or [`QueryError::PlanUnavailable`] when the layout lacks the derived columns a
+/// template reads.
 pub fn bind(query: &Query, header: &LayoutHeader) -> Result<Bound, QueryError> {
-    let schema = &header.schema;
-    let Query::CohortStats(q) = query;
-    let index = |name: &str| {
-        schema
-            .column_index(name)
-            .ok_or_else(|| QueryError::UnknownColumn(name.into()))
-    };
-    let measure = q.measure.as_deref().map(index).transpose()?;
-    let want_sum = q.aggregates.iter().any(|a| a.needs_sum());
-    let want_squares = q.aggregates.iter().any(|a| a.needs_squares());
-    let mut groups = Vec::new();
-    for g in &q.group_by {
-        let c = index(g)?;
-        let k = schema.columns[c]
-            .kind
-            .cardinality()
-            .ok_or_else(|| QueryError::BadColumn {
-                column: g.clone(),
-                reason: "GROUP BY needs a category or bool column".into(),
-            })?;
-        groups.push((c, k));
+    let filters = bind_filters(query.filters(), header)?;
+    match query {
+        Query::CohortStats(q) => bind_cohort_stats(q, header, filters),
+        Query::Histogram(q) => bind_histogram(q, header, filters),
+        Query::FraudModel(q) => bind_fraud_model(q, header, filters),
+        Query::LinearRegression(q) => bind_regression(q, header, filters),
     }
+}
+
+/// The row filters of a query, bound to offsets and value indices.
+struct BoundFilters {
+    categories: Vec<(usize, Vec<usize>)>,
+    days: Option<(u64, u64)>,
+    ranges: Vec<(usize, Option<u64>, Option<u64>)>,
+    empty: bool,
+}
+
+fn column_index(header: &LayoutHeader, name: &str) -> Result<usize, QueryError> {
+    header
+        .schema
+        .column_index(name)
+        .ok_or_else(|| QueryError::UnknownColumn(name.into()))
+}
+
+fn bind_filters(filters: &[Filter], header: &LayoutHeader) -> Result<BoundFilters, QueryError> {
+    let schema = &header.schema;
+    let index = |name: &str| column_index(header, name);
     let mut categories: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut days: Option<(u64, u64)> = None;
     let mut ranges: Vec<(usize, Option<u64>, Option<u64>)> = Vec::new();
     let mut empty = false;
     let (first, last) = header.days.unwrap_or((0, 0));
     let mut window = (first, last);
-    for f in &q.filters {
+    for f in filters {
         match f {
             Filter::In { column, values } => {
                 let c = index(column)?;
@@ -185,34 +257,266 @@ pub fn bind(query: &Query, header: &LayoutHeader) -> Result<Bound, QueryError> {
             days = Some((window.0.abs_diff(first), window.1.abs_diff(first)));
         }
     }
-    for (c, allowed) in &categories {
-        if allowed.is_empty() {
-            empty = true;
-        }
-        let _ = c;
+    if categories.iter().any(|(_, allowed)| allowed.is_empty()) {
+        empty = true;
     }
     let k = |c: usize| schema.columns[c].kind.cardinality().unwrap_or(0);
     categories.retain(|(c, allowed)| allowed.len() < k(*c));
-    let rows = u128::from(header.rows);
-    let width = measure.map_or(0, |m| match schema.columns[m].kind {
-        ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
-        _ => 0,
-    });
-    let blocks = |max: u128| u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX);
-    Ok(Bound {
-        measure,
-        want_sum,
-        want_squares,
-        aggregates: q.aggregates.iter().copied().collect(),
-        groups,
+    Ok(BoundFilters {
         categories,
         days,
         ranges,
         empty,
+    })
+}
+
+fn blocks(max: u128) -> u32 {
+    u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX)
+}
+
+/// Largest offset of an integer column (0 for other columns).
+fn offset_width(header: &LayoutHeader, c: usize) -> u128 {
+    match header.schema.columns[c].kind {
+        ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
+        _ => 0,
+    }
+}
+
+fn group_columns(
+    header: &LayoutHeader,
+    group_by: &[String],
+) -> Result<Vec<(usize, usize)>, QueryError> {
+    group_by
+        .iter()
+        .map(|g| {
+            let c = column_index(header, g)?;
+            let k = header.schema.columns[c].kind.cardinality().ok_or_else(|| {
+                QueryError::BadColumn {
+                    column: g.clone(),
+                    reason: "GROUP BY needs a category or bool column".into(),
+                }
+            })?;
+            Ok((c, k))
+        })
+        .collect()
+}
+
+fn bind_cohort_stats(
+    q: &CohortStats,
+    header: &LayoutHeader,
+    filters: BoundFilters,
+) -> Result<Bound, QueryError> {
+    let measure = q
+        .measure
+        .as_deref()
+        .map(|m| column_index(header, m))
+        .transpose()?;
+    let rows = u128::from(header.rows);
+    let width = measure.map_or(0, |m| offset_width(header, m));
+    Ok(Bound {
+        measure,
+        want_sum: q.aggregates.iter().any(|a| a.needs_sum()),
+        want_squares: q.aggregates.iter().any(|a| a.needs_squares()),
+        aggregates: q.aggregates.iter().copied().collect(),
+        groups: group_columns(header, &q.group_by)?,
+        categories: filters.categories,
+        days: filters.days,
+        ranges: filters.ranges,
+        empty: filters.empty,
         count_blocks: blocks(rows),
         sum_blocks: blocks(width * rows),
         square_blocks: blocks(width * width * rows),
+        terms: Vec::new(),
+        term_blocks: Vec::new(),
+        output: Output::CohortStats,
     })
+}
+
+/// A bound query of a term-summing template: COUNT plus `terms` per group.
+fn term_bound(
+    header: &LayoutHeader,
+    groups: Vec<(usize, usize)>,
+    filters: BoundFilters,
+    terms: Vec<Term>,
+    output: Output,
+) -> Bound {
+    let rows = u128::from(header.rows);
+    let term_blocks = terms
+        .iter()
+        .map(|t| match *t {
+            Term::Indicator { .. } => blocks(rows),
+            Term::Value { column } => match header.derived_column(column) {
+                Some(DerivedColumn::Product { left, right, .. }) => {
+                    blocks(offset_width(header, *left) * offset_width(header, *right) * rows)
+                }
+                _ => blocks(offset_width(header, column) * rows),
+            },
+            Term::Square { column } => {
+                let w = offset_width(header, column);
+                blocks(w * w * rows)
+            }
+        })
+        .collect();
+    Bound {
+        measure: None,
+        want_sum: false,
+        want_squares: false,
+        aggregates: vec![Aggregate::Count],
+        groups,
+        categories: filters.categories,
+        days: filters.days,
+        ranges: filters.ranges,
+        empty: filters.empty,
+        count_blocks: blocks(rows),
+        sum_blocks: 0,
+        square_blocks: 0,
+        terms,
+        term_blocks,
+        output,
+    }
+}
+
+fn bind_histogram(
+    q: &Histogram,
+    header: &LayoutHeader,
+    filters: BoundFilters,
+) -> Result<Bound, QueryError> {
+    let column = column_index(header, &q.column)?;
+    let (stored, bounds) = header
+        .derived
+        .iter()
+        .enumerate()
+        .find_map(|(i, d)| match d {
+            DerivedColumn::Buckets { column: c, bounds } if *c == column => {
+                Some((header.schema.columns.len() + i, bounds.clone()))
+            }
+            _ => None,
+        })
+        .ok_or_else(|| {
+            QueryError::PlanUnavailable(format!(
+                "the histogram buckets of `{}` (declare them in the schema's [[histogram]])",
+                q.column
+            ))
+        })?;
+    let terms = (0..=bounds.len())
+        .map(|value| Term::Indicator {
+            column: stored,
+            value,
+        })
+        .collect();
+    Ok(term_bound(
+        header,
+        group_columns(header, &q.group_by)?,
+        filters,
+        terms,
+        Output::Histogram { column, bounds },
+    ))
+}
+
+fn bind_fraud_model(
+    q: &FraudModel,
+    header: &LayoutHeader,
+    filters: BoundFilters,
+) -> Result<Bound, QueryError> {
+    let label = column_index(header, &q.label)?;
+    let cohort = q
+        .cohort
+        .as_deref()
+        .map(|c| column_index(header, c))
+        .transpose()?;
+    let features = q
+        .features
+        .iter()
+        .map(|f| column_index(header, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut columns: Vec<usize> = cohort.into_iter().collect();
+    for &f in &features {
+        if !columns.contains(&f) {
+            columns.push(f);
+        }
+    }
+    let mut terms = vec![Term::Indicator {
+        column: label,
+        value: 1,
+    }];
+    for &c in &columns {
+        let masked = header
+            .derived_index(&DerivedColumn::Labelled { column: c, label })
+            .ok_or_else(|| {
+                QueryError::PlanUnavailable(format!(
+                    "the fraud-masked indicators of `{}` (declare it in the schema's [fraud] features)",
+                    header.schema.columns[c].name
+                ))
+            })?;
+        for value in 0..header.indicator_count(c) {
+            terms.push(Term::Indicator { column: c, value });
+            terms.push(Term::Indicator {
+                column: masked,
+                value,
+            });
+        }
+    }
+    Ok(term_bound(
+        header,
+        Vec::new(),
+        filters,
+        terms,
+        Output::FraudModel {
+            label,
+            cohort,
+            features,
+            columns,
+            alpha: q.alpha,
+        },
+    ))
+}
+
+fn bind_regression(
+    q: &LinearRegression,
+    header: &LayoutHeader,
+    filters: BoundFilters,
+) -> Result<Bound, QueryError> {
+    let target = column_index(header, &q.target)?;
+    let features = q
+        .features
+        .iter()
+        .map(|f| column_index(header, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let variables: Vec<usize> = features.iter().copied().chain([target]).collect();
+    let mut terms: Vec<Term> = variables
+        .iter()
+        .map(|&column| Term::Value { column })
+        .collect();
+    for (i, &a) in variables.iter().enumerate() {
+        for &b in &variables[i..] {
+            terms.push(if a == b {
+                Term::Square { column: a }
+            } else {
+                let column = header.product_index(a, b).ok_or_else(|| {
+                    QueryError::PlanUnavailable(format!(
+                        "the products of `{}` and `{}` (declare both in the schema's [regression] columns)",
+                        header.schema.columns[a].name, header.schema.columns[b].name
+                    ))
+                })?;
+                Term::Value { column }
+            });
+        }
+    }
+    if variables
+        .iter()
+        .any(|&v| header.value_width(v) == 0 || header.square_width(v) == 0)
+    {
+        return Err(QueryError::PlanUnavailable(
+            "regression values and squares (integer columns)".into(),
+        ));
+    }
+    Ok(term_bound(
+        header,
+        Vec::new(),
+        filters,
+        terms,
+        Output::LinearRegression { target, features },
+    ))
 }
 
 /// Which plans can answer `bound` on this layout, cheapest first.
@@ -281,7 +585,8 @@ fn cube_applies(bound: &Bound, header: &LayoutHeader) -> bool {
         return false;
     };
     let in_cube = |c: usize| cube.dimensions.iter().any(|d| d.0 == c);
-    bound.ranges.is_empty()
+    bound.terms.is_empty()
+        && bound.ranges.is_empty()
         && bound.groups.iter().all(|g| in_cube(g.0))
         && bound.categories.iter().all(|f| in_cube(f.0))
         && bound
@@ -397,6 +702,16 @@ fn scan_pbs(bound: &Bound, header: &LayoutHeader) -> u64 {
     if bound.want_squares {
         accumulated += square_blocks;
     }
+    for term in &bound.terms {
+        // A masked indicator is one AND (1 PBS); a masked integer one PBS per block.
+        let width = match *term {
+            Term::Indicator { .. } => 1,
+            Term::Value { column } => u64::from(header.value_width(column)),
+            Term::Square { column } => u64::from(header.square_width(column)),
+        };
+        per_group += masked * width;
+        accumulated += width;
+    }
     per_group += (accumulated * 2).div_ceil(3);
     rows * (per_row + groups * per_group)
 }
@@ -411,6 +726,7 @@ impl Plan {
 
     /// Human-readable description: what the plan does, its PBS count and estimated time.
     #[must_use]
+    #[allow(clippy::too_many_lines)] // one paragraph per part of the plan, in order
     pub fn explain(&self, header: &LayoutHeader, pbs_seconds: f64, cores: usize) -> String {
         let schema = &header.schema;
         let name = |c: usize| schema.columns[c].name.as_str();
@@ -466,6 +782,53 @@ impl Plan {
                 lo.unwrap_or(0),
                 hi.map_or("max".into(), |h| h.to_string())
             );
+        }
+        let masked = !b.categories.is_empty()
+            || b.days.is_some()
+            || !b.ranges.is_empty()
+            || !b.groups.is_empty();
+        let how = if masked {
+            "each masked per row by the filter/group bit"
+        } else {
+            "plain sums of stored ciphertexts, no PBS per row"
+        };
+        match &b.output {
+            Output::CohortStats => {}
+            Output::Histogram { column, bounds } => {
+                let _ = writeln!(
+                    s,
+                    "  sums: {} bucket indicators of {} stored at encryption ({how})",
+                    bounds.len() + 1,
+                    name(*column)
+                );
+            }
+            Output::FraudModel { label, columns, .. } => {
+                let _ = writeln!(
+                    s,
+                    "  sums: {}, and per value of {}: its indicator and its {}-masked indicator ({} sums; {how})",
+                    name(*label),
+                    columns
+                        .iter()
+                        .map(|&c| name(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    name(*label),
+                    b.terms.len()
+                );
+            }
+            Output::LinearRegression { target, features } => {
+                let _ = writeln!(
+                    s,
+                    "  sums: n, Σx, XᵀX, Xᵀy, Σy, Σy² of {} on {} ({} sums of stored values, squares and products; {how})",
+                    name(*target),
+                    features
+                        .iter()
+                        .map(|&c| name(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    b.terms.len()
+                );
+            }
         }
         match self.kind {
             PlanKind::Cube => {
@@ -535,7 +898,9 @@ mod tests {
         assert_eq!(p.kind, PlanKind::Cube);
         assert_eq!(p.bound.days.unwrap().1, 364);
         assert!(p.explain(&h, DEFAULT_PBS_SECONDS, 2).contains("cube"));
-        let Query::CohortStats(mut q) = journey(90);
+        let Query::CohortStats(mut q) = journey(90) else {
+            unreachable!()
+        };
         q.filters.push(Filter::Range {
             column: "amount".into(),
             min: Some(10_001),
@@ -557,6 +922,56 @@ mod tests {
         assert!(plan_with(&journey(90), &no_cube, PlanKind::Cube).is_err());
     }
 
+    #[test]
+    fn regression_terms_index_the_upper_triangle() {
+        // 3 variables: Σz0 Σz1 Σz2, then (0,0) (0,1) (0,2) (1,1) (1,2) (2,2).
+        let expected = [
+            ((0, 0), 3),
+            ((0, 1), 4),
+            ((0, 2), 5),
+            ((1, 1), 6),
+            ((1, 2), 7),
+            ((2, 2), 8),
+        ];
+        for ((i, j), t) in expected {
+            assert_eq!(Output::pair_term(3, i, j), t);
+            assert_eq!(Output::pair_term(3, j, i), t);
+        }
+    }
+
+    #[test]
+    fn unfiltered_templates_spend_no_pbs_per_row_and_never_use_the_cube() {
+        let table = crate::synth::generate(1000, 1);
+        let h = header(&table, &LayoutOptions::default());
+        let schema = crate::synth::schema();
+        for sql_text in [
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY region",
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+        ] {
+            let q = crate::sql::parse(sql_text, &schema).unwrap();
+            let bare = plan(&q, &h).unwrap();
+            assert_eq!(bare.kind, PlanKind::IndicatorScan);
+            assert!(plan_with(&q, &h, PlanKind::Cube).is_err());
+            assert!(
+                bare.explain(&h, DEFAULT_PBS_SECONDS, 2)
+                    .contains("no PBS per row")
+            );
+            // A filter masks every term: it costs more.
+            let filtered = crate::sql::parse(
+                &format!("{sql_text} WHERE channel = 'online'").replace(
+                    "GROUP BY region WHERE channel = 'online'",
+                    "WHERE channel = 'online' GROUP BY region",
+                ),
+                &schema,
+            )
+            .unwrap();
+            let masked = plan(&filtered, &h).unwrap();
+            assert!(masked.pbs > bare.pbs, "{sql_text}");
+            assert_eq!(bare.bound.terms.len(), bare.bound.term_blocks.len());
+        }
+    }
+
     proptest! {
         /// The cube's cost does not grow with rows; a scan's grows linearly; the planner takes
         /// the cheapest of its candidates.
@@ -564,7 +979,7 @@ mod tests {
         fn planner_picks_the_cheapest(rows in 50usize..400, days in 1u32..400, grouped: bool) {
             let table = crate::synth::generate(rows, 3);
             let h = header(&table, &LayoutOptions::default());
-            let Query::CohortStats(mut q) = journey(days);
+            let Query::CohortStats(mut q) = journey(days) else { unreachable!() };
             if !grouped { q.group_by.clear(); }
             let q = Query::CohortStats(q);
             let bound = bind(&q, &h).unwrap();

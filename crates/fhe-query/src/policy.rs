@@ -1,6 +1,11 @@
 //! Seller-side decryption and the output policy: only aggregates are ever decrypted, cells of
 //! fewer than `min_cohort` rows are suppressed (not zeroed), optional Laplace noise gives ε-DP
 //! with a per-buyer budget ledger, and means get 95 % t-intervals from COUNT, Σx and Σx².
+//!
+//! The other templates release through the same [`ResultTable`]: histogram buckets as rows,
+//! fraud rates per cohort as rows (Wilson intervals) with the naive-Bayes [`Model`], and the
+//! regression [`Model`] fitted from its sufficient statistics. Small cells are suppressed the
+//! same way, and DP noise is calibrated to each template's L1 sensitivity.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,14 +19,18 @@ use crate::error::PolicyError;
 use crate::eval::EncryptedResult;
 use crate::keys::SellerKey;
 use crate::layout::LayoutHeader;
-use crate::plan::{Bound, Plan};
+use crate::model::{CentredStats, FeatureCounts, Model, NaiveBayes, RegressionFit};
+use crate::plan::{Bound, Output, Plan, Term};
 use crate::schema::ColumnKind;
 use crate::template::{Aggregate, category_values};
 
-/// Decrypted aggregates per output group: (COUNT, Σ offset, Σ offset²).
+/// Decrypted aggregates per output group: (COUNT, Σ offset, Σ offset²), and per group the sums
+/// of the plan's terms (empty for `cohort_stats`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Aggregates {
     pub groups: Vec<(u128, Option<u128>, Option<u128>)>,
+    #[serde(default)]
+    pub terms: Vec<Vec<u128>>,
 }
 
 /// Decrypts an encrypted result with the seller's key. Only aggregates exist to decrypt.
@@ -40,6 +49,11 @@ pub fn decrypt(result: &EncryptedResult, key: &SellerKey) -> Aggregates {
                     g.squares.as_ref().map(dec),
                 )
             })
+            .collect(),
+        terms: result
+            .groups
+            .iter()
+            .map(|g| g.terms.iter().map(dec).collect())
             .collect(),
     }
 }
@@ -164,6 +178,9 @@ pub enum Cell {
         var: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         stddev: Option<f64>,
+        /// A proportion (the fraud rate of a cohort) with its Wilson 95 % interval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<Estimate>,
     },
 }
 
@@ -184,6 +201,9 @@ pub struct ResultTable {
     pub min_cohort: u64,
     /// ε of the Laplace noise added, when differential privacy was applied.
     pub epsilon: Option<f64>,
+    /// The model a `fraud_model` or `linear_regression` query releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Model>,
 }
 
 /// Applies the policy to decrypted aggregates. With DP on, the buyer's budget is charged in
@@ -203,6 +223,55 @@ pub fn release(
     if let (Some(epsilon), Some((ledger, buyer))) = (policy.epsilon, ledger) {
         ledger.charge(buyer, epsilon, policy.budget)?;
     }
+    match &plan.bound.output {
+        Output::CohortStats => Ok(release_cohort_stats(aggregates, plan, header, policy, rng)),
+        Output::Histogram { column, bounds } => Ok(release_histogram(
+            aggregates,
+            &plan.bound,
+            header,
+            policy,
+            rng,
+            *column,
+            bounds,
+        )),
+        Output::FraudModel {
+            label,
+            cohort,
+            columns,
+            features,
+            alpha,
+        } => Ok(release_fraud_model(
+            aggregates,
+            header,
+            policy,
+            rng,
+            &FraudShape {
+                label: *label,
+                cohort: *cohort,
+                columns,
+                features,
+                alpha: *alpha,
+            },
+        )),
+        Output::LinearRegression { target, features } => Ok(release_regression(
+            aggregates,
+            &plan.bound,
+            header,
+            policy,
+            rng,
+            *target,
+            features,
+        )),
+    }
+}
+
+fn release_cohort_stats(
+    aggregates: &Aggregates,
+    plan: &Plan,
+    header: &LayoutHeader,
+    policy: &Policy,
+    rng: &mut impl Rng,
+) -> ResultTable {
     let b = &plan.bound;
     let schema = &header.schema;
     let (min, scale, width) = b
@@ -274,11 +343,12 @@ pub fn release(
                 avg: avg.filter(|_| wants(Aggregate::Avg)),
                 var: var.filter(|_| wants(Aggregate::Var)),
                 stddev: var.map(f64::sqrt).filter(|_| wants(Aggregate::Stddev)),
+                rate: None,
             }
         };
         rows.push(ResultRow { group, cell });
     }
-    Ok(ResultTable {
+    ResultTable {
         template: "cohort_stats".into(),
         measure: b.measure.map(|m| schema.columns[m].name.clone()),
         aggregates: b.aggregates.clone(),
@@ -290,7 +360,371 @@ pub fn release(
         rows,
         min_cohort: policy.min_cohort,
         epsilon: policy.epsilon,
-    })
+        model: None,
+    }
+}
+
+/// Laplace noise of scale `sensitivity / ε` (none without DP).
+fn dp_noise(policy: &Policy, rng: &mut impl Rng, sensitivity: f64) -> f64 {
+    policy
+        .epsilon
+        .map_or(0.0, |e| laplace(rng, sensitivity / e))
+}
+
+#[allow(clippy::cast_precision_loss)] // counts are reported as floating point
+fn noisy_count(policy: &Policy, rng: &mut impl Rng, count: u128, sensitivity: f64) -> f64 {
+    let n = (count as f64 + dp_noise(policy, rng, sensitivity)).max(0.0);
+    if policy.epsilon.is_some() {
+        n
+    } else {
+        n.round()
+    }
+}
+
+fn group_labels(bound: &Bound, header: &LayoutHeader, g: usize) -> Vec<String> {
+    bound
+        .group_values(g)
+        .iter()
+        .zip(&bound.groups)
+        .map(|(&v, &(c, _))| {
+            category_values(&header.schema.columns[c].kind)
+                .and_then(|l| l.get(v).cloned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `[lo, hi)` labels of a histogram's buckets, in the column's display units.
+#[must_use]
+pub fn bucket_labels(kind: &ColumnKind, bounds: &[i64]) -> Vec<String> {
+    let scale = match kind {
+        ColumnKind::Integer { scale, .. } => *scale,
+        _ => 0,
+    };
+    let show = |v: i64| crate::ingest::format_decimal(v, scale);
+    (0..=bounds.len())
+        .map(
+            |i| match (i.checked_sub(1).map(|j| bounds[j]), bounds.get(i)) {
+                (None, Some(&hi)) => format!("< {}", show(hi)),
+                (Some(lo), Some(&hi)) => format!("[{}, {})", show(lo), show(hi)),
+                (Some(lo), None) => format!(">= {}", show(lo)),
+                (None, None) => "all".into(),
+            },
+        )
+        .collect()
+}
+
+/// A histogram: one row per group and bucket. Each row falls in exactly one cell, so the L1
+/// sensitivity of all the counts together is 1.
+fn release_histogram(
+    aggregates: &Aggregates,
+    bound: &Bound,
+    header: &LayoutHeader,
+    policy: &Policy,
+    rng: &mut impl Rng,
+    column: usize,
+    bounds: &[i64],
+) -> ResultTable {
+    let schema = &header.schema;
+    let labels = bucket_labels(&schema.columns[column].kind, bounds);
+    let mut rows = Vec::new();
+    for (g, sums) in aggregates.terms.iter().enumerate() {
+        let group = group_labels(bound, header, g);
+        for (bucket, &count) in sums.iter().enumerate() {
+            let n = noisy_count(policy, rng, count, 1.0);
+            let mut labelled = group.clone();
+            labelled.push(labels.get(bucket).cloned().unwrap_or_default());
+            rows.push(ResultRow {
+                group: labelled,
+                cell: released_count(policy, n),
+            });
+        }
+    }
+    let name = schema.columns[column].name.clone();
+    ResultTable {
+        template: "histogram".into(),
+        measure: Some(name.clone()),
+        aggregates: vec![Aggregate::Count],
+        group_by: bound
+            .groups
+            .iter()
+            .map(|&(c, _)| schema.columns[c].name.clone())
+            .chain([format!("{name} bucket")])
+            .collect(),
+        rows,
+        min_cohort: policy.min_cohort,
+        epsilon: policy.epsilon,
+        model: None,
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // the minimum cohort is a small count
+fn released_count(policy: &Policy, n: f64) -> Cell {
+    if n < policy.min_cohort as f64 {
+        Cell::Suppressed {
+            reason: format!("fewer than {} rows", policy.min_cohort),
+        }
+    } else {
+        Cell::Released {
+            count: n,
+            sum: None,
+            avg: None,
+            var: None,
+            stddev: None,
+            rate: None,
+        }
+    }
+}
+
+/// A model column, its values, and `(rows, positives)` per value.
+type ValueCounts = (usize, Vec<String>, Vec<(f64, f64)>);
+
+/// The columns of a bound `fraud_model` (see [`Output::FraudModel`]).
+struct FraudShape<'a> {
+    label: usize,
+    cohort: Option<usize>,
+    columns: &'a [usize],
+    features: &'a [usize],
+    alpha: u32,
+}
+
+/// Fraud rates per cohort and the naive-Bayes model. A row adds 1 to COUNT, to the label count
+/// and, per model column, to one value's count and one masked count: L1 sensitivity
+/// `2 + 2 · columns`.
+#[allow(clippy::cast_precision_loss)] // counts are reported as floating point
+fn release_fraud_model(
+    aggregates: &Aggregates,
+    header: &LayoutHeader,
+    policy: &Policy,
+    rng: &mut impl Rng,
+    shape: &FraudShape<'_>,
+) -> ResultTable {
+    let schema = &header.schema;
+    let sensitivity = 2.0 + 2.0 * shape.columns.len() as f64;
+    let (count, _, _) = aggregates
+        .groups
+        .first()
+        .copied()
+        .unwrap_or((0, None, None));
+    let sums = aggregates.terms.first().cloned().unwrap_or_default();
+    let mut noisy = |c: u128| noisy_count(policy, rng, c, sensitivity);
+    let rows_all = noisy(count);
+    let positives = noisy(sums.first().copied().unwrap_or(0));
+    // Per model column: its values and (rows, positives) per value, in term order.
+    let mut next = 1;
+    let mut per_column: Vec<ValueCounts> = Vec::new();
+    for &c in shape.columns {
+        let values = category_values(&schema.columns[c].kind).unwrap_or_default();
+        let counts = values
+            .iter()
+            .map(|_| {
+                let pair = (
+                    noisy(sums.get(next).copied().unwrap_or(0)),
+                    noisy(sums.get(next + 1).copied().unwrap_or(0)),
+                );
+                next += 2;
+                pair
+            })
+            .collect();
+        per_column.push((c, values, counts));
+    }
+    let rate_row = |group: Vec<String>, n: f64, p: f64| ResultRow {
+        group,
+        cell: if n < policy.min_cohort as f64 {
+            Cell::Suppressed {
+                reason: format!("fewer than {} rows", policy.min_cohort),
+            }
+        } else {
+            let p = p.clamp(0.0, n);
+            Cell::Released {
+                count: n,
+                sum: Some(p),
+                avg: None,
+                var: None,
+                stddev: None,
+                rate: Some(Estimate {
+                    value: if n > 0.0 { p / n } else { 0.0 },
+                    ci95: wilson(p, n),
+                }),
+            }
+        },
+    };
+    let rows = match shape.cohort {
+        Some(cohort) => per_column
+            .iter()
+            .find(|(c, _, _)| *c == cohort)
+            .map(|(_, values, counts)| {
+                values
+                    .iter()
+                    .zip(counts)
+                    .map(|(v, &(n, p))| rate_row(vec![v.clone()], n, p))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => vec![rate_row(Vec::new(), rows_all, positives)],
+    };
+    let features: Vec<FeatureCounts> = per_column
+        .iter()
+        .filter(|(c, _, _)| shape.features.contains(c))
+        .map(|(c, values, counts)| FeatureCounts {
+            feature: schema.columns[*c].name.clone(),
+            values: values.clone(),
+            counts: counts.clone(),
+        })
+        .collect();
+    let label = schema.columns[shape.label].name.clone();
+    let model = NaiveBayes::fit(
+        &label,
+        shape.alpha,
+        rows_all,
+        positives,
+        &features,
+        policy.min_cohort as f64,
+    );
+    ResultTable {
+        template: "fraud_model".into(),
+        measure: Some(label),
+        aggregates: vec![Aggregate::Count],
+        group_by: shape
+            .cohort
+            .map(|c| schema.columns[c].name.clone())
+            .into_iter()
+            .collect(),
+        rows,
+        min_cohort: policy.min_cohort,
+        epsilon: policy.epsilon,
+        model: Some(Model::NaiveBayes(model)),
+    }
+}
+
+/// OLS from the sufficient statistics. Without DP the centred cross-products are computed from
+/// the exact integer sums (`n·Σab − Σa·Σb`, exact in `u128`, rounded once); with DP each sum gets
+/// Laplace noise scaled to the L1 sensitivity of the whole vector of sums.
+#[allow(clippy::cast_precision_loss, clippy::too_many_lines)] // statistics are floating point
+fn release_regression(
+    aggregates: &Aggregates,
+    bound: &Bound,
+    header: &LayoutHeader,
+    policy: &Policy,
+    rng: &mut impl Rng,
+    target: usize,
+    features: &[usize],
+) -> ResultTable {
+    let schema = &header.schema;
+    let variables: Vec<usize> = features.iter().copied().chain([target]).collect();
+    let v = variables.len();
+    let (count, _, _) = aggregates
+        .groups
+        .first()
+        .copied()
+        .unwrap_or((0, None, None));
+    let sums = aggregates.terms.first().cloned().unwrap_or_default();
+    let sum = |t: usize| sums.get(t).copied().unwrap_or(0);
+    let width = |c: usize| match schema.columns[c].kind {
+        ColumnKind::Integer { min, max, .. } => crate::schema::range_width(min, max) as f64,
+        _ => 0.0,
+    };
+    let (min_of, unit_of) = (
+        |c: usize| match schema.columns[c].kind {
+            ColumnKind::Integer { min, .. } => min as f64,
+            _ => 0.0,
+        },
+        |c: usize| match schema.columns[c].kind {
+            ColumnKind::Integer { scale, .. } => 10f64.powi(i32::try_from(scale).unwrap_or(0)),
+            _ => 1.0,
+        },
+    );
+    // Centred statistics in offset units.
+    let (rows, means, cross): (f64, Vec<f64>, Vec<Vec<f64>>) = if policy.epsilon.is_none() {
+        {
+            let n = count;
+            let centred = |ab: u128, a: u128, b: u128| -> f64 {
+                match (n.checked_mul(ab), a.checked_mul(b)) {
+                    (Some(x), Some(y)) if x >= y => (x - y) as f64 / n.max(1) as f64,
+                    (Some(x), Some(y)) => -((y - x) as f64) / n.max(1) as f64,
+                    _ => ab as f64 - a as f64 * b as f64 / n.max(1) as f64,
+                }
+            };
+            let means = (0..v).map(|i| sum(i) as f64 / n.max(1) as f64).collect();
+            let cross = (0..v)
+                .map(|i| {
+                    (0..v)
+                        .map(|j| centred(sum(Output::pair_term(v, i, j)), sum(i), sum(j)))
+                        .collect()
+                })
+                .collect();
+            (n as f64, means, cross)
+        }
+    } else {
+        {
+            let sensitivity = 1.0
+                + variables.iter().map(|&c| width(c)).sum::<f64>()
+                + (0..v)
+                    .flat_map(|i| (i..v).map(move |j| (i, j)))
+                    .map(|(i, j)| width(variables[i]) * width(variables[j]))
+                    .sum::<f64>();
+            let noisy: Vec<f64> = sums
+                .iter()
+                .map(|&s| s as f64 + dp_noise(policy, rng, sensitivity))
+                .collect();
+            let n = (count as f64 + dp_noise(policy, rng, sensitivity)).max(1.0);
+            let at = |t: usize| noisy.get(t).copied().unwrap_or(0.0);
+            let means = (0..v).map(|i| at(i) / n).collect();
+            let cross = (0..v)
+                .map(|i| {
+                    (0..v)
+                        .map(|j| at(Output::pair_term(v, i, j)) - at(i) * at(j) / n)
+                        .collect()
+                })
+                .collect();
+            (n, means, cross)
+        }
+    };
+    // Real units: z = (min + offset) / 10^scale.
+    let stats = CentredStats {
+        rows,
+        means: (0..v)
+            .map(|i| {
+                let c = variables[i];
+                (min_of(c) + means[i]) / unit_of(c)
+            })
+            .collect(),
+        cross: (0..v)
+            .map(|i| {
+                (0..v)
+                    .map(|j| cross[i][j] / (unit_of(variables[i]) * unit_of(variables[j])))
+                    .collect()
+            })
+            .collect(),
+    };
+    let names: Vec<String> = features
+        .iter()
+        .map(|&c| schema.columns[c].name.clone())
+        .collect();
+    let target_name = schema.columns[target].name.clone();
+    let fit = RegressionFit::fit(&target_name, &names, &stats, policy.min_cohort as f64);
+    let n = if policy.epsilon.is_some() {
+        rows
+    } else {
+        rows.round()
+    };
+    ResultTable {
+        template: "linear_regression".into(),
+        measure: Some(target_name),
+        aggregates: vec![Aggregate::Count],
+        group_by: bound
+            .groups
+            .iter()
+            .map(|&(c, _)| schema.columns[c].name.clone())
+            .collect(),
+        rows: vec![ResultRow {
+            group: Vec::new(),
+            cell: released_count(policy, n),
+        }],
+        min_cohort: policy.min_cohort,
+        epsilon: policy.epsilon,
+        model: Some(Model::LinearRegression(fit)),
+    }
 }
 
 /// Mean ± t(0.975, n−1)·√(var/n).
@@ -343,6 +777,15 @@ impl ResultTable {
                 Aggregate::Stddev => header.push(format!("stddev({measure})")),
             }
         }
+        let rates = self
+            .rows
+            .iter()
+            .any(|r| matches!(r.cell, Cell::Released { rate: Some(_), .. }));
+        if rates {
+            header.push(format!("count({measure})"));
+            header.push(format!("rate({measure})"));
+            header.push("95% CI (Wilson)".into());
+        }
         let mut lines = vec![header];
         for row in &self.rows {
             let mut line = row.group.clone();
@@ -356,12 +799,21 @@ impl ResultTable {
                     avg,
                     var,
                     stddev,
+                    rate,
                 } => {
                     line.push(if self.epsilon.is_some() {
                         format!("{count:.1}")
                     } else {
                         format!("{count:.0}")
                     });
+                    if let Some(r) = rate {
+                        line.push(sum.map_or("-".into(), |v| format!("{v:.0}")));
+                        line.push(format!("{:.4}", r.value));
+                        line.push(
+                            r.ci95
+                                .map_or("-".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
+                        );
+                    }
                     for a in &self.aggregates {
                         match a {
                             Aggregate::Count => {}
@@ -424,6 +876,11 @@ impl ResultTable {
                 );
             }
         }
+        if let Some(model) = &self.model {
+            out.push('\n');
+            model.render(&mut out);
+            out.push('\n');
+        }
         let _ = write!(out, "cells under {} rows suppressed", self.min_cohort);
         if let Some(e) = self.epsilon {
             let _ = write!(out, "; Laplace noise at ε = {e}");
@@ -444,8 +901,9 @@ pub fn reference(table: &crate::ingest::Table, bound: &Bound, header: &LayoutHea
         );
         bound.group_count()
     ];
+    let mut terms = vec![vec![0u128; bound.terms.len()]; bound.group_count()];
     if bound.empty {
-        return Aggregates { groups };
+        return Aggregates { groups, terms };
     }
     for row in 0..table.rows() {
         let value = |c: usize| table.columns[c][row];
@@ -478,8 +936,24 @@ pub fn reference(table: &crate::ingest::Table, bound: &Bound, header: &LayoutHea
                 *q += o * o;
             }
         }
+        for (t, sum) in bound.terms.iter().zip(&mut terms[g]) {
+            *sum += match *t {
+                Term::Indicator { column, value: v } => {
+                    let hot = match header.derived_column(column) {
+                        Some(d) => d.hot(value),
+                        None => usize::try_from(value(column)).ok(),
+                    };
+                    u128::from(hot == Some(v))
+                }
+                Term::Value { column } => match header.derived_column(column) {
+                    Some(d) => d.product(offset),
+                    None => u128::from(offset(column)),
+                },
+                Term::Square { column } => u128::from(offset(column)) * u128::from(offset(column)),
+            };
+        }
     }
-    Aggregates { groups }
+    Aggregates { groups, terms }
 }
 
 #[cfg(test)]
@@ -524,5 +998,121 @@ mod tests {
             (mean_abs - 2.0).abs() < 0.1,
             "E|X| of Laplace(b) is b, got {mean_abs}"
         );
+    }
+
+    /// The new templates released from plaintext aggregates of 5,000 demo rows: the tables
+    /// render, the models are usable, small cells are suppressed, and DP charges the budget.
+    #[test]
+    #[allow(clippy::too_many_lines)] // one paragraph per template, then the policy's limits
+    fn template_releases_render_and_respect_the_policy() {
+        use rand::SeedableRng;
+        let table = crate::synth::generate(5_000, 9);
+        let header = crate::layout::header(&table, &crate::layout::LayoutOptions::default());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let release_sql = |sql: &str, policy: &Policy, rng: &mut rand::rngs::StdRng| {
+            let q = crate::sql::parse(sql, &table.schema).unwrap();
+            let p = crate::plan::plan(&q, &header).unwrap();
+            let plain = reference(&table, &p.bound, &header);
+            release(&plain, &p, &header, policy, None, rng).unwrap()
+        };
+        let exact = Policy::default();
+        let histogram = release_sql(
+            "SELECT region, HISTOGRAM(amount) FROM transactions GROUP BY region",
+            &exact,
+            &mut rng,
+        );
+        assert_eq!(histogram.rows.len(), 4 * 7);
+        assert!(histogram.render().contains("[10.00, 25.00)"));
+        let fraud = release_sql(
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY channel",
+            &exact,
+            &mut rng,
+        );
+        let text = fraud.render();
+        assert!(
+            text.contains("rate(is_fraud)") && text.contains("prior log-odds"),
+            "{text}"
+        );
+        let Some(Model::NaiveBayes(model)) = &fraud.model else {
+            panic!("naive Bayes")
+        };
+        // The generator makes online fraud likelier than card-present fraud.
+        let online = model.score([("channel", "online")]).unwrap();
+        let present = model.score([("channel", "card_present")]).unwrap();
+        assert!(online > present, "{online} vs {present}");
+        let regression = release_sql(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &exact,
+            &mut rng,
+        );
+        assert!(regression.render().contains("(intercept)"));
+        // A minimum cohort above the row count withholds the models and suppresses the cells.
+        let strict = Policy {
+            min_cohort: 10_000,
+            ..Policy::default()
+        };
+        let withheld = release_sql(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &strict,
+            &mut rng,
+        );
+        let Some(Model::LinearRegression(fit)) = &withheld.model else {
+            panic!("a fit")
+        };
+        assert!(fit.coefficients.is_empty() && fit.note.is_some());
+        let hidden = release_sql(
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            &strict,
+            &mut rng,
+        );
+        assert!(
+            hidden
+                .rows
+                .iter()
+                .all(|r| matches!(r.cell, Cell::Suppressed { .. }))
+        );
+        // With DP, every template charges ε to the buyer's budget, and the noisy outputs exist.
+        let dp = Policy {
+            min_cohort: 10,
+            epsilon: Some(1.0),
+            budget: 2.5,
+        };
+        let mut ledger = BudgetLedger::default();
+        for sql in [
+            "SELECT HISTOGRAM(amount) FROM transactions",
+            "SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions",
+        ] {
+            let q = crate::sql::parse(sql, &table.schema).unwrap();
+            let p = crate::plan::plan(&q, &header).unwrap();
+            let plain = reference(&table, &p.bound, &header);
+            let noisy = release(
+                &plain,
+                &p,
+                &header,
+                &dp,
+                Some((&mut ledger, "0xb")),
+                &mut rng,
+            )
+            .unwrap();
+            assert!(noisy.render().contains("ε = 1"));
+        }
+        let q = crate::sql::parse(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
+            &table.schema,
+        )
+        .unwrap();
+        let p = crate::plan::plan(&q, &header).unwrap();
+        let plain = reference(&table, &p.bound, &header);
+        assert!(matches!(
+            release(
+                &plain,
+                &p,
+                &header,
+                &dp,
+                Some((&mut ledger, "0xb")),
+                &mut rng
+            ),
+            Err(PolicyError::BudgetExceeded { .. })
+        ));
     }
 }

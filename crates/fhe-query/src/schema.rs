@@ -23,6 +23,19 @@
 //! [cube]
 //! dimensions = ["age_band", "region"]
 //! measures = ["amount"]
+//!
+//! # Optional: what the `histogram`, `fraud_model` and `linear_regression` templates need
+//! # precomputed per row (each section is opt-in; a schema without them stays valid).
+//! [[histogram]]
+//! column = "amount"
+//! bounds = [1000, 5000, 20000]   # bucket edges in the column's units (cents): 4 buckets
+//!
+//! [fraud]
+//! label = "is_fraud"              # a bool column
+//! features = ["region", "channel"]
+//!
+//! [regression]
+//! columns = ["amount", "customer_age"]   # integer columns; their pairwise products are stored
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +52,17 @@ pub const MAX_INTEGER_BITS: u32 = 40;
 pub const MAX_CUBE_CELLS: usize = 4096;
 /// Largest schema file accepted.
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// Most bucket edges one histogram declares (one indicator per bucket is stored per row).
+pub const MAX_HISTOGRAM_BOUNDS: usize = 63;
+/// Most histograms one schema declares.
+pub const MAX_HISTOGRAMS: usize = 8;
+/// Most features a fraud declaration lists (each stores one label-masked indicator per value).
+pub const MAX_FRAUD_FEATURES: usize = 16;
+/// Most regression columns: products of every pair are stored per row, and the buyer's solve is
+/// a dense (p + 1)² system, so a handful keeps both small.
+pub const MAX_REGRESSION_COLUMNS: usize = 6;
+/// Widest encrypted sum the seller can decrypt (`u128`).
+pub const MAX_SUM_BITS: u32 = 128;
 
 /// A validated dataset schema.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +72,41 @@ pub struct Schema {
     pub columns: Vec<Column>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cube: Option<CubeSpec>,
+    /// Declared histograms (`[[histogram]]`): bucket indicators stored per row.
+    #[serde(default, rename = "histogram", skip_serializing_if = "Vec::is_empty")]
+    pub histograms: Vec<HistogramSpec>,
+    /// The fraud label and features (`[fraud]`): label-masked indicators stored per row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud: Option<FraudSpec>,
+    /// Regression columns (`[regression]`): pairwise products stored per row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionSpec>,
+}
+
+/// A histogram the seller precomputes: each row stores one indicator bit per bucket, so a
+/// histogram is a sum of bits (no bootstrapping without filters).
+///
+/// `bounds` are strictly increasing edges in the column's units, inside `(min, max]`: bucket 0
+/// is `< bounds[0]`, bucket i is `[bounds[i-1], bounds[i])`, the last is `>= bounds[last]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramSpec {
+    pub column: String,
+    pub bounds: Vec<i64>,
+}
+
+/// The fraud label (a bool column) and the categorical features whose label-masked indicators
+/// (`feature = v AND label`) the seller precomputes, so fraud counts are sums of bits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FraudSpec {
+    pub label: String,
+    pub features: Vec<String>,
+}
+
+/// Integer columns a linear regression may use (as target or features): the seller stores the
+/// product of every pair per row (squares are stored for every integer column already).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegressionSpec {
+    pub columns: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +228,130 @@ impl Schema {
         }
         if let Some(cube) = &self.cube {
             self.validate_cube(cube)?;
+        }
+        self.validate_histograms()?;
+        if let Some(fraud) = &self.fraud {
+            self.validate_fraud(fraud)?;
+        }
+        if let Some(regression) = &self.regression {
+            self.validate_regression(regression)?;
+        }
+        Ok(())
+    }
+
+    fn validate_histograms(&self) -> Result<(), SchemaError> {
+        if self.histograms.len() > MAX_HISTOGRAMS {
+            return Err(SchemaError::Histogram(format!(
+                "{} histograms declared; at most {MAX_HISTOGRAMS}",
+                self.histograms.len()
+            )));
+        }
+        for (i, h) in self.histograms.iter().enumerate() {
+            let column = self
+                .column(&h.column)
+                .ok_or_else(|| SchemaError::UnknownColumn(h.column.clone()))?;
+            let ColumnKind::Integer { min, max, .. } = column.kind else {
+                return Err(SchemaError::Histogram(format!(
+                    "`{}` is not an integer column",
+                    h.column
+                )));
+            };
+            if self.histograms[..i].iter().any(|o| o.column == h.column) {
+                return Err(SchemaError::Histogram(format!(
+                    "`{}` has two histograms; declare one with all its edges",
+                    h.column
+                )));
+            }
+            if h.bounds.is_empty() || h.bounds.len() > MAX_HISTOGRAM_BOUNDS {
+                return Err(SchemaError::Histogram(format!(
+                    "`{}` declares {} edges; 1 to {MAX_HISTOGRAM_BOUNDS} are allowed",
+                    h.column,
+                    h.bounds.len()
+                )));
+            }
+            if h.bounds.windows(2).any(|w| w[0] >= w[1])
+                || h.bounds.iter().any(|&b| b <= min || b > max)
+            {
+                return Err(SchemaError::Histogram(format!(
+                    "`{}`: edges must increase strictly and lie in ({min}, {max}] (the column's units)",
+                    h.column
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_fraud(&self, fraud: &FraudSpec) -> Result<(), SchemaError> {
+        let label = self
+            .column(&fraud.label)
+            .ok_or_else(|| SchemaError::UnknownColumn(fraud.label.clone()))?;
+        if label.kind != ColumnKind::Bool {
+            return Err(SchemaError::Fraud(format!(
+                "the label `{}` must be a bool column",
+                fraud.label
+            )));
+        }
+        if fraud.features.is_empty() || fraud.features.len() > MAX_FRAUD_FEATURES {
+            return Err(SchemaError::Fraud(format!(
+                "{} features declared; 1 to {MAX_FRAUD_FEATURES} are allowed",
+                fraud.features.len()
+            )));
+        }
+        for (i, f) in fraud.features.iter().enumerate() {
+            let column = self
+                .column(f)
+                .ok_or_else(|| SchemaError::UnknownColumn(f.clone()))?;
+            if column.kind.cardinality().is_none() || *f == fraud.label {
+                return Err(SchemaError::Fraud(format!(
+                    "feature `{f}` must be a category or bool column other than the label"
+                )));
+            }
+            if fraud.features[..i].contains(f) {
+                return Err(SchemaError::Fraud(format!("feature `{f}` appears twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every regression sum (Σ x·y over up to [`crate::ingest::MAX_ROWS`] rows of offsets) must
+    /// fit the [`MAX_SUM_BITS`] the seller decrypts; checked here, before anything is encrypted.
+    fn validate_regression(&self, regression: &RegressionSpec) -> Result<(), SchemaError> {
+        let columns = &regression.columns;
+        if columns.len() < 2 || columns.len() > MAX_REGRESSION_COLUMNS {
+            return Err(SchemaError::Regression(format!(
+                "{} columns declared; 2 to {MAX_REGRESSION_COLUMNS} are allowed (a target and features)",
+                columns.len()
+            )));
+        }
+        let mut widths = Vec::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            let column = self
+                .column(c)
+                .ok_or_else(|| SchemaError::UnknownColumn(c.clone()))?;
+            let ColumnKind::Integer { min, max, .. } = column.kind else {
+                return Err(SchemaError::Regression(format!(
+                    "`{c}` is not an integer column"
+                )));
+            };
+            if columns[..i].contains(c) {
+                return Err(SchemaError::Regression(format!("`{c}` appears twice")));
+            }
+            widths.push((c, range_width(min, max)));
+        }
+        let rows = crate::ingest::MAX_ROWS as u128;
+        for (i, &(a, wa)) in widths.iter().enumerate() {
+            for &(b, wb) in &widths[i..] {
+                let bits = u128::from(wa)
+                    .checked_mul(u128::from(wb))
+                    .and_then(|p| p.checked_mul(rows))
+                    .map_or(u32::MAX, |m| u128::BITS - m.leading_zeros());
+                if bits > MAX_SUM_BITS {
+                    return Err(SchemaError::Regression(format!(
+                        "Σ {a}·{b} over up to {rows} rows needs {bits} bits, over the {MAX_SUM_BITS} \
+                         that can be decrypted: declare a coarser scale or a narrower range"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -394,6 +577,52 @@ measures = ["amount"]
             Schema::from_toml(&typo),
             Err(SchemaError::Toml(_))
         ));
+    }
+
+    #[test]
+    fn template_sections_are_optional_validated_and_round_trip() {
+        // The demo schema declares all four templates and survives TOML.
+        let demo = crate::synth::schema();
+        assert_eq!(Schema::from_toml(&demo.to_toml()).unwrap(), demo);
+        let with = |extra: &str| Schema::from_toml(&format!("{GOOD}\n{extra}"));
+        let ok = with(
+            "[[histogram]]\ncolumn = \"amount\"\nbounds = [100, 5000]\n\
+             [fraud]\nlabel = \"flag\"\nfeatures = [\"region\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.histograms[0].bounds, vec![100, 5000]);
+        for (extra, needle) in [
+            (
+                "[[histogram]]\ncolumn = \"amount\"\nbounds = [5000, 100]",
+                "increase",
+            ),
+            (
+                "[[histogram]]\ncolumn = \"amount\"\nbounds = [0]",
+                "increase",
+            ),
+            (
+                "[[histogram]]\ncolumn = \"region\"\nbounds = [1]",
+                "integer",
+            ),
+            ("[[histogram]]\ncolumn = \"amount\"\nbounds = []", "1 to"),
+            ("[fraud]\nlabel = \"region\"\nfeatures = [\"flag\"]", "bool"),
+            (
+                "[fraud]\nlabel = \"flag\"\nfeatures = [\"amount\"]",
+                "category",
+            ),
+            (
+                "[fraud]\nlabel = \"flag\"\nfeatures = [\"flag\"]",
+                "other than the label",
+            ),
+            ("[regression]\ncolumns = [\"amount\"]", "2 to"),
+            (
+                "[regression]\ncolumns = [\"amount\", \"region\"]",
+                "not an integer",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
     }
 
     #[test]

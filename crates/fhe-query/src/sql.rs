@@ -6,6 +6,17 @@
 //! category/bool column; `day >= max_day - N` / `day > max_day - N` (the last days of the data);
 //! `day >= 'YYYY-MM-DD'`, `day <= …`, `day BETWEEN … AND …`; or `x op n` / `x BETWEEN n AND m` on an
 //! integer column (n in the column's units, e.g. dollars with cents).
+//!
+//! The other templates are asked as one template function, with the same WHERE conditions:
+//! - `SELECT HISTOGRAM(x) FROM <dataset> [WHERE …] [GROUP BY g]` → `histogram` of the integer
+//!   column `x` over the buckets its schema declares, per value of `g` if given;
+//! - `SELECT FRAUD_MODEL(label[, f1, f2, …][, alpha]) FROM <dataset> [WHERE …] [GROUP BY c]` →
+//!   `fraud_model`: fraud rate per value of `c` and a naive-Bayes model on `f1, f2, …` (default:
+//!   every feature the schema declares), add-`alpha` smoothing (an integer, default 1);
+//! - `SELECT LINEAR_REGRESSION(y, x1[, x2, …]) FROM <dataset> [WHERE …]` → `linear_regression`
+//!   of `y` on `x1, x2, …` with an intercept.
+//!
+//! Every template can also be asked as JSON ([`crate::Query::from_json`]).
 
 use std::collections::BTreeSet;
 
@@ -19,14 +30,18 @@ use sqlparser::parser::Parser;
 use crate::error::QueryError;
 use crate::ingest::parse_decimal;
 use crate::schema::{ColumnKind, Schema};
-use crate::template::{Aggregate, CohortStats, Filter, Query};
+use crate::template::{
+    Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query,
+};
 
 /// Longest SQL text accepted.
 pub const MAX_SQL_BYTES: usize = 4096;
 
 const ALLOWED: &str = "SELECT [group columns,] COUNT(*), SUM(x), AVG(x), VAR(x), STDDEV(x) FROM <dataset> \
 [WHERE conditions joined by AND: c = 'v', c IN (...), day >= max_day - N, day BETWEEN 'YYYY-MM-DD' AND '...', x > n, x BETWEEN n AND m] \
-[GROUP BY up to 2 category columns]";
+[GROUP BY up to 2 category columns]; or one template function: \
+SELECT HISTOGRAM(x) … [GROUP BY g], SELECT FRAUD_MODEL(label[, features…][, alpha]) … [GROUP BY cohort], \
+SELECT LINEAR_REGRESSION(y, x1[, x2…]) … with the same WHERE conditions";
 
 fn unsupported(what: impl std::fmt::Display) -> QueryError {
     QueryError::Unsupported(format!("{what}; allowed: {ALLOWED}"))
@@ -83,6 +98,18 @@ pub fn parse(sql: &str, schema: &Schema) -> Result<Query, QueryError> {
             return Err(unsupported("GROUP BY takes column names"));
         }
     };
+    let mut filters = Vec::new();
+    if let Some(selection) = &select.selection {
+        let mut conjuncts = Vec::new();
+        split_and(selection, &mut conjuncts);
+        for c in conjuncts {
+            filters.push(predicate(c, schema)?);
+        }
+    }
+    merge_day_ranges(&mut filters);
+    if let Some(query) = template_function(&select.projection, &group_by, &filters, schema)? {
+        return Ok(query);
+    }
     let mut measure: Option<String> = None;
     let mut aggregates = BTreeSet::new();
     for item in &select.projection {
@@ -144,21 +171,160 @@ pub fn parse(sql: &str, schema: &Schema) -> Result<Query, QueryError> {
     if aggregates.iter().any(|a| a.needs_sum()) {
         aggregates.insert(Aggregate::Count);
     }
-    let mut filters = Vec::new();
-    if let Some(selection) = &select.selection {
-        let mut conjuncts = Vec::new();
-        split_and(selection, &mut conjuncts);
-        for c in conjuncts {
-            filters.push(predicate(c, schema)?);
-        }
-    }
-    merge_day_ranges(&mut filters);
     Ok(Query::CohortStats(CohortStats {
         measure,
         aggregates,
         group_by,
         filters,
     }))
+}
+
+/// The template functions besides `cohort_stats`' aggregates.
+const TEMPLATE_FUNCTIONS: [&str; 3] = ["histogram", "fraud_model", "linear_regression"];
+
+/// A `SELECT` of one template function (and, optionally, its GROUP BY columns): the query it
+/// asks, or `None` when the SELECT has no template function (a `cohort_stats` SELECT).
+#[allow(clippy::too_many_lines)] // the projection, the arguments, then one arm per template
+fn template_function(
+    projection: &[SelectItem],
+    group_by: &[String],
+    filters: &[Filter],
+    schema: &Schema,
+) -> Result<Option<Query>, QueryError> {
+    let mut call = None;
+    for item in projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            continue;
+        };
+        let Expr::Function(f) = expr else { continue };
+        let name = f
+            .name
+            .0
+            .iter()
+            .map(part)
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_ascii_lowercase();
+        if TEMPLATE_FUNCTIONS.contains(&name.as_str()) {
+            if call.is_some() {
+                return Err(unsupported("one template function per query"));
+            }
+            call = Some((name, f));
+        }
+    }
+    let Some((name, f)) = call else {
+        return Ok(None);
+    };
+    for item in projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            return Err(unsupported("`*` in SELECT"));
+        };
+        match expr {
+            Expr::Function(g) if std::ptr::eq(g, f) => {}
+            Expr::Function(_) => {
+                return Err(unsupported(format!(
+                    "{}() cannot be combined with other aggregates",
+                    name.to_ascii_uppercase()
+                )));
+            }
+            other => {
+                let column = identifier(other)?;
+                if !group_by.contains(&column) {
+                    return Err(QueryError::Sql(format!(
+                        "`{column}` is selected but not in GROUP BY"
+                    )));
+                }
+            }
+        }
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(unsupported(format!("{name} without arguments")));
+    };
+    if list.duplicate_treatment.is_some() {
+        return Err(unsupported(format!("DISTINCT in {name}()")));
+    }
+    let mut columns = Vec::new();
+    let mut number = None;
+    for arg in &list.args {
+        let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else {
+            return Err(unsupported(format!("{name}() takes column names")));
+        };
+        match (literal(e), number) {
+            (Some(n), None) if name == "fraud_model" && !columns.is_empty() => {
+                number = Some(n.parse::<u32>().map_err(|_| {
+                    unsupported(format!("{n} as the smoothing alpha (a whole number)"))
+                })?);
+            }
+            (Some(_), _) => {
+                return Err(unsupported(format!(
+                    "{name}() takes column names (FRAUD_MODEL may end with a whole-number alpha)"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(unsupported("the alpha of FRAUD_MODEL() comes last"));
+            }
+            (None, None) => {
+                let column = identifier(e)?;
+                if schema.column(&column).is_none() {
+                    return Err(QueryError::UnknownColumn(column));
+                }
+                columns.push(column);
+            }
+        }
+    }
+    let filters = filters.to_vec();
+    let query = match name.as_str() {
+        "histogram" => {
+            let [column] = <[String; 1]>::try_from(columns)
+                .map_err(|_| unsupported("HISTOGRAM() takes one integer column"))?;
+            Query::Histogram(Histogram {
+                column,
+                group_by: group_by.to_vec(),
+                filters,
+            })
+        }
+        "fraud_model" => {
+            let mut columns = columns.into_iter();
+            let label = columns
+                .next()
+                .ok_or_else(|| unsupported("FRAUD_MODEL() takes the label column first"))?;
+            if group_by.len() > 1 {
+                return Err(unsupported(
+                    "FRAUD_MODEL() groups by at most one cohort column",
+                ));
+            }
+            let mut features: Vec<String> = columns.collect();
+            if features.is_empty() {
+                features = schema
+                    .fraud
+                    .as_ref()
+                    .map(|f| f.features.clone())
+                    .unwrap_or_default();
+            }
+            Query::FraudModel(FraudModel {
+                label,
+                cohort: group_by.first().cloned(),
+                features,
+                alpha: number.unwrap_or(1),
+                filters,
+            })
+        }
+        _ => {
+            if !group_by.is_empty() {
+                return Err(unsupported("LINEAR_REGRESSION() takes no GROUP BY"));
+            }
+            let mut columns = columns.into_iter();
+            let target = columns.next().ok_or_else(|| {
+                unsupported("LINEAR_REGRESSION() takes the target column, then the features")
+            })?;
+            Query::LinearRegression(LinearRegression {
+                target,
+                features: columns.collect(),
+                filters,
+            })
+        }
+    };
+    Ok(Some(query))
 }
 
 fn part(p: &ObjectNamePart) -> String {
@@ -392,7 +558,9 @@ mod tests {
     #[test]
     fn journey_sql_maps_onto_cohort_stats() {
         let q = parse("SELECT age_band, AVG(amount) FROM transactions WHERE region = 'APAC' AND day >= max_day - 90 GROUP BY age_band", &schema()).unwrap();
-        let Query::CohortStats(q) = q;
+        let Query::CohortStats(q) = q else {
+            unreachable!()
+        };
         assert_eq!(q.measure.as_deref(), Some("amount"));
         assert_eq!(q.aggregates, [Aggregate::Count, Aggregate::Avg].into());
         assert_eq!(q.group_by, vec!["age_band"]);
@@ -405,7 +573,9 @@ mod tests {
 
     #[test]
     fn numeric_and_date_filters() {
-        let Query::CohortStats(q) = parse("SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 100 AND day >= '2026-01-01' AND day <= '2026-03-31'", &schema()).unwrap();
+        let Query::CohortStats(q) = parse("SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 100 AND day >= '2026-01-01' AND day <= '2026-03-31'", &schema()).unwrap() else {
+            unreachable!()
+        };
         assert!(q.filters.contains(&Filter::Range {
             column: "amount".into(),
             min: Some(10_001),
@@ -415,6 +585,107 @@ mod tests {
             from: "2026-01-01".into(),
             to: "2026-03-31".into()
         }));
+    }
+
+    #[test]
+    fn template_functions_map_onto_their_templates() {
+        let s = schema();
+        let q = parse("SELECT region, HISTOGRAM(amount) FROM transactions WHERE channel = 'online' GROUP BY region", &s).unwrap();
+        assert_eq!(
+            q,
+            Query::Histogram(Histogram {
+                column: "amount".into(),
+                group_by: vec!["region".into()],
+                filters: vec![Filter::In {
+                    column: "channel".into(),
+                    values: vec!["online".into()]
+                }],
+            })
+        );
+        let Query::FraudModel(m) = parse(
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions WHERE day >= max_day - 29 GROUP BY region",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a fraud model")
+        };
+        assert_eq!(m.cohort.as_deref(), Some("region"));
+        assert_eq!(
+            m.features,
+            s.fraud.as_ref().unwrap().features,
+            "all declared features"
+        );
+        assert_eq!(m.alpha, 1);
+        assert_eq!(m.filters, vec![Filter::LastDays { days: 30 }]);
+        let Query::FraudModel(m) = parse(
+            "SELECT FRAUD_MODEL(is_fraud, channel, 3) FROM transactions",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a fraud model")
+        };
+        assert_eq!(
+            (m.features, m.alpha, m.cohort),
+            (vec!["channel".into()], 3, None)
+        );
+        let Query::LinearRegression(r) = parse(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions WHERE amount BETWEEN 1 AND 500",
+            &s,
+        )
+        .unwrap() else {
+            panic!("a regression")
+        };
+        assert_eq!(
+            (r.target.as_str(), r.features.as_slice()),
+            ("amount", ["customer_age".to_string()].as_slice())
+        );
+        assert_eq!(r.filters.len(), 1);
+    }
+
+    #[test]
+    fn template_function_refusals_say_what_is_allowed() {
+        let s = schema();
+        for (sql, needle) in [
+            (
+                "SELECT HISTOGRAM(amount), COUNT(*) FROM transactions",
+                "cannot be combined",
+            ),
+            (
+                "SELECT HISTOGRAM(amount, day) FROM transactions",
+                "one integer column",
+            ),
+            ("SELECT HISTOGRAM(nope) FROM transactions", "nope"),
+            (
+                "SELECT FRAUD_MODEL(is_fraud, 1.5) FROM transactions",
+                "whole number",
+            ),
+            (
+                "SELECT FRAUD_MODEL(is_fraud, 2, channel) FROM transactions",
+                "comes last",
+            ),
+            (
+                "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY region, channel",
+                "at most one",
+            ),
+            (
+                "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions GROUP BY region",
+                "no GROUP BY",
+            ),
+            ("SELECT LINEAR_REGRESSION() FROM transactions", "target"),
+            (
+                "SELECT channel, HISTOGRAM(amount) FROM transactions",
+                "GROUP BY",
+            ),
+            (
+                "SELECT HISTOGRAM(amount), FRAUD_MODEL(is_fraud) FROM transactions",
+                "one template function",
+            ),
+        ] {
+            let Err(e) = parse(sql, &s) else {
+                panic!("{sql} must be refused")
+            };
+            assert!(e.to_string().contains(needle), "{sql}: {e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, LogNormal};
 
 use crate::ingest::Table;
-use crate::schema::{Column, ColumnKind, CubeSpec, Schema, days_from_civil};
+use crate::schema::{
+    Column, ColumnKind, CubeSpec, FraudSpec, HistogramSpec, RegressionSpec, Schema, days_from_civil,
+};
 
 pub const AGE_BANDS: [&str; 8] = [
     "18-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75-84", "85+",
@@ -36,7 +38,12 @@ pub fn last_day() -> i64 {
     days_from_civil(2026, 10, 31)
 }
 
-/// The schema of the generated transactions, with an aggregate cube over age band × region.
+/// Edges of the declared `amount` histogram, in cents: $10, $25, $50, $100, $250, $1,000.
+pub const AMOUNT_BUCKET_CENTS: [i64; 6] = [1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
+
+/// The schema of the generated transactions, with an aggregate cube over age band × region, and
+/// all four templates enabled: an `amount` histogram, the `is_fraud` label with its categorical
+/// features, and `amount` / `customer_age` as regression columns.
 #[must_use]
 pub fn schema() -> Schema {
     let category = |name: &str, values: &[&str]| Column {
@@ -80,6 +87,19 @@ pub fn schema() -> Schema {
         cube: Some(CubeSpec {
             dimensions: vec!["age_band".into(), "region".into()],
             measures: vec!["amount".into()],
+        }),
+        histograms: vec![HistogramSpec {
+            column: "amount".into(),
+            bounds: AMOUNT_BUCKET_CENTS.to_vec(),
+        }],
+        fraud: Some(FraudSpec {
+            label: "is_fraud".into(),
+            features: ["channel", "merchant_category", "age_band", "region"]
+                .map(String::from)
+                .to_vec(),
+        }),
+        regression: Some(RegressionSpec {
+            columns: vec!["amount".into(), "customer_age".into()],
         }),
     }
 }

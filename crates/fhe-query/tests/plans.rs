@@ -24,9 +24,11 @@ fn fixture() -> &'static Fixture {
         let key = SellerKey::generate();
         let eval = EvaluationKey::from_bytes(&key.server_key_bytes().unwrap()).unwrap();
         let table = synth::generate_with_history(40, 11, 120);
+        // Derived template columns are exercised by tests/templates.rs.
         let options = LayoutOptions {
             chunk_rows: 16,
             cube: true,
+            derived: false,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
         Fixture {
@@ -184,7 +186,29 @@ fn policy_suppresses_small_cohorts_and_charges_the_budget() {
     };
     let mut ledger = policy::BudgetLedger::default();
     let mut rng = rand::rng();
-    let table = release(
+    // Suppression is checked without noise: with ε = 0.5 a cohort of 2 plus Laplace noise of
+    // scale 6 passes the minimum of 10 about one time in eight, which made this test flaky.
+    let exact = release(
+        &plain,
+        &p,
+        &f.dataset.header,
+        &Policy {
+            epsilon: None,
+            ..policy.clone()
+        },
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    for (row, g) in exact.rows.iter().zip(&plain.groups) {
+        assert_eq!(
+            matches!(row.cell, policy::Cell::Suppressed { .. }),
+            g.0 < 10,
+            "a cohort of {} is suppressed exactly when under 10 rows",
+            g.0
+        );
+    }
+    release(
         &plain,
         &p,
         &f.dataset.header,
@@ -193,15 +217,6 @@ fn policy_suppresses_small_cohorts_and_charges_the_budget() {
         &mut rng,
     )
     .unwrap();
-    for (row, g) in table.rows.iter().zip(&plain.groups) {
-        if g.0 < 3 {
-            assert!(
-                matches!(row.cell, policy::Cell::Suppressed { .. }),
-                "a cohort of {} must be suppressed",
-                g.0
-            );
-        }
-    }
     release(
         &plain,
         &p,
