@@ -82,6 +82,8 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("invalid --log filter {:?}", cli.global.log))?,
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: logs redirected to a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Devchain(args) => commands::devchain::run(&cli.global, args).await,
             Command::Deploy(args) => commands::deploy::run(&cli.global, args).await,
-            Command::Demo(args) => commands::demo::run(&cli.global, args).await,
+            Command::Demo(args) => Box::pin(commands::demo::run(&cli.global, args)).await,
             Command::Seller(command) => commands::seller::run(&cli.global, command).await,
             Command::Buyer(command) => commands::buyer::run(&cli.global, command).await,
             Command::Worker(command) => commands::worker::run(&cli.global, command).await,

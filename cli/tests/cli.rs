@@ -23,6 +23,15 @@ fn help_describes_every_command() {
         (&["--help"][..], "Deploy, activate and initialize"),
         (&["devchain", "--help"][..], "--accounts"),
         (&["deploy", "--help"][..], "--rpc"),
+        (&["devchain", "--help"][..], "--block-time"),
+        (&["seller", "--help"][..], "onboard"),
+        (&["seller", "onboard", "--help"][..], "--templates"),
+        (&["seller", "run", "--help"][..], "--min-cohort"),
+        (&["buyer", "--help"][..], "refund"),
+        (&["buyer", "order", "--help"][..], "--sql"),
+        (&["buyer", "result", "--help"][..], "--wait"),
+        (&["worker", "run", "--help"][..], "--work-dir"),
+        (&["store", "serve", "--help"][..], "--writable"),
     ] {
         let output = datacloud().args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}: {output:?}");
@@ -121,4 +130,67 @@ fn devchain_serves_until_interrupted() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(rest.contains("devchain stopped"), "{rest}");
+}
+
+/// `--data-dir` and `--block-time`: the chain advances by itself, and a restart (even after
+/// SIGKILL) resumes at the head it had.
+#[cfg(unix)]
+#[test]
+fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = datacloud()
+            .args([
+                "devchain",
+                "--port",
+                "0",
+                "--accounts",
+                "2",
+                "--block-time",
+                "0.1",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "no banner");
+            if let Some(rest) = line.trim().strip_prefix("Listening on ") {
+                break format!("http://{rest}");
+            }
+        };
+        (child, url)
+    };
+    let height = |url: &str| -> u64 {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            use alloy::providers::{Provider, ProviderBuilder};
+            ProviderBuilder::new()
+                .connect_http(url.parse().unwrap())
+                .get_block_number()
+                .await
+                .unwrap()
+        })
+    };
+    let (mut child, url) = start();
+    let first = height(&url);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mined = height(&url);
+    assert!(
+        mined > first,
+        "no blocks without transactions: {first} → {mined}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url) = start();
+    let resumed = height(&url);
+    assert!(resumed >= mined, "restarted at {resumed}, below {mined}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -33,10 +33,13 @@ fn demo_settles_an_exact_encrypted_journey() {
     assert_eq!(report["matches_plaintext"], true);
     assert_eq!(report["plan"], "cube");
     assert_eq!(report["proofs"][0]["health"], "Healthy");
-    // The seller is paid the price (0.05) and the worker the fee, once each.
+    // Two orders settled: the seller is paid the price (0.05) and the worker the fee (0.01),
+    // once per order.
     let payouts = report["payouts"].as_array().expect("payouts");
-    assert_eq!(payouts[0]["wei"], "50000000000000000");
-    assert_eq!(payouts[1]["wei"], "10000000000000000");
+    assert_eq!(payouts[0]["wei"], "100000000000000000");
+    assert_eq!(payouts[1]["wei"], "20000000000000000");
+    // The second order is the fraud model, delivered as a table of the fraud_model template.
+    assert_eq!(report["fraud_model"]["result"]["template"], "fraud_model");
     // The buyer's table: one row per age band, counts equal to the plaintext computation.
     let table = synth::generate_with_history(rows, 5, 45);
     let query =

@@ -7,7 +7,8 @@
 //! order, fetches the dataset through the trustless gateway (verifying every block), evaluates the
 //! query on ciphertexts, stores the encrypted result and submits it with its EIP-712 attestation.
 //! Bank A decrypts only that aggregate, applies its output policy, seals the table to the buyer's
-//! key and delivers it; the market settles. The buyer opens the table.
+//! key and delivers it; the market settles. The buyer opens the table, then orders a second
+//! query: a naive-Bayes fraud model fitted from encrypted counts.
 //!
 //! The chain is the embedded devchain executing the contracts' real WASM, sealing a block every
 //! 200 ms (or `--rpc URL`, a devchain started with `--block-time`); each actor signs its own
@@ -46,6 +47,9 @@ use crate::GlobalArgs;
 
 /// The journey query.
 const JOURNEY_SQL: &str = "SELECT age_band, COUNT(*), AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 GROUP BY age_band";
+/// The second order: a naive-Bayes fraud model over every declared feature, from encrypted
+/// counts (no GROUP BY: plain sums of the seller's precomputed indicators, no PBS per row).
+const FRAUD_SQL: &str = "SELECT FRAUD_MODEL(is_fraud) FROM transactions";
 
 /// `datacloud demo` options.
 #[derive(Debug, clap::Args)]
@@ -92,7 +96,17 @@ struct Report {
     payouts: Vec<Payout>,
     settlement: Vec<Balance>,
     steps: Vec<Step>,
-    fraud_model: String,
+    fraud_model: Option<SecondOrder>,
+}
+
+/// The `fraud_model` order.
+#[derive(Debug, Serialize)]
+struct SecondOrder {
+    order_id: String,
+    sql: String,
+    plan: String,
+    plan_pbs_estimate: u64,
+    result: Option<ResultTable>,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,7 +165,15 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<()> {
         ..Report::default()
     };
     let mut clock = Clock::new(!args.json);
-    let outcome = journey(global, &args, &data_dir, &shutdown, &mut report, &mut clock).await;
+    let outcome = Box::pin(journey(
+        global,
+        &args,
+        &data_dir,
+        &shutdown,
+        &mut report,
+        &mut clock,
+    ))
+    .await;
     shutdown.cancel();
     outcome?;
     report.steps = clock.steps;
@@ -461,30 +483,7 @@ async fn journey(
 
     // 8–9. The worker claims, fetches, evaluates and attests; Bank A decrypts, polices and
     //      delivers. The demo watches the order move on chain.
-    let market = IQueryMarket::new(deployments.query_market, buyer.provider());
-    let mut last = 1u8;
-    let started = Instant::now();
-    while last < 4 {
-        ensure!(
-            started.elapsed() < Duration::from_hours(1),
-            "order #{} stuck in status {last}",
-            placed.order_id
-        );
-        let status = buyer
-            .view("order", &market.order(placed.order_id))
-            .await?
-            ._9;
-        if status != last {
-            match status {
-                2 => clock.done("worker fetch + claim", "the worker fetched and verified the dataset and the order's parameters, and claimed"),
-                3 => clock.done("worker evaluate + attest", "encrypted result stored by CID and submitted with its EIP-712 attestation"),
-                4 => clock.done("seller decrypt + deliver", "Bank A decrypted the aggregate, applied its policy, sealed the table to the buyer's key; the order settled"),
-                other => bail!("order #{} ended in status {other}", placed.order_id),
-            }
-            last = status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    watch(&buyer, &deployments, placed.order_id, clock, "").await?;
     let outcome = buyer::fetch_result(
         &buyer,
         &deployments,
@@ -512,7 +511,57 @@ async fn journey(
         ),
     );
 
-    // 10. Settlement: what the market credited, withdrawn.
+    // 10. FinTech B's second order: the fraud model.
+    let fraud = sql::parse(FRAUD_SQL, &table.schema)?;
+    let fraud_plan = plan(&fraud, &owned.layout)?;
+    let placed = buyer::place_order(
+        &buyer,
+        &deployments,
+        &buyer_gateways,
+        &buyer_config.data_dir,
+        &listing,
+        &fraud,
+        3600,
+    )
+    .await?;
+    clock.done(
+        "fraud_model: order",
+        &format!(
+            "order #{} paid {}: {FRAUD_SQL}",
+            placed.order_id,
+            tokens(placed.paid)
+        ),
+    );
+    watch(
+        &buyer,
+        &deployments,
+        placed.order_id,
+        clock,
+        "fraud_model: ",
+    )
+    .await?;
+    let outcome = buyer::fetch_result(
+        &buyer,
+        &deployments,
+        &buyer_gateways,
+        &buyer_store,
+        &buyer_config.data_dir,
+        placed.order_id,
+    )
+    .await?;
+    report.fraud_model = Some(SecondOrder {
+        order_id: placed.order_id.to_string(),
+        sql: FRAUD_SQL.into(),
+        plan: fraud_plan.kind.name().into(),
+        plan_pbs_estimate: fraud_plan.pbs,
+        result: outcome.table,
+    });
+    clock.done(
+        "fraud_model: buyer open",
+        "model opened with the delivery key",
+    );
+
+    // 11. Settlement: what the market credited, withdrawn.
     for (who, client) in [("Bank A (seller)", &actors[0].1), ("worker", &actors[2].1)] {
         let market = IQueryMarket::new(deployments.query_market, client.provider());
         let credited = client
@@ -535,11 +584,51 @@ async fn journey(
     }
     let balances_after = balances(&actors).await?;
     report.settlement = settlement(&balances_before, &balances_after);
-    report.fraud_model = "not yet available: the fraud_model template is registered but not implemented by the query engine".into();
     clock.done("withdrawals", "seller and worker withdrew");
 
     stop_agents.cancel();
     agents.wait().await;
+    Ok(())
+}
+
+/// Follows order `order` on chain until it settles, timing each status it passes.
+async fn watch(
+    buyer: &ChainClient,
+    deployments: &datacloud_agent_core::Deployments,
+    order: U256,
+    clock: &mut Clock,
+    label: &str,
+) -> Result<()> {
+    let market = IQueryMarket::new(deployments.query_market, buyer.provider());
+    let mut last = 1u8;
+    let started = Instant::now();
+    while last < 4 {
+        ensure!(
+            started.elapsed() < Duration::from_hours(1),
+            "order #{order} stuck in status {last}"
+        );
+        let status = buyer.view("order", &market.order(order)).await?._9;
+        if status != last {
+            let (step, detail) = match status {
+                2 => (
+                    "worker fetch + claim",
+                    "the worker fetched and verified the dataset and the order's parameters, and claimed",
+                ),
+                3 => (
+                    "worker evaluate + attest",
+                    "encrypted result stored by CID and submitted with its EIP-712 attestation",
+                ),
+                4 => (
+                    "seller decrypt + deliver",
+                    "Bank A decrypted the aggregate, applied its policy, sealed it to the buyer's key; the order settled",
+                ),
+                other => bail!("order #{order} ended in status {other}"),
+            };
+            clock.done(&format!("{label}{step}"), detail);
+            last = status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 
@@ -665,7 +754,17 @@ fn render(report: &Report) -> String {
             "NO"
         }
     );
-    let _ = writeln!(s, "fraud_model: {}\n", report.fraud_model);
+    if let Some(fraud) = &report.fraud_model {
+        let _ = writeln!(s, "order #{}: {}", fraud.order_id, fraud.sql);
+        let _ = writeln!(
+            s,
+            "plan {} (~{} PBS)\n",
+            fraud.plan, fraud.plan_pbs_estimate
+        );
+        if let Some(table) = &fraud.result {
+            let _ = writeln!(s, "{}", table.render());
+        }
+    }
     let _ = writeln!(s, "settlement: the market paid");
     for p in &report.payouts {
         let _ = writeln!(s, "  {:<18} {}", p.who, p.amount);

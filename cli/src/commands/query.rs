@@ -108,6 +108,7 @@ fn bar(len: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+#[allow(clippy::too_many_lines)] // the local journey, step by step
 pub fn query_command(command: QueryCommand) -> Result<()> {
     let QueryCommand::Local(args) = command;
     let schema_text = std::fs::read_to_string(&args.schema)
@@ -119,7 +120,11 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     let table = Table::from_csv(&schema, std::io::BufReader::new(file))
         .with_context(|| format!("reading {}", args.data.display()))?;
     let query = sql::parse(&args.sql, &schema)?;
-    query.validate(&schema, &["cohort_stats".to_string()])?;
+    let enabled: Vec<String> = datacloud_fhe_query::template::TEMPLATES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    query.validate(&schema, &enabled)?;
     let options = LayoutOptions::default();
     let header = datacloud_fhe_query::layout::header(&table, &options);
     let chosen = match args.plan.as_deref() {

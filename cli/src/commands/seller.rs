@@ -148,6 +148,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
         layout: LayoutOptions {
             chunk_rows: args.chunk_rows,
             cube: !args.no_cube,
+            ..LayoutOptions::default()
         },
     };
     anyhow::ensure!(
