@@ -165,7 +165,8 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
                 break format!("http://{rest}");
             }
         };
-        (child, url)
+        // The reader stays alive: the devchain still writes to its stdout.
+        (child, url, stdout)
     };
     let height = |url: &str| -> u64 {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -178,7 +179,7 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
                 .unwrap()
         })
     };
-    let (mut child, url) = start();
+    let (mut child, url, _out) = start();
     let first = height(&url);
     std::thread::sleep(std::time::Duration::from_millis(800));
     let mined = height(&url);
@@ -188,7 +189,7 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let (mut child, url) = start();
+    let (mut child, url, _out) = start();
     let resumed = height(&url);
     assert!(resumed >= mined, "restarted at {resumed}, below {mined}");
     child.kill().unwrap();
