@@ -106,6 +106,8 @@ pub struct Seller {
     options: SellerOptions,
     provers: Arc<Mutex<HashMap<u64, PieceProver<std::fs::File>>>>,
     keys: Arc<Mutex<HashMap<u64, Arc<SellerKey>>>>,
+    /// `(challengeWindow, challengeFinality)`: fixed at deployment.
+    timing: Arc<std::sync::OnceLock<(u64, u64)>>,
     news: Option<mpsc::UnboundedSender<SellerNews>>,
 }
 
@@ -135,6 +137,7 @@ impl Seller {
             options,
             provers: Arc::default(),
             keys: Arc::default(),
+            timing: Arc::default(),
             news,
         }
     }
@@ -175,37 +178,23 @@ impl Seller {
         let book = SellerBook::load(&self.agent.config.data_dir)?;
         let client = &self.agent.client;
         let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
-        let window = client
-            .view("challengeWindow", &proofs.challengeWindow())
-            .await?;
-        let finality = client
-            .view("challengeFinality", &proofs.challengeFinality())
-            .await?;
+        let (window, finality) = self.challenge_timing().await?;
         for dataset in &book.datasets {
             let set_id = U256::from(dataset.set_id);
             let set = client.view("proofSet", &proofs.proofSet(set_id)).await?;
             let (epoch, deadline) = (set._3, set._4);
             let now = client.block_number().await?;
-            let journal = &self.agent.journal;
             if epoch == 0 {
                 if now > deadline {
-                    journal
-                        .perform(
-                            client,
-                            &ActionKey::new(set_id, format!("fault-{deadline}")),
-                            proofs
-                                .recordFault(set_id)
-                                .from(client.address())
-                                .into_transaction_request(),
-                        )
-                        .await?;
+                    self.record_fault(set_id, deadline).await?;
                 } else if now + finality + window <= deadline
                     && (set._5 == 0 || now + finality + 2 * window >= deadline)
                 {
                     // Never proven: open at once (the dataset is Degraded until its first
                     // proof). Otherwise as late as leaves a whole spare window: one proof per
                     // proving period, not one per block.
-                    journal
+                    self.agent
+                        .journal
                         .perform(
                             client,
                             &ActionKey::new(set_id, format!("open-{deadline}")),
@@ -217,21 +206,46 @@ impl Seller {
                         .await?;
                 }
             } else if now > epoch + window {
-                journal
-                    .perform(
-                        client,
-                        &ActionKey::new(set_id, format!("fault-{epoch}")),
-                        proofs
-                            .recordFault(set_id)
-                            .from(client.address())
-                            .into_transaction_request(),
-                    )
-                    .await?;
+                self.record_fault(set_id, epoch).await?;
             } else if now > epoch {
                 self.prove(dataset, epoch).await?;
             }
         }
         Ok(())
+    }
+
+    /// Records the fault of a missed window or deadline (`at` names it), once.
+    async fn record_fault(&self, set_id: U256, at: u64) -> Result<(), SellerError> {
+        let client = &self.agent.client;
+        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        self.agent
+            .journal
+            .perform(
+                client,
+                &ActionKey::new(set_id, format!("fault-{at}")),
+                proofs
+                    .recordFault(set_id)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The market's fixed challenge window and finality (blocks), read once.
+    async fn challenge_timing(&self) -> Result<(u64, u64), SellerError> {
+        if let Some(timing) = self.timing.get() {
+            return Ok(*timing);
+        }
+        let client = &self.agent.client;
+        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        let window = client
+            .view("challengeWindow", &proofs.challengeWindow())
+            .await?;
+        let finality = client
+            .view("challengeFinality", &proofs.challengeFinality())
+            .await?;
+        Ok(*self.timing.get_or_init(|| (window, finality)))
     }
 
     async fn prove(&self, dataset: &OwnedDataset, epoch: u64) -> Result<(), SellerError> {

@@ -132,10 +132,13 @@ pub struct RefundArgs {
 pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
     match command {
         BuyerCommand::Datasets(args) => {
-            let config = args.chain.config(global)?;
-            let (client, deployments) = connect(&config).await?;
-            let store = open_store(&config, "buyer")?;
-            let gateways = gateway_client(&config)?;
+            let Session {
+                client,
+                deployments,
+                store,
+                gateways,
+                ..
+            } = Session::open(&args.chain, global).await?;
             let mut all = listings(&client, &deployments, &gateways, &store).await?;
             if let Some(text) = &args.search {
                 let text = text.to_lowercase();
@@ -156,10 +159,13 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Show(args) => {
-            let config = args.chain.config(global)?;
-            let (client, deployments) = connect(&config).await?;
-            let store = open_store(&config, "buyer")?;
-            let gateways = gateway_client(&config)?;
+            let Session {
+                client,
+                deployments,
+                store,
+                gateways,
+                ..
+            } = Session::open(&args.chain, global).await?;
             let listing = listing(&client, &deployments, &gateways, &store, args.id).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&listing)?);
@@ -169,10 +175,13 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Order(args) => {
-            let config = args.chain.config(global)?;
-            let (client, deployments) = connect(&config).await?;
-            let store = open_store(&config, "buyer")?;
-            let gateways = gateway_client(&config)?;
+            let Session {
+                config,
+                client,
+                deployments,
+                store,
+                gateways,
+            } = Session::open(&args.chain, global).await?;
             let listing = listing(&client, &deployments, &gateways, &store, args.id).await?;
             let query = match (&args.sql, &args.params) {
                 (Some(text), None) => {
@@ -210,10 +219,13 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Result(args) => {
-            let config = args.chain.config(global)?;
-            let (client, deployments) = connect(&config).await?;
-            let store = open_store(&config, "buyer")?;
-            let gateways = gateway_client(&config)?;
+            let Session {
+                config,
+                client,
+                deployments,
+                store,
+                gateways,
+            } = Session::open(&args.chain, global).await?;
             let order = U256::from(args.order);
             let outcome = if args.wait {
                 wait_result(
@@ -268,6 +280,32 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// What every buyer command opens: the configuration, the chain, the buyer's store and the
+/// gateways.
+struct Session {
+    config: datacloud_agent_core::Config,
+    client: ChainClient,
+    deployments: Deployments,
+    store: Arc<Blockstore>,
+    gateways: GatewayClient,
+}
+
+impl Session {
+    async fn open(chain: &ChainArgs, global: &GlobalArgs) -> Result<Self> {
+        let config = chain.config(global)?;
+        let (client, deployments) = connect(&config).await?;
+        let store = open_store(&config, "buyer")?;
+        let gateways = gateway_client(&config)?;
+        Ok(Self {
+            config,
+            client,
+            deployments,
+            store,
+            gateways,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `datacloud query local` and `datacloud data synth`: the encrypted query engine without a chain.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -108,17 +108,23 @@ fn bar(len: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// Reads the schema file and the CSV, validating every row (errors name the line) before
+/// anything is encrypted.
+pub fn load_table(data: &Path, schema: &Path) -> Result<Table> {
+    let schema_text =
+        std::fs::read_to_string(schema).with_context(|| format!("reading {}", schema.display()))?;
+    let schema =
+        Schema::from_toml(&schema_text).with_context(|| format!("schema {}", schema.display()))?;
+    let file = std::fs::File::open(data).with_context(|| format!("opening {}", data.display()))?;
+    Table::from_csv(&schema, std::io::BufReader::new(file))
+        .with_context(|| format!("validating {}", data.display()))
+}
+
 #[allow(clippy::too_many_lines)] // the local journey, step by step
 pub fn query_command(command: QueryCommand) -> Result<()> {
     let QueryCommand::Local(args) = command;
-    let schema_text = std::fs::read_to_string(&args.schema)
-        .with_context(|| format!("reading {}", args.schema.display()))?;
-    let schema = Schema::from_toml(&schema_text)
-        .with_context(|| format!("schema {}", args.schema.display()))?;
-    let file = std::fs::File::open(&args.data)
-        .with_context(|| format!("opening {}", args.data.display()))?;
-    let table = Table::from_csv(&schema, std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", args.data.display()))?;
+    let table = load_table(&args.data, &args.schema)?;
+    let schema = table.schema.clone();
     let query = sql::parse(&args.sql, &schema)?;
     let enabled: Vec<String> = datacloud_fhe_query::template::TEMPLATES
         .iter()

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
 use datacloud_agent_core::shutdown_on_signals;
+use datacloud_fhe_query::Policy;
 use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{Policy, Schema, Table};
 use datacloud_prover::{OnboardOptions, Seller, SellerBook, SellerOptions, onboard};
 use datacloud_store::gateway::GatewayConfig;
 use serde::Serialize;
@@ -126,15 +126,7 @@ pub async fn run(global: &GlobalArgs, command: SellerCommand) -> Result<()> {
 
 async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
     let config = args.chain.config(global)?;
-    let schema_text = std::fs::read_to_string(&args.schema)
-        .with_context(|| format!("reading {}", args.schema.display()))?;
-    let schema = Schema::from_toml(&schema_text)
-        .with_context(|| format!("schema {}", args.schema.display()))?;
-    let file = std::fs::File::open(&args.data)
-        .with_context(|| format!("opening {}", args.data.display()))?;
-    // Every row is validated before anything is encrypted.
-    let table = Table::from_csv(&schema, std::io::BufReader::new(file))
-        .with_context(|| format!("validating {}", args.data.display()))?;
+    let table = super::query::load_table(&args.data, &args.schema)?;
     let options = OnboardOptions {
         name: args.name,
         description: args.description,
