@@ -194,4 +194,16 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
     assert!(resumed >= mined, "restarted at {resumed}, below {mined}");
     child.kill().unwrap();
     child.wait().unwrap();
+    // Whoever started it stops reading its stdout: it keeps serving, and stops cleanly on
+    // SIGTERM (its farewell line goes nowhere instead of panicking on the broken pipe).
+    let (mut child, url, out) = start();
+    drop(out);
+    assert!(height(&url) >= resumed);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stopped with {status}");
 }

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use cid::Cid;
-use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
+use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube, EncryptedTotals};
 use datacloud_fhe_query::{
     EncryptedDataset, EvaluationKey, LayoutHeader, Plan, PlanKind, Query, Schema,
 };
@@ -35,6 +35,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const SERVER_KEY: &str = "server-key.bin";
 /// The aggregate cube entry.
 pub const CUBE: &str = "cube.bin";
+/// The dataset's sums over all rows (see `datacloud_fhe_query::layout::EncryptedTotals`).
+pub const TOTALS: &str = "totals.bin";
 /// Largest manifest read.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 /// Largest order parameters block.
@@ -196,6 +198,9 @@ pub fn publish(
     if let Some(cube) = &dataset.cube {
         files.push((CUBE.into(), cube.to_bytes()?));
     }
+    if let Some(totals) = &dataset.totals {
+        files.push((TOTALS.into(), totals.to_bytes()?));
+    }
     for (i, chunk) in dataset.chunks.iter().enumerate() {
         files.push((chunk_name(i), chunk.to_bytes()?));
     }
@@ -314,12 +319,22 @@ impl Package {
         )?)
     }
 
-    /// What `plan` reads: the cube alone for a cube plan, every chunk otherwise.
+    /// What `plan` reads: the totals alone for a totals plan, the cube alone for a cube plan,
+    /// every chunk otherwise.
     ///
     /// # Errors
     /// [`DatasetError`] for a missing or malformed entry.
     pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, DatasetError> {
         let header = self.manifest.layout.clone();
+        if plan.kind == PlanKind::Totals {
+            let totals = EncryptedTotals::from_bytes(&self.read(TOTALS, 1 << 24)?, &header)?;
+            return Ok(EncryptedDataset {
+                header,
+                chunks: Vec::new(),
+                cube: None,
+                totals: Some(totals),
+            });
+        }
         if plan.kind == PlanKind::Cube {
             let layout = header.cube.as_ref().ok_or_else(|| DatasetError::Invalid {
                 root: self.root,
@@ -330,6 +345,7 @@ impl Package {
                 header,
                 chunks: Vec::new(),
                 cube: Some(cube),
+                totals: None,
             });
         }
         let chunks = (0..self.chunk_count())
@@ -339,6 +355,7 @@ impl Package {
             header,
             chunks,
             cube: None,
+            totals: None,
         })
     }
 }

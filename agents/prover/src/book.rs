@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use alloy::primitives::{B256, U256};
 use datacloud_fhe_query::LayoutHeader;
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +35,65 @@ pub struct OwnedDataset {
     pub templates: Vec<String>,
 }
 
+/// A dataset whose package, client key and CAR are on disk but whose registration or proof set
+/// may not be on chain yet: written before the first transaction, so an onboarding that stops
+/// half way (a crash, a lost node) is finished later instead of leaving a registered dataset
+/// nobody proves. See [`crate::finish_pending`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDataset {
+    /// Display name.
+    pub name: String,
+    /// The package root (`manifestCid`).
+    pub manifest_cid: String,
+    /// The `PieceCID` v2 of the CAR.
+    pub piece_cid: String,
+    /// The CAR the proofs are built from.
+    pub car: PathBuf,
+    /// The TFHE client key (mode 0600).
+    pub client_key: PathBuf,
+    /// The layout.
+    pub layout: LayoutHeader,
+    /// The templates allowed.
+    pub templates: Vec<String>,
+    /// keccak-256 of the schema TOML, as registered.
+    pub schema_hash: B256,
+    /// Price per query (wei) of every template.
+    pub price: U256,
+    /// Stake posted with the registration (wei).
+    pub stake: U256,
+    /// The piece's Merkle root and leaf count, as the proof set records them.
+    pub piece_root: B256,
+    /// Leaves (32-byte) of the padded piece.
+    pub piece_leaves: u64,
+}
+
+impl PendingDataset {
+    /// The record of the finished dataset.
+    #[must_use]
+    pub fn owned(&self, dataset_id: u64, set_id: u64) -> OwnedDataset {
+        OwnedDataset {
+            dataset_id,
+            set_id,
+            name: self.name.clone(),
+            manifest_cid: self.manifest_cid.clone(),
+            piece_cid: self.piece_cid.clone(),
+            car: self.car.clone(),
+            client_key: self.client_key.clone(),
+            layout: self.layout.clone(),
+            templates: self.templates.clone(),
+        }
+    }
+}
+
 /// The seller's datasets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SellerBook {
     /// In registration order.
     pub datasets: Vec<OwnedDataset>,
+    /// Onboardings not finished yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingDataset>,
 }
 
 impl SellerBook {

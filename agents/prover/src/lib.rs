@@ -3,7 +3,9 @@
 //! - [`onboard()`]: encrypt a validated table with a fresh TFHE client key, publish the dataset
 //!   package ([`datacloud_dataset`]) into the seller's store, pack it as a CAR (the Filecoin
 //!   piece), compute its `PieceCID`, register the dataset with its templates and price, and open
-//!   its PDP proof set. The seller's own record of it goes to the [`SellerBook`].
+//!   its PDP proof set. The seller's own record of it goes to the [`SellerBook`], as pending
+//!   before the first transaction: [`finish_pending`] completes an onboarding that stopped half
+//!   way, sending each transaction at most once.
 //! - [`Seller`]: the daemon. A proving loop keeps every proof set alive (open a period, wait out
 //!   the challenge finality, prove the challenged leaves from the stored CAR, record a missed
 //!   window so the next period can open), and, as an [`EventHandler`], every `ResultSubmitted`
@@ -19,9 +21,9 @@ mod book;
 mod daemon;
 mod onboard;
 
-pub use book::{OwnedDataset, SellerBook};
+pub use book::{OwnedDataset, PendingDataset, SellerBook};
 pub use daemon::{Delivery, ProofRecord, Seller, SellerNews, SellerOptions};
-pub use onboard::{OnboardOptions, Onboarded, onboard};
+pub use onboard::{OnboardOptions, Onboarded, finish_pending, onboard};
 
 /// Why a seller step failed.
 #[derive(Debug, thiserror::Error)]

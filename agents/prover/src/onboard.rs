@@ -5,7 +5,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use alloy::primitives::{B256, Bytes, U256, keccak256};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::sol_types::SolEvent as _;
+use cid::Cid;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
+use datacloud_agent_core::journal::{ActionJournal, ActionKey};
 use datacloud_agent_core::{ChainClient, Deployments};
 use datacloud_dataset::{Manifest, Provenance, publish};
 use datacloud_fhe_query::layout::LayoutOptions;
@@ -13,7 +17,7 @@ use datacloud_fhe_query::{SellerKey, Table, encrypt, template};
 use datacloud_pdp::PieceProver;
 use datacloud_store::Blockstore;
 
-use crate::{OwnedDataset, SellerBook, SellerError};
+use crate::{OwnedDataset, PendingDataset, SellerBook, SellerError};
 
 /// What the seller offers.
 #[derive(Debug, Clone)]
@@ -118,44 +122,8 @@ pub async fn onboard(
     let piece_cid = commitment.to_piece_cid_v2();
     steps.push(("store + CommP", lap(&mut clock)));
 
-    // On chain: the dataset, then its proof set.
-    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
-    let hashes: Vec<B256> = options
-        .templates
-        .iter()
-        .map(|t| B256::from(template::template_hash(t)))
-        .collect();
-    let register = registry
-        .registerDataset(
-            Bytes::from(root.to_bytes()),
-            Bytes::from(piece_cid.to_bytes()),
-            keccak256(manifest.schema.as_bytes()),
-            hashes.clone(),
-            vec![options.price; hashes.len()],
-        )
-        .value(options.stake)
-        .from(client.address());
-    let dataset_id = client.view("registerDataset", &register).await?;
-    client
-        .send("registerDataset", register.into_transaction_request())
-        .await?;
-    let proofs = IProofManager::new(deployments.proof_manager, client.provider());
-    let create = proofs
-        .createProofSet(
-            dataset_id,
-            vec![B256::from(commitment.root())],
-            vec![commitment.size().leaf_count()],
-        )
-        .from(client.address());
-    let set_id = client.view("createProofSet", &create).await?;
-    client
-        .send("createProofSet", create.into_transaction_request())
-        .await?;
-    steps.push(("register", lap(&mut clock)));
-
-    let owned = OwnedDataset {
-        dataset_id: dataset_id.to(),
-        set_id: set_id.to(),
+    // Recorded before any transaction: from here on, a stop is finished by `finish_pending`.
+    let pending = PendingDataset {
         name: options.name.clone(),
         manifest_cid: root.to_string(),
         piece_cid: piece_cid.to_string(),
@@ -163,11 +131,17 @@ pub async fn onboard(
         client_key: key_path,
         layout: dataset.header.clone(),
         templates: options.templates.clone(),
+        schema_hash: keccak256(manifest.schema.as_bytes()),
+        price: options.price,
+        stake: options.stake,
+        piece_root: B256::from(commitment.root()),
+        piece_leaves: commitment.size().leaf_count(),
     };
     let mut book = SellerBook::load(data_dir)?;
-    book.datasets.push(owned.clone());
+    book.pending.push(pending.clone());
     book.save(data_dir)?;
-    tracing::info!(dataset = owned.dataset_id, set = owned.set_id, %root, %piece_cid, "dataset onboarded");
+    let owned = finish(client, deployments, data_dir, &pending).await?;
+    steps.push(("register", lap(&mut clock)));
     Ok(Onboarded {
         dataset: owned,
         car_bytes,
@@ -175,6 +149,132 @@ pub async fn onboard(
         steps,
         prover,
     })
+}
+
+/// Finishes every onboarding the book records as pending (registration and proof set, each
+/// sent at most once: the onboarding journal `<data_dir>/seller/onboard.journal.redb` re-sends
+/// a signed transaction rather than signing another). Returns the datasets finished.
+///
+/// # Errors
+/// [`SellerError`] for the first that cannot be finished now (it stays pending).
+pub async fn finish_pending(
+    client: &ChainClient,
+    deployments: &Deployments,
+    data_dir: &Path,
+) -> Result<Vec<OwnedDataset>, SellerError> {
+    let mut done = Vec::new();
+    for pending in SellerBook::load(data_dir)?.pending {
+        tracing::info!(name = %pending.name, root = %pending.manifest_cid, "finishing an interrupted onboarding");
+        done.push(finish(client, deployments, data_dir, &pending).await?);
+    }
+    Ok(done)
+}
+
+/// Registers `pending` and opens its proof set, then moves it from `pending` to `datasets`.
+async fn finish(
+    client: &ChainClient,
+    deployments: &Deployments,
+    data_dir: &Path,
+    pending: &PendingDataset,
+) -> Result<OwnedDataset, SellerError> {
+    let journal = ActionJournal::open(&data_dir.join("seller").join("onboard.journal.redb"))?;
+    // Journal keys name the package: its root CID hashed to a 256-bit id.
+    let id = U256::from_be_bytes(keccak256(pending.manifest_cid.as_bytes()).0);
+    let root = pending
+        .manifest_cid
+        .parse::<Cid>()
+        .map_err(|e| SellerError::Invalid(format!("pending manifest CID: {e}")))?;
+    let piece = pending
+        .piece_cid
+        .parse::<Cid>()
+        .map_err(|e| SellerError::Invalid(format!("pending piece CID: {e}")))?;
+    let hashes: Vec<B256> = pending
+        .templates
+        .iter()
+        .map(|t| B256::from(template::template_hash(t)))
+        .collect();
+    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
+    let register = registry
+        .registerDataset(
+            Bytes::from(root.to_bytes()),
+            Bytes::from(piece.to_bytes()),
+            pending.schema_hash,
+            hashes.clone(),
+            vec![pending.price; hashes.len()],
+        )
+        .value(pending.stake)
+        .from(client.address())
+        .into_transaction_request();
+    let receipt = perform(client, &journal, id, "register", register).await?;
+    // The id comes from the receipt's event: a `view` before sending could be overtaken by
+    // another seller's registration in between.
+    let dataset_id = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|l| l.address() == deployments.dataset_registry)
+        .find_map(|l| {
+            IDatasetRegistry::DatasetRegistered::decode_raw_log(l.topics(), &l.data().data).ok()
+        })
+        .map(|e| e.datasetId)
+        .ok_or_else(|| {
+            SellerError::Invalid("registerDataset emitted no DatasetRegistered".into())
+        })?;
+    let proofs = IProofManager::new(deployments.proof_manager, client.provider());
+    let create = proofs
+        .createProofSet(
+            dataset_id,
+            vec![pending.piece_root],
+            vec![pending.piece_leaves],
+        )
+        .from(client.address())
+        .into_transaction_request();
+    let receipt = perform(client, &journal, id, "create-proof-set", create).await?;
+    let set_id = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|l| l.address() == deployments.proof_manager)
+        .find_map(|l| {
+            IProofManager::ProofSetCreated::decode_raw_log(l.topics(), &l.data().data).ok()
+        })
+        .map(|e| e.setId)
+        .ok_or_else(|| SellerError::Invalid("createProofSet emitted no ProofSetCreated".into()))?;
+    let owned = pending.owned(to_u64(dataset_id)?, to_u64(set_id)?);
+    let mut book = SellerBook::load(data_dir)?;
+    book.pending
+        .retain(|p| p.manifest_cid != pending.manifest_cid);
+    if book.get(owned.dataset_id).is_none() {
+        book.datasets.push(owned.clone());
+    }
+    book.save(data_dir)?;
+    tracing::info!(dataset = owned.dataset_id, set = owned.set_id, root = %owned.manifest_cid, piece = %owned.piece_cid, "dataset onboarded");
+    Ok(owned)
+}
+
+/// Performs `step` of the onboarding of package `id` through the journal; a mined revert is an
+/// error, and final (the journal will not send it again; the pending entry says so).
+async fn perform(
+    client: &ChainClient,
+    journal: &ActionJournal,
+    id: U256,
+    step: &str,
+    tx: TransactionRequest,
+) -> Result<TransactionReceipt, SellerError> {
+    let outcome = journal
+        .perform(client, &ActionKey::new(id, step), tx)
+        .await?;
+    if !outcome.success {
+        return Err(SellerError::Invalid(format!(
+            "{step} reverted in transaction {}",
+            outcome.tx_hash
+        )));
+    }
+    Ok(client.wait_receipt(step, outcome.tx_hash).await?)
+}
+
+fn to_u64(x: U256) -> Result<u64, SellerError> {
+    u64::try_from(x).map_err(|_| SellerError::Invalid(format!("id {x} out of range")))
 }
 
 fn lap(clock: &mut Instant) -> f64 {

@@ -400,7 +400,7 @@ impl Worker {
         let bar = progress_bar(package.manifest.layout.rows, self.options.progress);
         let chosen = chosen.clone();
         let result = tokio::task::block_in_place(|| -> Result<EncryptedResult, WorkerError> {
-            if chosen.kind == PlanKind::Cube {
+            if matches!(chosen.kind, PlanKind::Cube | PlanKind::Totals) {
                 let dataset = package.load_for(&chosen)?;
                 return Ok(evaluate(&chosen, &dataset, &key, &|n| bar.inc(n))?);
             }

@@ -78,6 +78,16 @@ pub struct ShowArgs {
     json: bool,
 }
 
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("`{text}` has no key"));
+    }
+    Ok((key.trim().to_owned(), value.to_owned()))
+}
+
 /// `buyer order` options.
 #[derive(Debug, clap::Args)]
 pub struct OrderArgs {
@@ -85,11 +95,20 @@ pub struct OrderArgs {
     id: u64,
     /// The query as SQL, e.g. "SELECT age_band, AVG(amount) FROM transactions WHERE region =
     /// 'APAC' AND day > max_day - 90 GROUP BY age_band".
-    #[arg(long, conflicts_with = "params")]
+    #[arg(long, conflicts_with_all = ["params", "template"])]
     sql: Option<String>,
     /// The query as template parameters (JSON, as `datacloud query local --explain` prints).
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", conflicts_with = "template")]
     params: Option<String>,
+    /// The query as a template and its parameters (with --param), e.g. `--template
+    /// cohort_stats --param measure=amount --param aggregates=count,avg --param
+    /// group_by=age_band --param "where=region = 'APAC'"`.
+    #[arg(long, value_name = "NAME")]
+    template: Option<String>,
+    /// A parameter of --template as key=value: a JSON value or text; `group_by`, `features` and
+    /// `aggregates` also take comma-separated names, `where` a SQL condition. Repeat it.
+    #[arg(long = "param", value_name = "KEY=VALUE", requires = "template", value_parser = parse_param)]
+    params_kv: Vec<(String, String)>,
     /// Seconds until the order may be refunded if not delivered.
     #[arg(long, default_value_t = 3600)]
     deadline: u64,
@@ -183,13 +202,19 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                 gateways,
             } = Session::open(&args.chain, global).await?;
             let listing = listing(&client, &deployments, &gateways, &store, args.id).await?;
-            let query = match (&args.sql, &args.params) {
-                (Some(text), None) => {
+            let query = match (&args.sql, &args.params, &args.template) {
+                (Some(text), None, None) => {
                     sql::parse(text, &listing.parsed_schema()?).context("--sql")?
                 }
-                (None, Some(json)) => serde_json::from_str::<Query>(json)
+                (None, Some(json), None) => Query::from_json(json)
                     .context("--params is not a query (see `datacloud query local --explain`)")?,
-                _ => bail!("give the query as --sql \"SELECT …\" or --params JSON"),
+                (None, None, Some(name)) => {
+                    Query::from_params(name, &args.params_kv, &listing.parsed_schema()?)
+                        .context("--template/--param")?
+                }
+                _ => bail!(
+                    "give the query as --sql \"SELECT …\", --params JSON, or --template NAME --param KEY=VALUE …"
+                ),
             };
             let placed = place_order(
                 &client,

@@ -63,7 +63,7 @@ pub async fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    println!("{}", rpc::banner(&node, address));
+    say(&rpc::banner(&node, address));
     let service = Arc::new(Rpc::new(node, RpcConfig::default()));
     let shutdown = CancellationToken::new();
     shutdown_on_signals(&shutdown);
@@ -71,6 +71,14 @@ pub async fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<()> {
     serve(listener, service, async move { stop.cancelled().await })
         .await
         .context("serving JSON-RPC")?;
-    println!("devchain stopped");
+    say("devchain stopped");
     Ok(())
+}
+
+/// Prints to stdout, ignoring a closed stdout: the chain keeps serving when whoever started it
+/// stops reading (`println!` would panic on the broken pipe).
+fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }

@@ -60,7 +60,7 @@ pub struct LocalArgs {
     /// Print the plan (kind, PBS count, estimated time) and stop.
     #[arg(long)]
     pub explain: bool,
-    /// Force a plan: cube, indicator-scan or row-scan (default: the cheapest).
+    /// Force a plan: totals, cube, indicator-scan or row-scan (default: the cheapest).
     #[arg(long)]
     pub plan: Option<String>,
     /// Minimum cohort size: smaller cells are suppressed.
@@ -135,6 +135,7 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     let header = datacloud_fhe_query::layout::header(&table, &options);
     let chosen = match args.plan.as_deref() {
         None => plan(&query, &header)?,
+        Some("totals") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::Totals)?,
         Some("cube") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::Cube)?,
         Some("indicator-scan") => plan_with(
             &query,
@@ -142,7 +143,9 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
             datacloud_fhe_query::PlanKind::IndicatorScan,
         )?,
         Some("row-scan") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::RowScan)?,
-        Some(other) => bail!("unknown plan `{other}`: use cube, indicator-scan or row-scan"),
+        Some(other) => {
+            bail!("unknown plan `{other}`: use totals, cube, indicator-scan or row-scan")
+        }
     };
     let cores = rayon::current_num_threads();
     if args.explain {

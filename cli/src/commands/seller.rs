@@ -11,7 +11,9 @@ use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMark
 use datacloud_agent_core::shutdown_on_signals;
 use datacloud_fhe_query::Policy;
 use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_prover::{OnboardOptions, Seller, SellerBook, SellerOptions, onboard};
+use datacloud_prover::{
+    OnboardOptions, Seller, SellerBook, SellerOptions, finish_pending, onboard,
+};
 use datacloud_store::gateway::GatewayConfig;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -148,6 +150,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
         "--chunk-rows must be between 1 and 65536"
     );
     let (client, deployments) = connect(&config).await?;
+    finish_interrupted(&client, &deployments, &config).await?;
     let store = open_store(&config, "seller")?;
     let bar = progress(table.rows() as u64, "encrypting", !args.json);
     let onboarded = onboard(
@@ -212,6 +215,10 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
         budget: args.budget,
     };
     policy.validate()?;
+    {
+        let (client, deployments) = connect(&config).await?;
+        finish_interrupted(&client, &deployments, &config).await?;
+    }
     if SellerBook::load(&config.data_dir)?.datasets.is_empty() {
         bail!(
             "no datasets in {}: run `datacloud seller onboard` first",
@@ -262,6 +269,26 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Finishes the onboardings an earlier run left half way (registered but no proof set, or
+/// signed but not mined), before anything else: a registered dataset nobody proves loses its
+/// stake.
+async fn finish_interrupted(
+    client: &datacloud_agent_core::ChainClient,
+    deployments: &datacloud_agent_core::Deployments,
+    config: &datacloud_agent_core::Config,
+) -> Result<()> {
+    let finished = finish_pending(client, deployments, &config.data_dir)
+        .await
+        .context("finishing an interrupted onboarding")?;
+    for d in finished {
+        eprintln!(
+            "finished the interrupted onboarding of #{} {} (manifest {})",
+            d.dataset_id, d.name, d.manifest_cid
+        );
+    }
+    Ok(())
+}
+
 #[derive(Debug, Serialize)]
 struct DatasetRow {
     dataset_id: u64,
@@ -279,6 +306,12 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
     let config = args.chain.config(global)?;
     let (client, deployments) = connect(&config).await?;
     let book = SellerBook::load(&config.data_dir)?;
+    for p in &book.pending {
+        eprintln!(
+            "onboarding of {} (manifest {}) stopped half way: `datacloud seller run` or `seller onboard` finishes it",
+            p.name, p.manifest_cid
+        );
+    }
     let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
     let proofs = IProofManager::new(deployments.proof_manager, client.provider());
     let market = IQueryMarket::new(deployments.query_market, client.provider());

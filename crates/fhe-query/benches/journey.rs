@@ -86,6 +86,7 @@ fn main() {
                 header,
                 chunks: Vec::new(),
                 cube: Some(cube),
+                totals: None,
             }
         };
         let encrypt_s = t.elapsed().as_secs_f64();

@@ -22,7 +22,9 @@ use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::LayoutError;
 use crate::keys::EvaluationKey;
-use crate::layout::{EncryptedChunk, EncryptedCube, EncryptedDataset, LayoutHeader};
+use crate::layout::{
+    EncryptedChunk, EncryptedCube, EncryptedDataset, EncryptedTotals, LayoutHeader,
+};
 use crate::plan::{Plan, PlanKind, Term};
 
 /// Rows evaluated together before their contributions are folded into the running sums.
@@ -140,6 +142,15 @@ pub fn evaluate(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<EncryptedResult, LayoutError> {
     match plan.kind {
+        PlanKind::Totals => {
+            let totals = dataset
+                .totals
+                .as_ref()
+                .ok_or_else(|| LayoutError::Mismatch("the dataset has no totals".into()))?;
+            let result = evaluate_totals(plan, &dataset.header, totals)?;
+            progress(dataset.header.rows);
+            Ok(result)
+        }
         PlanKind::Cube => {
             let cube = dataset
                 .cube
@@ -510,6 +521,42 @@ pub fn combine(plan: &Plan, partials: &[EncryptedResult], key: &EvaluationKey) -
         })
         .collect();
     EncryptedResult { rows, groups }
+}
+
+/// Evaluates a totals plan: the stored sums the query needs, decompressed. No bootstrapping.
+///
+/// # Errors
+/// [`LayoutError::Mismatch`] when the plan needs a sum the totals do not hold.
+pub fn evaluate_totals(
+    plan: &Plan,
+    header: &LayoutHeader,
+    totals: &EncryptedTotals,
+) -> Result<EncryptedResult, LayoutError> {
+    let b = &plan.bound;
+    let stored = header.total_terms();
+    let read = |term: Term| {
+        stored
+            .iter()
+            .position(|&t| t == term)
+            .and_then(|i| totals.terms.get(i))
+            .map(tfhe::integer::ciphertext::CompressedRadixCiphertext::decompress)
+            .ok_or_else(|| LayoutError::Mismatch("the totals lack a sum the plan reads".into()))
+    };
+    let measure = |want: bool, term: fn(usize) -> Term| match (want, b.measure) {
+        (false, _) => Ok(None),
+        (true, Some(column)) => read(term(column)).map(Some),
+        (true, None) => Err(LayoutError::Mismatch("a sum without a measure".into())),
+    };
+    let group = EncryptedGroup {
+        count: totals.count.decompress(),
+        sum: measure(b.want_sum, |column| Term::Value { column })?,
+        squares: measure(b.want_squares, |column| Term::Square { column })?,
+        terms: b.terms.iter().map(|&t| read(t)).collect::<Result<_, _>>()?,
+    };
+    Ok(EncryptedResult {
+        rows: header.rows,
+        groups: vec![group],
+    })
 }
 
 /// Evaluates a cube plan: per output group, Σ of the matching cells' prefix aggregates at the

@@ -29,6 +29,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 use crate::error::LayoutError;
 use crate::ingest::Table;
 use crate::keys::SellerKey;
+use crate::plan::Term;
 use crate::schema::{ColumnKind, bits_for, blocks_for, range_width};
 
 pub const DEFAULT_CHUNK_ROWS: usize = 256;
@@ -54,6 +55,10 @@ pub struct LayoutHeader {
     /// columns: column index `schema.columns.len() + i` is `derived[i]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derived: Vec<DerivedColumn>,
+    /// The dataset carries [`EncryptedTotals`]: every sum [`LayoutHeader::total_terms`] lists,
+    /// over all rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub totals: bool,
 }
 
 /// A column the seller computes from others at encryption, because it knows the plaintext then:
@@ -168,6 +173,66 @@ impl LayoutHeader {
     #[must_use]
     pub fn square_width(&self, c: usize) -> u32 {
         self.square_blocks.get(c).copied().unwrap_or(0)
+    }
+
+    /// Radix blocks of a count of rows (up to all of them).
+    #[must_use]
+    pub fn count_blocks(&self) -> u32 {
+        u32::try_from(blocks_for(bits_for_u128(u128::from(self.rows)))).unwrap_or(u32::MAX)
+    }
+
+    /// Largest offset of integer column `c` from its minimum (0 for other columns).
+    #[must_use]
+    pub fn offset_width(&self, c: usize) -> u128 {
+        match self.schema.columns.get(c).map(|col| &col.kind) {
+            Some(ColumnKind::Integer { min, max, .. }) => u128::from(range_width(*min, *max)),
+            _ => 0,
+        }
+    }
+
+    /// Radix blocks that hold the sum of `term` over every row of the dataset.
+    #[must_use]
+    pub fn term_blocks(&self, term: Term) -> u32 {
+        let rows = u128::from(self.rows);
+        let blocks = |max: u128| u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX);
+        match term {
+            Term::Indicator { .. } => blocks(rows),
+            Term::Value { column } => match self.derived_column(column) {
+                Some(DerivedColumn::Product { left, right, .. }) => {
+                    blocks(self.offset_width(*left) * self.offset_width(*right) * rows)
+                }
+                _ => blocks(self.offset_width(column) * rows),
+            },
+            Term::Square { column } => {
+                let w = self.offset_width(column);
+                blocks(w * w * rows)
+            }
+        }
+    }
+
+    /// The sums [`EncryptedTotals`] hold, in storage order: per stored column, one per indicator
+    /// value, then the value (integer columns and products), then the square (integer columns).
+    /// With COUNT they answer every query without filters or groups.
+    #[must_use]
+    pub fn total_terms(&self) -> Vec<Term> {
+        let mut terms = Vec::new();
+        for column in 0..self.stored_columns() {
+            terms.extend(
+                (0..self.indicator_count(column)).map(|value| Term::Indicator { column, value }),
+            );
+            let integer = self.offset_width(column) > 0
+                || matches!(
+                    self.derived_column(column),
+                    Some(DerivedColumn::Product { .. })
+                );
+            if integer && self.value_width(column) > 0 {
+                terms.push(Term::Value { column });
+            }
+            if integer && self.square_width(column) > 0 {
+                terms.push(Term::Square { column });
+            }
+        }
+        terms
     }
 
     /// Checks the derived columns are those the schema declares (or none): a header read from a
@@ -317,12 +382,34 @@ impl Named for EncryptedCube {
     const NAME: &'static str = "datacloud::fhe_query::EncryptedCube";
 }
 
-/// An encrypted dataset: its public header, its chunks and its cube.
+/// An encrypted dataset: its public header, its chunks, its cube and its totals.
 #[derive(Clone)]
 pub struct EncryptedDataset {
     pub header: LayoutHeader,
     pub chunks: Vec<EncryptedChunk>,
     pub cube: Option<EncryptedCube>,
+    pub totals: Option<EncryptedTotals>,
+}
+
+/// The dataset's sums over all rows, precomputed by the seller at encryption: COUNT and one sum
+/// per [`LayoutHeader::total_terms`]. Every template's query without filters or GROUP BY (the
+/// fraud model of the whole dataset, its histogram, its regression, a column's mean and
+/// variance) reads them instead of summing a ciphertext per row: no bootstrapping at all.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(EncryptedTotalsVersions)]
+pub struct EncryptedTotals {
+    pub count: CompressedRadixCiphertext,
+    /// One per [`LayoutHeader::total_terms`], in its order.
+    pub terms: Vec<CompressedRadixCiphertext>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum EncryptedTotalsVersions {
+    V0(EncryptedTotals),
+}
+
+impl Named for EncryptedTotals {
+    const NAME: &'static str = "datacloud::fhe_query::EncryptedTotals";
 }
 
 /// Options of [`encrypt`].
@@ -334,6 +421,8 @@ pub struct LayoutOptions {
     /// Store the derived columns the schema's template declarations ask for (histogram
     /// buckets, fraud-masked indicators, regression products). Off, those templates cannot run.
     pub derived: bool,
+    /// Store [`EncryptedTotals`]: queries without filters or groups become lookups.
+    pub totals: bool,
 }
 
 impl Default for LayoutOptions {
@@ -342,6 +431,7 @@ impl Default for LayoutOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             cube: true,
             derived: true,
+            totals: true,
         }
     }
 }
@@ -423,6 +513,7 @@ pub fn header(table: &Table, options: &LayoutOptions) -> LayoutHeader {
         } else {
             Vec::new()
         },
+        totals: options.totals,
     }
 }
 
@@ -538,10 +629,12 @@ pub fn encrypt(
         .cube
         .as_ref()
         .map(|layout| encrypt_cube_with(table, &header, layout, &ck));
+    let totals = header.totals.then(|| encrypt_totals(table, &header, &ck));
     EncryptedDataset {
         header,
         chunks,
         cube,
+        totals,
     }
 }
 
@@ -634,6 +727,26 @@ fn encrypt_cube_with(
     EncryptedCube { entries }
 }
 
+fn encrypt_totals(
+    table: &Table,
+    header: &LayoutHeader,
+    ck: &tfhe::integer::ClientKey,
+) -> EncryptedTotals {
+    let terms = header.total_terms();
+    // The plaintext reference of a query with every term and no filter is exactly the totals.
+    let all = crate::plan::Bound::unfiltered(header, terms.clone());
+    let plain = crate::policy::reference(table, &all, header);
+    let sums = &plain.terms[0];
+    EncryptedTotals {
+        count: ck.encrypt_radix_compressed(plain.groups[0].0, header.count_blocks() as usize),
+        terms: terms
+            .par_iter()
+            .zip(sums)
+            .map(|(&t, &sum)| ck.encrypt_radix_compressed(sum, header.term_blocks(t) as usize))
+            .collect(),
+    }
+}
+
 impl EncryptedChunk {
     /// Safe-serializes the chunk (versioned, size-limited).
     ///
@@ -700,6 +813,42 @@ impl EncryptedChunk {
 /// Number of blocks of a compressed radix ciphertext.
 fn width(ct: &CompressedRadixCiphertext) -> usize {
     ct.decompress().blocks().len()
+}
+
+impl EncryptedTotals {
+    /// Safe-serializes the totals.
+    ///
+    /// # Errors
+    /// [`LayoutError::Serialize`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
+        let mut out = Vec::new();
+        safe_serialize(self, &mut out, MAX_CHUNK_BYTES)
+            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Reads totals from untrusted bytes and checks their shape against the header.
+    ///
+    /// # Errors
+    /// [`LayoutError::Deserialize`] or [`LayoutError::Mismatch`].
+    pub fn from_bytes(bytes: &[u8], header: &LayoutHeader) -> Result<Self, LayoutError> {
+        header.check_derived()?;
+        let totals: EncryptedTotals =
+            safe_deserialize(bytes, MAX_CHUNK_BYTES).map_err(LayoutError::Deserialize)?;
+        let terms = header.total_terms();
+        let ok = header.totals
+            && width(&totals.count) == header.count_blocks() as usize
+            && totals.terms.len() == terms.len()
+            && totals
+                .terms
+                .par_iter()
+                .zip(&terms)
+                .all(|(c, &t)| width(c) == header.term_blocks(t) as usize);
+        if !ok {
+            return Err(LayoutError::Mismatch("totals shape".into()));
+        }
+        Ok(totals)
+    }
 }
 
 impl EncryptedCube {

@@ -36,7 +36,9 @@ pub mod synth;
 pub mod template;
 
 pub use error::{IngestError, KeyError, LayoutError, PolicyError, QueryError, SchemaError};
-pub use eval::{EncryptedResult, combine, evaluate, evaluate_chunk, evaluate_cube};
+pub use eval::{
+    EncryptedResult, combine, evaluate, evaluate_chunk, evaluate_cube, evaluate_totals,
+};
 pub use ingest::Table;
 pub use keys::{EvaluationKey, SellerKey};
 pub use layout::{DerivedColumn, EncryptedDataset, LayoutHeader, LayoutOptions, encrypt};

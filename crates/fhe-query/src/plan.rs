@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
 use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
-use crate::schema::{ColumnKind, blocks_for, parse_date, range_width};
+use crate::schema::{ColumnKind, blocks_for, parse_date};
 use crate::template::{
     Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query, category_values,
 };
@@ -34,6 +34,7 @@ pub const DEFAULT_PBS_SECONDS: f64 = 0.0094;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
+    Totals,
     Cube,
     IndicatorScan,
     RowScan,
@@ -43,6 +44,7 @@ impl PlanKind {
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
+            PlanKind::Totals => "totals",
             PlanKind::Cube => "cube",
             PlanKind::IndicatorScan => "indicator-scan",
             PlanKind::RowScan => "row-scan",
@@ -274,14 +276,6 @@ fn blocks(max: u128) -> u32 {
     u32::try_from(blocks_for(bits_for_u128(max))).unwrap_or(u32::MAX)
 }
 
-/// Largest offset of an integer column (0 for other columns).
-fn offset_width(header: &LayoutHeader, c: usize) -> u128 {
-    match header.schema.columns[c].kind {
-        ColumnKind::Integer { min, max, .. } => u128::from(range_width(min, max)),
-        _ => 0,
-    }
-}
-
 fn group_columns(
     header: &LayoutHeader,
     group_by: &[String],
@@ -312,7 +306,7 @@ fn bind_cohort_stats(
         .map(|m| column_index(header, m))
         .transpose()?;
     let rows = u128::from(header.rows);
-    let width = measure.map_or(0, |m| offset_width(header, m));
+    let width = measure.map_or(0, |m| header.offset_width(m));
     Ok(Bound {
         measure,
         want_sum: q.aggregates.iter().any(|a| a.needs_sum()),
@@ -340,23 +334,6 @@ fn term_bound(
     terms: Vec<Term>,
     output: Output,
 ) -> Bound {
-    let rows = u128::from(header.rows);
-    let term_blocks = terms
-        .iter()
-        .map(|t| match *t {
-            Term::Indicator { .. } => blocks(rows),
-            Term::Value { column } => match header.derived_column(column) {
-                Some(DerivedColumn::Product { left, right, .. }) => {
-                    blocks(offset_width(header, *left) * offset_width(header, *right) * rows)
-                }
-                _ => blocks(offset_width(header, column) * rows),
-            },
-            Term::Square { column } => {
-                let w = offset_width(header, column);
-                blocks(w * w * rows)
-            }
-        })
-        .collect();
     Bound {
         measure: None,
         want_sum: false,
@@ -367,12 +344,26 @@ fn term_bound(
         days: filters.days,
         ranges: filters.ranges,
         empty: filters.empty,
-        count_blocks: blocks(rows),
+        count_blocks: header.count_blocks(),
         sum_blocks: 0,
         square_blocks: 0,
+        term_blocks: terms.iter().map(|&t| header.term_blocks(t)).collect(),
         terms,
-        term_blocks,
         output,
+    }
+}
+
+impl Bound {
+    /// COUNT and `terms` over every row: no filter, no group (what the dataset's totals hold).
+    #[must_use]
+    pub fn unfiltered(header: &LayoutHeader, terms: Vec<Term>) -> Bound {
+        let none = BoundFilters {
+            categories: Vec::new(),
+            days: None,
+            ranges: Vec::new(),
+            empty: false,
+        };
+        term_bound(header, Vec::new(), none, terms, Output::CohortStats)
     }
 }
 
@@ -523,6 +514,13 @@ fn bind_regression(
 #[must_use]
 pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
     let mut plans = Vec::new();
+    if let Some(pbs) = totals_pbs(bound, header) {
+        plans.push(Plan {
+            kind: PlanKind::Totals,
+            bound: bound.clone(),
+            pbs,
+        });
+    }
     if cube_applies(bound, header) {
         plans.push(Plan {
             kind: PlanKind::Cube,
@@ -560,9 +558,11 @@ pub fn plan(query: &Query, header: &LayoutHeader) -> Result<Plan, QueryError> {
 pub fn plan_with(query: &Query, header: &LayoutHeader, kind: PlanKind) -> Result<Plan, QueryError> {
     let bound = bind(query, header)?;
     let mut plans = candidates(&bound, header);
-    if kind != PlanKind::Cube {
+    if matches!(kind, PlanKind::IndicatorScan | PlanKind::RowScan) {
         // A scan can always run; the indicator scan is the row scan without comparisons.
-        let last = plans.iter().position(|p| p.kind != PlanKind::Cube);
+        let last = plans
+            .iter()
+            .position(|p| matches!(p.kind, PlanKind::IndicatorScan | PlanKind::RowScan));
         if let Some(i) = last {
             plans[i].kind = if kind == PlanKind::IndicatorScan
                 && (bound.days.is_some() || !bound.ranges.is_empty())
@@ -578,6 +578,33 @@ pub fn plan_with(query: &Query, header: &LayoutHeader, kind: PlanKind) -> Result
     plans.into_iter().find(|p| p.kind == kind).ok_or_else(|| {
         QueryError::PlanUnavailable(format!("a {} plan for this query", kind.name()))
     })
+}
+
+/// The PBS of answering `bound` from the dataset's totals, when it can be: no filter and no
+/// group, and every sum it needs stored. Reading is free; only subtracting nothing, so 0.
+fn totals_pbs(bound: &Bound, header: &LayoutHeader) -> Option<u64> {
+    if !header.totals
+        || bound.empty
+        || !bound.groups.is_empty()
+        || !bound.categories.is_empty()
+        || bound.days.is_some()
+        || !bound.ranges.is_empty()
+    {
+        return None;
+    }
+    let stored = header.total_terms();
+    let measure = bound.measure.map(|column| {
+        [
+            (bound.want_sum, Term::Value { column }),
+            (bound.want_squares, Term::Square { column }),
+        ]
+    });
+    let needed = bound
+        .terms
+        .iter()
+        .copied()
+        .chain(measure.into_iter().flatten().filter(|w| w.0).map(|w| w.1));
+    needed.into_iter().all(|t| stored.contains(&t)).then_some(0)
 }
 
 fn cube_applies(bound: &Bound, header: &LayoutHeader) -> bool {
@@ -787,7 +814,9 @@ impl Plan {
             || b.days.is_some()
             || !b.ranges.is_empty()
             || !b.groups.is_empty();
-        let how = if masked {
+        let how = if self.kind == PlanKind::Totals {
+            "stored totals"
+        } else if masked {
             "each masked per row by the filter/group bit"
         } else {
             "plain sums of stored ciphertexts, no PBS per row"
@@ -831,6 +860,14 @@ impl Plan {
             }
         }
         match self.kind {
+            PlanKind::Totals => {
+                let _ = writeln!(
+                    s,
+                    "  reads: {} of the {} totals over all rows the seller stored at encryption (no scan)",
+                    b.terms.len() + 1 + usize::from(b.want_sum) + usize::from(b.want_squares),
+                    header.total_terms().len() + 1
+                );
+            }
             PlanKind::Cube => {
                 let _ = writeln!(
                     s,
@@ -950,8 +987,16 @@ mod tests {
             "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
         ] {
             let q = crate::sql::parse(sql_text, &schema).unwrap();
-            let bare = plan(&q, &h).unwrap();
-            assert_eq!(bare.kind, PlanKind::IndicatorScan);
+            // The seller's stored totals answer it outright; without them, plain sums.
+            let totals = plan(&q, &h).unwrap();
+            assert_eq!((totals.kind, totals.pbs), (PlanKind::Totals, 0));
+            assert!(
+                totals
+                    .explain(&h, DEFAULT_PBS_SECONDS, 2)
+                    .contains("totals over all rows")
+            );
+            let bare = plan_with(&q, &h, PlanKind::IndicatorScan).unwrap();
+            assert!(bare.pbs > 0);
             assert!(plan_with(&q, &h, PlanKind::Cube).is_err());
             assert!(
                 bare.explain(&h, DEFAULT_PBS_SECONDS, 2)

@@ -29,6 +29,7 @@ fn fixture() -> &'static Fixture {
             chunk_rows: 16,
             cube: true,
             derived: false,
+            totals: false,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
         Fixture {

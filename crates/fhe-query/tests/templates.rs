@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-use datacloud_fhe_query::layout::EncryptedChunk;
+use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedTotals, LayoutHeader};
 use datacloud_fhe_query::policy::Cell;
 use datacloud_fhe_query::{
     Aggregates, EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, Model, PlanKind,
@@ -55,6 +55,7 @@ fn fixture() -> &'static Fixture {
             chunk_rows: 16,
             cube: false,
             derived: true,
+            totals: true,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
         Fixture {
@@ -86,6 +87,19 @@ fn run(q: &Query, kind: PlanKind) -> (Aggregates, Aggregates) {
         decrypt(&result, &f.key),
         reference(&f.table, &p.bound, &f.dataset.header),
     )
+}
+
+/// A query without filters or groups: the planner reads the stored totals, and the totals and
+/// an indicator scan of every row both decrypt to the plaintext computation.
+fn unfiltered_plans_agree(q: &Query) -> Aggregates {
+    let f = fixture();
+    let p = plan(q, &f.dataset.header).unwrap();
+    assert_eq!((p.kind, p.pbs), (PlanKind::Totals, 0));
+    let (totals, plain) = run(q, PlanKind::Totals);
+    assert_eq!(totals, plain);
+    let (scan, _) = run(q, PlanKind::IndicatorScan);
+    assert_eq!(scan, plain);
+    totals
 }
 
 fn released(q: &Query, aggregates: &Aggregates, min_cohort: u64) -> ResultTable {
@@ -121,13 +135,14 @@ fn histogram_without_filters_is_a_sum_of_stored_bits() {
     let q = query("SELECT HISTOGRAM(amount) FROM transactions");
     let f = fixture();
     let p = plan(&q, &f.dataset.header).unwrap();
-    assert_eq!(p.kind, PlanKind::IndicatorScan);
+    assert_eq!((p.kind, p.pbs), (PlanKind::Totals, 0));
     assert!(
-        p.explain(&f.dataset.header, 0.01, 2)
+        plan_with(&q, &f.dataset.header, PlanKind::IndicatorScan)
+            .unwrap()
+            .explain(&f.dataset.header, 0.01, 2)
             .contains("no PBS per row")
     );
-    let (fhe, plain) = run(&q, PlanKind::IndicatorScan);
-    assert_eq!(fhe, plain);
+    let fhe = unfiltered_plans_agree(&q);
     // The buckets partition the rows, and agree with the amounts themselves.
     let amount = column("amount");
     let mut expected = [0u128; synth::AMOUNT_BUCKET_CENTS.len() + 1];
@@ -171,8 +186,7 @@ fn histogram_per_group_with_a_day_window_scans_rows() {
 #[test]
 fn fraud_model_without_filters_matches_a_model_fitted_on_the_rows() {
     let q = query("SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions GROUP BY region");
-    let (fhe, plain) = run(&q, PlanKind::IndicatorScan);
-    assert_eq!(fhe, plain);
+    let fhe = unfiltered_plans_agree(&q);
     let f = fixture();
     let table = released(&q, &fhe, 1);
     // Cohort rates: one row per region, Wilson intervals around the rate.
@@ -272,11 +286,7 @@ fn ols_from_rows(rows: &[usize], y: usize, xs: &[usize], scales: &[f64]) -> Vec<
 #[test]
 fn linear_regression_without_filters_matches_ols_on_the_rows() {
     let q = query("SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions");
-    let f = fixture();
-    let p = plan(&q, &f.dataset.header).unwrap();
-    assert_eq!(p.kind, PlanKind::IndicatorScan);
-    let (fhe, plain) = run(&q, PlanKind::IndicatorScan);
-    assert_eq!(fhe, plain);
+    let fhe = unfiltered_plans_agree(&q);
     let table = released(&q, &fhe, 1);
     let Some(Model::LinearRegression(fit)) = &table.model else {
         panic!("a regression releases a fit")
@@ -392,6 +402,54 @@ fn templates_need_their_derived_columns() {
 }
 
 #[test]
+fn totals_answer_only_unfiltered_queries_and_refuse_hostile_bytes() {
+    let f = fixture();
+    let header = &f.dataset.header;
+    // COUNT, mean and spread of a column over all rows are totals too.
+    let q = query("SELECT COUNT(*), AVG(amount), STDDEV(amount) FROM transactions");
+    unfiltered_plans_agree(&q);
+    // Any filter or group needs the rows.
+    for sql_text in [
+        "SELECT HISTOGRAM(amount) FROM transactions WHERE region = 'APAC'",
+        "SELECT region, HISTOGRAM(amount) FROM transactions GROUP BY region",
+        "SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions WHERE amount >= 1000",
+        "SELECT COUNT(*) FROM transactions WHERE day >= max_day - 7",
+    ] {
+        let q = query(sql_text);
+        assert_ne!(
+            plan(&q, header).unwrap().kind,
+            PlanKind::Totals,
+            "{sql_text}"
+        );
+        assert!(
+            plan_with(&q, header, PlanKind::Totals).is_err(),
+            "{sql_text}"
+        );
+    }
+    // Without stored totals the planner scans.
+    let without = LayoutHeader {
+        totals: false,
+        ..header.clone()
+    };
+    let q = query("SELECT HISTOGRAM(amount) FROM transactions");
+    assert_eq!(plan(&q, &without).unwrap().kind, PlanKind::IndicatorScan);
+    // Totals cross a trust boundary (the seller's package → a worker): their shape is checked.
+    let totals = f.dataset.totals.as_ref().unwrap();
+    let bytes = totals.to_bytes().unwrap();
+    assert!(EncryptedTotals::from_bytes(&bytes, header).is_ok());
+    assert!(EncryptedTotals::from_bytes(&bytes, &without).is_err());
+    let mut short = totals.clone();
+    short.terms.pop();
+    assert!(EncryptedTotals::from_bytes(&short.to_bytes().unwrap(), header).is_err());
+    let mut swapped = totals.clone();
+    let last = swapped.terms.len() - 1;
+    // The first term is a one-block count of an indicator; the last a wider integer sum.
+    swapped.terms.swap(0, last);
+    assert!(EncryptedTotals::from_bytes(&swapped.to_bytes().unwrap(), header).is_err());
+    assert!(EncryptedTotals::from_bytes(&bytes[..bytes.len() / 2], header).is_err());
+}
+
+#[test]
 fn derived_columns_cost_stored_bytes_per_row() {
     let f = fixture();
     let size = |derived: bool| {
@@ -399,6 +457,7 @@ fn derived_columns_cost_stored_bytes_per_row() {
             chunk_rows: 16,
             cube: false,
             derived,
+            totals: false,
         };
         let dataset = encrypt(&f.table, &f.key, &options, &|_| {});
         dataset
