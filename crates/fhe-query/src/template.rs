@@ -93,9 +93,12 @@ pub enum Filter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CohortStats {
     /// The integer column aggregated; `None` when only COUNT is asked.
+    #[serde(default)]
     pub measure: Option<String>,
     pub aggregates: BTreeSet<Aggregate>,
+    #[serde(default)]
     pub group_by: Vec<String>,
+    #[serde(default)]
     pub filters: Vec<Filter>,
 }
 
@@ -645,6 +648,11 @@ mod tests {
                 ("alpha", "2"),
             ],
             "SELECT FRAUD_MODEL(is_fraud, channel, region, 2) FROM transactions",
+        );
+        same(
+            "cohort_stats",
+            &[("aggregates", "count"), ("group_by", "region")],
+            "SELECT region, COUNT(*) FROM transactions GROUP BY region",
         );
         same(
             "histogram",
