@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tfhe::integer::ciphertext::IntegerRadixCiphertext;
 use tfhe::integer::{IntegerCiphertext, RadixCiphertext, ServerKey};
 use tfhe::named::Named;
-use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
+use tfhe::safe_serialization::safe_deserialize;
 use tfhe::shortint::Ciphertext as Block;
 use tfhe::shortint::server_key::{BivariateLookupTableOwned, LookupTableOwned};
 use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
@@ -95,10 +95,7 @@ impl EncryptedResult {
     /// # Errors
     /// [`LayoutError::Serialize`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
-        let mut out = Vec::new();
-        safe_serialize(self, &mut out, MAX_RESULT_BYTES)
-            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
-        Ok(out)
+        crate::layout::to_bytes_bounded(self, MAX_RESULT_BYTES)
     }
 
     /// Reads a result from untrusted bytes and checks its shape against the plan.

@@ -16,6 +16,12 @@ pub const MAX_CLIENT_KEY_BYTES: u64 = 16 << 20;
 /// Largest compressed server key accepted (the default parameters' is ~30 MiB).
 pub const MAX_SERVER_KEY_BYTES: u64 = 256 << 20;
 
+/// The parameters of every key and ciphertext: TFHE-rs' defaults (2-bit message, 2-bit carry
+/// blocks, KS-PBS, 128-bit security, failure probability ≤ 2^-128). Ciphertexts read from outside
+/// are checked against them ([`crate::layout`]).
+pub const PARAMETERS: tfhe::shortint::ClassicPBSParameters =
+    tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
+
 /// The seller's secret: decrypts aggregates. Never published.
 pub struct SellerKey {
     client: ClientKey,
@@ -28,12 +34,11 @@ pub struct EvaluationKey {
 }
 
 impl SellerKey {
-    /// Generates a key with TFHE-rs' default parameters (2-bit message, 2-bit carry blocks,
-    /// KS-PBS, 128-bit security, failure probability ≤ 2^-128).
+    /// Generates a key with [`PARAMETERS`].
     #[must_use]
     pub fn generate() -> Self {
         SellerKey {
-            client: ClientKey::generate(ConfigBuilder::default().build()),
+            client: ClientKey::generate(ConfigBuilder::with_custom_parameters(PARAMETERS).build()),
         }
     }
 

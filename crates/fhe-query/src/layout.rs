@@ -20,8 +20,9 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tfhe::integer::IntegerCiphertext;
+use tfhe::conformance::ParameterSetConformant as _;
 use tfhe::integer::ciphertext::CompressedRadixCiphertext;
+use tfhe::integer::parameters::RadixCiphertextConformanceParams;
 use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 use tfhe_versionable::{Versionize, VersionsDispatch};
@@ -753,10 +754,7 @@ impl EncryptedChunk {
     /// # Errors
     /// [`LayoutError::Serialize`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
-        let mut out = Vec::new();
-        safe_serialize(self, &mut out, MAX_CHUNK_BYTES)
-            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
-        Ok(out)
+        to_bytes_bounded(self, MAX_CHUNK_BYTES)
     }
 
     /// Reads a chunk from untrusted bytes and checks its shape against the header.
@@ -786,11 +784,8 @@ impl EncryptedChunk {
             return Err(LayoutError::Mismatch("chunk rows".into()));
         }
         let rows = self.rows as usize;
-        // Compressed ciphertexts do not expose their blocks: decompressing (regenerating masks
-        // from seeds, no bootstrapping) is how their width is checked.
         let shape = |cts: &[CompressedRadixCiphertext], blocks: usize| {
-            cts.len() == if blocks == 0 { 0 } else { rows }
-                && cts.par_iter().all(|c| width(c) == blocks)
+            cts.len() == if blocks == 0 { 0 } else { rows } && cts.iter().all(|c| fits(c, blocks))
         };
         for c in 0..n {
             let ok = self.indicators[c].len() == header.indicator_count(c)
@@ -810,9 +805,25 @@ impl EncryptedChunk {
     }
 }
 
-/// Number of blocks of a compressed radix ciphertext.
-fn width(ct: &CompressedRadixCiphertext) -> usize {
-    ct.decompress().blocks().len()
+/// Safe-serializes (versioned, named, at most `limit` bytes) what this crate sends out.
+pub(crate) fn to_bytes_bounded<T>(value: &T, limit: u64) -> Result<Vec<u8>, LayoutError>
+where
+    T: Serialize + Versionize + Named,
+{
+    let mut out = Vec::new();
+    safe_serialize(value, &mut out, limit).map_err(|e| LayoutError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+/// Whether a compressed radix ciphertext read from outside is a fresh encryption of `blocks`
+/// blocks under [`crate::keys::PARAMETERS`]: block count, LWE dimension, moduli, degree and
+/// noise level, checked with TFHE-rs' conformance API. It reads only metadata: decompressing to
+/// count blocks would regenerate every mask from its seed, as costly as encrypting again.
+fn fits(ct: &CompressedRadixCiphertext, blocks: usize) -> bool {
+    ct.is_conformant(&RadixCiphertextConformanceParams::from_pbs_parameters(
+        crate::keys::PARAMETERS,
+        blocks,
+    ))
 }
 
 impl EncryptedTotals {
@@ -821,10 +832,7 @@ impl EncryptedTotals {
     /// # Errors
     /// [`LayoutError::Serialize`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
-        let mut out = Vec::new();
-        safe_serialize(self, &mut out, MAX_CHUNK_BYTES)
-            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
-        Ok(out)
+        to_bytes_bounded(self, MAX_CHUNK_BYTES)
     }
 
     /// Reads totals from untrusted bytes and checks their shape against the header.
@@ -837,13 +845,13 @@ impl EncryptedTotals {
             safe_deserialize(bytes, MAX_CHUNK_BYTES).map_err(LayoutError::Deserialize)?;
         let terms = header.total_terms();
         let ok = header.totals
-            && width(&totals.count) == header.count_blocks() as usize
+            && fits(&totals.count, header.count_blocks() as usize)
             && totals.terms.len() == terms.len()
             && totals
                 .terms
                 .par_iter()
                 .zip(&terms)
-                .all(|(c, &t)| width(c) == header.term_blocks(t) as usize);
+                .all(|(c, &t)| fits(c, header.term_blocks(t) as usize));
         if !ok {
             return Err(LayoutError::Mismatch("totals shape".into()));
         }
@@ -857,10 +865,7 @@ impl EncryptedCube {
     /// # Errors
     /// [`LayoutError::Serialize`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
-        let mut out = Vec::new();
-        safe_serialize(self, &mut out, MAX_CUBE_BYTES)
-            .map_err(|e| LayoutError::Serialize(e.to_string()))?;
-        Ok(out)
+        to_bytes_bounded(self, MAX_CUBE_BYTES)
     }
 
     /// Reads a cube from untrusted bytes and checks its shape.
@@ -873,17 +878,17 @@ impl EncryptedCube {
         let m = layout.measures.len();
         let ok = cube.entries.len() == layout.cells() * layout.days as usize
             && cube.entries.par_iter().all(|e| {
-                width(&e.count) == layout.count_blocks as usize
+                fits(&e.count, layout.count_blocks as usize)
                     && e.sums.len() == m
                     && e.squares.len() == m
                     && e.sums
                         .iter()
                         .zip(&layout.sum_blocks)
-                        .all(|(c, &b)| width(c) == b as usize)
+                        .all(|(c, &b)| fits(c, b as usize))
                     && e.squares
                         .iter()
                         .zip(&layout.square_blocks)
-                        .all(|(c, &b)| width(c) == b as usize)
+                        .all(|(c, &b)| fits(c, b as usize))
             });
         if !ok {
             return Err(LayoutError::Mismatch("cube shape".into()));

@@ -168,6 +168,17 @@ fn hostile_ciphertext_bytes_are_refused() {
         &LayoutOptions::default(),
     );
     assert!(EncryptedChunk::from_bytes(&chunk, &other).is_err());
+    // A ciphertext under other parameters (3-bit blocks: another LWE dimension and moduli), with
+    // the right block count, is refused before any computation.
+    let foreign_key = tfhe::integer::ClientKey::new(
+        tfhe::shortint::parameters::PARAM_MESSAGE_3_CARRY_3_KS_PBS_GAUSSIAN_2M128,
+    );
+    let amount = synth::schema().column_index("amount").unwrap();
+    let blocks = f.dataset.header.value_blocks[amount] as usize;
+    let mut foreign = f.dataset.chunks[0].clone();
+    foreign.values[amount][0] = foreign_key.encrypt_radix_compressed(5u64, blocks);
+    let foreign = foreign.to_bytes().unwrap();
+    assert!(EncryptedChunk::from_bytes(&foreign, &f.dataset.header).is_err());
     let cube_layout = f.dataset.header.cube.as_ref().unwrap();
     let cube = f.dataset.cube.as_ref().unwrap().to_bytes().unwrap();
     assert!(EncryptedCube::from_bytes(&cube[..100], cube_layout).is_err());
