@@ -296,10 +296,22 @@ fn order_id(stdout: &str) -> u64 {
         .unwrap()
 }
 
-/// A gateway that answers every request with the dataset's CAR, one byte flipped in the
-/// middle (inside a block's data): a well-formed response whose content is not what its CIDs
-/// say.
+/// A gateway that tampers with everything it serves, one bit flipped inside a block's data: a
+/// CAR request gets the dataset's CAR, a raw block request the block — well-formed responses
+/// whose content is not what their CIDs say.
 fn start_tampering_gateway(mut car: Vec<u8>) -> String {
+    let blocks: std::collections::HashMap<String, Vec<u8>> =
+        datacloud_store::CarReader::new(car.as_slice())
+            .unwrap()
+            .map(|b| {
+                let (cid, mut data) = b.unwrap().into_parts();
+                if let Some(last) = data.last_mut() {
+                    *last ^= 0x01;
+                }
+                (cid.to_string(), data)
+            })
+            .collect();
+    let blocks = std::sync::Arc::new(blocks);
     let middle = car.len() / 2;
     car[middle] ^= 0x01;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -309,16 +321,24 @@ fn start_tampering_gateway(mut car: Vec<u8>) -> String {
         runtime.block_on(async move {
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = axum::Router::new().fallback(move || {
+            let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
                 let car = car.clone();
+                let blocks = blocks.clone();
                 async move {
-                    (
-                        [(
-                            "content-type",
-                            "application/vnd.ipld.car; version=1; order=dfs; dups=n",
-                        )],
-                        car,
-                    )
+                    let cid = uri.path().trim_start_matches("/ipfs/").to_owned();
+                    let raw = uri.query().is_some_and(|q| q.contains("format=raw"));
+                    match blocks.get(&cid).filter(|_| raw) {
+                        Some(data) => {
+                            ([("content-type", "application/vnd.ipld.raw")], data.clone())
+                        }
+                        None => (
+                            [(
+                                "content-type",
+                                "application/vnd.ipld.car; version=1; order=dfs; dups=n",
+                            )],
+                            car,
+                        ),
+                    }
                 }
             });
             axum::serve(listener, app).await.unwrap();

@@ -8,10 +8,12 @@
 //! | `manifest.json` | [`Manifest`]: name, description, schema, layout (widths, days, cube), templates, provenance |
 //! | `server-key.bin` | the compressed TFHE server key ([`datacloud_fhe_query::EvaluationKey`]) |
 //! | `cube.bin` | the encrypted aggregate cube, when the layout has one |
+//! | `totals.bin` | the encrypted sums over all rows, when the layout has them |
 //! | `chunk-00000.bin` … | encrypted row chunks |
 //!
-//! Workers fetch it through trustless gateways (every block verified against its CID) and read
-//! only the entries their plan needs ([`Package`]).
+//! Workers fetch the manifest first ([`fetch_manifest`]), plan the order on its layout, then
+//! fetch through trustless gateways (every block verified against its CID) only the entries
+//! their plan reads ([`entries_for`], [`fetch_entries`]) and read them from a [`Package`].
 //!
 //! An order's parameters travel as one raw block named by `CIDv1(raw, keccak-256)`: its digest
 //! is the `paramsHash` the buyer paid for, so anyone holding the order can derive the CID,
@@ -358,6 +360,59 @@ impl Package {
             totals: None,
         })
     }
+}
+
+/// The package entries `plan` reads on a dataset of layout `layout`: the evaluation key, and the
+/// totals, the cube, or every chunk.
+#[must_use]
+pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
+    let mut names = vec![SERVER_KEY.to_owned()];
+    match plan.kind {
+        PlanKind::Totals => names.push(TOTALS.to_owned()),
+        PlanKind::Cube => names.push(CUBE.to_owned()),
+        PlanKind::IndicatorScan | PlanKind::RowScan => {
+            let chunks = layout.rows.div_ceil(u64::from(layout.chunk_rows.max(1)));
+            names.extend((0..usize::try_from(chunks).unwrap_or(0)).map(chunk_name));
+        }
+    }
+    names
+}
+
+/// Fetches through `gateways` the entries `names` of package `root` that `store` lacks, each a
+/// verified `UnixFS` file, pinned. Returns the bytes fetched.
+///
+/// # Errors
+/// [`DatasetError`] for a root that is not a package directory, a name it lacks, or a gateway
+/// failure (a tampered block fails its CID check; nothing of that file is stored).
+pub async fn fetch_entries(
+    gateways: &datacloud_store::gateway::Client,
+    store: &Arc<Blockstore>,
+    root: &Cid,
+    names: &[String],
+) -> Result<u64, DatasetError> {
+    let invalid = |reason: String| DatasetError::Invalid {
+        root: *root,
+        reason,
+    };
+    let block = match store.get(root)? {
+        Some(block) => block,
+        None => gateways.fetch_block(root, store).await?,
+    };
+    let node = datacloud_store::unixfs::decode_dag_pb(block.data())
+        .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
+    let mut bytes = 0;
+    for name in names {
+        let cid = node
+            .links
+            .iter()
+            .find(|l| l.name == Some(name.as_bytes()))
+            .map(|l| l.cid)
+            .ok_or_else(|| invalid(format!("no entry {name}")))?;
+        if !store.has(&cid)? {
+            bytes += gateways.fetch_dag(&cid, store, true).await?.bytes;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Fetches just the manifest of package `root` through `gateways` (the root block and the

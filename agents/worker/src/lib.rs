@@ -1,10 +1,11 @@
 //! # datacloud-worker — the compute worker
 //!
 //! [`Worker`] is an [`EventHandler`]: for every `OrderPlaced` it
-//! 1. reads the order and its dataset from the chain, fetches the dataset package and the
+//! 1. reads the order and its dataset from the chain, fetches the dataset's manifest and the
 //!    order's parameters through the configured gateways (every block verified against its CID;
-//!    the parameters against the order's `paramsHash`), and plans the query — an order it cannot
-//!    serve is left for others, unclaimed;
+//!    the parameters against the order's `paramsHash`), plans the query on the manifest's layout
+//!    and fetches only the package entries the plan reads (the totals, the cube, or the chunks) —
+//!    an order it cannot serve is left for others, unclaimed;
 //! 2. claims it (one transaction, ever, through the action journal);
 //! 3. evaluates on ciphertexts chunk by chunk, writing each chunk's encrypted partial result to
 //!    `<work_dir>/order-<id>/` atomically, so a worker killed mid-evaluation resumes where it
@@ -28,7 +29,9 @@ use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEven
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
-use datacloud_dataset::{Package, params_cid, query_from_params};
+use datacloud_dataset::{
+    Package, entries_for, fetch_entries, fetch_manifest, params_cid, query_from_params,
+};
 use datacloud_fhe_query::{EncryptedResult, Plan, PlanKind, combine, evaluate, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
@@ -249,10 +252,12 @@ impl Worker {
                 "the dataset's manifest CID does not parse".into(),
             ));
         };
-        let package = match self.fetch_package(root).await {
-            Ok(p) => p,
+        // The manifest first: the plan says which entries to fetch (the totals or the cube alone
+        // are a small part of a package; scans need every chunk).
+        let manifest = match fetch_manifest(&self.gateways, &self.store, &root).await {
+            Ok(m) => m,
             Err(e) => {
-                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset; not claiming");
+                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset's manifest; not claiming");
                 return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
             }
         };
@@ -263,16 +268,25 @@ impl Worker {
                 return Ok(Outcome::Skipped(format!("parameters unavailable: {e}")));
             }
         };
-        let schema = package
-            .manifest
+        let schema = manifest
             .parsed_schema()
             .map_err(datacloud_dataset::DatasetError::Params)?;
-        if let Err(e) = query.validate(&schema, &package.manifest.templates) {
+        if let Err(e) = query.validate(&schema, &manifest.templates) {
             return Ok(Outcome::Skipped(format!("query refused: {e}")));
         }
-        let chosen = match plan(&query, &package.manifest.layout) {
+        let chosen = match plan(&query, &manifest.layout) {
             Ok(p) => p,
             Err(e) => return Ok(Outcome::Skipped(format!("no plan: {e}"))),
+        };
+        let package = match self
+            .fetch_package(root, &entries_for(&chosen, &manifest.layout))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset; not claiming");
+                return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
+            }
         };
 
         // Claim, once.
@@ -353,12 +367,11 @@ impl Worker {
         })
     }
 
-    /// The package `root`, fetched through the gateways unless already stored (a DAG fetch
-    /// stores all of a DAG in one transaction, so a stored root means a complete package).
-    async fn fetch_package(&self, root: Cid) -> Result<Package, WorkerError> {
-        if !self.store.has(&root)? {
-            let fetched = self.gateways.fetch_dag(&root, &self.store, true).await?;
-            tracing::info!(%root, blocks = fetched.blocks, bytes = fetched.bytes, gateway = %fetched.gateway, "dataset fetched and verified");
+    /// Fetches (verified) the package entries `names` the store lacks, and opens the package.
+    async fn fetch_package(&self, root: Cid, names: &[String]) -> Result<Package, WorkerError> {
+        let bytes = fetch_entries(&self.gateways, &self.store, &root, names).await?;
+        if bytes > 0 {
+            tracing::info!(%root, entries = names.len(), bytes, "dataset entries fetched and verified");
         }
         let store = self.store.clone();
         Ok(

@@ -57,7 +57,31 @@ fn run(
 ) {
     let f = fixture();
     let p = plan_with(q, &f.dataset.header, kind).unwrap();
-    let result = evaluate(&p, &f.dataset, &f.eval, &|_| {}).unwrap();
+    let result = {
+        // TFHE-rs counts bootstraps process-wide: one evaluation at a time, so the count is
+        // this plan's alone.
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tfhe::reset_pbs_count();
+        let result = evaluate(&p, &f.dataset, &f.eval, &|_| {}).unwrap();
+        let counted = tfhe::get_pbs_count();
+        // The planner's estimate is what `--explain` shows and what it ranks plans by: it must
+        // be the right size (here within 2×), not exact.
+        eprintln!(
+            "{} plan: {} PBS estimated, {counted} counted",
+            p.kind.name(),
+            p.pbs
+        );
+        assert!(
+            counted <= 2 * p.pbs.max(1) && p.pbs <= 2 * counted.max(1),
+            "{} plan: estimated {} PBS, counted {counted}",
+            p.kind.name(),
+            p.pbs
+        );
+        result
+    };
     // The result crosses a trust boundary (worker → seller): round-trip it through bytes.
     let result = EncryptedResult::from_bytes(&result.to_bytes().unwrap(), &p).unwrap();
     (
