@@ -242,26 +242,8 @@ impl Package {
         let block = store
             .get(&root)?
             .ok_or_else(|| invalid("the root block is not in the store".into()))?;
-        let node = datacloud_store::unixfs::decode_dag_pb(block.data())
-            .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
-        if node.links.len() > MAX_ENTRIES {
-            return Err(invalid(format!("more than {MAX_ENTRIES} entries")));
-        }
-        let entries: Vec<(String, Cid)> = node
-            .links
-            .iter()
-            .map(|l| {
-                (
-                    String::from_utf8_lossy(l.name.unwrap_or_default()).into_owned(),
-                    l.cid,
-                )
-            })
-            .collect();
-        let manifest_cid = entries
-            .iter()
-            .find(|(n, _)| n == MANIFEST)
-            .map(|(_, cid)| *cid)
-            .ok_or_else(|| invalid(format!("no {MANIFEST}")))?;
+        let entries = directory_links(&root, block.data())?;
+        let manifest_cid = entry(&entries, &root, MANIFEST)?;
         let bytes = read_file(&store, &manifest_cid, MAX_MANIFEST_BYTES as u64)?;
         let manifest = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))?;
@@ -284,15 +266,8 @@ impl Package {
     /// # Errors
     /// [`DatasetError::Invalid`] for a missing entry; [`DatasetError::Store`].
     pub fn read(&self, name: &str, max: u64) -> Result<Vec<u8>, DatasetError> {
-        let (_, cid) = self
-            .entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| DatasetError::Invalid {
-                root: self.root,
-                reason: format!("no entry {name}"),
-            })?;
-        read_file(&self.store, cid, max)
+        let cid = entry(&self.entries, &self.root, name)?;
+        read_file(&self.store, &cid, max)
     }
 
     /// The evaluation (server) key.
@@ -390,29 +365,62 @@ pub async fn fetch_entries(
     root: &Cid,
     names: &[String],
 ) -> Result<u64, DatasetError> {
-    let invalid = |reason: String| DatasetError::Invalid {
-        root: *root,
-        reason,
-    };
-    let block = match store.get(root)? {
-        Some(block) => block,
-        None => gateways.fetch_block(root, store).await?,
-    };
-    let node = datacloud_store::unixfs::decode_dag_pb(block.data())
-        .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
+    let entries = fetch_directory(gateways, store, root).await?;
     let mut bytes = 0;
     for name in names {
-        let cid = node
-            .links
-            .iter()
-            .find(|l| l.name == Some(name.as_bytes()))
-            .map(|l| l.cid)
-            .ok_or_else(|| invalid(format!("no entry {name}")))?;
+        let cid = entry(&entries, root, name)?;
         if !store.has(&cid)? {
             bytes += gateways.fetch_dag(&cid, store, true).await?.bytes;
         }
     }
     Ok(bytes)
+}
+
+/// The (name, CID) links of package directory `root`, its block fetched and verified if missing.
+async fn fetch_directory(
+    gateways: &datacloud_store::gateway::Client,
+    store: &Arc<Blockstore>,
+    root: &Cid,
+) -> Result<Vec<(String, Cid)>, DatasetError> {
+    let block = match store.get(root)? {
+        Some(block) => block,
+        None => gateways.fetch_block(root, store).await?,
+    };
+    directory_links(root, block.data())
+}
+
+/// The (name, CID) links of the package directory block `data` (at most [`MAX_ENTRIES`]).
+fn directory_links(root: &Cid, data: &[u8]) -> Result<Vec<(String, Cid)>, DatasetError> {
+    let invalid = |reason: String| DatasetError::Invalid {
+        root: *root,
+        reason,
+    };
+    let node = datacloud_store::unixfs::decode_dag_pb(data)
+        .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
+    if node.links.len() > MAX_ENTRIES {
+        return Err(invalid(format!("more than {MAX_ENTRIES} entries")));
+    }
+    Ok(node
+        .links
+        .iter()
+        .map(|l| {
+            (
+                String::from_utf8_lossy(l.name.unwrap_or_default()).into_owned(),
+                l.cid,
+            )
+        })
+        .collect())
+}
+
+fn entry(entries: &[(String, Cid)], root: &Cid, name: &str) -> Result<Cid, DatasetError> {
+    entries
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, cid)| *cid)
+        .ok_or_else(|| DatasetError::Invalid {
+            root: *root,
+            reason: format!("no entry {name}"),
+        })
 }
 
 /// Fetches just the manifest of package `root` through `gateways` (the root block and the
@@ -429,18 +437,11 @@ pub async fn fetch_manifest(
         root: *root,
         reason,
     };
-    let block = match store.get(root)? {
-        Some(block) => block,
-        None => gateways.fetch_block(root, store).await?,
-    };
-    let node = datacloud_store::unixfs::decode_dag_pb(block.data())
-        .map_err(|e| invalid(format!("not a UnixFS directory: {e}")))?;
-    let manifest = node
-        .links
-        .iter()
-        .find(|l| l.name == Some(MANIFEST.as_bytes()))
-        .map(|l| l.cid)
-        .ok_or_else(|| invalid(format!("no {MANIFEST}")))?;
+    let manifest = entry(
+        &fetch_directory(gateways, store, root).await?,
+        root,
+        MANIFEST,
+    )?;
     if !store.has(&manifest)? {
         gateways.fetch_dag(&manifest, store, false).await?;
     }
