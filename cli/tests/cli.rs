@@ -29,6 +29,8 @@ fn help_describes_every_command() {
         (&["seller", "run", "--help"][..], "--min-cohort"),
         (&["buyer", "--help"][..], "refund"),
         (&["buyer", "order", "--help"][..], "--sql"),
+        (&["buyer", "order", "--help"][..], "--param"),
+        (&["query", "local", "--help"][..], "totals"),
         (&["buyer", "result", "--help"][..], "--wait"),
         (&["worker", "run", "--help"][..], "--work-dir"),
         (&["store", "serve", "--help"][..], "--writable"),
@@ -43,6 +45,21 @@ fn help_describes_every_command() {
     }
     let output = datacloud().arg("no-such-command").output().unwrap();
     assert!(!output.status.success());
+    // A malformed --param is refused before anything is sent, saying what is wrong.
+    let output = datacloud()
+        .args([
+            "buyer",
+            "order",
+            "1",
+            "--template",
+            "histogram",
+            "--param",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not KEY=VALUE"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
