@@ -157,14 +157,17 @@ where
     }
 }
 
-/// Cancels `shutdown` on Ctrl-C (SIGINT) or SIGTERM. The listening task ends as soon as
-/// `shutdown` is cancelled, by a signal or otherwise, so it never outlives the shutdown.
+/// Cancels `shutdown` on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed before this
+/// returns, so a signal that arrives right after (say, once a banner is printed) is never lost to
+/// the default action; the listening task ends as soon as `shutdown` is cancelled, by a signal or
+/// otherwise, so it never outlives the shutdown. Must be called within a Tokio runtime.
 pub fn shutdown_on_signals(shutdown: &CancellationToken) {
     let shutdown = shutdown.clone();
+    let signals = Signals::install();
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = signal_received() => {
+            () = signals.received() => {
                 tracing::info!("shutdown requested");
                 shutdown.cancel();
             }
@@ -172,24 +175,55 @@ pub fn shutdown_on_signals(shutdown: &CancellationToken) {
     });
 }
 
-/// Waits for SIGINT or SIGTERM (Ctrl-C only where there is no SIGTERM).
-async fn signal_received() {
+/// SIGINT and SIGTERM listeners, registered when built (Ctrl-C only where there are no Unix
+/// signals).
+struct Signals {
     #[cfg(unix)]
-    {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
+        let listen = |kind: SignalKind| match signal(kind) {
+            Ok(listener) => Some(listener),
             Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM; Ctrl-C still stops");
-                let _ = tokio::signal::ctrl_c().await;
+                tracing::warn!(%err, ?kind, "cannot listen for a signal");
+                None
             }
+        };
+        Self {
+            interrupt: listen(SignalKind::interrupt()),
+            terminate: listen(SignalKind::terminate()),
         }
     }
+
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    fn install() -> Self {
+        Self {}
+    }
+
+    #[cfg(unix)]
+    async fn received(mut self) {
+        async fn next(listener: Option<&mut tokio::signal::unix::Signal>) {
+            match listener {
+                Some(listener) => {
+                    listener.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = next(self.interrupt.as_mut()) => {}
+            () = next(self.terminate.as_mut()) => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn received(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

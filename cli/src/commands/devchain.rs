@@ -63,10 +63,11 @@ pub async fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    say(&rpc::banner(&node, address));
-    let service = Arc::new(Rpc::new(node, RpcConfig::default()));
+    // Signals are handled before the banner says the chain is up: whoever reads it may stop us.
     let shutdown = CancellationToken::new();
     shutdown_on_signals(&shutdown);
+    say(&rpc::banner(&node, address));
+    let service = Arc::new(Rpc::new(node, RpcConfig::default()));
     let stop = shutdown.clone();
     serve(listener, service, async move { stop.cancelled().await })
         .await

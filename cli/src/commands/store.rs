@@ -137,6 +137,8 @@ pub async fn store(command: StoreCommand) -> Result<()> {
         } => {
             let store = open_store(&store)?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            datacloud_agent_core::shutdown_on_signals(&shutdown);
             println!(
                 "trustless gateway on http://{}/ipfs/{{cid}}{} (Ctrl-C stops it)",
                 listener.local_addr()?,
@@ -146,8 +148,6 @@ pub async fn store(command: StoreCommand) -> Result<()> {
                     ""
                 }
             );
-            let shutdown = tokio_util::sync::CancellationToken::new();
-            datacloud_agent_core::shutdown_on_signals(&shutdown);
             datacloud_store::gateway::serve_with_config(
                 listener,
                 store,
