@@ -536,7 +536,7 @@ pub fn evaluate_totals(
             .iter()
             .position(|&t| t == term)
             .and_then(|i| totals.terms.get(i))
-            .map(tfhe::integer::ciphertext::CompressedRadixCiphertext::decompress)
+            .map(crate::seeded::SeededRadix::decompress)
             .ok_or_else(|| LayoutError::Mismatch("the totals lack a sum the plan reads".into()))
     };
     let measure = |want: bool, term: fn(usize) -> Term| match (want, b.measure) {

@@ -13,16 +13,14 @@
 //!   fraud features, and pairwise products of the regression columns. Each turns a template's
 //!   per-row work into a plain sum of stored ciphertexts.
 //!
-//! Every ciphertext is a *seeded* compressed ciphertext: only the body and the seed of the mask
-//! are stored (the mask is regenerated from the seed when decompressing, without bootstrapping).
+//! Every ciphertext is stored *seeded* and without metadata ([`SeededRadix`]): per block only the
+//! body and the seed of the mask, 24 bytes (the mask is regenerated from the seed when
+//! decompressing, without bootstrapping; the metadata comes from the parameters).
 //! Rows are stored in chunks of [`DEFAULT_CHUNK_ROWS`], so evaluation streams chunk by chunk and
 //! chunks can be split across workers.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tfhe::conformance::ParameterSetConformant as _;
-use tfhe::integer::ciphertext::CompressedRadixCiphertext;
-use tfhe::integer::parameters::RadixCiphertextConformanceParams;
 use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 use tfhe_versionable::{Versionize, VersionsDispatch};
@@ -32,6 +30,7 @@ use crate::ingest::Table;
 use crate::keys::SellerKey;
 use crate::plan::Term;
 use crate::schema::{ColumnKind, bits_for, blocks_for, range_width};
+use crate::seeded::SeededRadix;
 
 pub const DEFAULT_CHUNK_ROWS: usize = 256;
 /// Largest serialized chunk accepted from outside.
@@ -335,12 +334,12 @@ pub struct EncryptedChunk {
     pub rows: u32,
     /// Per schema column, per declared value, per row: the indicator bit (category/bool
     /// columns; empty for others).
-    pub indicators: Vec<Vec<Vec<CompressedRadixCiphertext>>>,
+    pub indicators: Vec<Vec<Vec<SeededRadix>>>,
     /// Per schema column, per row: the value's offset from the column minimum (integer and day
     /// columns; empty for others).
-    pub values: Vec<Vec<CompressedRadixCiphertext>>,
+    pub values: Vec<Vec<SeededRadix>>,
     /// Per schema column, per row: the square of the offset (integer columns; empty otherwise).
-    pub squares: Vec<Vec<CompressedRadixCiphertext>>,
+    pub squares: Vec<Vec<SeededRadix>>,
 }
 
 #[derive(VersionsDispatch)]
@@ -356,10 +355,10 @@ impl Named for EncryptedChunk {
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(CubeEntryVersions)]
 pub struct CubeEntry {
-    pub count: CompressedRadixCiphertext,
+    pub count: SeededRadix,
     /// Per cube measure.
-    pub sums: Vec<CompressedRadixCiphertext>,
-    pub squares: Vec<CompressedRadixCiphertext>,
+    pub sums: Vec<SeededRadix>,
+    pub squares: Vec<SeededRadix>,
 }
 
 #[derive(VersionsDispatch)]
@@ -399,9 +398,9 @@ pub struct EncryptedDataset {
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(EncryptedTotalsVersions)]
 pub struct EncryptedTotals {
-    pub count: CompressedRadixCiphertext,
+    pub count: SeededRadix,
     /// One per [`LayoutHeader::total_terms`], in its order.
-    pub terms: Vec<CompressedRadixCiphertext>,
+    pub terms: Vec<SeededRadix>,
 }
 
 #[derive(VersionsDispatch)]
@@ -541,87 +540,14 @@ pub fn encrypt(
     progress: &(dyn Fn(u64) + Sync),
 ) -> EncryptedDataset {
     let header = header(table, options);
-    let ck = key.integer();
-    let schema = &table.schema;
+    let ck = &key.integer();
     let chunk_rows = options.chunk_rows.max(1);
     let starts: Vec<usize> = (0..table.rows()).step_by(chunk_rows).collect();
     let chunks = starts
         .par_iter()
         .map(|&start| {
             let end = (start + chunk_rows).min(table.rows());
-            let mut chunk = EncryptedChunk {
-                first_row: start as u64,
-                rows: u32::try_from(end - start).unwrap_or(u32::MAX),
-                indicators: Vec::new(),
-                values: Vec::new(),
-                squares: Vec::new(),
-            };
-            for (c, column) in schema.columns.iter().enumerate() {
-                let cells = &table.columns[c][start..end];
-                let indicators = match column.kind.cardinality() {
-                    Some(k) => (0..i64::try_from(k).unwrap_or(i64::MAX))
-                        .map(|v| {
-                            cells
-                                .iter()
-                                .map(|&x| ck.encrypt_radix_compressed(u64::from(x == v), 1))
-                                .collect()
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let vb = header.value_blocks[c] as usize;
-                let sb = header.square_blocks[c] as usize;
-                let offsets: Vec<u64> = cells
-                    .iter()
-                    .map(|&x| offset(&column.kind, x, header.days))
-                    .collect();
-                let values = if vb > 0 {
-                    offsets
-                        .iter()
-                        .map(|&o| ck.encrypt_radix_compressed(o, vb))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let squares = if sb > 0 {
-                    offsets
-                        .iter()
-                        .map(|&o| ck.encrypt_radix_compressed(u128::from(o) * u128::from(o), sb))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                chunk.indicators.push(indicators);
-                chunk.values.push(values);
-                chunk.squares.push(squares);
-            }
-            for d in &header.derived {
-                let row_value = |row: usize| move |c: usize| table.columns[c][row];
-                let indicators = (0..d.indicators(schema))
-                    .map(|v| {
-                        (start..end)
-                            .map(|row| {
-                                let bit = d.hot(row_value(row)) == Some(v);
-                                ck.encrypt_radix_compressed(u64::from(bit), 1)
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let values = match d {
-                    DerivedColumn::Product { blocks, .. } => (start..end)
-                        .map(|row| {
-                            let offset_of = |c: usize| {
-                                offset(&schema.columns[c].kind, table.columns[c][row], header.days)
-                            };
-                            ck.encrypt_radix_compressed(d.product(offset_of), *blocks as usize)
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                chunk.indicators.push(indicators);
-                chunk.values.push(values);
-                chunk.squares.push(Vec::new());
-            }
+            let chunk = encrypt_chunk(table, &header, ck, start..end);
             progress(u64::from(chunk.rows));
             chunk
         })
@@ -629,14 +555,99 @@ pub fn encrypt(
     let cube = header
         .cube
         .as_ref()
-        .map(|layout| encrypt_cube_with(table, &header, layout, &ck));
-    let totals = header.totals.then(|| encrypt_totals(table, &header, &ck));
+        .map(|layout| encrypt_cube_with(table, &header, layout, ck));
+    let totals = header.totals.then(|| encrypt_totals(table, &header, ck));
     EncryptedDataset {
         header,
         chunks,
         cube,
         totals,
     }
+}
+
+/// Encrypts rows `rows` of `table` as one chunk.
+fn encrypt_chunk(
+    table: &Table,
+    header: &LayoutHeader,
+    ck: &tfhe::integer::ClientKey,
+    rows: std::ops::Range<usize>,
+) -> EncryptedChunk {
+    let schema = &table.schema;
+    let (start, end) = (rows.start, rows.end);
+    let mut chunk = EncryptedChunk {
+        first_row: start as u64,
+        rows: u32::try_from(end - start).unwrap_or(u32::MAX),
+        indicators: Vec::new(),
+        values: Vec::new(),
+        squares: Vec::new(),
+    };
+    for (c, column) in schema.columns.iter().enumerate() {
+        let cells = &table.columns[c][start..end];
+        let indicators = match column.kind.cardinality() {
+            Some(k) => (0..i64::try_from(k).unwrap_or(i64::MAX))
+                .map(|v| {
+                    cells
+                        .iter()
+                        .map(|&x| SeededRadix::encrypt(ck, u128::from(x == v), 1))
+                        .collect()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let vb = header.value_blocks[c] as usize;
+        let sb = header.square_blocks[c] as usize;
+        let offsets: Vec<u64> = cells
+            .iter()
+            .map(|&x| offset(&column.kind, x, header.days))
+            .collect();
+        let values = if vb > 0 {
+            offsets
+                .iter()
+                .map(|&o| SeededRadix::encrypt(ck, u128::from(o), vb))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let squares = if sb > 0 {
+            offsets
+                .iter()
+                .map(|&o| SeededRadix::encrypt(ck, u128::from(o) * u128::from(o), sb))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        chunk.indicators.push(indicators);
+        chunk.values.push(values);
+        chunk.squares.push(squares);
+    }
+    for d in &header.derived {
+        let row_value = |row: usize| move |c: usize| table.columns[c][row];
+        let indicators = (0..d.indicators(schema))
+            .map(|v| {
+                (start..end)
+                    .map(|row| {
+                        let bit = d.hot(row_value(row)) == Some(v);
+                        SeededRadix::encrypt(ck, u128::from(bit), 1)
+                    })
+                    .collect()
+            })
+            .collect();
+        let values = match d {
+            DerivedColumn::Product { blocks, .. } => (start..end)
+                .map(|row| {
+                    let offset_of = |c: usize| {
+                        offset(&schema.columns[c].kind, table.columns[c][row], header.days)
+                    };
+                    SeededRadix::encrypt(ck, d.product(offset_of), *blocks as usize)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        chunk.indicators.push(indicators);
+        chunk.values.push(values);
+        chunk.squares.push(Vec::new());
+    }
+    chunk
 }
 
 /// Plaintext prefix aggregates of the cube: `[cell][day] -> (count, sums, squares)`.
@@ -712,16 +723,16 @@ fn encrypt_cube_with(
     let entries = plain
         .par_iter()
         .map(|(count, sums, squares)| CubeEntry {
-            count: ck.encrypt_radix_compressed(*count, layout.count_blocks as usize),
+            count: SeededRadix::encrypt(ck, *count, layout.count_blocks as usize),
             sums: sums
                 .iter()
                 .zip(&layout.sum_blocks)
-                .map(|(s, &b)| ck.encrypt_radix_compressed(*s, b as usize))
+                .map(|(s, &b)| SeededRadix::encrypt(ck, *s, b as usize))
                 .collect(),
             squares: squares
                 .iter()
                 .zip(&layout.square_blocks)
-                .map(|(s, &b)| ck.encrypt_radix_compressed(*s, b as usize))
+                .map(|(s, &b)| SeededRadix::encrypt(ck, *s, b as usize))
                 .collect(),
         })
         .collect();
@@ -739,11 +750,11 @@ fn encrypt_totals(
     let plain = crate::policy::reference(table, &all, header);
     let sums = &plain.terms[0];
     EncryptedTotals {
-        count: ck.encrypt_radix_compressed(plain.groups[0].0, header.count_blocks() as usize),
+        count: SeededRadix::encrypt(ck, plain.groups[0].0, header.count_blocks() as usize),
         terms: terms
             .par_iter()
             .zip(sums)
-            .map(|(&t, &sum)| ck.encrypt_radix_compressed(sum, header.term_blocks(t) as usize))
+            .map(|(&t, &sum)| SeededRadix::encrypt(ck, sum, header.term_blocks(t) as usize))
             .collect(),
     }
 }
@@ -784,7 +795,7 @@ impl EncryptedChunk {
             return Err(LayoutError::Mismatch("chunk rows".into()));
         }
         let rows = self.rows as usize;
-        let shape = |cts: &[CompressedRadixCiphertext], blocks: usize| {
+        let shape = |cts: &[SeededRadix], blocks: usize| {
             cts.len() == if blocks == 0 { 0 } else { rows } && cts.iter().all(|c| fits(c, blocks))
         };
         for c in 0..n {
@@ -815,15 +826,10 @@ where
     Ok(out)
 }
 
-/// Whether a compressed radix ciphertext read from outside is a fresh encryption of `blocks`
-/// blocks under [`crate::keys::PARAMETERS`]: block count, LWE dimension, moduli, degree and
-/// noise level, checked with TFHE-rs' conformance API. It reads only metadata: decompressing to
-/// count blocks would regenerate every mask from its seed, as costly as encrypting again.
-fn fits(ct: &CompressedRadixCiphertext, blocks: usize) -> bool {
-    ct.is_conformant(&RadixCiphertextConformanceParams::from_pbs_parameters(
-        crate::keys::PARAMETERS,
-        blocks,
-    ))
+/// Whether a stored ciphertext read from outside has `blocks` blocks: all the rest of a fresh
+/// ciphertext's metadata comes from [`crate::keys::PARAMETERS`], not from the bytes.
+fn fits(ct: &SeededRadix, blocks: usize) -> bool {
+    ct.fits(blocks)
 }
 
 impl EncryptedTotals {

@@ -31,6 +31,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod schema;
+pub mod seeded;
 pub mod sql;
 pub mod synth;
 pub mod template;

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
+use datacloud_fhe_query::seeded::SeededRadix;
 use datacloud_fhe_query::{
     EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, PlanKind, Policy, Query,
     SellerKey, Table, decrypt, encrypt, evaluate, plan, plan_with, policy, reference, release, sql,
@@ -192,17 +193,18 @@ fn hostile_ciphertext_bytes_are_refused() {
         &LayoutOptions::default(),
     );
     assert!(EncryptedChunk::from_bytes(&chunk, &other).is_err());
-    // A ciphertext under other parameters (3-bit blocks: another LWE dimension and moduli), with
-    // the right block count, is refused before any computation.
-    let foreign_key = tfhe::integer::ClientKey::new(
-        tfhe::shortint::parameters::PARAM_MESSAGE_3_CARRY_3_KS_PBS_GAUSSIAN_2M128,
-    );
+    // A ciphertext of another width, well-formed otherwise, is refused before any computation
+    // (its other metadata is not in the bytes at all: it comes from the parameters).
     let amount = synth::schema().column_index("amount").unwrap();
     let blocks = f.dataset.header.value_blocks[amount] as usize;
-    let mut foreign = f.dataset.chunks[0].clone();
-    foreign.values[amount][0] = foreign_key.encrypt_radix_compressed(5u64, blocks);
-    let foreign = foreign.to_bytes().unwrap();
-    assert!(EncryptedChunk::from_bytes(&foreign, &f.dataset.header).is_err());
+    let mut wider = f.dataset.chunks[0].clone();
+    wider.values[amount][0] = SeededRadix::encrypt(
+        &f.key.client_key().clone().into_raw_parts().0,
+        5,
+        blocks + 1,
+    );
+    let wider = wider.to_bytes().unwrap();
+    assert!(EncryptedChunk::from_bytes(&wider, &f.dataset.header).is_err());
     let cube_layout = f.dataset.header.cube.as_ref().unwrap();
     let cube = f.dataset.cube.as_ref().unwrap().to_bytes().unwrap();
     assert!(EncryptedCube::from_bytes(&cube[..100], cube_layout).is_err());

@@ -1,0 +1,227 @@
+//! Fresh ciphertexts stored compactly: per block, the LWE body and the seed of its mask; nothing
+//! else.
+//!
+//! A TFHE-rs seeded ciphertext (`CompressedRadixCiphertext`) already stores only the body and a
+//! seed from which the mask is regenerated, but each of its blocks also carries its metadata: LWE
+//! size, ciphertext modulus, message and carry moduli, degree, noise level, atomic pattern and the
+//! seed's generator parameters. Serialized, that is ~194 bytes per block, of which 24 are data.
+//! Every ciphertext the seller stores is a fresh encryption under [`crate::keys::PARAMETERS`], so
+//! all of that metadata is known in advance: [`SeededRadix`] keeps the 24 bytes (a 16-byte seed
+//! and an 8-byte body per block) and rebuilds the rest from the parameters when decompressing.
+//! The cube of the demo's 1 000 rows shrinks ~7×, and with it the package, its piece commitment
+//! and what a worker fetches.
+//!
+//! Nothing is lost in the trade: the blocks are still encrypted by TFHE-rs itself (the shortint
+//! client key's seeded encryption), and decompression goes through TFHE-rs' own code. A stored
+//! seed is public (it is in every TFHE-rs seeded ciphertext too): it determines the mask, never the
+//! noise or the key. And because the metadata is not read from outside, a worker cannot be handed
+//! a ciphertext with a forged degree or noise level: the only thing left to check is the block
+//! count.
+
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
+use tfhe::core_crypto::prelude::SeededLweCiphertext;
+use tfhe::integer::ciphertext::RadixCiphertext;
+use tfhe::integer::parameters::RadixCiphertextConformanceParams;
+use tfhe::shortint::ciphertext::CompressedCiphertext;
+use tfhe::shortint::parameters::CiphertextConformanceParams;
+use tfhe_csprng::generators::aes_ctr::{AesCtrParams, TableIndex};
+use tfhe_csprng::seeders::{Seed, SeedKind};
+use tfhe_versionable::{Versionize, VersionsDispatch};
+
+/// A radix ciphertext (2-bit blocks, least significant first) freshly encrypted under
+/// [`crate::keys::PARAMETERS`]: each block's mask seed and body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Versionize)]
+#[versionize(SeededRadixVersions)]
+pub struct SeededRadix {
+    seeds: Vec<u128>,
+    bodies: Vec<u64>,
+}
+
+#[derive(VersionsDispatch)]
+pub enum SeededRadixVersions {
+    V0(SeededRadix),
+}
+
+impl tfhe::named::Named for SeededRadix {
+    const NAME: &'static str = "datacloud::fhe_query::SeededRadix";
+}
+
+impl SeededRadix {
+    /// Encrypts `value` in `blocks` blocks with the seller's client key (which must use
+    /// [`crate::keys::PARAMETERS`]). Bits above the blocks are dropped, as TFHE-rs does.
+    ///
+    /// # Panics
+    /// If TFHE-rs stops seeding a fresh block's mask with a plain seed from the generator's
+    /// first index (what [`Self::decompress`] rebuilds); the tests would tell first.
+    #[must_use]
+    pub fn encrypt(key: &tfhe::integer::ClientKey, value: u128, blocks: usize) -> Self {
+        let shortint: &tfhe::shortint::ClientKey = key.as_ref();
+        let bits = block_bits();
+        let digit_mask = (1u128 << bits) - 1;
+        let (seeds, bodies) = (0..blocks)
+            .map(|i| {
+                let shift = u32::try_from(i)
+                    .ok()
+                    .and_then(|i| i.checked_mul(bits))
+                    .filter(|&s| s < 128);
+                let digit = shift.map_or(0, |s| (value >> s) & digit_mask);
+                let block = shortint.encrypt_compressed(u64::try_from(digit).unwrap_or(0));
+                let seed = plain_seed(&block.ct.compression_seed()).expect(
+                    "TFHE-rs seeds a fresh ciphertext's mask with a plain AES-CTR seed from the \
+                     generator's first index",
+                );
+                (seed, block.ct.into_scalar())
+            })
+            .unzip();
+        Self { seeds, bodies }
+    }
+
+    /// The number of blocks.
+    #[must_use]
+    pub fn blocks(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Whether this holds exactly `blocks` blocks (seeds and bodies alike). The one check a
+    /// ciphertext read from outside needs: everything else is implied by the parameters.
+    #[must_use]
+    pub fn fits(&self, blocks: usize) -> bool {
+        self.seeds.len() == blocks && self.bodies.len() == blocks
+    }
+
+    /// The TFHE-rs ciphertext: each block's mask regenerated from its seed (no bootstrapping).
+    ///
+    /// # Panics
+    /// If seeds and bodies differ in number: check [`Self::fits`] first on what came from outside.
+    #[must_use]
+    pub fn decompress(&self) -> RadixCiphertext {
+        assert_eq!(self.seeds.len(), self.bodies.len(), "seeds and bodies");
+        let p = fresh_block();
+        let lwe_size = p.ct_params.lwe_dim.to_lwe_size();
+        RadixCiphertext::from(
+            self.seeds
+                .iter()
+                .zip(&self.bodies)
+                .map(|(&seed, &body)| {
+                    CompressedCiphertext {
+                        ct: SeededLweCiphertext::from_scalar(
+                            body,
+                            lwe_size,
+                            compression_seed(seed),
+                            p.ct_params.ct_modulus,
+                        ),
+                        degree: p.degree,
+                        message_modulus: p.message_modulus,
+                        carry_modulus: p.carry_modulus,
+                        atomic_pattern: p.atomic_pattern,
+                        noise_level: p.noise_level,
+                    }
+                    .decompress()
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// What TFHE-rs' conformance API says a freshly encrypted block under our parameters is: its
+/// LWE dimension and modulus, moduli, degree, noise level and atomic pattern.
+fn fresh_block() -> CiphertextConformanceParams {
+    RadixCiphertextConformanceParams::from_pbs_parameters(crate::keys::PARAMETERS, 1)
+        .shortint_params
+}
+
+/// Bits of message per block.
+fn block_bits() -> u32 {
+    fresh_block().message_modulus.0.ilog2()
+}
+
+fn compression_seed(seed: u128) -> CompressionSeed {
+    CompressionSeed::from(Seed(seed))
+}
+
+/// The seed of a fresh block's mask, when it has the form [`compression_seed`] rebuilds.
+fn plain_seed(seed: &CompressionSeed) -> Option<u128> {
+    match seed.inner {
+        AesCtrParams {
+            seed: SeedKind::Ctr(Seed(seed)),
+            first_index,
+        } if first_index == TableIndex::FIRST => Some(seed),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfhe::conformance::ParameterSetConformant as _;
+
+    fn key() -> tfhe::integer::ClientKey {
+        tfhe::integer::ClientKey::new(crate::keys::PARAMETERS)
+    }
+
+    #[test]
+    fn round_trips_values_of_every_width_and_stays_conformant() {
+        let key = key();
+        for (value, blocks) in [
+            (0u128, 1),
+            (1, 1),
+            (3, 1),
+            (0x1234, 8),
+            (u128::from(u64::MAX), 32),
+        ] {
+            let ct = SeededRadix::encrypt(&key, value, blocks);
+            assert!(ct.fits(blocks));
+            let radix = ct.decompress();
+            let decrypted: u128 = key.decrypt_radix(&radix);
+            assert_eq!(decrypted, value, "{value} in {blocks} blocks");
+            // Exactly what TFHE-rs' own fresh encryption would be.
+            assert!(
+                radix.is_conformant(&RadixCiphertextConformanceParams::from_pbs_parameters(
+                    crate::keys::PARAMETERS,
+                    blocks
+                ))
+            );
+        }
+        // Bits above the blocks are dropped, as `encrypt_radix` does.
+        let ct = SeededRadix::encrypt(&key, 0b1_0110, 2);
+        assert_eq!(key.decrypt_radix::<u64>(&ct.decompress()), 0b0110);
+    }
+
+    #[test]
+    fn a_changed_seed_or_body_no_longer_decrypts_to_the_value() {
+        let key = key();
+        let ct = SeededRadix::encrypt(&key, 2, 1);
+        let mut seed = ct.clone();
+        seed.seeds[0] ^= 1;
+        // Another mask: the phase is uniformly random, so the block decrypts to anything; over a
+        // few seeds at least one differs from the value.
+        let wrong = (0..8u128).any(|i| {
+            let mut s = seed.clone();
+            s.seeds[0] ^= i << 1;
+            key.decrypt_radix::<u64>(&s.decompress()) != 2
+        });
+        assert!(wrong);
+        let mut body = ct.clone();
+        // One step of the message encoding (Δ = 2⁶³ / 16 with 2-bit message and carry).
+        body.bodies[0] = body.bodies[0].wrapping_add(1 << 59);
+        assert_ne!(key.decrypt_radix::<u64>(&body.decompress()), 2);
+        assert!(
+            !SeededRadix {
+                seeds: vec![1],
+                bodies: vec![]
+            }
+            .fits(1)
+        );
+    }
+
+    #[test]
+    fn stores_24_bytes_per_block() {
+        let key = key();
+        let ct = SeededRadix::encrypt(&key, 77, 10);
+        let mut bytes = Vec::new();
+        tfhe::safe_serialization::safe_serialize(&ct, &mut bytes, 1 << 20).unwrap();
+        // Two length prefixes and the safe-serialization header (name, version) besides.
+        assert!(bytes.len() <= 10 * 24 + 128, "{}", bytes.len());
+    }
+}
