@@ -88,6 +88,13 @@ pub enum SellerNews {
     Proven(ProofRecord),
     /// A result was delivered.
     Delivered(Delivery),
+    /// A computed result was disputed (`slashWorker`): it does not match its attestation.
+    Disputed {
+        /// The order.
+        order_id: U256,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A result was refused by the output policy.
     Refused {
         /// The order.
@@ -344,10 +351,12 @@ impl Seller {
     }
 
     /// Delivers order `order_id`'s result if it is for one of this seller's datasets and
-    /// waits for delivery; `None` when the order is not this seller's to deliver.
+    /// waits for delivery; `None` when the order is not this seller's to deliver, or when its
+    /// result does not match the worker's attestation (its hash, or the shape of the order's
+    /// plan): that result is disputed instead ([`SellerNews::Disputed`], the worker slashed).
     ///
     /// # Errors
-    /// [`SellerError`]; a result that does not match its attestation is an error too.
+    /// [`SellerError`].
     #[allow(clippy::too_many_lines)] // fetch, check, decrypt, police, seal, deliver
     pub async fn deliver(&self, order_id: U256) -> Result<Option<Delivery>, SellerError> {
         let client = &self.agent.client;
@@ -387,9 +396,13 @@ impl Seller {
         }
         let bytes = read_file(&self.store, &result_cid, MAX_RESULT_BYTES)?;
         if keccak256(&bytes) != work._3 {
-            // Not retried: the bytes under that CID will never change.
-            tracing::error!(%order_id, %result_cid, "the stored result is not the one the worker attested; not delivering");
-            return Ok(None);
+            // The bytes under that CID will never change: the attestation is false for good.
+            let reason = format!(
+                "the result under {result_cid} hashes to {}, not to the attested {}",
+                keccak256(&bytes),
+                work._3
+            );
+            return self.dispute(order_id, reason).await;
         }
         let params = params_cid(order._3.0);
         let params_block = match self.store.get(&params)? {
@@ -398,7 +411,16 @@ impl Seller {
         };
         let query = query_from_params(params_block.data(), order._3.0, order._2.0)?;
         let chosen = plan(&query, &dataset.layout)?;
-        let encrypted = EncryptedResult::from_bytes(&bytes, &chosen)?;
+        let encrypted = match EncryptedResult::from_bytes(&bytes, &chosen) {
+            Ok(encrypted) => encrypted,
+            // The plan is a function of the order and the manifest, which the worker read too:
+            // a result that is not the plan's shape was not computed by it.
+            Err(e) => {
+                let reason =
+                    format!("the attested result is not an answer to the order's plan: {e}");
+                return self.dispute(order_id, reason).await;
+            }
+        };
         let secret = self.key_of(&dataset).await?;
         let aggregates = tokio::task::block_in_place(|| decrypt(&encrypted, &secret));
         let buyer: Address = client.view("ownerOf", &market.ownerOf(order_id)).await?;
@@ -468,6 +490,38 @@ impl Seller {
 }
 
 impl Seller {
+    /// Disputes order `order_id`'s computed result instead of delivering it: `slashWorker` sends
+    /// the worker's bond and the escrow to the receipt's owner. Sent once (journaled under
+    /// `(order, slash)`); only for faults anyone can check from the attested CID and hash.
+    async fn dispute(
+        &self,
+        order_id: U256,
+        reason: String,
+    ) -> Result<Option<Delivery>, SellerError> {
+        let client = &self.agent.client;
+        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
+        tracing::error!(%order_id, %reason, "disputing the worker's result: slashing its bond");
+        let outcome = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &ActionKey::new(order_id, "slash"),
+                market
+                    .slashWorker(order_id)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await?;
+        if !outcome.success {
+            return Err(SellerError::Invalid(format!(
+                "slashWorker of order {order_id} reverted"
+            )));
+        }
+        self.tell(SellerNews::Disputed { order_id, reason });
+        Ok(None)
+    }
+
     /// Waits (up to [`HEALTHY_WAIT`]) for the dataset's proofs to be fresh: delivering on an
     /// unhealthy dataset refunds the buyer, so a seller that is catching up on its proofs
     /// proves first.

@@ -1,0 +1,237 @@
+//! A worker whose result does not match its attestation is slashed, once: the seller disputes
+//! instead of delivering, the worker's bond and the escrow go to the buyer. Two faults, both
+//! facts about the bytes under the attested CID: they do not hash to the attested hash; they hash
+//! right but are not an answer to the order's plan. Real devchain over HTTP, real contract WASM.
+
+mod common;
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::providers::Provider as _;
+use alloy::signers::Signer as _;
+use common::{ETHER, chain, config, deployed, pending};
+use datacloud_agent_core::bindings::IQueryMarket;
+use datacloud_agent_core::{Agent, ChainClient, Deployments};
+use datacloud_fhe_query::template::{Query, template_hash};
+use datacloud_prover::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
+use datacloud_store::Blockstore;
+use datacloud_store::gateway::{Client as GatewayClient, ClientConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Order status `Disputed` (the market's `status::DISPUTED`).
+const DISPUTED: u8 = 7;
+
+struct Worker {
+    client: ChainClient,
+    signer: alloy::signers::local::PrivateKeySigner,
+}
+
+impl Worker {
+    /// Claims `order` and submits `cid` with `hash`, attested with a valid signature.
+    async fn submit(&self, market: &Deployments, order: U256, cid: &cid::Cid, hash: B256) {
+        let m = IQueryMarket::new(market.query_market, self.client.provider());
+        let me = self.client.address();
+        self.client
+            .send(
+                "claimOrder",
+                m.claimOrder(order).from(me).into_transaction_request(),
+            )
+            .await
+            .unwrap();
+        let digest = self
+            .client
+            .view("attestationDigest", &m.attestationDigest(order, hash))
+            .await
+            .unwrap();
+        let signature = self.signer.sign_hash(&digest).await.unwrap();
+        let mut sig = Vec::with_capacity(65);
+        sig.extend_from_slice(&signature.r().to_be_bytes::<32>());
+        sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
+        sig.push(27 + u8::from(signature.v()));
+        self.client
+            .send(
+                "submitResult",
+                m.submitResult(order, Bytes::from(cid.to_bytes()), hash, Bytes::from(sig))
+                    .from(me)
+                    .into_transaction_request(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story: a market, a seller, a worker, two disputes
+async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() {
+    let stop = CancellationToken::new();
+    let (url, keys) = chain(&stop).await;
+    let dir = tempfile::tempdir().unwrap();
+    let seller_dir = dir.path().join("seller");
+    let (seller_config, seller_client, deployments) = deployed(&url, &seller_dir, keys[0].1).await;
+    let market = IQueryMarket::new(deployments.query_market, seller_client.provider());
+
+    // A registered dataset in the seller's book.
+    std::fs::create_dir_all(&seller_dir).unwrap();
+    let mut book = SellerBook::load(&seller_dir).unwrap();
+    book.pending.push(pending(&seller_dir, "bank-a"));
+    book.save(&seller_dir).unwrap();
+    let dataset = finish_pending(&seller_client, &deployments, &seller_dir)
+        .await
+        .unwrap()
+        .remove(0);
+    let layout = SellerBook::load(&seller_dir)
+        .unwrap()
+        .get(dataset.dataset_id)
+        .unwrap()
+        .layout
+        .clone();
+
+    // A buyer and a bonded worker.
+    let buyer = ChainClient::connect(&config(&url, &dir.path().join("buyer"), keys[1].1))
+        .await
+        .unwrap();
+    let worker_config = config(&url, &dir.path().join("worker"), keys[2].1);
+    let worker = Worker {
+        client: ChainClient::connect(&worker_config).await.unwrap(),
+        signer: worker_config.signer(),
+    };
+    let bond = worker
+        .client
+        .view("minWorkerBond", &market.minWorkerBond())
+        .await
+        .unwrap();
+    let top_up = || async {
+        let m = IQueryMarket::new(deployments.query_market, worker.client.provider());
+        worker
+            .client
+            .send(
+                "registerWorker",
+                m.registerWorker()
+                    .value(bond)
+                    .from(worker.client.address())
+                    .into_transaction_request(),
+            )
+            .await
+            .unwrap();
+    };
+
+    // The seller's side: its store holds what the worker published, and the order parameters.
+    let store = Arc::new(Blockstore::open(seller_dir.join("store")).unwrap());
+    let query = Query::from_params(
+        "cohort_stats",
+        &[
+            ("aggregates".to_owned(), "count,avg".to_owned()),
+            ("measure".to_owned(), "amount".to_owned()),
+        ],
+        &layout.schema,
+    )
+    .unwrap();
+    store
+        .put(&datacloud_dataset::params_block(&query).unwrap())
+        .unwrap();
+    let place = || async {
+        let m = IQueryMarket::new(deployments.query_market, buyer.provider());
+        let price = U256::from(ETHER / 20);
+        let fee = buyer.view("workerFee", &m.workerFee()).await.unwrap();
+        let head = buyer
+            .provider()
+            .get_block(alloy::eips::BlockId::latest())
+            .await
+            .unwrap()
+            .unwrap();
+        let call = m
+            .placeOrder(
+                U256::from(dataset.dataset_id),
+                B256::from(template_hash("cohort_stats")),
+                B256::from(query.params_hash()),
+                Bytes::from(vec![7u8; 32]),
+                head.header.timestamp + 3600,
+            )
+            .value(price + fee)
+            .from(buyer.address());
+        let id = buyer.view("placeOrder", &call).await.unwrap();
+        buyer
+            .send("placeOrder", call.into_transaction_request())
+            .await
+            .unwrap();
+        (id, price + fee)
+    };
+
+    let agent = Agent::connect(seller_config, "seller", stop.clone())
+        .await
+        .unwrap();
+    let (news, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let gateways = GatewayClient::new(["http://127.0.0.1:9"], ClientConfig::default()).unwrap();
+    let options = SellerOptions {
+        prove: false,
+        ..SellerOptions::default()
+    };
+    let seller = Seller::new(&agent, store.clone(), gateways, options, Some(news));
+    let seller_nonce = || async {
+        seller_client
+            .provider()
+            .get_transaction_count(seller_client.address())
+            .await
+            .unwrap()
+    };
+    let payout = |who: Address| {
+        let market = &market;
+        let client = &seller_client;
+        async move {
+            client
+                .view("payoutOf", &market.payoutOf(who))
+                .await
+                .unwrap()
+        }
+    };
+
+    // 1. Bytes that do not hash to the attested hash; 2. bytes that hash right but are no
+    //    answer to the plan. The worker tops its bond up again before each order.
+    let cases: [(&[u8], Option<B256>, &str); 2] = [
+        (
+            b"an encrypted result",
+            Some(keccak256(b"something else")),
+            "hashes to",
+        ),
+        (b"not a ciphertext", None, "not an answer"),
+    ];
+    for (bytes, attested, why) in cases {
+        top_up().await;
+        let (order, paid) = place().await;
+        let published = datacloud_dataset::store_file(&store, bytes, true).unwrap();
+        let hash = attested.unwrap_or_else(|| keccak256(bytes));
+        worker.submit(&deployments, order, &published, hash).await;
+        let before = payout(buyer.address()).await;
+        let nonce = seller_nonce().await;
+        assert!(seller.deliver(order).await.unwrap().is_none());
+        assert_eq!(seller_nonce().await, nonce + 1, "one slashWorker");
+        match heard.try_recv().unwrap() {
+            SellerNews::Disputed { order_id, reason } => {
+                assert_eq!(order_id, order);
+                assert!(reason.contains(why), "{reason}");
+            }
+            _ => panic!("order {order}: no dispute"),
+        }
+        let status = seller_client
+            .view("order", &market.order(order))
+            .await
+            .unwrap()
+            ._9;
+        assert_eq!(status, DISPUTED);
+        // The buyer gets the escrow and the whole bond; the worker keeps nothing.
+        assert_eq!(payout(buyer.address()).await, before + paid + bond);
+        assert_eq!(
+            seller_client
+                .view("workerBond", &market.workerBond(worker.client.address()))
+                .await
+                .unwrap(),
+            U256::ZERO
+        );
+        // Again (a duplicate event, a restart): nothing more is sent.
+        assert!(seller.deliver(order).await.unwrap().is_none());
+        assert_eq!(seller_nonce().await, nonce + 1);
+        assert!(heard.try_recv().is_err());
+    }
+    stop.cancel();
+}
