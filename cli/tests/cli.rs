@@ -27,6 +27,8 @@ fn help_describes_every_command() {
         (&["seller", "--help"][..], "onboard"),
         (&["seller", "onboard", "--help"][..], "--templates"),
         (&["seller", "run", "--help"][..], "--min-cohort"),
+        (&["seller", "run", "--help"][..], "DATACLOUD_KEY_PASSPHRASE"),
+        (&["seller", "onboard", "--help"][..], "--key-passphrase"),
         (&["buyer", "--help"][..], "refund"),
         (&["buyer", "order", "--help"][..], "--sql"),
         (&["buyer", "order", "--help"][..], "--param"),

@@ -114,7 +114,9 @@ impl Cluster {
         self.dir.path().join(name)
     }
 
-    /// `datacloud ARGS` as `role` (its own data directory) signing with dev key `key`.
+    /// `datacloud ARGS` as `role` (its own data directory) signing with dev key `key`. A
+    /// seller's client keys are sealed under the role's passphrase (onboarding seals them, the
+    /// daemon opens them).
     fn command(&self, key: usize, role: &str, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
@@ -125,6 +127,10 @@ impl Cluster {
             .env("DATACLOUD_DATA_DIR", self.path(role))
             .env("DATACLOUD_DEPLOYMENTS", self.path("deployments.json"))
             .env("DATACLOUD_LOG", "info")
+            .env(
+                "DATACLOUD_KEY_PASSPHRASE",
+                format!("the {role}'s passphrase"),
+            )
             .env_remove("RUST_BACKTRACE");
         if !self.gateways.is_empty() {
             command.env("DATACLOUD_GATEWAYS", &self.gateways);
@@ -394,6 +400,18 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         )
     };
     onboard(&cluster, seller, "seller", "Bank A");
+    // The client key on disk is sealed under the seller's passphrase.
+    let keys: Vec<PathBuf> = std::fs::read_dir(cluster.path("seller").join("seller"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|x| x == "key"))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        std::fs::read(&keys[0])
+            .unwrap()
+            .starts_with(b"datacloud-key-v1")
+    );
     let node_port = free_port();
     let node = format!("http://127.0.0.1:{node_port}");
     let listen = format!("127.0.0.1:{node_port}");

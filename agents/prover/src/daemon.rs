@@ -15,7 +15,7 @@ use datacloud_agent_core::journal::ActionRecord;
 use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
 use datacloud_dataset::{params_cid, query_from_params, read_file, store_file};
 use datacloud_fhe_query::{
-    BudgetLedger, EncryptedResult, Policy, SellerKey, decrypt, plan, release,
+    BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, plan, release,
 };
 use datacloud_pdp::{PieceProver, challenge_leaf_index};
 use datacloud_store::Blockstore;
@@ -43,6 +43,8 @@ pub struct SellerOptions {
     pub prove: bool,
     /// How often the proving loop looks at the chain.
     pub tick: Duration,
+    /// The passphrase of sealed client keys.
+    pub passphrase: Option<Passphrase>,
 }
 
 impl Default for SellerOptions {
@@ -51,6 +53,7 @@ impl Default for SellerOptions {
             policy: Policy::default(),
             prove: true,
             tick: Duration::from_millis(500),
+            passphrase: None,
         }
     }
 }
@@ -345,7 +348,10 @@ impl Seller {
         if let Some(key) = keys.get(&dataset.dataset_id) {
             return Ok(key.clone());
         }
-        let key = Arc::new(SellerKey::load(&dataset.client_key)?);
+        let key = Arc::new(SellerKey::load_with(
+            &dataset.client_key,
+            self.options.passphrase.as_ref(),
+        )?);
         keys.insert(dataset.dataset_id, key.clone());
         Ok(key)
     }

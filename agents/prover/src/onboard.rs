@@ -13,7 +13,7 @@ use datacloud_agent_core::journal::{ActionJournal, ActionKey};
 use datacloud_agent_core::{ChainClient, Deployments};
 use datacloud_dataset::{Manifest, Provenance, publish};
 use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{SellerKey, Table, encrypt, template};
+use datacloud_fhe_query::{Passphrase, SellerKey, Table, encrypt, template};
 use datacloud_pdp::PieceProver;
 use datacloud_store::Blockstore;
 
@@ -36,6 +36,8 @@ pub struct OnboardOptions {
     pub source: String,
     /// Layout choices (chunk size, cube).
     pub layout: LayoutOptions,
+    /// Seal the client key file under this passphrase (`None`: mode 0600 only).
+    pub passphrase: Option<Passphrase>,
 }
 
 /// What onboarding produced.
@@ -97,7 +99,7 @@ pub async fn onboard(
         schema: table.schema.to_toml(),
         layout: dataset.header.clone(),
         templates: options.templates.clone(),
-        encryption: "TFHE-rs integer radix, PARAM_MESSAGE_2_CARRY_2_KS_PBS (128-bit), seeded compressed ciphertexts".into(),
+        encryption: "TFHE-rs integer radix, PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 (128-bit), seeded ciphertexts of 24 bytes a block (mask seed and body)".into(),
         provenance: Provenance {
             source: options.source.clone(),
             rows: table.rows() as u64,
@@ -107,7 +109,10 @@ pub async fn onboard(
     let server_key = key.server_key_bytes()?;
     let root = tokio::task::block_in_place(|| publish(store, &manifest, &server_key, &dataset))?;
     let key_path = dir.join(format!("{root}.key"));
-    key.save(&key_path)?;
+    match &options.passphrase {
+        Some(passphrase) => key.save_sealed(&key_path, passphrase)?,
+        None => key.save(&key_path)?,
+    }
     let car_path = dir.join(format!("{root}.car"));
     let file = std::fs::File::create(&car_path).map_err(|e| SellerError::file(&car_path, e))?;
     store

@@ -318,6 +318,7 @@ async fn journey(
             stake: U256::from(WEI_PER_TOKEN),
             source: "datacloud data synth".into(),
             layout: LayoutOptions::default(),
+            passphrase: None,
         },
         &|n| bar.inc(n),
     )

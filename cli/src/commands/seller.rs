@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
 use datacloud_agent_core::shutdown_on_signals;
-use datacloud_fhe_query::Policy;
 use datacloud_fhe_query::layout::LayoutOptions;
+use datacloud_fhe_query::{Passphrase, Policy};
 use datacloud_prover::{
     OnboardOptions, Seller, SellerBook, SellerOptions, finish_pending, onboard,
 };
@@ -74,6 +74,16 @@ pub struct OnboardArgs {
     /// Skip the encrypted aggregate cube (smaller upload; every query then scans rows).
     #[arg(long)]
     no_cube: bool,
+    /// Seal the client key file under this passphrase (ChaCha20-Poly1305, PBKDF2-derived key);
+    /// `seller run` then needs it too. Set it in the environment, not on the command line, where
+    /// other users of the machine can read it.
+    #[arg(
+        long,
+        env = "DATACLOUD_KEY_PASSPHRASE",
+        hide_env_values = true,
+        value_name = "PASSPHRASE"
+    )]
+    key_passphrase: Option<String>,
     #[command(flatten)]
     chain: ChainArgs,
     /// Print the result as JSON.
@@ -101,6 +111,15 @@ pub struct RunArgs {
     /// seller whose storage proofs lapse.
     #[arg(long)]
     no_prove: bool,
+    /// The passphrase the client keys were sealed under at onboarding. Set it in the
+    /// environment, not on the command line.
+    #[arg(
+        long,
+        env = "DATACLOUD_KEY_PASSPHRASE",
+        hide_env_values = true,
+        value_name = "PASSPHRASE"
+    )]
+    key_passphrase: Option<String>,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -144,6 +163,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             cube: !args.no_cube,
             ..LayoutOptions::default()
         },
+        passphrase: args.key_passphrase.map(Passphrase::new),
     };
     anyhow::ensure!(
         (1..=65_536).contains(&args.chunk_rows),
@@ -253,6 +273,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let options = SellerOptions {
         policy,
         prove: !args.no_prove,
+        passphrase: args.key_passphrase.map(Passphrase::new),
         ..SellerOptions::default()
     };
     let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {

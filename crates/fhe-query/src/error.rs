@@ -65,6 +65,10 @@ pub enum KeyError {
     Deserialize(String),
     #[error("serializing a key: {0}")]
     Serialize(String),
+    #[error("{0} is sealed with a passphrase, and none was given")]
+    PassphraseRequired(String),
+    #[error("sealed key: {0}")]
+    Sealed(String),
 }
 
 /// A query that cannot be run as asked.

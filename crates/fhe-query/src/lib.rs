@@ -41,7 +41,7 @@ pub use eval::{
     EncryptedResult, combine, evaluate, evaluate_chunk, evaluate_cube, evaluate_totals,
 };
 pub use ingest::Table;
-pub use keys::{EvaluationKey, SellerKey};
+pub use keys::{EvaluationKey, Passphrase, SellerKey};
 pub use layout::{DerivedColumn, EncryptedDataset, LayoutHeader, LayoutOptions, encrypt};
 pub use model::{Model, NaiveBayes, RegressionFit};
 pub use plan::{Plan, PlanKind, plan, plan_with};

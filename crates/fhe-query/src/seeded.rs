@@ -8,7 +8,7 @@
 //! Every ciphertext the seller stores is a fresh encryption under [`crate::keys::PARAMETERS`], so
 //! all of that metadata is known in advance: [`SeededRadix`] keeps the 24 bytes (a 16-byte seed
 //! and an 8-byte body per block) and rebuilds the rest from the parameters when decompressing.
-//! The cube of the demo's 1 000 rows shrinks ~7×, and with it the package, its piece commitment
+//! The cube of the demo's 1 000 rows (522 720 blocks) shrinks from ~102 MB to ~14 MB, and with it the package, its piece commitment
 //! and what a worker fetches.
 //!
 //! Nothing is lost in the trade: the blocks are still encrypted by TFHE-rs itself (the shortint
