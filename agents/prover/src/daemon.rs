@@ -185,6 +185,8 @@ impl Seller {
     /// # Errors
     /// [`SellerError`] from the chain or the piece.
     pub async fn prove_tick(&self) -> Result<(), SellerError> {
+        // Read each tick (a small file): a `seller onboard` run while the daemon serves adds a
+        // dataset it must start proving without a restart.
         let book = SellerBook::load(&self.agent.config.data_dir)?;
         let client = &self.agent.client;
         let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());

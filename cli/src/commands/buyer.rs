@@ -3,7 +3,7 @@
 //! The functions below the commands ([`listings`], [`place_order`], [`fetch_result`]) are what
 //! the demo runs as FinTech B.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,14 +151,8 @@ pub struct RefundArgs {
 pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
     match command {
         BuyerCommand::Datasets(args) => {
-            let Session {
-                client,
-                deployments,
-                store,
-                gateways,
-                ..
-            } = Session::open(&args.chain, global).await?;
-            let mut all = listings(&client, &deployments, &gateways, &store).await?;
+            let buyer = Buyer::open(&args.chain, global).await?;
+            let mut all = buyer.listings().await?;
             if let Some(text) = &args.search {
                 let text = text.to_lowercase();
                 all.retain(|l| {
@@ -178,14 +172,8 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Show(args) => {
-            let Session {
-                client,
-                deployments,
-                store,
-                gateways,
-                ..
-            } = Session::open(&args.chain, global).await?;
-            let listing = listing(&client, &deployments, &gateways, &store, args.id).await?;
+            let buyer = Buyer::open(&args.chain, global).await?;
+            let listing = buyer.listing(args.id).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&listing)?);
             } else {
@@ -194,14 +182,8 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Order(args) => {
-            let Session {
-                config,
-                client,
-                deployments,
-                store,
-                gateways,
-            } = Session::open(&args.chain, global).await?;
-            let listing = listing(&client, &deployments, &gateways, &store, args.id).await?;
+            let buyer = Buyer::open(&args.chain, global).await?;
+            let listing = buyer.listing(args.id).await?;
             let query = match (&args.sql, &args.params, &args.template) {
                 (Some(text), None, None) => {
                     sql::parse(text, &listing.parsed_schema()?).context("--sql")?
@@ -216,16 +198,7 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                     "give the query as --sql \"SELECT …\", --params JSON, or --template NAME --param KEY=VALUE …"
                 ),
             };
-            let placed = place_order(
-                &client,
-                &deployments,
-                &gateways,
-                &config.data_dir,
-                &listing,
-                &query,
-                args.deadline,
-            )
-            .await?;
+            let placed = buyer.place_order(&listing, &query, args.deadline).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&placed)?);
             } else {
@@ -244,35 +217,14 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
             Ok(())
         }
         BuyerCommand::Result(args) => {
-            let Session {
-                config,
-                client,
-                deployments,
-                store,
-                gateways,
-            } = Session::open(&args.chain, global).await?;
+            let buyer = Buyer::open(&args.chain, global).await?;
             let order = U256::from(args.order);
             let outcome = if args.wait {
-                wait_result(
-                    &client,
-                    &deployments,
-                    &gateways,
-                    &store,
-                    &config.data_dir,
-                    order,
-                    Duration::from_secs(args.timeout),
-                )
-                .await?
+                buyer
+                    .wait_result(order, Duration::from_secs(args.timeout))
+                    .await?
             } else {
-                fetch_result(
-                    &client,
-                    &deployments,
-                    &gateways,
-                    &store,
-                    &config.data_dir,
-                    order,
-                )
-                .await?
+                buyer.fetch_result(order).await?
             };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -308,17 +260,18 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
     }
 }
 
-/// What every buyer command opens: the configuration, the chain, the buyer's store and the
-/// gateways.
-struct Session {
-    config: datacloud_agent_core::Config,
-    client: ChainClient,
-    deployments: Deployments,
-    store: Arc<Blockstore>,
-    gateways: GatewayClient,
+/// The buyer's side of the market: the configuration, the chain, the buyer's store and the
+/// gateways, opened once for every buyer command (and the demo's buyer).
+#[derive(Clone)]
+pub struct Buyer {
+    pub config: datacloud_agent_core::Config,
+    pub client: ChainClient,
+    pub deployments: Deployments,
+    pub store: Arc<Blockstore>,
+    pub gateways: GatewayClient,
 }
 
-impl Session {
+impl Buyer {
     async fn open(chain: &ChainArgs, global: &GlobalArgs) -> Result<Self> {
         let config = chain.config(global)?;
         let (client, deployments) = connect(&config).await?;
@@ -331,6 +284,241 @@ impl Session {
             store,
             gateways,
         })
+    }
+
+    /// Every dataset registered (manifests fetched and verified through the gateways).
+    pub async fn listings(&self) -> Result<Vec<Listing>> {
+        let registry =
+            IDatasetRegistry::new(self.deployments.dataset_registry, self.client.provider());
+        let count: u64 = self
+            .client
+            .view("datasetCount", &registry.datasetCount())
+            .await?
+            .to();
+        let mut out = Vec::new();
+        for id in 1..=count {
+            match self.listing(id).await {
+                Ok(l) => out.push(l),
+                Err(e) => {
+                    tracing::warn!(dataset = id, error = %e, "skipping a dataset whose manifest cannot be read");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dataset `id`.
+    pub async fn listing(&self, id: u64) -> Result<Listing> {
+        let registry =
+            IDatasetRegistry::new(self.deployments.dataset_registry, self.client.provider());
+        let proofs = IProofManager::new(self.deployments.proof_manager, self.client.provider());
+        let key = U256::from(id);
+        let d = self
+            .client
+            .view("dataset", &registry.dataset(key))
+            .await
+            .with_context(|| format!("dataset #{id}"))?;
+        let root = Cid::try_from(d._1.as_ref()).context("the dataset's manifest CID")?;
+        let piece = Cid::try_from(d._2.as_ref()).map_or_else(|_| "?".into(), |c| c.to_string());
+        let manifest = fetch_manifest(&self.gateways, &self.store, &root)
+            .await
+            .with_context(|| format!("fetching the manifest of dataset #{id}"))?;
+        let mut templates = Vec::new();
+        for name in &manifest.templates {
+            let hash = B256::from(template::template_hash(name));
+            if self
+                .client
+                .view("isTemplateAllowed", &registry.isTemplateAllowed(key, hash))
+                .await?
+            {
+                let price = self
+                    .client
+                    .view("priceOf", &registry.priceOf(key, hash))
+                    .await?;
+                templates.push((name.clone(), price.to_string()));
+            }
+        }
+        let health = self.client.view("health", &proofs.health(key)).await?;
+        let set = self
+            .client
+            .view("proofSetOf", &proofs.proofSetOf(key))
+            .await?;
+        let last_proof_block = if set.is_zero() {
+            0
+        } else {
+            self.client
+                .view("lastProvenBlock", &proofs.lastProvenBlock(set))
+                .await?
+        };
+        Ok(Listing {
+            id,
+            name: manifest.name.clone(),
+            description: manifest.description.clone(),
+            seller: d._0,
+            manifest_cid: root.to_string(),
+            piece_cid: piece,
+            rows: manifest.layout.rows,
+            templates,
+            health: health_name(health),
+            last_proof_block,
+            active: d._5,
+            schema: manifest.schema.clone(),
+            manifest: Some(manifest),
+        })
+    }
+
+    /// Checks `query` against the listing (so a refused query costs nothing), publishes its
+    /// parameters, generates the delivery key and places the order.
+    pub async fn place_order(
+        &self,
+        listing: &Listing,
+        query: &Query,
+        deadline_seconds: u64,
+    ) -> Result<PlacedOrder> {
+        let allowed: Vec<String> = listing.templates.iter().map(|(t, _)| t.clone()).collect();
+        query
+            .validate(&listing.parsed_schema()?, &allowed)
+            .context("the dataset does not allow this query; nothing was paid")?;
+        ensure!(
+            listing.active,
+            "dataset #{} is not taking orders",
+            listing.id
+        );
+        let market = IQueryMarket::new(self.deployments.query_market, self.client.provider());
+        let template_hash = B256::from(template::template_hash(query.template()));
+        let registry =
+            IDatasetRegistry::new(self.deployments.dataset_registry, self.client.provider());
+        let price = self
+            .client
+            .view(
+                "priceOf",
+                &registry.priceOf(U256::from(listing.id), template_hash),
+            )
+            .await?;
+        let fee = self.client.view("workerFee", &market.workerFee()).await?;
+        // The parameters first: a worker must find them as soon as the order exists.
+        let block = params_block(query)?;
+        self.gateways
+            .put_block(&block)
+            .await
+            .context("publishing the order parameters")?;
+        let delivery = DeliveryKey::generate();
+        let keys = self.config.data_dir.join("buyer");
+        std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+        let head = self
+            .client
+            .provider()
+            .get_block(alloy::eips::BlockId::latest())
+            .await?
+            .context("no head block")?;
+        let place = market
+            .placeOrder(
+                U256::from(listing.id),
+                template_hash,
+                B256::from(query.params_hash()),
+                Bytes::copy_from_slice(&delivery.public_bytes()),
+                head.header.timestamp + deadline_seconds,
+            )
+            .value(price + fee)
+            .from(self.client.address());
+        // Simulate first: a refusal (unhealthy dataset, wrong price, …) is reported before paying.
+        self.client
+            .view("placeOrder", &place)
+            .await
+            .context("the market refuses this order; nothing was paid")?;
+        // The key is saved before the money moves, under the parameters' hash; it is renamed
+        // to the order id once the receipt names it.
+        let pending = keys.join(format!("pending-{}.key", block.cid()));
+        delivery.save(&pending)?;
+        let receipt = self
+            .client
+            .send("placeOrder", place.into_transaction_request())
+            .await?;
+        let order_id = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| OrderPlaced::decode_log_data(log.data()).ok())
+            .map(|placed| placed.orderId)
+            .context("the receipt has no OrderPlaced event")?;
+        let key_path = keys.join(format!("order-{order_id}.key"));
+        std::fs::rename(&pending, &key_path)
+            .with_context(|| format!("moving the delivery key to {}", key_path.display()))?;
+        Ok(PlacedOrder {
+            order_id,
+            paid: price + fee,
+            price,
+            params_cid: block.cid().to_string(),
+            delivery_key: key_path,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// The order's state, and its table if delivered.
+    pub async fn fetch_result(&self, order_id: U256) -> Result<OrderResult> {
+        let market = IQueryMarket::new(self.deployments.query_market, self.client.provider());
+        let order = self
+            .client
+            .view("order", &market.order(order_id))
+            .await
+            .with_context(|| format!("order #{order_id}"))?;
+        let work = self
+            .client
+            .view("orderWork", &market.orderWork(order_id))
+            .await?;
+        let mut out = OrderResult {
+            order_id,
+            status: status_name(order._9),
+            worker: (work._0 != Address::ZERO).then_some(work._0),
+            result_cid: Cid::try_from(work._2.as_ref()).ok().map(|c| c.to_string()),
+            result_hash: (work._3 != B256::ZERO).then_some(work._3),
+            delivery_cid: None,
+            table: None,
+        };
+        if !matches!(order._9, SETTLED | FAILED) || work._4.is_empty() {
+            return Ok(out);
+        }
+        let delivery = Cid::try_from(work._4.as_ref()).context("the delivery CID")?;
+        if !self.store.has(&delivery)? {
+            self.gateways
+                .fetch_dag(&delivery, &self.store, true)
+                .await
+                .context("fetching the delivered table")?;
+        }
+        let sealed = read_file(&self.store, &delivery, MAX_DELIVERY_BYTES)?;
+        let key_path = self
+            .config
+            .data_dir
+            .join("buyer")
+            .join(format!("order-{order_id}.key"));
+        let key = DeliveryKey::load(&key_path)
+            .with_context(|| format!("the delivery key {}", key_path.display()))?;
+        let opened = key
+            .open(&order_id.to_be_bytes::<32>(), &sealed)
+            .context("opening the delivered table")?;
+        out.table = Some(serde_json::from_slice(&opened).context("the delivered table")?);
+        out.delivery_cid = Some(delivery.to_string());
+        Ok(out)
+    }
+
+    /// [`fetch_result`] once the order is delivered (settled or failed) or refunded.
+    pub async fn wait_result(&self, order_id: U256, timeout: Duration) -> Result<OrderResult> {
+        let started = std::time::Instant::now();
+        loop {
+            let result = self.fetch_result(order_id).await?;
+            if result.table.is_some() || matches!(result.status, "Refunded" | "Disputed (refunded)")
+            {
+                return Ok(result);
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "order #{order_id} is still {} after {} s",
+                    result.status,
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 }
 
@@ -425,87 +613,6 @@ fn indent(text: &str) -> String {
     })
 }
 
-/// Every dataset registered (manifests fetched and verified through the gateways).
-pub async fn listings(
-    client: &ChainClient,
-    deployments: &Deployments,
-    gateways: &GatewayClient,
-    store: &Arc<Blockstore>,
-) -> Result<Vec<Listing>> {
-    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
-    let count: u64 = client
-        .view("datasetCount", &registry.datasetCount())
-        .await?
-        .to();
-    let mut out = Vec::new();
-    for id in 1..=count {
-        match listing(client, deployments, gateways, store, id).await {
-            Ok(l) => out.push(l),
-            Err(e) => {
-                tracing::warn!(dataset = id, error = %e, "skipping a dataset whose manifest cannot be read");
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Dataset `id`.
-pub async fn listing(
-    client: &ChainClient,
-    deployments: &Deployments,
-    gateways: &GatewayClient,
-    store: &Arc<Blockstore>,
-    id: u64,
-) -> Result<Listing> {
-    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
-    let proofs = IProofManager::new(deployments.proof_manager, client.provider());
-    let key = U256::from(id);
-    let d = client
-        .view("dataset", &registry.dataset(key))
-        .await
-        .with_context(|| format!("dataset #{id}"))?;
-    let root = Cid::try_from(d._1.as_ref()).context("the dataset's manifest CID")?;
-    let piece = Cid::try_from(d._2.as_ref()).map_or_else(|_| "?".into(), |c| c.to_string());
-    let manifest = fetch_manifest(gateways, store, &root)
-        .await
-        .with_context(|| format!("fetching the manifest of dataset #{id}"))?;
-    let mut templates = Vec::new();
-    for name in &manifest.templates {
-        let hash = B256::from(template::template_hash(name));
-        if client
-            .view("isTemplateAllowed", &registry.isTemplateAllowed(key, hash))
-            .await?
-        {
-            let price = client.view("priceOf", &registry.priceOf(key, hash)).await?;
-            templates.push((name.clone(), price.to_string()));
-        }
-    }
-    let health = client.view("health", &proofs.health(key)).await?;
-    let set = client.view("proofSetOf", &proofs.proofSetOf(key)).await?;
-    let last_proof_block = if set.is_zero() {
-        0
-    } else {
-        client
-            .view("lastProvenBlock", &proofs.lastProvenBlock(set))
-            .await?
-    };
-    Ok(Listing {
-        id,
-        name: manifest.name.clone(),
-        description: manifest.description.clone(),
-        seller: d._0,
-        manifest_cid: root.to_string(),
-        piece_cid: piece,
-        rows: manifest.layout.rows,
-        templates,
-        health: health_name(health),
-        last_proof_block,
-        active: d._5,
-        schema: manifest.schema.clone(),
-        manifest: Some(manifest),
-    })
-}
-
 /// A placed order.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlacedOrder {
@@ -521,92 +628,6 @@ pub struct PlacedOrder {
     pub delivery_key: PathBuf,
     /// The transaction.
     pub tx: B256,
-}
-
-/// Checks `query` against the listing (so a refused query costs nothing), publishes its
-/// parameters, generates the delivery key and places the order.
-pub async fn place_order(
-    client: &ChainClient,
-    deployments: &Deployments,
-    gateways: &GatewayClient,
-    data_dir: &Path,
-    listing: &Listing,
-    query: &Query,
-    deadline_seconds: u64,
-) -> Result<PlacedOrder> {
-    let allowed: Vec<String> = listing.templates.iter().map(|(t, _)| t.clone()).collect();
-    query
-        .validate(&listing.parsed_schema()?, &allowed)
-        .context("the dataset does not allow this query; nothing was paid")?;
-    ensure!(
-        listing.active,
-        "dataset #{} is not taking orders",
-        listing.id
-    );
-    let market = IQueryMarket::new(deployments.query_market, client.provider());
-    let template_hash = B256::from(template::template_hash(query.template()));
-    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
-    let price = client
-        .view(
-            "priceOf",
-            &registry.priceOf(U256::from(listing.id), template_hash),
-        )
-        .await?;
-    let fee = client.view("workerFee", &market.workerFee()).await?;
-    // The parameters first: a worker must find them as soon as the order exists.
-    let block = params_block(query)?;
-    gateways
-        .put_block(&block)
-        .await
-        .context("publishing the order parameters")?;
-    let delivery = DeliveryKey::generate();
-    let keys = data_dir.join("buyer");
-    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
-    let head = client
-        .provider()
-        .get_block(alloy::eips::BlockId::latest())
-        .await?
-        .context("no head block")?;
-    let place = market
-        .placeOrder(
-            U256::from(listing.id),
-            template_hash,
-            B256::from(query.params_hash()),
-            Bytes::copy_from_slice(&delivery.public_bytes()),
-            head.header.timestamp + deadline_seconds,
-        )
-        .value(price + fee)
-        .from(client.address());
-    // Simulate first: a refusal (unhealthy dataset, wrong price, …) is reported before paying.
-    client
-        .view("placeOrder", &place)
-        .await
-        .context("the market refuses this order; nothing was paid")?;
-    // The key is saved before the money moves, under the parameters' hash; it is renamed
-    // to the order id once the receipt names it.
-    let pending = keys.join(format!("pending-{}.key", block.cid()));
-    delivery.save(&pending)?;
-    let receipt = client
-        .send("placeOrder", place.into_transaction_request())
-        .await?;
-    let order_id = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|log| OrderPlaced::decode_log_data(log.data()).ok())
-        .map(|placed| placed.orderId)
-        .context("the receipt has no OrderPlaced event")?;
-    let key_path = keys.join(format!("order-{order_id}.key"));
-    std::fs::rename(&pending, &key_path)
-        .with_context(|| format!("moving the delivery key to {}", key_path.display()))?;
-    Ok(PlacedOrder {
-        order_id,
-        paid: price + fee,
-        price,
-        params_cid: block.cid().to_string(),
-        delivery_key: key_path,
-        tx: receipt.transaction_hash,
-    })
 }
 
 /// What a buyer learns about an order.
@@ -648,80 +669,5 @@ impl OrderResult {
             let _ = writeln!(s, "\n{}", table.render());
         }
         s
-    }
-}
-
-/// The order's state, and its table if delivered.
-pub async fn fetch_result(
-    client: &ChainClient,
-    deployments: &Deployments,
-    gateways: &GatewayClient,
-    store: &Arc<Blockstore>,
-    data_dir: &Path,
-    order_id: U256,
-) -> Result<OrderResult> {
-    let market = IQueryMarket::new(deployments.query_market, client.provider());
-    let order = client
-        .view("order", &market.order(order_id))
-        .await
-        .with_context(|| format!("order #{order_id}"))?;
-    let work = client
-        .view("orderWork", &market.orderWork(order_id))
-        .await?;
-    let mut out = OrderResult {
-        order_id,
-        status: status_name(order._9),
-        worker: (work._0 != Address::ZERO).then_some(work._0),
-        result_cid: Cid::try_from(work._2.as_ref()).ok().map(|c| c.to_string()),
-        result_hash: (work._3 != B256::ZERO).then_some(work._3),
-        delivery_cid: None,
-        table: None,
-    };
-    if !matches!(order._9, SETTLED | FAILED) || work._4.is_empty() {
-        return Ok(out);
-    }
-    let delivery = Cid::try_from(work._4.as_ref()).context("the delivery CID")?;
-    if !store.has(&delivery)? {
-        gateways
-            .fetch_dag(&delivery, store, true)
-            .await
-            .context("fetching the delivered table")?;
-    }
-    let sealed = read_file(store, &delivery, MAX_DELIVERY_BYTES)?;
-    let key_path = data_dir.join("buyer").join(format!("order-{order_id}.key"));
-    let key = DeliveryKey::load(&key_path)
-        .with_context(|| format!("the delivery key {}", key_path.display()))?;
-    let opened = key
-        .open(&order_id.to_be_bytes::<32>(), &sealed)
-        .context("opening the delivered table")?;
-    out.table = Some(serde_json::from_slice(&opened).context("the delivered table")?);
-    out.delivery_cid = Some(delivery.to_string());
-    Ok(out)
-}
-
-/// [`fetch_result`] once the order is delivered (settled or failed) or refunded.
-pub async fn wait_result(
-    client: &ChainClient,
-    deployments: &Deployments,
-    gateways: &GatewayClient,
-    store: &Arc<Blockstore>,
-    data_dir: &Path,
-    order_id: U256,
-    timeout: Duration,
-) -> Result<OrderResult> {
-    let started = std::time::Instant::now();
-    loop {
-        let result = fetch_result(client, deployments, gateways, store, data_dir, order_id).await?;
-        if result.table.is_some() || matches!(result.status, "Refunded" | "Disputed (refunded)") {
-            return Ok(result);
-        }
-        if started.elapsed() > timeout {
-            bail!(
-                "order #{order_id} is still {} after {} s",
-                result.status,
-                timeout.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

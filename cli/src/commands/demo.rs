@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::buyer;
+use super::buyer::{Buyer, Listing, OrderResult};
 use super::common::{WEI_PER_TOKEN, gateway_client, health_name, open_store, progress, tokens};
 use crate::GlobalArgs;
 
@@ -439,62 +439,32 @@ async fn journey(
     );
 
     // 7. FinTech B browses and orders the journey query.
-    let buyer = ChainClient::connect(&buyer_config).await?;
-    let buyer_store = open_store(&buyer_config, "buyer")?;
-    let buyer_gateways = gateway_client(&buyer_config)?;
+    let buyer = Buyer {
+        client: ChainClient::connect(&buyer_config).await?,
+        deployments,
+        store: open_store(&buyer_config, "buyer")?,
+        gateways: gateway_client(&buyer_config)?,
+        config: buyer_config,
+    };
     let actors = [
         ("Bank A (seller)", seller_client.clone()),
-        ("FinTech B (buyer)", buyer.clone()),
+        ("FinTech B (buyer)", buyer.client.clone()),
         (
             "worker",
             ChainClient::connect(&config_of(3, "worker", None)?).await?,
         ),
     ];
     let balances_before = balances(&actors).await?;
-    let listing = buyer::listing(
-        &buyer,
-        &deployments,
-        &buyer_gateways,
-        &buyer_store,
-        owned.dataset_id,
-    )
-    .await?;
+    let listing = buyer.listing(owned.dataset_id).await?;
     let query = sql::parse(JOURNEY_SQL, &table.schema)?;
     let chosen = plan(&query, &owned.layout)?;
     report.plan = chosen.kind.name().into();
     report.plan_pbs_estimate = chosen.pbs;
-    let placed = buyer::place_order(
-        &buyer,
-        &deployments,
-        &buyer_gateways,
-        &buyer_config.data_dir,
-        &listing,
-        &query,
-        3600,
-    )
-    .await?;
-    report.order_id = placed.order_id.to_string();
-    clock.done(
-        "order",
-        &format!(
-            "order #{} paid {}: {JOURNEY_SQL}",
-            placed.order_id,
-            tokens(placed.paid)
-        ),
-    );
 
     // 8–9. The worker claims, fetches, evaluates and attests; Bank A decrypts, polices and
     //      delivers. The demo watches the order move on chain.
-    watch(&buyer, &deployments, placed.order_id, clock, "").await?;
-    let outcome = buyer::fetch_result(
-        &buyer,
-        &deployments,
-        &buyer_gateways,
-        &buyer_store,
-        &buyer_config.data_dir,
-        placed.order_id,
-    )
-    .await?;
+    let (order_id, outcome) = buy(&buyer, &listing, &query, JOURNEY_SQL, clock, "").await?;
+    report.order_id = order_id.to_string();
     report.result_cid = outcome.result_cid.clone().unwrap_or_default();
     report.delivery_cid = outcome.delivery_cid.clone().unwrap_or_default();
     report.result.clone_from(&outcome.table);
@@ -516,43 +486,10 @@ async fn journey(
     // 10. FinTech B's second order: the fraud model.
     let fraud = sql::parse(FRAUD_SQL, &table.schema)?;
     let fraud_plan = plan(&fraud, &owned.layout)?;
-    let placed = buyer::place_order(
-        &buyer,
-        &deployments,
-        &buyer_gateways,
-        &buyer_config.data_dir,
-        &listing,
-        &fraud,
-        3600,
-    )
-    .await?;
-    clock.done(
-        "fraud_model: order",
-        &format!(
-            "order #{} paid {}: {FRAUD_SQL}",
-            placed.order_id,
-            tokens(placed.paid)
-        ),
-    );
-    watch(
-        &buyer,
-        &deployments,
-        placed.order_id,
-        clock,
-        "fraud_model: ",
-    )
-    .await?;
-    let outcome = buyer::fetch_result(
-        &buyer,
-        &deployments,
-        &buyer_gateways,
-        &buyer_store,
-        &buyer_config.data_dir,
-        placed.order_id,
-    )
-    .await?;
+    let (order_id, outcome) =
+        buy(&buyer, &listing, &fraud, FRAUD_SQL, clock, "fraud_model: ").await?;
     report.fraud_model = Some(SecondOrder {
-        order_id: placed.order_id.to_string(),
+        order_id: order_id.to_string(),
         sql: FRAUD_SQL.into(),
         plan: fraud_plan.kind.name().into(),
         plan_pbs_estimate: fraud_plan.pbs,
@@ -591,6 +528,37 @@ async fn journey(
     stop_agents.cancel();
     agents.wait().await;
     Ok(())
+}
+
+/// FinTech B pays for `query` (`sql` is how the demo prints it), follows the order on chain until
+/// it settles, and opens the delivered result.
+async fn buy(
+    buyer: &Buyer,
+    listing: &Listing,
+    query: &datacloud_fhe_query::template::Query,
+    sql: &str,
+    clock: &mut Clock,
+    label: &str,
+) -> Result<(U256, OrderResult)> {
+    let placed = buyer.place_order(listing, query, 3600).await?;
+    clock.done(
+        &format!("{label}order"),
+        &format!(
+            "order #{} paid {}: {sql}",
+            placed.order_id,
+            tokens(placed.paid)
+        ),
+    );
+    watch(
+        &buyer.client,
+        &buyer.deployments,
+        placed.order_id,
+        clock,
+        label,
+    )
+    .await?;
+    let outcome = buyer.fetch_result(placed.order_id).await?;
+    Ok((placed.order_id, outcome))
 }
 
 /// Follows order `order` on chain until it settles, timing each status it passes.

@@ -74,16 +74,8 @@ pub struct OnboardArgs {
     /// Skip the encrypted aggregate cube (smaller upload; every query then scans rows).
     #[arg(long)]
     no_cube: bool,
-    /// Seal the client key file under this passphrase (ChaCha20-Poly1305, PBKDF2-derived key);
-    /// `seller run` then needs it too. Set it in the environment, not on the command line, where
-    /// other users of the machine can read it.
-    #[arg(
-        long,
-        env = "DATACLOUD_KEY_PASSPHRASE",
-        hide_env_values = true,
-        value_name = "PASSPHRASE"
-    )]
-    key_passphrase: Option<String>,
+    #[command(flatten)]
+    key: KeyPassphrase,
     #[command(flatten)]
     chain: ChainArgs,
     /// Print the result as JSON.
@@ -111,17 +103,31 @@ pub struct RunArgs {
     /// seller whose storage proofs lapse.
     #[arg(long)]
     no_prove: bool,
-    /// The passphrase the client keys were sealed under at onboarding. Set it in the
-    /// environment, not on the command line.
+    #[command(flatten)]
+    key: KeyPassphrase,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// The passphrase of the seller's client keys.
+#[derive(Debug, clap::Args)]
+pub struct KeyPassphrase {
+    /// Seal client key files under this passphrase (`onboard`: ChaCha20-Poly1305 with a
+    /// PBKDF2-derived key) and open them with it (`run`). Set it in the environment, not on the
+    /// command line, where other users of the machine can read it.
     #[arg(
-        long,
+        long = "key-passphrase",
         env = "DATACLOUD_KEY_PASSPHRASE",
         hide_env_values = true,
         value_name = "PASSPHRASE"
     )]
-    key_passphrase: Option<String>,
-    #[command(flatten)]
-    chain: ChainArgs,
+    passphrase: Option<String>,
+}
+
+impl KeyPassphrase {
+    fn get(self) -> Option<Passphrase> {
+        self.passphrase.map(Passphrase::new)
+    }
 }
 
 /// Options of the listing commands.
@@ -163,7 +169,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             cube: !args.no_cube,
             ..LayoutOptions::default()
         },
-        passphrase: args.key_passphrase.map(Passphrase::new),
+        passphrase: args.key.get(),
     };
     anyhow::ensure!(
         (1..=65_536).contains(&args.chunk_rows),
@@ -273,7 +279,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let options = SellerOptions {
         policy,
         prove: !args.no_prove,
-        passphrase: args.key_passphrase.map(Passphrase::new),
+        passphrase: args.key.get(),
         ..SellerOptions::default()
     };
     let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {

@@ -12,7 +12,7 @@
 //!   durable commit per block), and interval mining to a data directory;
 //! - `eth_call` throughput (`DatasetRegistry.priceOf`), in process and over JSON-RPC;
 //! - gas of `ProofManager.provePossession` (5 challenges on one piece of 2^25 leaves, 1 GiB)
-//!   and of `QueryMarket.placeOrder`.
+//!   and of `QueryMarket.placeOrder`, `submitResult` and `deliverResult`.
 //!
 //! Transactions are signed before the clock starts: the figures measure the node (decoding,
 //! sender recovery, validation, WASM execution, sealing, persistence), not the client's
@@ -504,6 +504,48 @@ fn proof_and_order_gas() {
     println!(
         "{:<58} {:>9} gas",
         "gas: placeOrder (price 2 ether + worker fee 1 ether)", placed.gas_used
+    );
+    let order = U256::from_be_slice(&placed.return_data);
+
+    // A bonded worker claims the order and submits a result attested with its EIP-712
+    // signature; the seller delivers, and the market settles on the healthy dataset.
+    let worker = node.dev_keys()[0].1;
+    let worker = PrivateKeySigner::from_bytes(&worker).expect("a dev key");
+    let bond = IQueryMarket::registerWorkerCall {};
+    call(&mut node, owner, market, ether(5), bond.abi_encode());
+    let claim = IQueryMarket::claimOrderCall { order_id: order };
+    call(&mut node, owner, market, U256::ZERO, claim.abi_encode());
+    let result_hash = B256::repeat_byte(0x77);
+    let digest = IQueryMarket::attestationDigestCall {
+        order_id: order,
+        result_hash,
+    };
+    let digest = call(&mut node, owner, market, U256::ZERO, digest.abi_encode());
+    let signature = worker
+        .sign_hash_sync(&B256::from_slice(&digest.return_data))
+        .expect("signing the attestation");
+    let mut sig = signature.r().to_be_bytes::<32>().to_vec();
+    sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
+    sig.push(27 + u8::from(signature.v()));
+    let submit = IQueryMarket::submitResultCall {
+        order_id: order,
+        result_cid: Bytes::from_static(b"\x01\x55\x12\x20encrypted-result-cid-bytes"),
+        result_hash,
+        signature: Bytes::from(sig),
+    };
+    let submitted = call(&mut node, owner, market, U256::ZERO, submit.abi_encode());
+    println!(
+        "{:<58} {:>9} gas",
+        "gas: submitResult (EIP-712 attestation, ecrecover)", submitted.gas_used
+    );
+    let deliver = IQueryMarket::deliverResultCall {
+        order_id: order,
+        delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20sealed-table-cid-bytes"),
+    };
+    let delivered = call(&mut node, seller, market, U256::ZERO, deliver.abi_encode());
+    println!(
+        "{:<58} {:>9} gas",
+        "gas: deliverResult (health check, settlement)", delivered.gas_used
     );
 }
 
