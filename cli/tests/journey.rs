@@ -412,6 +412,19 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
             .unwrap()
             .starts_with(b"datacloud-key-v1")
     );
+    // Without it, the daemon refuses to start, saying why.
+    let refused = cluster
+        .command(
+            seller,
+            "seller",
+            &["seller", "run", "--listen", "127.0.0.1:0"],
+        )
+        .env_remove("DATACLOUD_KEY_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("sealed with a passphrase"), "{stderr}");
     let node_port = free_port();
     let node = format!("http://127.0.0.1:{node_port}");
     let listen = format!("127.0.0.1:{node_port}");

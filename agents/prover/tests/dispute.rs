@@ -45,10 +45,8 @@ impl Worker {
             .await
             .unwrap();
         let signature = self.signer.sign_hash(&digest).await.unwrap();
-        let mut sig = Vec::with_capacity(65);
-        sig.extend_from_slice(&signature.r().to_be_bytes::<32>());
-        sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
-        sig.push(27 + u8::from(signature.v()));
+        // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
+        let sig = signature.as_bytes().to_vec();
         self.client
             .send(
                 "submitResult",

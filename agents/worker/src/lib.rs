@@ -329,10 +329,8 @@ impl Worker {
             .sign_hash(&digest)
             .await
             .map_err(|e| WorkerError::Sign(e.to_string()))?;
-        let mut sig = Vec::with_capacity(65);
-        sig.extend_from_slice(&signature.r().to_be_bytes::<32>());
-        sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
-        sig.push(27 + u8::from(signature.v()));
+        // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
+        let sig = signature.as_bytes().to_vec();
         let submitted = self
             .agent
             .journal

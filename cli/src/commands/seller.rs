@@ -10,7 +10,7 @@ use clap::Subcommand;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
 use datacloud_agent_core::shutdown_on_signals;
 use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{Passphrase, Policy};
+use datacloud_fhe_query::{Passphrase, Policy, SellerKey};
 use datacloud_prover::{
     OnboardOptions, Seller, SellerBook, SellerOptions, finish_pending, onboard,
 };
@@ -245,11 +245,24 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
         let (client, deployments) = connect(&config).await?;
         finish_interrupted(&client, &deployments, &config).await?;
     }
-    if SellerBook::load(&config.data_dir)?.datasets.is_empty() {
+    let book = SellerBook::load(&config.data_dir)?;
+    if book.datasets.is_empty() {
         bail!(
             "no datasets in {}: run `datacloud seller onboard` first",
             SellerBook::path(&config.data_dir).display()
         );
+    }
+    // Every client key must open before anything is served: a sealed key without its passphrase
+    // fails here, not at the first delivery.
+    let passphrase = args.key.get();
+    for dataset in &book.datasets {
+        SellerKey::load_with(&dataset.client_key, passphrase.as_ref()).with_context(|| {
+            format!(
+                "the client key of dataset #{} ({}); a sealed key needs --key-passphrase or DATACLOUD_KEY_PASSPHRASE",
+                dataset.dataset_id,
+                dataset.client_key.display()
+            )
+        })?;
     }
     let store = open_store(&config, "seller")?;
     let gateways = gateway_client(&config)?;
@@ -279,7 +292,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let options = SellerOptions {
         policy,
         prove: !args.no_prove,
-        passphrase: args.key.get(),
+        passphrase,
         ..SellerOptions::default()
     };
     let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {

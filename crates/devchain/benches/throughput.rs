@@ -524,9 +524,7 @@ fn proof_and_order_gas() {
     let signature = worker
         .sign_hash_sync(&B256::from_slice(&digest.return_data))
         .expect("signing the attestation");
-    let mut sig = signature.r().to_be_bytes::<32>().to_vec();
-    sig.extend_from_slice(&signature.s().to_be_bytes::<32>());
-    sig.push(27 + u8::from(signature.v()));
+    let sig = signature.as_bytes().to_vec();
     let submit = IQueryMarket::submitResultCall {
         order_id: order,
         result_cid: Bytes::from_static(b"\x01\x55\x12\x20encrypted-result-cid-bytes"),

@@ -326,10 +326,8 @@ impl<P: Provider> Deployment<P> {
             .await
             .expect("attestationDigest");
         let signature = self.worker.sign_hash(&digest).await.expect("sign");
-        let mut bytes = Vec::with_capacity(65);
-        bytes.extend_from_slice(&signature.r().to_be_bytes::<32>());
-        bytes.extend_from_slice(&signature.s().to_be_bytes::<32>());
-        bytes.push(27 + u8::from(signature.v()));
+        // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
+        let bytes = signature.as_bytes().to_vec();
         assert_eq!(
             signature.recover_address_from_prehash(&digest).unwrap(),
             worker
