@@ -152,6 +152,18 @@ impl Seller {
         }
     }
 
+    /// Starts with these datasets' client keys already opened (dataset id → key), so a caller
+    /// that checked them at start-up does not pay for opening a sealed key twice.
+    #[must_use]
+    pub fn with_keys(mut self, keys: impl IntoIterator<Item = (u64, SellerKey)>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|(id, key)| (id, Arc::new(key)))
+            .collect();
+        self.keys = Arc::new(Mutex::new(keys));
+        self
+    }
+
     /// Uses `prover` (built at onboarding) for proof set `set_id` instead of re-reading its CAR.
     pub async fn adopt_prover(&self, set_id: u64, prover: PieceProver<std::fs::File>) {
         self.provers.lock().await.insert(set_id, prover);

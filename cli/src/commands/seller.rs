@@ -255,15 +255,21 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     // Every client key must open before anything is served: a sealed key without its passphrase
     // fails here, not at the first delivery.
     let passphrase = args.key.get();
-    for dataset in &book.datasets {
-        SellerKey::load_with(&dataset.client_key, passphrase.as_ref()).with_context(|| {
-            format!(
-                "the client key of dataset #{} ({}); a sealed key needs --key-passphrase or DATACLOUD_KEY_PASSPHRASE",
-                dataset.dataset_id,
-                dataset.client_key.display()
-            )
-        })?;
-    }
+    let keys = book
+        .datasets
+        .iter()
+        .map(|dataset| {
+            SellerKey::load_with(&dataset.client_key, passphrase.as_ref())
+                .map(|key| (dataset.dataset_id, key))
+                .with_context(|| {
+                    format!(
+                        "the client key of dataset #{} ({}); a sealed key needs --key-passphrase or DATACLOUD_KEY_PASSPHRASE",
+                        dataset.dataset_id,
+                        dataset.client_key.display()
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let store = open_store(&config, "seller")?;
     let gateways = gateway_client(&config)?;
     let shutdown = CancellationToken::new();
@@ -296,7 +302,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
         ..SellerOptions::default()
     };
     let result = datacloud_agent_core::run(config, "seller", shutdown.clone(), |agent| {
-        let seller = Seller::new(agent, store, gateways, options, None);
+        let seller = Seller::new(agent, store, gateways, options, None).with_keys(keys);
         agent
             .tasks
             .spawn(seller.clone().prove_forever(agent.shutdown.clone()));

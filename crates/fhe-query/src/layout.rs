@@ -796,7 +796,7 @@ impl EncryptedChunk {
         }
         let rows = self.rows as usize;
         let shape = |cts: &[SeededRadix], blocks: usize| {
-            cts.len() == if blocks == 0 { 0 } else { rows } && cts.iter().all(|c| fits(c, blocks))
+            cts.len() == if blocks == 0 { 0 } else { rows } && cts.iter().all(|c| c.fits(blocks))
         };
         for c in 0..n {
             let ok = self.indicators[c].len() == header.indicator_count(c)
@@ -826,12 +826,6 @@ where
     Ok(out)
 }
 
-/// Whether a stored ciphertext read from outside has `blocks` blocks: all the rest of a fresh
-/// ciphertext's metadata comes from [`crate::keys::PARAMETERS`], not from the bytes.
-fn fits(ct: &SeededRadix, blocks: usize) -> bool {
-    ct.fits(blocks)
-}
-
 impl EncryptedTotals {
     /// Safe-serializes the totals.
     ///
@@ -851,13 +845,13 @@ impl EncryptedTotals {
             safe_deserialize(bytes, MAX_CHUNK_BYTES).map_err(LayoutError::Deserialize)?;
         let terms = header.total_terms();
         let ok = header.totals
-            && fits(&totals.count, header.count_blocks() as usize)
+            && totals.count.fits(header.count_blocks() as usize)
             && totals.terms.len() == terms.len()
             && totals
                 .terms
                 .par_iter()
                 .zip(&terms)
-                .all(|(c, &t)| fits(c, header.term_blocks(t) as usize));
+                .all(|(c, &t)| c.fits(header.term_blocks(t) as usize));
         if !ok {
             return Err(LayoutError::Mismatch("totals shape".into()));
         }
@@ -884,17 +878,17 @@ impl EncryptedCube {
         let m = layout.measures.len();
         let ok = cube.entries.len() == layout.cells() * layout.days as usize
             && cube.entries.par_iter().all(|e| {
-                fits(&e.count, layout.count_blocks as usize)
+                e.count.fits(layout.count_blocks as usize)
                     && e.sums.len() == m
                     && e.squares.len() == m
                     && e.sums
                         .iter()
                         .zip(&layout.sum_blocks)
-                        .all(|(c, &b)| fits(c, b as usize))
+                        .all(|(c, &b)| c.fits(b as usize))
                     && e.squares
                         .iter()
                         .zip(&layout.square_blocks)
-                        .all(|(c, &b)| fits(c, b as usize))
+                        .all(|(c, &b)| c.fits(b as usize))
             });
         if !ok {
             return Err(LayoutError::Mismatch("cube shape".into()));

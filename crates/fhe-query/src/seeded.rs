@@ -77,12 +77,6 @@ impl SeededRadix {
         Self { seeds, bodies }
     }
 
-    /// The number of blocks.
-    #[must_use]
-    pub fn blocks(&self) -> usize {
-        self.bodies.len()
-    }
-
     /// Whether this holds exactly `blocks` blocks (seeds and bodies alike). The one check a
     /// ciphertext read from outside needs: everything else is implied by the parameters.
     #[must_use]
