@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, Log, U256, address, keccak256};
+use alloy_primitives::{Address, B256, Log, U256, address};
 use alloy_sol_types::{SolCall, SolError, SolEvent, SolInterface, sol};
-use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -109,33 +108,33 @@ pub fn run(world: &mut World, rt: &Arc<Runtime>, msg: &Message) -> Option<CallRe
     Some(result)
 }
 
-/// geth `ecrecover.Run`: 128 bytes (hash, v, r, s), right-padded; empty output on failure.
+/// geth `ecrecover.Run`: 128 bytes (hash, v, r, s), right-padded; empty output on failure
+/// (v other than 27 or 28, r or s zero or not below the curve order, no such point). A high
+/// s is accepted, as geth's precompile does.
 fn ecrecover(input: &[u8]) -> Vec<u8> {
     let mut data = [0u8; 128];
     let n = input.len().min(128);
     data[..n].copy_from_slice(&input[..n]);
     let v = U256::from_be_slice(&data[32..64]);
-    let recovery = if v == U256::from(27) {
-        0u8
+    let parity = if v == U256::from(27) {
+        false
     } else if v == U256::from(28) {
-        1u8
+        true
     } else {
         return Vec::new();
     };
-    let Ok(signature) = Signature::from_slice(&data[64..128]) else {
-        return Vec::new();
-    };
-    let Some(recovery) = RecoveryId::from_byte(recovery) else {
-        return Vec::new();
-    };
-    let Ok(key) = VerifyingKey::recover_from_prehash(&data[..32], &signature, recovery) else {
-        return Vec::new();
-    };
-    let point = key.to_encoded_point(false);
-    let hash = keccak256(&point.as_bytes()[1..]);
-    let mut out = vec![0u8; 32];
-    out[12..].copy_from_slice(&hash[12..]);
-    out
+    let r = U256::from_be_slice(&data[64..96]);
+    let s = U256::from_be_slice(&data[96..128]);
+    let signature = alloy_primitives::Signature::new(r, s, parity);
+    let hash = B256::from_slice(&data[..32]);
+    match alloy_consensus::crypto::secp256k1::recover_signer_unchecked(&signature, hash) {
+        Ok(signer) => {
+            let mut out = vec![0u8; 32];
+            out[12..].copy_from_slice(signer.as_slice());
+            out
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 fn arb_sys(world: &World, input: &[u8], gas: u64) -> CallResult {
@@ -314,6 +313,7 @@ fn activate(world: &mut World, rt: &Arc<Runtime>, msg: &Message, target: Address
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::keccak256;
 
     #[test]
     fn ecrecover_recovers_a_k256_signature() {
@@ -330,5 +330,31 @@ mod tests {
         let out = ecrecover(&input);
         assert_eq!(Address::from_slice(&out[12..]), expected);
         assert!(ecrecover(&[0u8; 10]).is_empty());
+
+        // The same signature with a high s (n - s) and the other parity: geth's precompile
+        // accepts it and recovers the same key.
+        let order = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let s = U256::from_be_slice(&input[96..128]);
+        let mut high = input.clone();
+        high[63] = if input[63] == 27 { 28 } else { 27 };
+        high[96..128].copy_from_slice(&(order - s).to_be_bytes::<32>());
+        assert_eq!(Address::from_slice(&ecrecover(&high)[12..]), expected);
+
+        // r or s zero or not below the order, or v not 27/28: no output.
+        for (range, value) in [
+            (64..96, U256::ZERO),
+            (64..96, order),
+            (96..128, U256::ZERO),
+            (96..128, order),
+            (32..64, U256::from(29)),
+        ] {
+            let mut bad = input.clone();
+            bad[range].copy_from_slice(&value.to_be_bytes::<32>());
+            assert!(ecrecover(&bad).is_empty(), "{value}");
+        }
     }
 }
