@@ -16,7 +16,8 @@
 //!
 //! Transactions are signed before the clock starts: the figures measure the node (decoding,
 //! sender recovery, validation, WASM execution, sealing, persistence), not the client's
-//! signing. `DEVCHAIN_BENCH_TXS` sets the number of transactions per run (default 3000).
+//! signing. `DEVCHAIN_BENCH_TXS` sets the number of transactions per run (default 3000); a
+//! filter argument (`-- eth_call`) runs one group of figures.
 
 use std::{
     sync::Arc,
@@ -221,17 +222,31 @@ fn in_process(label: &str, config: NodeConfig, count: usize, transfers: bool) {
     );
 }
 
-/// Starts a server over `node`; returns its URL and a stop handle.
-async fn start(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
+/// Starts a server over `node` on its own runtime and threads (named `devchain`, as if it
+/// were another process; the clients run on the bench's runtime); returns its URL and a stop
+/// handle.
+fn start(node: Node) -> (String, tokio::sync::oneshot::Sender<()>) {
     let rpc = Arc::new(Rpc::new(node, RpcConfig::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, rpc, async {
-        let _ = stopped.await;
-    }));
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("devchain")
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            serve(listener, rpc, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    });
     (url, stop)
 }
 
@@ -241,7 +256,7 @@ async fn over_rpc(label: &str, count: usize, transfers: bool, batch: usize) {
     let (node, registry, signers) = registry_node(NodeConfig::default());
     let signed = signed_batch(&node, registry, &signers, count, transfers);
     let total: usize = signed.iter().map(Vec::len).sum();
-    let (url, stop) = start(node).await;
+    let (url, stop) = start(node);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for account in signed {
@@ -327,7 +342,7 @@ fn calls_in_process(count: usize) {
 /// batches of `batch` calls.
 async fn calls_over_rpc(count: usize, clients: usize, batch: usize) {
     let (node, registry, _) = registry_node(NodeConfig::default());
-    let (url, stop) = start(node).await;
+    let (url, stop) = start(node);
     let request = TransactionRequest::default()
         .to(registry)
         .input(Bytes::from(price_of_call()).into());
@@ -375,6 +390,77 @@ async fn calls_over_rpc(count: usize, clients: usize, batch: usize) {
         } else {
             format!("eth_call priceOf, JSON-RPC over HTTP, batches of {batch}")
         },
+        per_second(total, elapsed),
+    );
+    drop(stop);
+}
+
+/// `eth_call`s from `clients` concurrent keep-alive HTTP/1.1 connections, one request per
+/// call, each posting the same prepared JSON-RPC body and checking the answer's result. The
+/// load generator is a bare hyper client so that the figure measures the node, not the
+/// client library: alloy's provider (above) spends as much CPU per call as the node, and
+/// both share the same two cores.
+async fn calls_over_lean_http(count: usize, clients: usize) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::{Request, header};
+
+    let (node, registry, _) = registry_node(NodeConfig::default());
+    let (url, stop) = start(node);
+    let address = url.trim_start_matches("http://").to_owned();
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [{ "to": registry, "data": Bytes::from(price_of_call()) }, "latest"],
+    })
+    .to_string();
+    let expected = format!(
+        "\"result\":\"{}\"",
+        Bytes::from(U256::from(5).to_be_bytes_vec())
+    );
+    let rounds = count / clients;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        let (body, expected) = (body.clone(), expected.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                let request = Request::post("/")
+                    .header(header::HOST, "127.0.0.1")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(hyper::body::Bytes::from(body.clone())))
+                    .expect("request");
+                sender.ready().await.expect("connection ready");
+                let response = sender.send_request(request).await.expect("eth_call");
+                assert!(response.status().is_success(), "{}", response.status());
+                let answer = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                let answer = std::str::from_utf8(&answer).expect("UTF-8 answer");
+                assert!(answer.contains(&expected), "{answer}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    let elapsed = start.elapsed();
+    let total = rounds * clients;
+    println!(
+        "{:<58} {:>9.0} call/s ({total} calls in {elapsed:.2?}, {clients} connections)",
+        "eth_call priceOf, JSON-RPC over HTTP, 1 call/request, lean",
         per_second(total, elapsed),
     );
     drop(stop);
@@ -547,72 +633,94 @@ fn proof_and_order_gas() {
     );
 }
 
+/// The figure groups a filter argument selects: `cargo bench --bench throughput -- eth_call`
+/// runs the groups whose name contains `eth_call`; no argument runs them all.
+const GROUPS: [&str; 4] = ["transfer", "setPrice", "eth_call", "gas"];
+
 fn main() {
     let count: usize = std::env::var("DEVCHAIN_BENCH_TXS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    // `cargo bench` passes `--bench`; a filter argument is ignored: every figure is printed.
+    // `cargo bench` passes `--bench`; the first other argument is a filter.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with("--"))
+        .unwrap_or_default();
+    let wanted = |group: &str| group.contains(filter.as_str());
+    if !GROUPS.iter().any(|group| wanted(group)) {
+        eprintln!("no figure group matches {filter:?}; the groups are {GROUPS:?}");
+        std::process::exit(2);
+    }
     println!(
         "devchain throughput ({} CPUs visible; the figures depend on the machine's load)",
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-    );
-    in_process(
-        "transfer, in process, automine, ephemeral",
-        NodeConfig::default(),
-        count,
-        true,
-    );
-    in_process(
-        "setPrice, in process, automine, ephemeral",
-        NodeConfig::default(),
-        count,
-        false,
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    in_process(
-        "setPrice, in process, automine, data dir (1 commit/tx)",
-        NodeConfig {
-            data_dir: Some(dir.path().join("automine")),
-            ..NodeConfig::default()
-        },
-        count.min(500),
-        false,
-    );
-    in_process(
-        "setPrice, in process, interval mining, data dir",
-        NodeConfig {
-            data_dir: Some(dir.path().join("interval")),
-            block_time: Some(Duration::from_hours(1)),
-            ..NodeConfig::default()
-        },
-        count,
-        false,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(over_rpc(
-        "transfer, eth_sendRawTransaction over HTTP, automine",
-        count,
-        true,
-        1,
-    ));
-    runtime.block_on(over_rpc(
-        "setPrice, eth_sendRawTransaction over HTTP, automine",
-        count,
-        false,
-        1,
-    ));
-    runtime.block_on(over_rpc(
-        "setPrice, eth_sendRawTransaction over HTTP, batches of 100",
-        count,
-        false,
-        100,
-    ));
-    calls_in_process(count * 10);
-    runtime.block_on(calls_over_rpc(count * 4, 8, 1));
-    runtime.block_on(calls_over_rpc(count * 10, 4, 100));
-    proof_and_order_gas();
+    if wanted("transfer") {
+        in_process(
+            "transfer, in process, automine, ephemeral",
+            NodeConfig::default(),
+            count,
+            true,
+        );
+        runtime.block_on(over_rpc(
+            "transfer, eth_sendRawTransaction over HTTP, automine",
+            count,
+            true,
+            1,
+        ));
+    }
+    if wanted("setPrice") {
+        in_process(
+            "setPrice, in process, automine, ephemeral",
+            NodeConfig::default(),
+            count,
+            false,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        in_process(
+            "setPrice, in process, automine, data dir (1 commit/tx)",
+            NodeConfig {
+                data_dir: Some(dir.path().join("automine")),
+                ..NodeConfig::default()
+            },
+            count.min(500),
+            false,
+        );
+        in_process(
+            "setPrice, in process, interval mining, data dir",
+            NodeConfig {
+                data_dir: Some(dir.path().join("interval")),
+                block_time: Some(Duration::from_hours(1)),
+                ..NodeConfig::default()
+            },
+            count,
+            false,
+        );
+        runtime.block_on(over_rpc(
+            "setPrice, eth_sendRawTransaction over HTTP, automine",
+            count,
+            false,
+            1,
+        ));
+        runtime.block_on(over_rpc(
+            "setPrice, eth_sendRawTransaction over HTTP, batches of 100",
+            count,
+            false,
+            100,
+        ));
+    }
+    if wanted("eth_call") {
+        calls_in_process(count * 10);
+        runtime.block_on(calls_over_rpc(count * 4, 8, 1));
+        runtime.block_on(calls_over_lean_http(count * 4, 8));
+        runtime.block_on(calls_over_rpc(count * 10, 4, 100));
+    }
+    if wanted("gas") {
+        proof_and_order_gas();
+    }
 }
