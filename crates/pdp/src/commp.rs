@@ -18,7 +18,7 @@ use rayon::prelude::*;
 #[allow(deprecated)]
 use sha2::digest::generic_array::GenericArray;
 
-use crate::fr32::{FR32_PADDED_CHUNK, FR32_UNPADDED_CHUNK, chunk_array, pad_chunk};
+use crate::fr32::{FR32_PADDED_CHUNK, FR32_UNPADDED_CHUNK, pad_chunk};
 use crate::merkle::{NODE_SIZE, Node};
 use crate::piece::{MAX_PIECE_HEIGHT, MIN_PIECE_HEIGHT, PieceError, PieceSize};
 
@@ -130,10 +130,27 @@ pub(crate) fn zero_root(height: u32) -> &'static Node {
 /// The level above `level`, whose nodes sit at `height`: pairs are hashed, and a node without a
 /// right sibling (the rest of the level is zero-fill) is paired with `z(height)`.
 pub(crate) fn parent_level(level: &[Node], height: u32) -> Vec<Node> {
-    level
-        .chunks(2)
-        .map(|pair| hash_pair(&pair[0], pair.get(1).unwrap_or(zero_root(height))))
-        .collect()
+    let mut above = Vec::with_capacity(level.len().div_ceil(2));
+    let (pairs, last) = level.as_chunks::<2>();
+    hash_pairs(pairs, &mut above);
+    if let [last] = last {
+        above.push(hash_pair(last, zero_root(height)));
+    }
+    above
+}
+
+/// Appends `sha254(left, right)` of every pair to `out`, two pairs at a time through the
+/// SHA-NI kernel where the CPU has it ([`crate::sha_ni`]).
+fn hash_pairs(mut pairs: &[[Node; 2]], out: &mut Vec<Node>) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::sha_ni::available() {
+        let (twos, rest) = pairs.as_chunks::<2>();
+        for [a, b] in twos {
+            out.extend(crate::sha_ni::hash_two_pairs(a, b));
+        }
+        pairs = rest;
+    }
+    out.extend(pairs.iter().map(|[left, right]| hash_pair(left, right)));
 }
 
 /// Folds the leftmost nodes of a level at `height` (the rest implicitly zero subtrees) up to the
@@ -150,14 +167,15 @@ pub(crate) fn fold_to_root(mut level: Vec<Node>, mut height: u32, target: u32) -
     level.first().copied().unwrap_or(*zero_root(target))
 }
 
-/// The height-2 node of one 127-byte payload chunk (zero-filled if shorter).
-fn chunk_root(payload: &[u8]) -> Node {
+/// The four leaves (height 0) of one 127-byte payload chunk (zero-filled if shorter), appended
+/// to `leaves`.
+fn chunk_leaves(payload: &[u8], leaves: &mut Vec<Node>) {
     let mut input = [0u8; FR32_UNPADDED_CHUNK];
     input[..payload.len()].copy_from_slice(payload);
     let mut padded = [0u8; FR32_PADDED_CHUNK];
     pad_chunk(&input, &mut padded);
-    let leaf = |i: usize| chunk_array::<NODE_SIZE>(&padded[i * NODE_SIZE..(i + 1) * NODE_SIZE]);
-    hash_pair(&hash_pair(leaf(0), leaf(1)), &hash_pair(leaf(2), leaf(3)))
+    let (nodes, _) = padded.as_chunks::<NODE_SIZE>();
+    leaves.extend_from_slice(nodes);
 }
 
 /// The root of the subtree of `height` (≥ 2) whose payload starts with `payload` and is
@@ -166,11 +184,11 @@ pub(crate) fn subtree_root(payload: &[u8], height: u32) -> Node {
     debug_assert!(height >= u32::from(MIN_PIECE_HEIGHT));
     debug_assert!(payload.len() as u64 <= (FR32_UNPADDED_CHUNK as u64) << (height - 2));
     if height <= BLOCK_HEIGHT {
-        let chunks = payload
-            .chunks(FR32_UNPADDED_CHUNK)
-            .map(chunk_root)
-            .collect();
-        fold_to_root(chunks, u32::from(MIN_PIECE_HEIGHT), height)
+        let mut leaves = Vec::with_capacity(payload.len().div_ceil(FR32_UNPADDED_CHUNK) * 4);
+        for chunk in payload.chunks(FR32_UNPADDED_CHUNK) {
+            chunk_leaves(chunk, &mut leaves);
+        }
+        fold_to_root(leaves, 0, height)
     } else {
         let block = FR32_UNPADDED_CHUNK << (BLOCK_HEIGHT - 2);
         let blocks = payload

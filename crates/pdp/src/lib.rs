@@ -37,6 +37,8 @@ mod piece;
 mod piece_cid;
 #[cfg(feature = "std")]
 mod prover;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod sha_ni;
 #[cfg(feature = "std")]
 mod tree;
 
