@@ -11,23 +11,33 @@
 //! The cube of the demo's 1 000 rows (522 720 blocks) shrinks from ~102 MB to ~14 MB, and with it the package, its piece commitment
 //! and what a worker fetches.
 //!
-//! Nothing is lost in the trade: the blocks are still encrypted by TFHE-rs itself (the shortint
-//! client key's seeded encryption), and decompression goes through TFHE-rs' own code. A stored
+//! Nothing is lost in the trade: the blocks are still encrypted by TFHE-rs' own seeded LWE
+//! encryption with the shortint client key's key, noise and encoding (the mask read through
+//! [`crate::mask_stream`], the same bytes faster), and decompression goes through TFHE-rs' own
+//! code. A stored
 //! seed is public (it is in every TFHE-rs seeded ciphertext too): it determines the mask, never the
 //! noise or the key. And because the metadata is not read from outside, a worker cannot be handed
 //! a ciphertext with a forged degree or noise level: the only thing left to check is the block
 //! count.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::CompressionSeed;
-use tfhe::core_crypto::prelude::SeededLweCiphertext;
+use tfhe::core_crypto::prelude::{
+    DefaultRandomGenerator, EncryptionRandomGenerator, Plaintext, SeededLweCiphertext, Seeder,
+    encrypt_seeded_lwe_ciphertext_with_pre_seeded_generator,
+};
+use tfhe::core_crypto::seeders::new_seeder;
 use tfhe::integer::ciphertext::RadixCiphertext;
 use tfhe::integer::parameters::RadixCiphertextConformanceParams;
 use tfhe::shortint::ciphertext::CompressedCiphertext;
 use tfhe::shortint::parameters::CiphertextConformanceParams;
-use tfhe_csprng::generators::aes_ctr::{AesCtrParams, TableIndex};
-use tfhe_csprng::seeders::{Seed, SeedKind};
+use tfhe_csprng::seeders::Seed;
 use tfhe_versionable::{Versionize, VersionsDispatch};
+
+use crate::mask_stream::MaskStream;
 
 /// A radix ciphertext (2-bit blocks, least significant first) freshly encrypted under
 /// [`crate::keys::PARAMETERS`]: each block's mask seed and body.
@@ -66,12 +76,7 @@ impl SeededRadix {
                     .and_then(|i| i.checked_mul(bits))
                     .filter(|&s| s < 128);
                 let digit = shift.map_or(0, |s| (value >> s) & digit_mask);
-                let block = shortint.encrypt_compressed(u64::try_from(digit).unwrap_or(0));
-                let seed = plain_seed(&block.ct.compression_seed()).expect(
-                    "TFHE-rs seeds a fresh ciphertext's mask with a plain AES-CTR seed from the \
-                     generator's first index",
-                );
-                (seed, block.ct.into_scalar())
+                encrypt_block(shortint, u64::try_from(digit).unwrap_or(0))
             })
             .unzip();
         Self { seeds, bodies }
@@ -118,6 +123,53 @@ impl SeededRadix {
     }
 }
 
+thread_local! {
+    /// Seeds of masks and of noise generators, as TFHE-rs' own thread-local engine draws them:
+    /// a deterministic AES-CTR seeder keyed once per thread from the system's seeder (`rdseed`
+    /// or the OS).
+    static SEEDER: RefCell<DeterministicSeeder<DefaultRandomGenerator>> =
+        RefCell::new(DeterministicSeeder::new(new_seeder().seed()));
+}
+
+/// One 2-bit digit encrypted as TFHE-rs' `shortint::ClientKey::encrypt_compressed` does
+/// (`ShortintEngine::encrypt_with_message_modulus_compressed`: the same key, noise
+/// distribution, encoding and seeding), with the mask drawn through [`MaskStream`] instead of
+/// `tfhe-csprng`'s byte-at-a-time generator: the same bytes, ~4× less time per block. Returns
+/// the mask's seed and the body.
+fn encrypt_block(key: &tfhe::shortint::ClientKey, digit: u64) -> (u128, u64) {
+    let parameters = key.parameters();
+    let modulus = parameters.ciphertext_modulus();
+    assert!(
+        modulus.is_native_modulus(),
+        "the engine's parameters use the native ciphertext modulus"
+    );
+    let message = parameters.message_modulus().0;
+    let cleartext_space = message * parameters.carry_modulus().0;
+    // `shortint::encoding::compute_delta` for a native modulus with the padding bit.
+    let delta = (1u64 << 62) / cleartext_space * 2;
+    let encoded = Plaintext((digit % message).wrapping_mul(delta));
+    let (secret, noise) = key.encryption_key_and_noise();
+    SEEDER.with_borrow_mut(|seeder| {
+        let seed = seeder.seed();
+        let mut block = SeededLweCiphertext::new(
+            0u64,
+            secret.lwe_dimension().to_lwe_size(),
+            CompressionSeed::from(seed),
+            modulus,
+        );
+        let mut generator =
+            EncryptionRandomGenerator::<MaskStream>::new(block.compression_seed(), seeder);
+        encrypt_seeded_lwe_ciphertext_with_pre_seeded_generator(
+            &secret,
+            &mut block,
+            encoded,
+            noise,
+            &mut generator,
+        );
+        (seed.0, block.into_scalar())
+    })
+}
+
 /// What TFHE-rs' conformance API says a freshly encrypted block under our parameters is: its
 /// LWE dimension and modulus, moduli, degree, noise level and atomic pattern.
 fn fresh_block() -> CiphertextConformanceParams {
@@ -132,17 +184,6 @@ fn block_bits() -> u32 {
 
 fn compression_seed(seed: u128) -> CompressionSeed {
     CompressionSeed::from(Seed(seed))
-}
-
-/// The seed of a fresh block's mask, when it has the form [`compression_seed`] rebuilds.
-fn plain_seed(seed: &CompressionSeed) -> Option<u128> {
-    match seed.inner {
-        AesCtrParams {
-            seed: SeedKind::Ctr(Seed(seed)),
-            first_index,
-        } if first_index == TableIndex::FIRST => Some(seed),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
