@@ -630,7 +630,15 @@ pub fn evaluate_cube(
                     end
                 } else {
                     let start = total(lo - 1).unwrap_or_else(zero);
-                    sks.sub_parallelized(&end, &start)
+                    // Only the seller reads the window, and it decrypts each block's message
+                    // and carry (`policy::decrypt` keeps the low 2·width bits), so the worker
+                    // leaves the subtraction's carries where they are: no PBS. Two clean
+                    // operands always leave room for it; the propagating form is the fallback.
+                    if sks.is_sub_possible(&end, &start).is_ok() {
+                        sks.unchecked_sub(&end, &start)
+                    } else {
+                        sks.sub_parallelized(&end, &start)
+                    }
                 }
             };
             EncryptedGroup {

@@ -667,10 +667,8 @@ fn cube_pbs(bound: &Bound, header: &LayoutHeader) -> u64 {
     };
     let per_group: u64 = outputs(bound)
         .iter()
-        .map(|&w| {
-            reads * sum_pbs(cells as u64, u64::from(w))
-                + if reads == 2 { 2 * u64::from(w) } else { 0 }
-        })
+        // The window's subtraction leaves its carries for the seller's decryption: no PBS.
+        .map(|&w| reads * sum_pbs(cells as u64, u64::from(w)))
         .sum();
     per_group * grouped as u64
 }
