@@ -466,6 +466,16 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     wait_for(Duration::from_mins(2), "dataset 1 to be Healthy", || {
         chain.health(1) == 1
     });
+    // The listing shows the sample statistics `onboard` published (ε = 1 by default).
+    let shown = cluster.run_ok(buyer, "buyer", &["buyer", "show", "1"]);
+    assert!(
+        shown.contains("sample statistics (Laplace noise, ε = 1)") && shown.contains("region:"),
+        "{shown}"
+    );
+    let listing: serde_json::Value =
+        serde_json::from_str(&cluster.run_ok(buyer, "buyer", &["buyer", "show", "1", "--json"]))
+            .unwrap();
+    assert_eq!(listing["sample"]["epsilon"], serde_json::json!(1.0));
 
     // A query the dataset does not allow is refused before any money moves.
     let before = chain.balance(cluster.address(buyer));

@@ -121,6 +121,10 @@ pub struct Manifest {
     pub encryption: String,
     /// Where the data came from.
     pub provenance: Provenance,
+    /// Statistics of the rows released under differential privacy, for buyers deciding
+    /// whether to query (absent when the seller chose not to publish any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<datacloud_fhe_query::SampleStatistics>,
 }
 
 impl Manifest {

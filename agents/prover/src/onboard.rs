@@ -13,7 +13,7 @@ use datacloud_agent_core::journal::{ActionJournal, ActionKey};
 use datacloud_agent_core::{ChainClient, Deployments};
 use datacloud_dataset::{Manifest, Provenance, publish};
 use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{Passphrase, SellerKey, Table, encrypt, template};
+use datacloud_fhe_query::{Passphrase, SellerKey, Table, encrypt, sample_statistics, template};
 use datacloud_pdp::PieceProver;
 use datacloud_store::Blockstore;
 
@@ -38,6 +38,8 @@ pub struct OnboardOptions {
     pub layout: LayoutOptions,
     /// Seal the client key file under this passphrase (`None`: mode 0600 only).
     pub passphrase: Option<Passphrase>,
+    /// Publish sample statistics in the manifest under this total ε (`None`: publish none).
+    pub sample_epsilon: Option<f64>,
 }
 
 /// What onboarding produced.
@@ -82,6 +84,13 @@ pub async fn onboard(
     if options.templates.is_empty() {
         return Err(SellerError::Invalid("enable at least one template".into()));
     }
+    if let Some(epsilon) = options.sample_epsilon
+        && !(epsilon.is_finite() && epsilon > 0.0)
+    {
+        return Err(SellerError::Invalid(format!(
+            "the sample statistics' ε must be a positive number, not {epsilon}"
+        )));
+    }
     let mut steps = Vec::new();
     let mut clock = Instant::now();
     let dir = data_dir.join("seller");
@@ -105,6 +114,9 @@ pub async fn onboard(
             rows: table.rows() as u64,
             chain_id: deployments.chain_id,
         },
+        sample: options
+            .sample_epsilon
+            .map(|epsilon| sample_statistics(table, epsilon, &mut rand::rng())),
     };
     let server_key = key.server_key_bytes()?;
     let root = tokio::task::block_in_place(|| publish(store, &manifest, &server_key, &dataset))?;

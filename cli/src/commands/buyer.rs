@@ -363,6 +363,7 @@ impl Buyer {
             last_proof_block,
             active: d._5,
             schema: manifest.schema.clone(),
+            sample: manifest.sample.clone(),
             manifest: Some(manifest),
         })
     }
@@ -549,6 +550,8 @@ pub struct Listing {
     pub active: bool,
     /// The schema (TOML).
     pub schema: String,
+    /// The seller's sample statistics (differentially private), when published.
+    pub sample: Option<datacloud_fhe_query::SampleStatistics>,
     #[serde(skip)]
     manifest: Option<Manifest>,
 }
@@ -597,6 +600,9 @@ impl Listing {
                     m.layout.chunk_rows,
                     if m.layout.cube.is_some() { "yes" } else { "no" }
                 );
+            }
+            if let Some(sample) = &self.sample {
+                s.push_str(&sample.render());
             }
             let _ = writeln!(s, "  schema:\n{}", indent(&self.schema));
         }

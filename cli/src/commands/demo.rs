@@ -319,6 +319,7 @@ async fn journey(
             source: "datacloud data synth".into(),
             layout: LayoutOptions::default(),
             passphrase: None,
+            sample_epsilon: Some(1.0),
         },
         &|n| bar.inc(n),
     )

@@ -74,6 +74,13 @@ pub struct OnboardArgs {
     /// Skip the encrypted aggregate cube (smaller upload; every query then scans rows).
     #[arg(long)]
     no_cube: bool,
+    /// Total ε of the sample statistics published in the manifest (row count, category
+    /// shares, means, flag rates; Laplace noise).
+    #[arg(long, default_value_t = 1.0, value_name = "EPSILON")]
+    sample_epsilon: f64,
+    /// Publish no sample statistics.
+    #[arg(long)]
+    no_sample: bool,
     #[command(flatten)]
     key: KeyPassphrase,
     #[command(flatten)]
@@ -170,6 +177,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             ..LayoutOptions::default()
         },
         passphrase: args.key.get(),
+        sample_epsilon: (!args.no_sample).then_some(args.sample_epsilon),
     };
     anyhow::ensure!(
         (1..=65_536).contains(&args.chunk_rows),

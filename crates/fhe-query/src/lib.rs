@@ -31,6 +31,7 @@ mod mask_stream;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod sample;
 pub mod schema;
 pub mod seeded;
 pub mod sql;
@@ -47,6 +48,7 @@ pub use layout::{DerivedColumn, EncryptedDataset, LayoutHeader, LayoutOptions, e
 pub use model::{Model, NaiveBayes, RegressionFit};
 pub use plan::{Plan, PlanKind, plan, plan_with};
 pub use policy::{Aggregates, BudgetLedger, Policy, ResultTable, decrypt, reference, release};
+pub use sample::{SampleStatistics, sample_statistics};
 pub use schema::Schema;
 pub use template::{
     Aggregate, CohortStats, Filter, FraudModel, Histogram, LinearRegression, Query,

@@ -753,7 +753,7 @@ fn t_interval(mean: f64, var: f64, n: f64) -> Option<(f64, f64)> {
 }
 
 /// A Laplace(0, b) sample by inverse CDF of a uniform.
-fn laplace(rng: &mut dyn rand::RngCore, b: f64) -> f64 {
+pub(crate) fn laplace(rng: &mut dyn rand::RngCore, b: f64) -> f64 {
     let u: f64 = rng.random::<f64>() - 0.5;
     -b * u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln()
 }
