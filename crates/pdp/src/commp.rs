@@ -63,7 +63,7 @@ pub(crate) const STREAM_SEGMENT_HEIGHT: u32 = 17;
 const STREAM_BATCH_SEGMENTS: usize = 4;
 
 /// The SHA-256 initial state (FIPS 180-4 §5.3.3).
-const SHA256_IV: [u32; 8] = [
+pub(crate) const SHA256_IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,

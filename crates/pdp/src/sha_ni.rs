@@ -24,6 +24,7 @@ use core::arch::x86_64::{
 };
 use std::sync::LazyLock;
 
+use crate::commp::SHA256_IV as IV;
 use crate::merkle::{NODE_SIZE, Node};
 
 /// SHA-256 round constants (FIPS 180-4 §4.2.2).
@@ -117,18 +118,6 @@ const PADDING_WK: [u32; 64] = {
     }
     w
 };
-
-/// The SHA-256 initial state (FIPS 180-4 §5.3.3), `a` first.
-const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 /// Whether this CPU has the instructions the kernel uses (checked once).
 pub(crate) fn available() -> bool {
