@@ -14,11 +14,10 @@
 //! Nothing is lost in the trade: the blocks are still encrypted by TFHE-rs' own seeded LWE
 //! encryption with the shortint client key's key, noise and encoding (the mask read through
 //! [`crate::mask_stream`], the same bytes faster), and decompression goes through TFHE-rs' own
-//! code. A stored
-//! seed is public (it is in every TFHE-rs seeded ciphertext too): it determines the mask, never the
-//! noise or the key. And because the metadata is not read from outside, a worker cannot be handed
-//! a ciphertext with a forged degree or noise level: the only thing left to check is the block
-//! count.
+//! code. A stored seed is public (it is in every TFHE-rs seeded ciphertext too): it determines
+//! the mask, never the noise or the key. And because the metadata is not read from outside, a
+//! worker cannot be handed a ciphertext with a forged degree or noise level: the only thing left
+//! to check is the block count.
 
 use std::cell::RefCell;
 
@@ -134,8 +133,10 @@ thread_local! {
 /// One 2-bit digit encrypted as TFHE-rs' `shortint::ClientKey::encrypt_compressed` does
 /// (`ShortintEngine::encrypt_with_message_modulus_compressed`: the same key, noise
 /// distribution, encoding and seeding), with the mask drawn through [`MaskStream`] instead of
-/// `tfhe-csprng`'s byte-at-a-time generator: the same bytes, ~4× less time per block. Returns
-/// the mask's seed and the body.
+/// `tfhe-csprng`'s byte-at-a-time generator: the same bytes, and 2.4× faster encryption
+/// (`query local` on 300 rows: 36.3 s → 15.3 s). The noise generator is a [`MaskStream`] too,
+/// keyed by a fresh secret seed from the thread's seeder, as TFHE-rs keys its own. Returns the
+/// mask's seed and the body.
 fn encrypt_block(key: &tfhe::shortint::ClientKey, digit: u64) -> (u128, u64) {
     let parameters = key.parameters();
     let modulus = parameters.ciphertext_modulus();
@@ -154,7 +155,7 @@ fn encrypt_block(key: &tfhe::shortint::ClientKey, digit: u64) -> (u128, u64) {
         let mut block = SeededLweCiphertext::new(
             0u64,
             secret.lwe_dimension().to_lwe_size(),
-            CompressionSeed::from(seed),
+            compression_seed(seed.0),
             modulus,
         );
         let mut generator =
