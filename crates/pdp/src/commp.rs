@@ -50,8 +50,8 @@ impl PieceCommitment {
     }
 }
 
-/// Height of the subtrees each rayon task hashes: 2^8 chunks = 32 KiB of payload, whose chunk
-/// nodes (8 KiB) stay in L1 while they are folded.
+/// Height of the subtrees each rayon task hashes: 2^8 chunks = 32 KiB of payload, whose 2^10
+/// leaves (32 KiB) stay in L1 while they are folded.
 const BLOCK_HEIGHT: u32 = 10;
 
 /// Height of the segments the streaming path reads at a time: 2^15 chunks = 127 · 2^15 bytes
@@ -143,10 +143,10 @@ pub(crate) fn parent_level(level: &[Node], height: u32) -> Vec<Node> {
 /// SHA-NI kernel where the CPU has it ([`crate::sha_ni`]).
 fn hash_pairs(mut pairs: &[[Node; 2]], out: &mut Vec<Node>) {
     #[cfg(target_arch = "x86_64")]
-    if crate::sha_ni::available() {
+    if let Some(kernel) = crate::sha_ni::ShaNi::detect() {
         let (twos, rest) = pairs.as_chunks::<2>();
         for [a, b] in twos {
-            out.extend(crate::sha_ni::hash_two_pairs(a, b));
+            out.extend(kernel.hash_two_pairs(a, b));
         }
         pairs = rest;
     }

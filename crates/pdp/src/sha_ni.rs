@@ -119,25 +119,30 @@ const PADDING_WK: [u32; 64] = {
     w
 };
 
-/// Whether this CPU has the instructions the kernel uses (checked once).
-pub(crate) fn available() -> bool {
-    static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
-        std::is_x86_feature_detected!("sha")
-            && std::is_x86_feature_detected!("sse2")
-            && std::is_x86_feature_detected!("ssse3")
-            && std::is_x86_feature_detected!("sse4.1")
-    });
-    *AVAILABLE
-}
+/// Proof that this CPU has the instructions the kernel uses: only [`ShaNi::detect`] makes one,
+/// so the hashing itself needs no check.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShaNi(());
 
-/// `sha254(a[0] ‖ a[1])` and `sha254(b[0] ‖ b[1])`.
-///
-/// # Panics
-/// If the CPU lacks the SHA extensions: callers check [`available`] first.
-pub(crate) fn hash_two_pairs(a: &[Node; 2], b: &[Node; 2]) -> [Node; 2] {
-    assert!(available(), "SHA-NI kernel called on a CPU without SHA-NI");
-    // SAFETY: the CPU supports every feature `two_pairs` is compiled for (checked above).
-    unsafe { two_pairs(a, b) }
+impl ShaNi {
+    /// The kernel, when the CPU has SHA-NI (detected once).
+    pub(crate) fn detect() -> Option<Self> {
+        static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
+            std::is_x86_feature_detected!("sha")
+                && std::is_x86_feature_detected!("sse2")
+                && std::is_x86_feature_detected!("ssse3")
+                && std::is_x86_feature_detected!("sse4.1")
+        });
+        AVAILABLE.then_some(Self(()))
+    }
+
+    /// `sha254(a[0] ‖ a[1])` and `sha254(b[0] ‖ b[1])`.
+    #[allow(clippy::unused_self)] // `self` is the proof the CPU can run it
+    pub(crate) fn hash_two_pairs(self, a: &[Node; 2], b: &[Node; 2]) -> [Node; 2] {
+        // SAFETY: `self` exists only where `detect` found every feature `two_pairs` is
+        // compiled for.
+        unsafe { two_pairs(a, b) }
+    }
 }
 
 /// Four rounds of both streams: `wk_a` / `wk_b` hold `W[t] + K[t]` for the four rounds.
@@ -289,8 +294,9 @@ mod tests {
             a0 in any::<[u8; 32]>(), a1 in any::<[u8; 32]>(),
             b0 in any::<[u8; 32]>(), b1 in any::<[u8; 32]>(),
         ) {
-            prop_assume!(available());
-            let [ha, hb] = hash_two_pairs(&[a0, a1], &[b0, b1]);
+            // Without SHA-NI there is no kernel to compare (callers use `sha2`).
+            let Some(kernel) = ShaNi::detect() else { return Ok(()) };
+            let [ha, hb] = kernel.hash_two_pairs(&[a0, a1], &[b0, b1]);
             prop_assert_eq!(ha, sha254(&a0, &a1));
             prop_assert_eq!(hb, sha254(&b0, &b1));
         }
@@ -299,10 +305,10 @@ mod tests {
     #[test]
     fn the_machine_running_the_tests_uses_the_kernel_where_it_can() {
         // Not an assertion on the hardware: this records which path the suite exercised.
-        eprintln!("SHA-NI kernel available: {}", available());
+        eprintln!("SHA-NI kernel available: {}", ShaNi::detect().is_some());
         let zero = [0u8; 32];
-        if available() {
-            let [z1, _] = hash_two_pairs(&[zero, zero], &[zero, zero]);
+        if let Some(kernel) = ShaNi::detect() {
+            let [z1, _] = kernel.hash_two_pairs(&[zero, zero], &[zero, zero]);
             assert_eq!(z1, sha254(&zero, &zero));
         }
     }
