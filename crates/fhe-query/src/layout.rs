@@ -700,19 +700,6 @@ pub(crate) fn cell_index(layout: &CubeLayout, value_of: impl Fn(usize) -> i64) -
     })
 }
 
-/// Encrypts only the cube of a table (the journey benchmark's 100k-row case).
-///
-/// # Panics
-/// When `header` has no cube layout.
-#[must_use]
-pub fn encrypt_cube(table: &Table, header: &LayoutHeader, key: &SellerKey) -> EncryptedCube {
-    let layout = header
-        .cube
-        .as_ref()
-        .expect("encrypt_cube needs a cube layout");
-    encrypt_cube_with(table, header, layout, &key.integer())
-}
-
 fn encrypt_cube_with(
     table: &Table,
     header: &LayoutHeader,

@@ -27,7 +27,7 @@ pub mod eval;
 pub mod ingest;
 pub mod keys;
 pub mod layout;
-mod mask_stream;
+mod mask;
 pub mod model;
 pub mod plan;
 pub mod policy;
