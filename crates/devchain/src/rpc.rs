@@ -43,7 +43,7 @@ use tokio::sync::{broadcast, watch};
 use crate::{
     ExitStatus, Outcome, TxExecution,
     node::{self, Block, MinedTransaction, Node, NodeError},
-    transaction::{self, MAX_TX_SIZE},
+    transaction::{self, MAX_TX_SIZE, SignedTransaction},
 };
 
 /// Limits of the JSON-RPC server.
@@ -415,6 +415,49 @@ impl Rpc {
     /// The JSON-RPC error to answer with.
     #[allow(clippy::too_many_lines)] // one arm per method: a table, clearer in one place
     pub fn dispatch(&self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
+        // What needs no chain state — parsing a call request, decoding a transaction and
+        // recovering its sender — runs before the node is locked, so concurrent requests do it
+        // in parallel and the lock is held only for execution.
+        match method {
+            "eth_call" => {
+                let request: TransactionRequest = param(params, 0, "transaction")?;
+                return self.with_node(|node| {
+                    let block = state_block(node, params.get(1))?;
+                    let execution = execution_of(node, &request)?;
+                    let (outcome, _) = with_state(node, block, |c| c.simulate(&execution))?;
+                    if outcome.is_success() {
+                        to_json(&outcome.return_data)
+                    } else {
+                        Err(execution_error(&outcome.status, &outcome.return_data))
+                    }
+                });
+            }
+            "eth_estimateGas" => {
+                let request: TransactionRequest = param(params, 0, "transaction")?;
+                return self.with_node(|node| {
+                    let block = state_block(node, params.get(1))?;
+                    estimate_gas(node, block, &request).map(hex_u64)
+                });
+            }
+            "eth_sendRawTransaction" => {
+                let raw: Bytes = param(params, 0, "raw transaction")?;
+                if raw.len() > MAX_TX_SIZE {
+                    return Err(RpcError::new(
+                        -32000,
+                        format!(
+                            "transaction is {} bytes, over the {MAX_TX_SIZE} byte limit",
+                            raw.len()
+                        ),
+                    ));
+                }
+                let tx = SignedTransaction::decode(&raw).map_err(NodeError::from)?;
+                return self.with_node(|node| {
+                    let mined = node.submit(tx)?;
+                    mined_result(node, &mined)
+                });
+            }
+            _ => {}
+        }
         self.with_node(|node| {
             let config = node.chain().config().clone();
             match method {
@@ -453,37 +496,7 @@ impl Rpc {
                         c.storage(address, B256::from(slot))
                     })?)
                 }
-                "eth_call" => {
-                    let request: TransactionRequest = param(params, 0, "transaction")?;
-                    let block = state_block(node, params.get(1))?;
-                    let execution = execution_of(node, &request)?;
-                    let (outcome, _) = with_state(node, block, |c| c.simulate(&execution))?;
-                    if outcome.is_success() {
-                        to_json(&outcome.return_data)
-                    } else {
-                        Err(execution_error(&outcome.status, &outcome.return_data))
-                    }
-                }
-                "eth_estimateGas" => {
-                    let request: TransactionRequest = param(params, 0, "transaction")?;
-                    let block = state_block(node, params.get(1))?;
-                    estimate_gas(node, block, &request).map(hex_u64)
-                }
                 "eth_feeHistory" => fee_history(node, params),
-                "eth_sendRawTransaction" => {
-                    let raw: Bytes = param(params, 0, "raw transaction")?;
-                    if raw.len() > MAX_TX_SIZE {
-                        return Err(RpcError::new(
-                            -32000,
-                            format!(
-                                "transaction is {} bytes, over the {MAX_TX_SIZE} byte limit",
-                                raw.len()
-                            ),
-                        ));
-                    }
-                    let mined = node.send_raw_transaction(&raw)?;
-                    mined_result(node, &mined)
-                }
                 "eth_sendTransaction" => {
                     let request: TransactionRequest = param(params, 0, "transaction")?;
                     let mined = send_transaction(node, &request)?;
