@@ -395,6 +395,34 @@ async fn calls_over_rpc(count: usize, clients: usize, batch: usize) {
     drop(stop);
 }
 
+/// `eth_call`s through the JSON-RPC handler on one thread, without HTTP: the request body parsed,
+/// dispatched, executed and answered as the server does, so that, against the in-process and the
+/// HTTP figures, it tells what JSON costs and what the transport costs.
+fn calls_through_handler(count: usize) {
+    let (node, registry, _) = registry_node(NodeConfig::default());
+    let rpc = Rpc::new(node, RpcConfig::default());
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [{ "to": registry, "data": Bytes::from(price_of_call()) }, "latest"],
+    })
+    .to_string();
+    let expected = serde_json::json!(Bytes::from(U256::from(5).to_be_bytes_vec()));
+    let start = Instant::now();
+    for _ in 0..count {
+        let answer = serde_json::to_vec(&rpc.handle_body(body.as_bytes())).expect("JSON answer");
+        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("JSON answer");
+        assert_eq!(answer["result"], expected, "{answer}");
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{:<58} {:>9.0} call/s ({count} calls in {elapsed:.2?})",
+        "eth_call priceOf, JSON-RPC handler in process (no HTTP)",
+        per_second(count, elapsed)
+    );
+}
+
 /// `eth_call`s from `clients` concurrent keep-alive HTTP/1.1 connections, one request per
 /// call, each posting the same prepared JSON-RPC body and checking the answer's result. The
 /// load generator is a bare hyper client so that the figure measures the node, not the
@@ -716,6 +744,7 @@ fn main() {
     }
     if wanted("eth_call") {
         calls_in_process(count * 10);
+        calls_through_handler(count * 10);
         runtime.block_on(calls_over_rpc(count * 4, 8, 1));
         runtime.block_on(calls_over_lean_http(count * 4, 8));
         runtime.block_on(calls_over_rpc(count * 10, 4, 100));

@@ -2,9 +2,9 @@
 //!
 //! Encrypting one 2-bit block under the default parameters draws a 2 048-element mask: 16 KiB of
 //! AES-CTR output. TFHE-rs' seeded encryption reads it through its generic byte generator, one
-//! byte and one call at a time (`RandomGenerable<Uniform>::generate_one` for `u64` assembles eight
-//! single-byte draws): perf put ~80 % of the seller's encryption in that loop, though the AES itself
-//! runs at several GB/s. [`fill`] writes the same mask a whole AES batch at a time.
+//! byte and one call at a time (`RandomGenerable<Uniform>::generate_one` for `u64` assembles
+//! eight single-byte draws): perf put ~80 % of the seller's encryption in that loop, though the
+//! AES itself runs at several GB/s. [`fill`] writes the same mask a whole AES batch at a time.
 //!
 //! The stream is the one `tfhe-csprng` defines for a plain seed from the first table index —
 //! AES-128 keyed by the seed over the counters 0, 1, 2, … (128-bit little-endian), each mask
