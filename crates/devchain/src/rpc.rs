@@ -198,7 +198,8 @@ fn param<T: DeserializeOwned>(params: &[Value], index: usize, name: &str) -> Res
     let value = params
         .get(index)
         .ok_or_else(|| RpcError::invalid_params(format!("missing parameter {index} ({name})")))?;
-    serde_json::from_value(value.clone())
+    // Deserialized from the borrowed value: no copy of the parameter first.
+    T::deserialize(value)
         .map_err(|e| RpcError::invalid_params(format!("invalid parameter {index} ({name}): {e}")))
 }
 
@@ -396,14 +397,14 @@ impl Rpc {
         let Some(method) = object.get("method").and_then(Value::as_str) else {
             return error_response(&id, &RpcError::new(-32600, "method must be a string"));
         };
-        let params = match object.get("params") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(params)) => params.clone(),
+        let params: &[Value] = match object.get("params") {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(params)) => params,
             Some(_) => {
                 return error_response(&id, &RpcError::invalid_params("params must be an array"));
             }
         };
-        match self.dispatch(method, &params) {
+        match self.dispatch(method, params) {
             Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
             Err(err) => error_response(&id, &err),
         }
