@@ -395,19 +395,24 @@ async fn calls_over_rpc(count: usize, clients: usize, batch: usize) {
     drop(stop);
 }
 
+/// The JSON-RPC body of an `eth_call` of `priceOf` on `registry`.
+fn price_of_request(registry: Address) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [{ "to": registry, "data": Bytes::from(price_of_call()) }, "latest"],
+    })
+    .to_string()
+}
+
 /// `eth_call`s through the JSON-RPC handler on one thread, without HTTP: the request body parsed,
 /// dispatched, executed and answered as the server does, so that, against the in-process and the
 /// HTTP figures, it tells what JSON costs and what the transport costs.
 fn calls_through_handler(count: usize) {
     let (node, registry, _) = registry_node(NodeConfig::default());
     let rpc = Rpc::new(node, RpcConfig::default());
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "eth_call",
-        "params": [{ "to": registry, "data": Bytes::from(price_of_call()) }, "latest"],
-    })
-    .to_string();
+    let body = price_of_request(registry);
     let expected = serde_json::json!(Bytes::from(U256::from(5).to_be_bytes_vec()));
     let start = Instant::now();
     for _ in 0..count {
@@ -435,13 +440,7 @@ async fn calls_over_lean_http(count: usize, clients: usize) {
     let (node, registry, _) = registry_node(NodeConfig::default());
     let (url, stop) = start(node);
     let address = url.trim_start_matches("http://").to_owned();
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "eth_call",
-        "params": [{ "to": registry, "data": Bytes::from(price_of_call()) }, "latest"],
-    })
-    .to_string();
+    let body = price_of_request(registry);
     let expected = format!(
         "\"result\":\"{}\"",
         Bytes::from(U256::from(5).to_be_bytes_vec())
