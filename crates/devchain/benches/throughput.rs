@@ -745,7 +745,9 @@ fn main() {
         calls_in_process(count * 10);
         calls_through_handler(count * 10);
         runtime.block_on(calls_over_rpc(count * 4, 8, 1));
+        // 8 connections leave the node waiting between requests; 32 keep it busy.
         runtime.block_on(calls_over_lean_http(count * 4, 8));
+        runtime.block_on(calls_over_lean_http(count * 4, 32));
         runtime.block_on(calls_over_rpc(count * 10, 4, 100));
     }
     if wanted("gas") {
