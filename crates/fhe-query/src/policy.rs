@@ -289,15 +289,11 @@ fn release_cohort_stats(
 ) -> ResultTable {
     let b = &plan.bound;
     let schema = &header.schema;
-    let (min, scale, width) = b
-        .measure
-        .map_or((0, 0, 0), |m| match schema.columns[m].kind {
-            ColumnKind::Integer { min, max, scale } => {
-                (min, scale, crate::schema::range_width(min, max))
-            }
-            _ => (0, 0, 0),
-        });
-    let unit = 10f64.powi(i32::try_from(scale).unwrap_or(0));
+    let (min, width) = b.measure.map_or((0, 0), |m| match schema.columns[m].kind {
+        ColumnKind::Integer { min, max, .. } => (min, crate::schema::range_width(min, max)),
+        _ => (0, 0),
+    });
+    let unit = b.measure.map_or(1.0, |m| schema.columns[m].kind.unit());
     let labels: Vec<Vec<String>> = b
         .groups
         .iter()
@@ -644,10 +640,7 @@ fn release_regression(
             ColumnKind::Integer { min, .. } => min as f64,
             _ => 0.0,
         },
-        |c: usize| match schema.columns[c].kind {
-            ColumnKind::Integer { scale, .. } => 10f64.powi(i32::try_from(scale).unwrap_or(0)),
-            _ => 1.0,
-        },
+        |c: usize| schema.columns[c].kind.unit(),
     );
     // Centred statistics in offset units.
     let (rows, means, cross): (f64, Vec<f64>, Vec<Vec<f64>>) = if policy.epsilon.is_none() {

@@ -102,7 +102,7 @@ pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> 
                         .collect(),
                 }
             }
-            ColumnKind::Integer { min, max, scale } => {
+            kind @ ColumnKind::Integer { min, max, .. } => {
                 #[allow(clippy::cast_precision_loss)]
                 let (offsets, range) = (
                     values.iter().map(|&v| (v - min) as f64).sum::<f64>(),
@@ -111,8 +111,7 @@ pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> 
                 let noisy_sum = (offsets + laplace(rng, range.max(1.0) / each)).max(0.0);
                 let mean_offset = (noisy_sum / noisy_rows.max(1.0)).min(range);
                 #[allow(clippy::cast_precision_loss)]
-                let mean =
-                    (*min as f64 + mean_offset) / 10f64.powi(i32::try_from(*scale).unwrap_or(0));
+                let mean = (*min as f64 + mean_offset) / kind.unit();
                 Summary::Mean { mean: round2(mean) }
             }
             ColumnKind::Bool => {

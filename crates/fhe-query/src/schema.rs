@@ -419,6 +419,16 @@ impl ColumnKind {
         }
     }
 
+    /// What one stored integer step is worth in the column's units: `10^scale` for an integer
+    /// column (amounts in cents have scale 2), 1 for every other kind.
+    #[must_use]
+    pub fn unit(&self) -> f64 {
+        match self {
+            ColumnKind::Integer { scale, .. } => 10f64.powi(i32::try_from(*scale).unwrap_or(0)),
+            _ => 1.0,
+        }
+    }
+
     /// A short human description, for help and error text.
     #[must_use]
     pub fn describe(&self) -> String {
