@@ -301,19 +301,18 @@ impl Package {
     }
 
     /// What `plan` reads: the totals alone for a totals plan, the cube alone for a cube plan,
-    /// every chunk otherwise.
+    /// every chunk otherwise (and the totals for a complement scan).
     ///
     /// # Errors
     /// [`DatasetError`] for a missing or malformed entry.
     pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, DatasetError> {
         let header = self.manifest.layout.clone();
         if plan.kind == PlanKind::Totals {
-            let totals = EncryptedTotals::from_bytes(&self.read(TOTALS, 1 << 24)?, &header)?;
             return Ok(EncryptedDataset {
                 header,
                 chunks: Vec::new(),
                 cube: None,
-                totals: Some(totals),
+                totals: Some(self.totals()?),
             });
         }
         if plan.kind == PlanKind::Cube {
@@ -336,13 +335,24 @@ impl Package {
             header,
             chunks,
             cube: None,
-            totals: None,
+            totals: plan.complement.then(|| self.totals()).transpose()?,
         })
+    }
+
+    /// The totals over every row (stored at encryption).
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a missing or malformed entry.
+    pub fn totals(&self) -> Result<EncryptedTotals, DatasetError> {
+        Ok(EncryptedTotals::from_bytes(
+            &self.read(TOTALS, 1 << 24)?,
+            &self.manifest.layout,
+        )?)
     }
 }
 
 /// The package entries `plan` reads on a dataset of layout `layout`: the evaluation key, and the
-/// totals, the cube, or every chunk.
+/// totals, the cube, or every chunk (and the totals for a complement scan).
 #[must_use]
 pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
     let mut names = vec![SERVER_KEY.to_owned()];
@@ -352,6 +362,9 @@ pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
         PlanKind::IndicatorScan | PlanKind::RowScan => {
             let chunks = layout.rows.div_ceil(u64::from(layout.chunk_rows.max(1)));
             names.extend((0..usize::try_from(chunks).unwrap_or(0)).map(chunk_name));
+            if plan.complement {
+                names.push(TOTALS.to_owned());
+            }
         }
     }
     names

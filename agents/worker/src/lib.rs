@@ -32,7 +32,7 @@ use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHan
 use datacloud_dataset::{
     Package, entries_for, fetch_entries, fetch_manifest, params_cid, query_from_params,
 };
-use datacloud_fhe_query::{EncryptedResult, Plan, PlanKind, combine, evaluate, plan};
+use datacloud_fhe_query::{EncryptedResult, Plan, PlanKind, combine, complete, evaluate, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -443,7 +443,15 @@ impl Worker {
                 bar.inc(partial.rows);
                 partials.push(partial);
             }
-            Ok(combine(&chosen, &partials, &key))
+            let totals = chosen.complement.then(|| package.totals()).transpose()?;
+            let combined = combine(&chosen, &partials, &key);
+            Ok(complete(
+                &chosen,
+                &package.manifest.layout,
+                combined,
+                totals.as_ref(),
+                &key,
+            )?)
         })?;
         bar.finish_and_clear();
         Ok(result)

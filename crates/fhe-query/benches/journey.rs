@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use datacloud_fhe_query::layout::{self, LayoutOptions};
 use datacloud_fhe_query::{
-    EvaluationKey, PlanKind, SellerKey, decrypt, evaluate, plan_with, reference, sql, synth,
+    EvaluationKey, Plan, PlanKind, SellerKey, combine, complete, decrypt, evaluate, evaluate_chunk,
+    plan, plan_with, reference, sql, synth,
 };
 use tfhe::prelude::*;
 use tfhe::{CompressedFheUint32, FheUint32, set_server_key};
@@ -129,22 +130,68 @@ fn main() {
             if !scans.split(',').any(|s| s == key) {
                 continue;
             }
-            let p = plan_with(query, &dataset.header, PlanKind::RowScan).expect("scan plan");
-            tfhe::reset_pbs_count();
-            let t = Instant::now();
-            let _ = evaluate(&p, &sample, &eval, &|_| {}).expect("scan evaluation");
-            let s = t.elapsed().as_secs_f64();
-            let pbs = tfhe::get_pbs_count();
-            println!(
-                "| {rows} | | | | {name}, {sample_rows} rows | {pbs} | {s:.2} | {:.2} | {:.3} |",
-                pbs as f64 * pbs_latency / cores as f64,
-                s / sample_rows as f64
-            );
+            let best = plan_with(query, &dataset.header, PlanKind::RowScan).expect("scan plan");
+            // The cheapest row scan, and the direct one when that is a complement scan.
+            let direct = plan::candidates(&best.bound, &dataset.header)
+                .into_iter()
+                .find(|p| p.kind == PlanKind::RowScan && !p.complement)
+                .filter(|_| best.complement);
+            for p in std::iter::once(best).chain(direct) {
+                let name = if p.complement {
+                    format!("{name}, complement")
+                } else {
+                    name.to_owned()
+                };
+                scan_row(&p, &name, &sample, &eval, pbs_latency, cores);
+            }
         }
         if rows == sizes[0] {
             naive_baseline(&key, &table, baseline_rows.max(2), pbs_latency, cores);
         }
     }
+}
+
+/// Times a scan plan on the sample's chunk (per row: the chunk's evaluation, its sums left with
+/// their carries) and, on its own line, what runs once per query (combining the chunks'
+/// partial sums, and a complement scan's subtraction from the totals).
+#[allow(clippy::cast_precision_loss)]
+fn scan_row(
+    p: &Plan,
+    name: &str,
+    sample: &layout::EncryptedDataset,
+    eval: &EvaluationKey,
+    pbs_latency: f64,
+    cores: usize,
+) {
+    let chunk = &sample.chunks[0];
+    let rows = chunk.rows as usize;
+    tfhe::reset_pbs_count();
+    let t = Instant::now();
+    let partial = evaluate_chunk(p, &sample.header, chunk, eval).expect("scan evaluation");
+    let s = t.elapsed().as_secs_f64();
+    let pbs = tfhe::get_pbs_count();
+    println!(
+        "| {} | | | | {name}, {rows} rows | {pbs} | {s:.2} | {:.2} | {:.3} |",
+        sample.header.rows,
+        pbs as f64 * pbs_latency / cores as f64,
+        s / rows as f64
+    );
+    tfhe::reset_pbs_count();
+    let t = Instant::now();
+    let combined = combine(p, &[partial.clone(), partial], eval);
+    let _ = complete(p, &sample.header, combined, sample.totals.as_ref(), eval).expect("complete");
+    let s = t.elapsed().as_secs_f64();
+    let pbs = tfhe::get_pbs_count();
+    println!(
+        "| {} | | | | {name}: combining two chunks{}, once per query | {pbs} | {s:.2} | {:.2} | - |",
+        sample.header.rows,
+        if p.complement {
+            " and subtracting from the totals"
+        } else {
+            ""
+        },
+        pbs as f64 * pbs_latency / cores as f64,
+    );
 }
 
 /// Keeps the first `rows` rows of a chunk (a sample to time a scan on).

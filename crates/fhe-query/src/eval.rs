@@ -20,6 +20,7 @@ use tfhe::shortint::Ciphertext as Block;
 use tfhe::shortint::server_key::{BivariateLookupTableOwned, LookupTableOwned};
 use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
+use crate::accumulate::{Accumulator, Reducer};
 use crate::error::LayoutError;
 use crate::keys::EvaluationKey;
 use crate::layout::{
@@ -163,7 +164,8 @@ pub fn evaluate(
                 partials.push(evaluate_chunk(plan, &dataset.header, chunk, key)?);
                 progress(u64::from(chunk.rows));
             }
-            Ok(combine(plan, &partials, key))
+            let result = combine(plan, &partials, key);
+            complete(plan, &dataset.header, result, dataset.totals.as_ref(), key)
         }
     }
 }
@@ -179,6 +181,8 @@ struct Scan<'a> {
     bit_copy: LookupTableOwned,
     /// (bit, block) → block when bit is 1, else 0.
     mask: BivariateLookupTableOwned,
+    /// Blocks of the measure's value and square that can be non-zero in a row the filter keeps.
+    masked_blocks: (usize, usize),
 }
 
 impl<'a> Scan<'a> {
@@ -196,6 +200,7 @@ impl<'a> Scan<'a> {
             // which radix sums refuse; a bit's copy has degree 1.
             bit_copy: short.generate_lookup_table(|x| u64::from(x != 0)),
             mask: short.generate_lookup_table_bivariate(|bit, x| if bit == 1 { x } else { 0 }),
+            masked_blocks: plan.bound.masked_blocks(header),
         }
     }
 
@@ -288,8 +293,8 @@ impl<'a> Scan<'a> {
     }
 
     /// One row's contribution to every group: the slots (count bit, masked value, masked
-    /// square, then each masked term) as radix numbers of the result widths. A `None` count
-    /// means "every row counts" (no filter, no group).
+    /// square, then each masked term) as radix numbers, least significant block first. A `None`
+    /// count means "every row counts" (no filter, no group).
     fn row(&self, chunk: &EncryptedChunk, row: usize) -> Vec<Vec<Option<RadixCiphertext>>> {
         let b = &self.plan.bound;
         let mut conditions = self.conditions(chunk, row);
@@ -322,10 +327,11 @@ impl<'a> Scan<'a> {
                     bits.push(first_block(chunk.indicators[column][v][row].decompress()));
                 }
                 let bit = self.and_all(bits);
-                let masked = |ct: &RadixCiphertext, width: u32| {
-                    let blocks: Vec<Block> = match &bit {
-                        Some(bit) => ct
-                            .blocks()
+                // The low `keep` blocks masked by the row's bit (the others are zero in every row
+                // the bit keeps).
+                let masked = |ct: &RadixCiphertext, keep: usize| {
+                    RadixCiphertext::from_blocks(match &bit {
+                        Some(bit) => ct.blocks()[..keep.min(ct.blocks().len())]
                             .par_iter()
                             .map(|x| {
                                 self.short()
@@ -333,49 +339,33 @@ impl<'a> Scan<'a> {
                             })
                             .collect(),
                         None => ct.blocks().to_vec(),
-                    };
-                    self.widen(RadixCiphertext::from_blocks(blocks), width)
+                    })
                 };
-                let count = bit.as_ref().map(|bit| {
-                    self.widen(
-                        RadixCiphertext::from_blocks(vec![bit.clone()]),
-                        b.count_blocks,
-                    )
-                });
+                let count = bit
+                    .as_ref()
+                    .map(|bit| RadixCiphertext::from_blocks(vec![bit.clone()]));
+                let (value_blocks, square_blocks) = self.masked_blocks;
                 let mut slots = vec![
                     count,
-                    value.as_ref().map(|v| masked(v, b.sum_blocks)),
-                    square.as_ref().map(|q| masked(q, b.square_blocks)),
+                    value.as_ref().map(|v| masked(v, value_blocks)),
+                    square.as_ref().map(|q| masked(q, square_blocks)),
                 ];
-                slots.par_extend(b.terms.par_iter().zip(&terms).zip(&b.term_blocks).map(
-                    |((t, ct), &width)| {
-                        Some(match (t, &bit) {
-                            // An indicator ANDed with the row's bit: one PBS.
-                            (Term::Indicator { .. }, Some(bit)) => {
-                                let one = first_block(ct.clone());
-                                let and = self.and_all(vec![bit.clone(), one]);
-                                // Two bits always give one (`and_all` of a non-empty list).
-                                let and = and.expect("the AND of two bits");
-                                self.widen(RadixCiphertext::from_blocks(vec![and]), width)
-                            }
-                            _ => masked(ct, width),
-                        })
-                    },
-                ));
+                slots.par_extend(b.terms.par_iter().zip(&terms).map(|(t, ct)| {
+                    Some(match (t, &bit) {
+                        // An indicator ANDed with the row's bit: one PBS.
+                        (Term::Indicator { .. }, Some(bit)) => {
+                            let one = first_block(ct.clone());
+                            let and = self.and_all(vec![bit.clone(), one]);
+                            // Two bits always give one (`and_all` of a non-empty list).
+                            let and = and.expect("the AND of two bits");
+                            RadixCiphertext::from_blocks(vec![and])
+                        }
+                        _ => masked(ct, ct.blocks().len()),
+                    })
+                }));
                 slots
             })
             .collect()
-    }
-
-    fn widen(&self, ct: RadixCiphertext, width: u32) -> RadixCiphertext {
-        let have = ct.blocks().len();
-        let want = width as usize;
-        if want > have {
-            self.sks
-                .extend_radix_with_trivial_zero_blocks_msb(&ct, want - have)
-        } else {
-            ct
-        }
     }
 }
 
@@ -395,12 +385,17 @@ pub fn evaluate_chunk(
     key: &EvaluationKey,
 ) -> Result<EncryptedResult, LayoutError> {
     chunk.check(header)?;
+    let plan = &plan.chunk_scan(header)?;
     let b = &plan.bound;
     let scan = Scan::new(plan, header, key);
-    let groups = b.group_count();
+    let reducer = Reducer::new(key.integer.as_ref());
+    let widths = slot_widths(plan);
     let rows = chunk.rows as usize;
-    let slots = 3 + b.terms.len();
-    let mut running: Vec<Vec<Option<RadixCiphertext>>> = vec![vec![None; slots]; groups];
+    let mut running: Vec<Vec<Accumulator>> = (0..b.group_count())
+        .map(|_| widths.iter().map(|&w| Accumulator::new(w)).collect())
+        .collect();
+    // Whether a slot received anything: a count that never does means "every row counts".
+    let mut seen = vec![false; widths.len()];
     if !b.empty {
         for start in (0..rows).step_by(BATCH_ROWS) {
             let end = (start + BATCH_ROWS).min(rows);
@@ -408,63 +403,42 @@ pub fn evaluate_chunk(
                 .into_par_iter()
                 .map(|r| scan.row(chunk, r))
                 .collect();
-            running = running
-                .into_par_iter()
-                .enumerate()
-                .map(|(g, acc)| {
-                    acc.into_par_iter()
-                        .enumerate()
-                        .map(|(k, acc)| {
-                            let mut items: Vec<RadixCiphertext> = contributions
-                                .iter()
-                                .filter_map(|c| c[g][k].clone())
-                                .collect();
-                            items.extend(acc);
-                            match items.len() {
-                                0 => None,
-                                1 => items.pop(),
-                                _ => key
-                                    .integer
-                                    .unchecked_sum_ciphertexts_vec_parallelized(items),
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
+            for row in contributions {
+                for (group, slots) in running.iter_mut().zip(row) {
+                    for ((acc, slot), seen) in group.iter_mut().zip(slots).zip(&mut seen) {
+                        if let Some(ct) = slot {
+                            acc.push(&ct);
+                            *seen = true;
+                        }
+                    }
+                }
+            }
+            running
+                .par_iter_mut()
+                .flat_map(|g| g.par_iter_mut())
+                .for_each(|acc| acc.reduce(&reducer));
         }
     }
-    let zero = |w: u32| key.integer.create_trivial_zero_radix(w as usize);
-    let groups = running
+    let sums: Vec<Vec<RadixCiphertext>> = running
+        .into_par_iter()
+        .map(|g| g.into_par_iter().map(|acc| acc.finish(&reducer)).collect())
+        .collect();
+    let groups = sums
         .into_iter()
         .map(|mut slots| {
-            let terms = slots
-                .split_off(3)
-                .into_iter()
-                .zip(&b.term_blocks)
-                .map(|(t, &w)| t.unwrap_or_else(|| zero(w)))
-                .collect();
+            let terms = slots.split_off(3);
             let mut slots = slots.into_iter();
-            let (count, sum, squares) = (
-                slots.next().flatten(),
-                slots.next().flatten(),
-                slots.next().flatten(),
-            );
+            let (count, sum, squares) = (slots.next(), slots.next(), slots.next());
             EncryptedGroup {
                 // No condition at all: every row counts, and the count is the public row count.
-                count: count.unwrap_or_else(|| {
-                    if b.empty {
-                        zero(b.count_blocks)
-                    } else {
-                        key.integer
-                            .create_trivial_radix(u64::from(chunk.rows), b.count_blocks as usize)
-                    }
-                }),
-                sum: b
-                    .want_sum
-                    .then(|| sum.unwrap_or_else(|| zero(b.sum_blocks))),
-                squares: b
-                    .want_squares
-                    .then(|| squares.unwrap_or_else(|| zero(b.square_blocks))),
+                count: match count {
+                    Some(count) if seen[0] || b.empty => count,
+                    _ => key
+                        .integer
+                        .create_trivial_radix(u64::from(chunk.rows), b.count_blocks as usize),
+                },
+                sum: sum.filter(|_| b.want_sum),
+                squares: squares.filter(|_| b.want_squares),
                 terms,
             }
         })
@@ -475,49 +449,105 @@ pub fn evaluate_chunk(
     })
 }
 
+/// Widths (blocks) of a scan's slots: count, Σ, Σ², then each term.
+fn slot_widths(plan: &Plan) -> Vec<usize> {
+    let b = &plan.bound;
+    [b.count_blocks, b.sum_blocks, b.square_blocks]
+        .iter()
+        .chain(&b.term_blocks)
+        .map(|&w| w as usize)
+        .collect()
+}
+
 /// Adds partial results (from chunks or workers) into one.
 #[must_use]
 pub fn combine(plan: &Plan, partials: &[EncryptedResult], key: &EvaluationKey) -> EncryptedResult {
     let b = &plan.bound;
-    let sks = &key.integer;
+    let reducer = Reducer::new(key.integer.as_ref());
     let rows = partials.iter().map(|p| p.rows).sum();
-    let add = |items: Vec<RadixCiphertext>, width: u32| match items.len() {
-        0 => sks.create_trivial_zero_radix(width as usize),
-        1 => items
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| sks.create_trivial_zero_radix(width as usize)),
-        _ => sks
-            .sum_ciphertexts_parallelized(&items)
-            .unwrap_or_else(|| sks.create_trivial_zero_radix(width as usize)),
+    let add = |items: Vec<&RadixCiphertext>, width: u32| {
+        let mut acc = Accumulator::new(width as usize);
+        for ct in items {
+            acc.push(ct);
+        }
+        acc.finish(&reducer)
     };
     let groups = (0..b.group_count())
         .into_par_iter()
         .map(|g| {
-            let pick = |f: &dyn Fn(&EncryptedGroup) -> Option<RadixCiphertext>| {
+            let pick = |f: &dyn Fn(&EncryptedGroup) -> Option<&RadixCiphertext>| {
                 partials
                     .iter()
                     .filter_map(|p| p.groups.get(g).and_then(f))
                     .collect::<Vec<_>>()
             };
             EncryptedGroup {
-                count: add(pick(&|x| Some(x.count.clone())), b.count_blocks),
+                count: add(pick(&|x| Some(&x.count)), b.count_blocks),
                 sum: b
                     .want_sum
-                    .then(|| add(pick(&|x| x.sum.clone()), b.sum_blocks)),
+                    .then(|| add(pick(&|x| x.sum.as_ref()), b.sum_blocks)),
                 squares: b
                     .want_squares
-                    .then(|| add(pick(&|x| x.squares.clone()), b.square_blocks)),
+                    .then(|| add(pick(&|x| x.squares.as_ref()), b.square_blocks)),
                 terms: b
                     .term_blocks
                     .par_iter()
                     .enumerate()
-                    .map(|(t, &w)| add(pick(&|x| x.terms.get(t).cloned()), w))
+                    .map(|(t, &w)| add(pick(&|x| x.terms.get(t)), w))
                     .collect(),
             }
         })
         .collect();
     EncryptedResult { rows, groups }
+}
+
+/// Finishes a scan's combined result: for a complement plan ([`Plan::complement`]), the totals
+/// minus the scanned complement; any other result is returned as it is.
+///
+/// # Errors
+/// [`LayoutError::Mismatch`] when a complement plan comes without the dataset's totals.
+pub fn complete(
+    plan: &Plan,
+    header: &LayoutHeader,
+    result: EncryptedResult,
+    totals: Option<&EncryptedTotals>,
+    key: &EvaluationKey,
+) -> Result<EncryptedResult, LayoutError> {
+    if !plan.complement {
+        return Ok(result);
+    }
+    plan.chunk_scan(header)?;
+    let totals = totals.ok_or_else(|| {
+        LayoutError::Mismatch("a complement scan needs the dataset's totals".into())
+    })?;
+    let all = evaluate_totals(plan, header, totals)?;
+    let sks = &key.integer;
+    // The complement's sums keep their carries, so the subtraction propagates them (a few dozen
+    // PBS, once per query). Widths match: the planner checks the totals' against the result's.
+    let sub = |total: &RadixCiphertext, part: &RadixCiphertext| sks.sub_parallelized(total, part);
+    let groups = all
+        .groups
+        .iter()
+        .zip(&result.groups)
+        .map(|(all, part)| EncryptedGroup {
+            count: sub(&all.count, &part.count),
+            sum: all
+                .sum
+                .as_ref()
+                .zip(part.sum.as_ref())
+                .map(|(a, p)| sub(a, p)),
+            squares: all
+                .squares
+                .as_ref()
+                .zip(part.squares.as_ref())
+                .map(|(a, p)| sub(a, p)),
+            terms: Vec::new(),
+        })
+        .collect();
+    Ok(EncryptedResult {
+        rows: result.rows,
+        groups,
+    })
 }
 
 /// Evaluates a totals plan: the stored sums the query needs, decompressed. No bootstrapping.

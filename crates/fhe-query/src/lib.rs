@@ -14,7 +14,8 @@
 //!   `linear_regression`) and their canonical, keccak256-hashed parameters.
 //! - [`sql`]: SQL → a template query, or a refusal that says what is allowed.
 //! - [`plan`]: binding and the planner (cube, indicator scan, row scan) with `explain`.
-//! - [`eval`]: parallel, streaming evaluation on ciphertexts; partial results combine.
+//! - [`eval`]: parallel, streaming evaluation on ciphertexts; partial results combine (their sums
+//!   keep their carries for the seller: `accumulate`).
 //! - [`policy`]: decryption of aggregates, minimum cohort, DP budget, confidence intervals.
 //! - [`model`]: what `fraud_model` and `linear_regression` release — a naive-Bayes scoring model
 //!   and an OLS fit with standard errors — computed from decrypted aggregates only.
@@ -22,6 +23,7 @@
 //! TFHE-rs' default parameters (`PARAM_MESSAGE_2_CARRY_2_KS_PBS`, 128-bit security) are used
 //! everywhere, tests included: radix integers of 2-bit blocks.
 
+mod accumulate;
 pub mod error;
 pub mod eval;
 pub mod ingest;
@@ -40,7 +42,7 @@ pub mod template;
 
 pub use error::{IngestError, KeyError, LayoutError, PolicyError, QueryError, SchemaError};
 pub use eval::{
-    EncryptedResult, combine, evaluate, evaluate_chunk, evaluate_cube, evaluate_totals,
+    EncryptedResult, combine, complete, evaluate, evaluate_chunk, evaluate_cube, evaluate_totals,
 };
 pub use ingest::Table;
 pub use keys::{EvaluationKey, Passphrase, SellerKey};

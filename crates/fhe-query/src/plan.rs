@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::QueryError;
+use crate::error::{LayoutError, QueryError};
 use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
 use crate::schema::{ColumnKind, blocks_for, parse_date};
 use crate::template::{
@@ -134,6 +134,33 @@ impl Output {
 }
 
 impl Bound {
+    /// Blocks of the measure's stored value and square that a scan masks and sums: all of them,
+    /// or, when the filter bounds the measure above (`measure ≤ hi`), only those that can be
+    /// non-zero in a row that passes it — the others are zero whether the row is kept or not.
+    #[must_use]
+    pub fn masked_blocks(&self, header: &LayoutHeader) -> (usize, usize) {
+        let Some(m) = self.measure else {
+            return (0, 0);
+        };
+        let stored = (
+            header.value_blocks[m] as usize,
+            header.square_blocks[m] as usize,
+        );
+        let hi = self
+            .ranges
+            .iter()
+            .filter(|r| r.0 == m)
+            .filter_map(|r| r.2)
+            .min();
+        hi.map_or(stored, |hi| {
+            let hi = u128::from(hi);
+            (
+                stored.0.min(blocks(hi) as usize),
+                stored.1.min(blocks(hi * hi) as usize),
+            )
+        })
+    }
+
     /// Number of output groups (the product of GROUP BY cardinalities; 1 without GROUP BY).
     #[must_use]
     pub fn group_count(&self) -> usize {
@@ -159,6 +186,11 @@ pub struct Plan {
     pub bound: Bound,
     /// Estimated programmable bootstraps.
     pub pbs: u64,
+    /// A row scan of the complement: the filter is `measure ≥ lo` alone, and the scan sums the
+    /// rows with `measure < lo` instead — whose values are below `lo`, so fewer blocks are masked
+    /// and summed — and subtracts them from the dataset's totals ([`Plan::chunk_scan`]).
+    #[serde(default)]
+    pub complement: bool,
 }
 
 /// Binds `query` to the dataset described by `header`.
@@ -519,6 +551,7 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
             kind: PlanKind::Totals,
             bound: bound.clone(),
             pbs,
+            complement: false,
         });
     }
     if cube_applies(bound, header) {
@@ -526,6 +559,7 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
             kind: PlanKind::Cube,
             bound: bound.clone(),
             pbs: cube_pbs(bound, header),
+            complement: false,
         });
     }
     let scan = if bound.days.is_none() && bound.ranges.is_empty() {
@@ -537,9 +571,75 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
         kind: scan,
         bound: bound.clone(),
         pbs: scan_pbs(bound, header),
+        complement: false,
     });
+    if let Some(complement) = complement_bound(bound, header) {
+        plans.push(Plan {
+            kind: scan,
+            bound: bound.clone(),
+            pbs: scan_pbs(&complement, header),
+            complement: true,
+        });
+    }
+    // Stable: of equal costs, the direct scan first.
     plans.sort_by_key(|p| p.pbs);
     plans
+}
+
+/// The bound of the complement scan, when `bound` can be answered as the totals minus it: no
+/// group, no term, no filter but `measure ≥ lo`, and the totals hold every sum it needs at the
+/// result's widths. The complement keeps `measure ≤ lo − 1`.
+fn complement_bound(bound: &Bound, header: &LayoutHeader) -> Option<Bound> {
+    let m = bound.measure?;
+    let [(column, Some(lo), None)] = bound.ranges[..] else {
+        return None;
+    };
+    let stored = header.total_terms();
+    let has = |want: bool, term: Term, width: u32| {
+        !want || (stored.contains(&term) && header.term_blocks(term) == width)
+    };
+    let applies = column == m
+        && lo > 0
+        && header.totals
+        && !bound.empty
+        && bound.groups.is_empty()
+        && bound.categories.is_empty()
+        && bound.days.is_none()
+        && bound.terms.is_empty()
+        && header.count_blocks() == bound.count_blocks
+        && has(bound.want_sum, Term::Value { column }, bound.sum_blocks)
+        && has(
+            bound.want_squares,
+            Term::Square { column },
+            bound.square_blocks,
+        );
+    applies.then(|| Bound {
+        ranges: vec![(column, None, Some(lo - 1))],
+        ..bound.clone()
+    })
+}
+
+impl Plan {
+    /// What a scan evaluates on each chunk: this plan, or for a complement plan the scan of the
+    /// rows it leaves out (whose combined result [`crate::eval::complete`] subtracts from the
+    /// totals).
+    ///
+    /// # Errors
+    /// [`LayoutError::Mismatch`] for a complement plan of a query that has no complement on
+    /// this layout (a plan not made by [`candidates`]).
+    pub fn chunk_scan(&self, header: &LayoutHeader) -> Result<Plan, LayoutError> {
+        if !self.complement {
+            return Ok(self.clone());
+        }
+        let bound = complement_bound(&self.bound, header).ok_or_else(|| {
+            LayoutError::Mismatch("a complement plan for a query that has none".into())
+        })?;
+        Ok(Plan {
+            bound,
+            complement: false,
+            ..self.clone()
+        })
+    }
 }
 
 /// The cheapest plan for `query`.
@@ -705,12 +805,8 @@ fn scan_pbs(bound: &Bound, header: &LayoutHeader) -> u64 {
         per_row += (conditions - 1).div_ceil(2);
     }
     let and_per_group = u64::from(terms > 1);
-    let measure_blocks = bound
-        .measure
-        .map_or(0, |m| u64::from(header.value_blocks[m]));
-    let square_blocks = bound
-        .measure
-        .map_or(0, |m| u64::from(header.square_blocks[m]));
+    let (measure_blocks, square_blocks) = bound.masked_blocks(header);
+    let (measure_blocks, square_blocks) = (measure_blocks as u64, square_blocks as u64);
     let masked = u64::from(terms > 0);
     let mut per_group = and_per_group;
     if bound.want_sum {
@@ -884,6 +980,36 @@ impl Plan {
                     header.rows,
                     header.rows.div_ceil(u64::from(header.chunk_rows.max(1)))
                 );
+                if let (true, Some(m)) = (self.complement, b.measure) {
+                    let _ = writeln!(
+                        s,
+                        "  complement: sums the rows the filter leaves out (`{}` below the bound: fewer blocks to mask) and subtracts them from the stored totals",
+                        name(m)
+                    );
+                }
+                let (value_blocks, square_blocks) = self
+                    .chunk_scan(header)
+                    .map_or((0, 0), |p| p.bound.masked_blocks(header));
+                let filtered = !b.groups.is_empty()
+                    || !b.categories.is_empty()
+                    || b.days.is_some()
+                    || !b.ranges.is_empty();
+                if let Some(m) = b.measure.filter(|_| b.want_sum && filtered && !b.empty) {
+                    let _ = writeln!(
+                        s,
+                        "  masks: {value_blocks} of {} blocks of `{}` per row{}",
+                        header.value_blocks[m],
+                        name(m),
+                        if b.want_squares {
+                            format!(
+                                ", {square_blocks} of {} of its square",
+                                header.square_blocks[m]
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
             }
         }
         let _ = writeln!(s, "  PBS (estimated): {}", self.pbs);
@@ -955,6 +1081,55 @@ mod tests {
             PlanKind::RowScan
         );
         assert!(plan_with(&journey(90), &no_cube, PlanKind::Cube).is_err());
+    }
+
+    #[test]
+    fn a_lower_bound_alone_on_the_measure_scans_its_complement() {
+        let table = crate::synth::generate(1000, 1);
+        let h = header(&table, &LayoutOptions::default());
+        let numeric = |min: i64, extra: Option<Filter>| {
+            Query::CohortStats(CohortStats {
+                measure: Some("amount".into()),
+                aggregates: [Aggregate::Count, Aggregate::Sum].into(),
+                group_by: Vec::new(),
+                filters: std::iter::once(Filter::Range {
+                    column: "amount".into(),
+                    min: Some(min),
+                    max: None,
+                })
+                .chain(extra)
+                .collect(),
+            })
+        };
+        // amount > $100: the complement's values are below 10 001 cents, 7 blocks of 10.
+        let p = plan(&numeric(10_001, None), &h).unwrap();
+        assert_eq!((p.kind, p.complement), (PlanKind::RowScan, true));
+        let scan = p.chunk_scan(&h).unwrap();
+        assert_eq!(scan.bound.ranges, vec![(4, None, Some(10_000))]);
+        assert_eq!(scan.bound.masked_blocks(&h).0, 7);
+        let direct = candidates(&p.bound, &h)
+            .into_iter()
+            .find(|c| !c.complement && c.kind == PlanKind::RowScan)
+            .unwrap();
+        assert!(direct.pbs > p.pbs);
+        assert!(p.explain(&h, DEFAULT_PBS_SECONDS, 2).contains("complement"));
+        // A bound near the top leaves nothing to gain; another filter, or no totals, rules it out.
+        assert!(!plan(&numeric(900_000, None), &h).unwrap().complement);
+        let window = Some(Filter::LastDays { days: 30 });
+        assert!(!plan(&numeric(10_001, window), &h).unwrap().complement);
+        let no_totals = header(
+            &table,
+            &LayoutOptions {
+                totals: false,
+                ..LayoutOptions::default()
+            },
+        );
+        assert!(!plan(&numeric(10_001, None), &no_totals).unwrap().complement);
+        let direct = Plan {
+            complement: false,
+            ..p
+        };
+        assert!(direct.chunk_scan(&h).unwrap().bound.ranges[0].1.is_some());
     }
 
     #[test]

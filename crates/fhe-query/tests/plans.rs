@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
 use datacloud_fhe_query::seeded::SeededRadix;
 use datacloud_fhe_query::{
-    EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, PlanKind, Policy, Query,
-    SellerKey, Table, decrypt, encrypt, evaluate, plan, plan_with, policy, reference, release, sql,
-    synth,
+    EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, Plan, PlanKind, Policy, Query,
+    SellerKey, Table, combine, complete, decrypt, encrypt, evaluate, evaluate_chunk, plan,
+    plan_with, policy, reference, release, sql, synth,
 };
 
 struct Fixture {
@@ -30,7 +30,7 @@ fn fixture() -> &'static Fixture {
             chunk_rows: 16,
             cube: true,
             derived: false,
-            totals: false,
+            totals: true,
         };
         let dataset = encrypt(&table, &key, &options, &|_| {});
         Fixture {
@@ -49,6 +49,15 @@ fn query(sql_text: &str) -> Query {
     q
 }
 
+/// TFHE-rs counts bootstraps process-wide: one evaluation at a time, so a count is one plan's
+/// alone.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn run(
     q: &Query,
     kind: PlanKind,
@@ -56,17 +65,20 @@ fn run(
     datacloud_fhe_query::Aggregates,
     datacloud_fhe_query::Aggregates,
 ) {
+    run_plan(&plan_with(q, &fixture().dataset.header, kind).unwrap())
+}
+
+fn run_plan(
+    p: &Plan,
+) -> (
+    datacloud_fhe_query::Aggregates,
+    datacloud_fhe_query::Aggregates,
+) {
     let f = fixture();
-    let p = plan_with(q, &f.dataset.header, kind).unwrap();
     let result = {
-        // TFHE-rs counts bootstraps process-wide: one evaluation at a time, so the count is
-        // this plan's alone.
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _alone = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _alone = alone();
         tfhe::reset_pbs_count();
-        let result = evaluate(&p, &f.dataset, &f.eval, &|_| {}).unwrap();
+        let result = evaluate(p, &f.dataset, &f.eval, &|_| {}).unwrap();
         let counted = tfhe::get_pbs_count();
         // The planner's estimate is what `--explain` shows and what it ranks plans by: it must
         // be the right size (here within 2×), not exact.
@@ -84,7 +96,7 @@ fn run(
         result
     };
     // The result crosses a trust boundary (worker → seller): round-trip it through bytes.
-    let result = EncryptedResult::from_bytes(&result.to_bytes().unwrap(), &p).unwrap();
+    let result = EncryptedResult::from_bytes(&result.to_bytes().unwrap(), p).unwrap();
     (
         decrypt(&result, &f.key),
         reference(&f.table, &p.bound, &f.dataset.header),
@@ -173,6 +185,75 @@ fn row_scan_with_numeric_and_day_filters() {
     assert!(
         plain.groups[0].0 > 0 && plain.groups[0].0 < 40,
         "the filters select some rows, not all"
+    );
+}
+
+#[test]
+fn a_lower_bound_alone_scans_the_complement_and_subtracts_it_from_the_totals() {
+    // `amount > 50` alone: the rows at or below $50 have values below 5 001 cents (7 blocks of
+    // the 10 stored), so the planner masks and sums those rows and subtracts them from the
+    // totals the seller stored at encryption.
+    let q = query("SELECT COUNT(*), SUM(amount), VAR(amount) FROM transactions WHERE amount > 50");
+    let f = fixture();
+    let p = plan(&q, &f.dataset.header).unwrap();
+    assert_eq!((p.kind, p.complement), (PlanKind::RowScan, true));
+    let (fhe, plain) = run_plan(&p);
+    assert_eq!(fhe, plain);
+    assert!(
+        plain.groups[0].0 > 0 && plain.groups[0].0 < 40,
+        "the filter keeps some rows, not all"
+    );
+    // The direct scan agrees, at more PBS.
+    let direct = datacloud_fhe_query::plan::candidates(&p.bound, &f.dataset.header)
+        .into_iter()
+        .find(|c| c.kind == PlanKind::RowScan && !c.complement)
+        .unwrap();
+    assert!(direct.pbs > p.pbs);
+    assert_eq!(run_plan(&direct).0, plain);
+    // Chunk by chunk, as workers split it: partials of the complement, combined, completed.
+    let _alone = alone();
+    let partials: Vec<EncryptedResult> = f
+        .dataset
+        .chunks
+        .iter()
+        .map(|c| evaluate_chunk(&p, &f.dataset.header, c, &f.eval).unwrap())
+        .collect();
+    let combined = combine(&p, &partials, &f.eval);
+    let totals = f.dataset.totals.as_ref();
+    let done = complete(&p, &f.dataset.header, combined.clone(), totals, &f.eval).unwrap();
+    assert_eq!(decrypt(&done, &f.key), plain);
+    // Without the totals, or for a query that has no complement, it refuses.
+    assert!(complete(&p, &f.dataset.header, combined, None, &f.eval).is_err());
+    let windowed = query(
+        "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 50 AND day >= max_day - 60",
+    );
+    let forged = Plan {
+        complement: true,
+        ..plan(&windowed, &f.dataset.header).unwrap()
+    };
+    let chunk = &f.dataset.chunks[0];
+    assert!(evaluate_chunk(&forged, &f.dataset.header, chunk, &f.eval).is_err());
+}
+
+#[test]
+fn an_upper_bound_on_the_measure_masks_only_the_blocks_it_allows() {
+    // `amount ≤ 50`: a kept row's value is below 5 001 cents, so 7 of the 10 value blocks (and
+    // the square's low blocks) are masked; the sums stay exact.
+    let q = query(
+        "SELECT channel, AVG(amount), STDDEV(amount) FROM transactions WHERE amount >= 10 AND amount <= 50 GROUP BY channel",
+    );
+    let f = fixture();
+    let p = plan(&q, &f.dataset.header).unwrap();
+    let m = p.bound.measure.unwrap();
+    let (values, squares) = p.bound.masked_blocks(&f.dataset.header);
+    assert_eq!(values, 7);
+    assert!(values < f.dataset.header.value_blocks[m] as usize);
+    assert!(squares < f.dataset.header.square_blocks[m] as usize);
+    let (fhe, plain) = run_plan(&p);
+    assert_eq!(fhe, plain);
+    assert!(
+        plain.groups.iter().map(|g| g.0).sum::<u128>() > 0,
+        "the filter keeps rows"
     );
 }
 
