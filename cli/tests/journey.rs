@@ -499,7 +499,8 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         "no money moved"
     );
 
-    // 1. The worker is killed mid-evaluation and resumes: one result, one payout.
+    // 1. The worker is killed mid-evaluation and resumes: one result, one payout. A lower bound
+    //    alone on the measure: the worker scans its complement and subtracts it from the totals.
     let order_env = |sql: &str, deadline: &str| -> Vec<String> {
         [
             "buyer",
@@ -515,7 +516,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         .to_vec()
     };
     let args = order_env(
-        "SELECT COUNT(*) FROM transactions WHERE amount > 3000",
+        "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 30",
         "3600",
     );
     let first = order_id(&cluster.run_ok(
@@ -539,6 +540,11 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         checkpoint.exists()
     });
     cluster.stop("worker", false);
+    assert!(
+        cluster.log("worker").contains("complement=true"),
+        "the worker scans the complement: {}",
+        cluster.log("worker")
+    );
     assert_eq!(
         chain.status(first),
         2,

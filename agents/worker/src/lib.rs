@@ -308,7 +308,7 @@ impl Worker {
                     "the claim reverted (claimed by another worker?)".into(),
                 ));
             }
-            tracing::info!(%order_id, plan = chosen.kind.name(), "claimed");
+            tracing::info!(%order_id, plan = chosen.kind.name(), complement = chosen.complement, "claimed");
         }
 
         // Evaluate with checkpoints.

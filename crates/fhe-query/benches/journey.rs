@@ -5,6 +5,11 @@
 //!     extrapolated), for a row scan with a numeric filter (`amount > 100.00`);
 //! (b) the PBS floor of each plan: its measured PBS count × measured PBS latency ÷ cores.
 //!
+//! Row scans are timed per row on a sample of the first chunk (the chunk's evaluation, its sums
+//! left with their carries); what runs once per query — combining chunks' partial results, and a
+//! complement scan's subtraction from the totals — is timed on its own line. The numeric scan is
+//! run both ways when the planner picks the complement (`amount ≤ 100` subtracted from the totals).
+//!
 //! Parameters: TFHE-rs defaults (`PARAM_MESSAGE_2_CARRY_2_KS_PBS`, 128-bit security).
 //! `cargo bench -p datacloud-fhe-query --bench journey [-- --sizes 1000,10000,100000 --scan-rows 32
 //! --scans journey,numeric --baseline-rows 8]`

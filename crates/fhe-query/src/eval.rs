@@ -415,7 +415,7 @@ pub fn evaluate_chunk(
             }
             running
                 .par_iter_mut()
-                .flat_map(|g| g.par_iter_mut())
+                .flat_map(IntoParallelRefMutIterator::par_iter_mut)
                 .for_each(|acc| acc.reduce(&reducer));
         }
     }
