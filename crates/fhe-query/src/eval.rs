@@ -6,9 +6,10 @@
 //! the bootstraps the planner counts.
 //!
 //! Scans run chunk by chunk and, inside a chunk, in batches of rows in parallel; each batch's
-//! contributions are summed into running per-group aggregates, so memory stays bounded (a
-//! bootstrapped block is ~16 KiB) whatever the dataset size. A chunk's result is a partial
-//! aggregate; [`combine`] adds partial aggregates from several chunks or workers.
+//! contributions are added column by column into running per-group sums that leave their carries
+//! for the seller (`accumulate`), so memory stays bounded (a bootstrapped block is ~16 KiB)
+//! whatever the dataset size. A chunk's result is a partial aggregate; [`combine`] adds partial
+//! aggregates from several chunks or workers, and [`complete`] finishes a complement scan.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
