@@ -301,42 +301,31 @@ impl Package {
     }
 
     /// What `plan` reads: the totals alone for a totals plan, the cube alone for a cube plan,
-    /// every chunk otherwise (and the totals for a complement scan).
+    /// every chunk otherwise (with, for a complement scan, the totals or cube of its base).
     ///
     /// # Errors
     /// [`DatasetError`] for a missing or malformed entry.
     pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, DatasetError> {
-        let header = self.manifest.layout.clone();
-        if plan.kind == PlanKind::Totals {
-            return Ok(EncryptedDataset {
-                header,
-                chunks: Vec::new(),
-                cube: None,
-                totals: Some(self.totals()?),
-            });
-        }
-        if plan.kind == PlanKind::Cube {
-            let layout = header.cube.as_ref().ok_or_else(|| DatasetError::Invalid {
-                root: self.root,
-                reason: "a cube plan on a dataset without a cube".into(),
-            })?;
-            let cube = EncryptedCube::from_bytes(&self.read(CUBE, 1 << 31)?, layout)?;
-            return Ok(EncryptedDataset {
-                header,
-                chunks: Vec::new(),
-                cube: Some(cube),
-                totals: None,
-            });
-        }
-        let chunks = (0..self.chunk_count())
-            .map(|i| self.chunk(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(EncryptedDataset {
-            header,
-            chunks,
+        let mut dataset = EncryptedDataset {
+            header: self.manifest.layout.clone(),
+            chunks: Vec::new(),
             cube: None,
-            totals: plan.complement.then(|| self.totals()).transpose()?,
-        })
+            totals: None,
+        };
+        match plan.kind {
+            PlanKind::Totals => dataset.totals = Some(self.totals()?),
+            PlanKind::Cube => dataset.cube = Some(self.cube()?),
+            PlanKind::IndicatorScan | PlanKind::RowScan => {
+                dataset.chunks = (0..self.chunk_count())
+                    .map(|i| self.chunk(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Some(base) = plan.complement_base(&dataset.header)? {
+                    let base = self.load_for(&base)?;
+                    (dataset.totals, dataset.cube) = (base.totals, base.cube);
+                }
+            }
+        }
+        Ok(dataset)
     }
 
     /// The totals over every row (stored at encryption).
@@ -349,10 +338,30 @@ impl Package {
             &self.manifest.layout,
         )?)
     }
+
+    /// The aggregate cube.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for a dataset without a cube, or a missing or malformed entry.
+    pub fn cube(&self) -> Result<EncryptedCube, DatasetError> {
+        let layout = self
+            .manifest
+            .layout
+            .cube
+            .as_ref()
+            .ok_or_else(|| DatasetError::Invalid {
+                root: self.root,
+                reason: "a cube plan on a dataset without a cube".into(),
+            })?;
+        Ok(EncryptedCube::from_bytes(
+            &self.read(CUBE, 1 << 31)?,
+            layout,
+        )?)
+    }
 }
 
 /// The package entries `plan` reads on a dataset of layout `layout`: the evaluation key, and the
-/// totals, the cube, or every chunk (and the totals for a complement scan).
+/// totals, the cube, or every chunk (with, for a complement scan, its base's totals or cube).
 #[must_use]
 pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
     let mut names = vec![SERVER_KEY.to_owned()];
@@ -362,8 +371,8 @@ pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
         PlanKind::IndicatorScan | PlanKind::RowScan => {
             let chunks = layout.rows.div_ceil(u64::from(layout.chunk_rows.max(1)));
             names.extend((0..usize::try_from(chunks).unwrap_or(0)).map(chunk_name));
-            if plan.complement {
-                names.push(TOTALS.to_owned());
+            if let Ok(Some(base)) = plan.complement_base(layout) {
+                names.extend(entries_for(&base, layout).into_iter().skip(1));
             }
         }
     }

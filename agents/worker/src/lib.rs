@@ -443,15 +443,17 @@ impl Worker {
                 bar.inc(partial.rows);
                 partials.push(partial);
             }
-            let totals = chosen.complement.then(|| package.totals()).transpose()?;
             let combined = combine(&chosen, &partials, &key);
-            Ok(complete(
-                &chosen,
-                &package.manifest.layout,
-                combined,
-                totals.as_ref(),
-                &key,
-            )?)
+            // A complement scan is subtracted from its base (the totals or the cube).
+            match chosen.complement_base(&package.manifest.layout)? {
+                Some(base) => Ok(complete(
+                    &chosen,
+                    combined,
+                    &package.load_for(&base)?,
+                    &key,
+                )?),
+                None => Ok(combined),
+            }
         })?;
         bar.finish_and_clear();
         Ok(result)

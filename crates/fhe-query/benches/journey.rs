@@ -7,12 +7,13 @@
 //!
 //! Row scans are timed per row on a sample of the first chunk (the chunk's evaluation, its sums
 //! left with their carries); what runs once per query — combining chunks' partial results, and a
-//! complement scan's subtraction from the totals — is timed on its own line. The numeric scan is
-//! run both ways when the planner picks the complement (`amount ≤ 100` subtracted from the totals).
+//! complement scan's subtraction from its base — is timed on its own line. The numeric scan is
+//! run both ways when the planner picks the complement (`amount ≤ 100` subtracted from the totals,
+//! or for `--scans filtered` from the cube).
 //!
 //! Parameters: TFHE-rs defaults (`PARAM_MESSAGE_2_CARRY_2_KS_PBS`, 128-bit security).
 //! `cargo bench -p datacloud-fhe-query --bench journey [-- --sizes 1000,10000,100000 --scan-rows 32
-//! --scans journey,numeric --baseline-rows 8]`
+//! --scans journey,numeric[,filtered] --baseline-rows 8]`
 
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ use tfhe::{CompressedFheUint32, FheUint32, set_server_key};
 
 const JOURNEY: &str = "SELECT age_band, AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 GROUP BY age_band";
 const NUMERIC: &str = "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 100";
+/// The journey query with a numeric filter (`--scans filtered`): the cube cannot answer it.
+const FILTERED: &str = "SELECT age_band, AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 AND amount > 100 GROUP BY age_band";
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -79,6 +82,7 @@ fn main() {
     let schema = synth::schema();
     let journey = sql::parse(JOURNEY, &schema).expect("journey SQL");
     let numeric = sql::parse(NUMERIC, &schema).expect("numeric SQL");
+    let filtered = sql::parse(FILTERED, &schema).expect("filtered SQL");
     for &rows in &sizes {
         let table = synth::generate(rows, 42);
         // Every size is encrypted whole; the row scans run on a sample of the first chunk, and at
@@ -131,6 +135,7 @@ fn main() {
         for (key, name, query) in [
             ("journey", "row-scan (journey)", &journey),
             ("numeric", "row-scan (amount > 100)", &numeric),
+            ("filtered", "row-scan (journey, amount > 100)", &filtered),
         ] {
             if !scans.split(',').any(|s| s == key) {
                 continue;
@@ -158,7 +163,7 @@ fn main() {
 
 /// Times a scan plan on the sample's chunk (per row: the chunk's evaluation, its sums left with
 /// their carries) and, on its own line, what runs once per query (combining the chunks'
-/// partial sums, and a complement scan's subtraction from the totals).
+/// partial sums, and a complement scan's subtraction from its base).
 #[allow(clippy::cast_precision_loss)]
 fn scan_row(
     p: &Plan,
@@ -184,14 +189,14 @@ fn scan_row(
     tfhe::reset_pbs_count();
     let t = Instant::now();
     let combined = combine(p, &[partial.clone(), partial], eval);
-    let _ = complete(p, &sample.header, combined, sample.totals.as_ref(), eval).expect("complete");
+    let _ = complete(p, combined, sample, eval).expect("complete");
     let s = t.elapsed().as_secs_f64();
     let pbs = tfhe::get_pbs_count();
     println!(
         "| {} | | | | {name}: combining two chunks{}, once per query | {pbs} | {s:.2} | {:.2} | - |",
         sample.header.rows,
         if p.complement {
-            " and subtracting from the totals"
+            " and subtracting from the base (totals or cube)"
         } else {
             ""
         },

@@ -165,8 +165,7 @@ pub fn evaluate(
                 partials.push(evaluate_chunk(plan, &dataset.header, chunk, key)?);
                 progress(u64::from(chunk.rows));
             }
-            let result = combine(plan, &partials, key);
-            complete(plan, &dataset.header, result, dataset.totals.as_ref(), key)
+            complete(plan, combine(plan, &partials, key), dataset, key)
         }
     }
 }
@@ -502,33 +501,31 @@ pub fn combine(plan: &Plan, partials: &[EncryptedResult], key: &EvaluationKey) -
     EncryptedResult { rows, groups }
 }
 
-/// Finishes a scan's combined result: for a complement plan ([`Plan::complement`]), the totals
-/// minus the scanned complement; any other result is returned as it is.
+/// Finishes a scan's combined result: for a complement plan ([`Plan::complement`]), its base
+/// ([`Plan::complement_base`]: the query without its lower bound, from the totals or the cube
+/// of `base`) minus the scanned complement, group by group; any other result is returned as it
+/// is.
 ///
 /// # Errors
-/// [`LayoutError::Mismatch`] when a complement plan comes without the dataset's totals.
+/// [`LayoutError::Mismatch`] when a complement plan comes without the totals or cube it needs.
 pub fn complete(
     plan: &Plan,
-    header: &LayoutHeader,
     result: EncryptedResult,
-    totals: Option<&EncryptedTotals>,
+    base: &EncryptedDataset,
     key: &EvaluationKey,
 ) -> Result<EncryptedResult, LayoutError> {
-    if !plan.complement {
+    let Some(base_plan) = plan.complement_base(&base.header)? else {
         return Ok(result);
-    }
-    plan.chunk_scan(header)?;
-    let totals = totals.ok_or_else(|| {
-        LayoutError::Mismatch("a complement scan needs the dataset's totals".into())
-    })?;
-    let all = evaluate_totals(plan, header, totals)?;
+    };
+    let all = evaluate(&base_plan, base, key, &|_| {})?;
     let sks = &key.integer;
     // The complement's sums keep their carries, so the subtraction propagates them (a few dozen
-    // PBS, once per query). Widths match: the planner checks the totals' against the result's.
+    // PBS per group, once per query). Widths match: the planner checks the base's against the
+    // result's.
     let sub = |total: &RadixCiphertext, part: &RadixCiphertext| sks.sub_parallelized(total, part);
     let groups = all
         .groups
-        .iter()
+        .par_iter()
         .zip(&result.groups)
         .map(|(all, part)| EncryptedGroup {
             count: sub(&all.count, &part.count),

@@ -186,10 +186,12 @@ pub struct Plan {
     pub bound: Bound,
     /// Estimated programmable bootstraps.
     pub pbs: u64,
-    /// A row scan of the complement: the filter is `measure ≥ lo` alone, and the scan sums the
-    /// rows with `measure < lo` instead — whose values are below `lo`, so fewer blocks are masked
-    /// and summed — and subtracts them from the dataset's totals ([`Plan::chunk_scan`]). The
-    /// planner lists it beside the direct scan, its subtraction counted in its PBS.
+    /// A row scan of the complement: the filter has a lower bound `measure ≥ lo`, and the scan
+    /// sums the rows with `measure < lo` (and the other filters) instead — whose values are below
+    /// `lo`, so fewer blocks are masked and summed — and subtracts them from the query without
+    /// that bound, answered by the stored totals or the cube ([`Plan::chunk_scan`],
+    /// [`Plan::complement_base`]). The planner lists it beside the direct scan, its base and
+    /// subtraction counted in its PBS.
     #[serde(default)]
     pub complement: bool,
 }
@@ -578,7 +580,9 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
         plans.push(Plan {
             kind: scan,
             bound: bound.clone(),
-            pbs: scan_pbs(&complement, header) + subtraction_pbs(bound),
+            pbs: scan_pbs(&complement, header)
+                + base_plan(bound, header).map_or(0, |b| b.pbs)
+                + subtraction_pbs(bound),
             complement: true,
         });
     }
@@ -587,51 +591,69 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
     plans
 }
 
-/// PBS of a complement plan's subtraction from the totals, once per query: the complement's
-/// sums keep their carries, so each result block is cleaned (message and carry) and the
-/// subtraction propagates its borrows — ~6 PBS a block (measured: 122–138 PBS for a 5-block
-/// count and a 13-block sum, with the combination of two chunks).
+/// PBS of a complement plan's subtraction from its base, once per query and group: the
+/// complement's sums keep their carries, so each result block is cleaned (message and carry)
+/// and the subtraction propagates its borrows — ~6 PBS a block (measured: 122–138 PBS for a
+/// 5-block count and a 13-block sum, with the combination of two chunks).
 fn subtraction_pbs(bound: &Bound) -> u64 {
-    outputs(bound).iter().map(|&w| 6 * u64::from(w)).sum()
+    let per_group: u64 = outputs(bound).iter().map(|&w| 6 * u64::from(w)).sum();
+    per_group * bound.group_count() as u64
 }
 
-/// The bound of the complement scan, when `bound` can be answered as the totals minus it: no
-/// group, no term, no filter but `measure ≥ lo`, and the totals hold every sum it needs at the
-/// result's widths. The complement keeps `measure ≤ lo − 1`.
+/// The bound of the complement scan, when `bound` can be answered as a base minus it: a lower
+/// bound `measure ≥ lo` and no term, where the query without that bound — the base — is
+/// answered by the stored totals or the cube (so its other filters and groups are the cube's).
+/// The complement keeps `measure ≤ lo − 1` and every other filter.
 fn complement_bound(bound: &Bound, header: &LayoutHeader) -> Option<Bound> {
     let m = bound.measure?;
     let [(column, Some(lo), None)] = bound.ranges[..] else {
         return None;
     };
-    let stored = header.total_terms();
-    let has = |want: bool, term: Term, width: u32| {
-        !want || (stored.contains(&term) && header.term_blocks(term) == width)
-    };
-    let applies = column == m
-        && lo > 0
-        && header.totals
-        && !bound.empty
-        && bound.groups.is_empty()
-        && bound.categories.is_empty()
-        && bound.days.is_none()
-        && bound.terms.is_empty()
-        && header.count_blocks() == bound.count_blocks
-        && has(bound.want_sum, Term::Value { column }, bound.sum_blocks)
-        && has(
-            bound.want_squares,
-            Term::Square { column },
-            bound.square_blocks,
-        );
-    applies.then(|| Bound {
+    let applies = column == m && lo > 0 && !bound.empty && bound.terms.is_empty();
+    applies.then_some(())?;
+    base_plan(bound, header)?;
+    Some(Bound {
         ranges: vec![(column, None, Some(lo - 1))],
         ..bound.clone()
     })
 }
 
+/// The plan that answers `bound` without its measure's range, from the totals or the cube, if
+/// either holds what it needs at the result's widths.
+fn base_plan(bound: &Bound, header: &LayoutHeader) -> Option<Plan> {
+    let base = Bound {
+        ranges: Vec::new(),
+        ..bound.clone()
+    };
+    let plan = |kind, pbs| Plan {
+        kind,
+        bound: base.clone(),
+        pbs,
+        complement: false,
+    };
+    if let Some(pbs) = totals_pbs(&base, header) {
+        let widths =
+            |want: bool, term: Term, width: u32| !want || header.term_blocks(term) == width;
+        let fits = header.count_blocks() == base.count_blocks
+            && base.measure.is_some_and(|column| {
+                widths(base.want_sum, Term::Value { column }, base.sum_blocks)
+                    && widths(
+                        base.want_squares,
+                        Term::Square { column },
+                        base.square_blocks,
+                    )
+            });
+        if fits {
+            return Some(plan(PlanKind::Totals, pbs));
+        }
+    }
+    cube_applies(&base, header).then(|| plan(PlanKind::Cube, cube_pbs(&base, header)))
+}
+
 impl Plan {
     /// What a scan evaluates on each chunk: this plan, or for a complement plan the scan of the
     /// rows it leaves out (whose combined result [`crate::eval::complete`] subtracts from the
-    /// totals).
+    /// base, [`Plan::complement_base`]).
     ///
     /// # Errors
     /// [`LayoutError::Mismatch`] for a complement plan of a query that has no complement on
@@ -640,15 +662,32 @@ impl Plan {
         if !self.complement {
             return Ok(self.clone());
         }
-        let bound = complement_bound(&self.bound, header).ok_or_else(|| {
-            LayoutError::Mismatch("a complement plan for a query that has none".into())
-        })?;
+        let bound = complement_bound(&self.bound, header).ok_or_else(no_complement)?;
         Ok(Plan {
             bound,
             complement: false,
             ..self.clone()
         })
     }
+
+    /// For a complement plan, the totals or cube plan its scan is subtracted from (the query
+    /// without its lower bound); `None` for any other plan.
+    ///
+    /// # Errors
+    /// As [`Plan::chunk_scan`].
+    pub fn complement_base(&self, header: &LayoutHeader) -> Result<Option<Plan>, LayoutError> {
+        if !self.complement {
+            return Ok(None);
+        }
+        complement_bound(&self.bound, header).ok_or_else(no_complement)?;
+        base_plan(&self.bound, header)
+            .map(Some)
+            .ok_or_else(no_complement)
+    }
+}
+
+fn no_complement() -> LayoutError {
+    LayoutError::Mismatch("a complement plan for a query that has none".into())
 }
 
 /// The cheapest plan for `query`.
@@ -989,11 +1028,16 @@ impl Plan {
                     header.rows,
                     header.rows.div_ceil(u64::from(header.chunk_rows.max(1)))
                 );
-                if let (true, Some(m)) = (self.complement, b.measure) {
+                if let (Ok(Some(base)), Some(m)) = (self.complement_base(header), b.measure) {
                     let _ = writeln!(
                         s,
-                        "  complement: sums the rows the filter leaves out (`{}` below the bound: fewer blocks to mask) and subtracts them from the stored totals",
-                        name(m)
+                        "  complement: sums the rows with `{}` below the bound (fewer blocks to mask) and subtracts them from the query without it, read from the {}",
+                        name(m),
+                        if base.kind == PlanKind::Cube {
+                            "cube"
+                        } else {
+                            "stored totals"
+                        }
                     );
                 }
                 let (value_blocks, square_blocks) = self
@@ -1122,18 +1166,30 @@ mod tests {
             .unwrap();
         assert!(direct.pbs > p.pbs);
         assert!(p.explain(&h, DEFAULT_PBS_SECONDS, 2).contains("complement"));
-        // A bound near the top leaves nothing to gain; another filter, or no totals, rules it out.
+        assert_eq!(
+            p.complement_base(&h).unwrap().map(|b| b.kind),
+            Some(PlanKind::Totals)
+        );
+        // A bound near the top leaves nothing to gain.
         assert!(!plan(&numeric(900_000, None), &h).unwrap().complement);
-        let window = Some(Filter::LastDays { days: 30 });
-        assert!(!plan(&numeric(10_001, window), &h).unwrap().complement);
-        let no_totals = header(
+        // With a day window the base is the cube's; without totals and cube there is none.
+        let window = || Some(Filter::LastDays { days: 30 });
+        let p = plan(&numeric(10_001, window()), &h).unwrap();
+        assert!(p.complement);
+        assert_eq!(
+            p.complement_base(&h).unwrap().map(|b| b.kind),
+            Some(PlanKind::Cube)
+        );
+        let bare = header(
             &table,
             &LayoutOptions {
                 totals: false,
+                cube: false,
                 ..LayoutOptions::default()
             },
         );
-        assert!(!plan(&numeric(10_001, None), &no_totals).unwrap().complement);
+        assert!(!plan(&numeric(10_001, None), &bare).unwrap().complement);
+        assert!(!plan(&numeric(10_001, window()), &bare).unwrap().complement);
         let direct = Plan {
             complement: false,
             ..p

@@ -179,8 +179,14 @@ fn row_scan_with_numeric_and_day_filters() {
         "SELECT COUNT(*), SUM(amount), VAR(amount) FROM transactions WHERE amount > 50 AND region IN ('APAC', 'EMEA') AND day >= max_day - 60",
     );
     let f = fixture();
-    assert_eq!(plan(&q, &f.dataset.header).unwrap().kind, PlanKind::RowScan);
-    let (fhe, plain) = run(&q, PlanKind::RowScan);
+    let p = plan(&q, &f.dataset.header).unwrap();
+    assert_eq!(p.kind, PlanKind::RowScan);
+    // The direct scan (the planner prefers the complement, tested below).
+    let direct = datacloud_fhe_query::plan::candidates(&p.bound, &f.dataset.header)
+        .into_iter()
+        .find(|c| c.kind == PlanKind::RowScan && !c.complement)
+        .unwrap();
+    let (fhe, plain) = run_plan(&direct);
     assert_eq!(fhe, plain);
     assert!(
         plain.groups[0].0 > 0 && plain.groups[0].0 < 40,
@@ -219,13 +225,20 @@ fn a_lower_bound_alone_scans_the_complement_and_subtracts_it_from_the_totals() {
         .map(|c| evaluate_chunk(&p, &f.dataset.header, c, &f.eval).unwrap())
         .collect();
     let combined = combine(&p, &partials, &f.eval);
-    let totals = f.dataset.totals.as_ref();
-    let done = complete(&p, &f.dataset.header, combined.clone(), totals, &f.eval).unwrap();
+    let done = complete(&p, combined.clone(), &f.dataset, &f.eval).unwrap();
     assert_eq!(decrypt(&done, &f.key), plain);
     // Without the totals, or for a query that has no complement, it refuses.
-    assert!(complete(&p, &f.dataset.header, combined, None, &f.eval).is_err());
+    let bare = EncryptedDataset {
+        chunks: Vec::new(),
+        totals: None,
+        cube: None,
+        ..f.dataset.clone()
+    };
+    assert!(complete(&p, combined, &bare, &f.eval).is_err());
+    // `customer_age` is no cube measure: with a day window nothing answers the query without
+    // its bound.
     let windowed = query(
-        "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 50 AND day >= max_day - 60",
+        "SELECT COUNT(*), SUM(customer_age) FROM transactions WHERE customer_age > 30 AND day >= max_day - 60",
     );
     let forged = Plan {
         complement: true,
@@ -233,6 +246,27 @@ fn a_lower_bound_alone_scans_the_complement_and_subtracts_it_from_the_totals() {
     };
     let chunk = &f.dataset.chunks[0];
     assert!(evaluate_chunk(&forged, &f.dataset.header, chunk, &f.eval).is_err());
+}
+
+#[test]
+fn a_lower_bound_with_cube_filters_scans_the_complement_and_subtracts_it_from_the_cube() {
+    // Per region among two age bands of the last 60 days with amount > $5: the cube answers the
+    // query without the bound, the scan the rows at or below $5 (5 of 10 blocks masked; on 40
+    // rows a higher bound saves less than the cube reads and the subtractions cost).
+    let q = query(
+        "SELECT region, COUNT(*), SUM(amount) FROM transactions WHERE age_band IN ('25-34', '35-44') AND day >= max_day - 60 AND amount > 5 GROUP BY region",
+    );
+    let f = fixture();
+    let p = plan(&q, &f.dataset.header).unwrap();
+    assert_eq!((p.kind, p.complement), (PlanKind::RowScan, true));
+    let base = p.complement_base(&f.dataset.header).unwrap().unwrap();
+    assert_eq!(base.kind, PlanKind::Cube);
+    let (fhe, plain) = run_plan(&p);
+    assert_eq!(fhe, plain);
+    assert!(
+        plain.groups.iter().map(|g| g.0).sum::<u128>() > 0,
+        "the filters keep rows"
+    );
 }
 
 #[test]
