@@ -70,20 +70,8 @@ impl Accumulator {
     /// # Panics
     /// When `ct` has a non-zero block beyond the accumulator's width (a planner bug).
     pub fn push(&mut self, ct: &RadixCiphertext) {
-        self.push_blocks(ct.blocks().iter().cloned());
-    }
-
-    /// [`Accumulator::push`] of the blocks of a radix number, least significant first.
-    pub fn push_blocks(&mut self, blocks: impl IntoIterator<Item = Block>) {
-        for (j, block) in blocks.into_iter().enumerate() {
-            if block.degree.get() == 0 {
-                continue;
-            }
-            assert!(
-                j < self.columns.len(),
-                "a block beyond the sum's width (the planner's widths are wrong)"
-            );
-            self.columns[j].push(block);
+        for (j, block) in ct.blocks().iter().enumerate() {
+            self.push_at(j, block.clone());
         }
     }
 
@@ -148,10 +136,16 @@ impl Accumulator {
         }
     }
 
+    /// Adds one block at position `j`, unless it is a trivial zero.
     fn push_at(&mut self, j: usize, block: Block) {
-        if block.degree.get() != 0 {
-            self.columns[j].push(block);
+        if block.degree.get() == 0 {
+            return;
         }
+        assert!(
+            j < self.columns.len(),
+            "a block beyond the sum's width (the planner's widths are wrong)"
+        );
+        self.columns[j].push(block);
     }
 
     /// The sum as a radix number of `width` blocks whose carries are not propagated (each block

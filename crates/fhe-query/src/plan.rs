@@ -576,13 +576,11 @@ pub fn candidates(bound: &Bound, header: &LayoutHeader) -> Vec<Plan> {
         pbs: scan_pbs(bound, header),
         complement: false,
     });
-    if let Some(complement) = complement_bound(bound, header) {
+    if let Some((complement, base)) = complement(bound, header) {
         plans.push(Plan {
             kind: scan,
             bound: bound.clone(),
-            pbs: scan_pbs(&complement, header)
-                + base_plan(bound, header).map_or(0, |b| b.pbs)
-                + subtraction_pbs(bound),
+            pbs: scan_pbs(&complement, header) + base.pbs + subtraction_pbs(bound),
             complement: true,
         });
     }
@@ -600,22 +598,24 @@ fn subtraction_pbs(bound: &Bound) -> u64 {
     per_group * bound.group_count() as u64
 }
 
-/// The bound of the complement scan, when `bound` can be answered as a base minus it: a lower
-/// bound `measure ≥ lo` and no term, where the query without that bound — the base — is
-/// answered by the stored totals or the cube (so its other filters and groups are the cube's).
-/// The complement keeps `measure ≤ lo − 1` and every other filter.
-fn complement_bound(bound: &Bound, header: &LayoutHeader) -> Option<Bound> {
+/// The complement scan of `bound` and its base, when `bound` can be answered as the base minus
+/// the scan: a lower bound `measure ≥ lo` and no term, where the query without that bound — the
+/// base — is answered by the stored totals or the cube (so its other filters and groups are the
+/// cube's). The scan keeps `measure ≤ lo − 1` and every other filter.
+fn complement(bound: &Bound, header: &LayoutHeader) -> Option<(Bound, Plan)> {
     let m = bound.measure?;
     let [(column, Some(lo), None)] = bound.ranges[..] else {
         return None;
     };
-    let applies = column == m && lo > 0 && !bound.empty && bound.terms.is_empty();
-    applies.then_some(())?;
-    base_plan(bound, header)?;
-    Some(Bound {
+    if column != m || lo == 0 || bound.empty || !bound.terms.is_empty() {
+        return None;
+    }
+    let base = base_plan(bound, header)?;
+    let scan = Bound {
         ranges: vec![(column, None, Some(lo - 1))],
         ..bound.clone()
-    })
+    };
+    Some((scan, base))
 }
 
 /// The plan that answers `bound` without its measure's range, from the totals or the cube, if
@@ -662,7 +662,7 @@ impl Plan {
         if !self.complement {
             return Ok(self.clone());
         }
-        let bound = complement_bound(&self.bound, header).ok_or_else(no_complement)?;
+        let (bound, _) = complement(&self.bound, header).ok_or_else(no_complement)?;
         Ok(Plan {
             bound,
             complement: false,
@@ -679,10 +679,8 @@ impl Plan {
         if !self.complement {
             return Ok(None);
         }
-        complement_bound(&self.bound, header).ok_or_else(no_complement)?;
-        base_plan(&self.bound, header)
-            .map(Some)
-            .ok_or_else(no_complement)
+        let (_, base) = complement(&self.bound, header).ok_or_else(no_complement)?;
+        Ok(Some(base))
     }
 }
 

@@ -58,6 +58,14 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The direct row scan of `p`'s query (not its complement).
+fn direct_scan(p: &Plan) -> Plan {
+    datacloud_fhe_query::plan::candidates(&p.bound, &fixture().dataset.header)
+        .into_iter()
+        .find(|c| c.kind == PlanKind::RowScan && !c.complement)
+        .expect("a direct row scan")
+}
+
 fn run(
     q: &Query,
     kind: PlanKind,
@@ -182,11 +190,7 @@ fn row_scan_with_numeric_and_day_filters() {
     let p = plan(&q, &f.dataset.header).unwrap();
     assert_eq!(p.kind, PlanKind::RowScan);
     // The direct scan (the planner prefers the complement, tested below).
-    let direct = datacloud_fhe_query::plan::candidates(&p.bound, &f.dataset.header)
-        .into_iter()
-        .find(|c| c.kind == PlanKind::RowScan && !c.complement)
-        .unwrap();
-    let (fhe, plain) = run_plan(&direct);
+    let (fhe, plain) = run_plan(&direct_scan(&p));
     assert_eq!(fhe, plain);
     assert!(
         plain.groups[0].0 > 0 && plain.groups[0].0 < 40,
@@ -210,10 +214,7 @@ fn a_lower_bound_alone_scans_the_complement_and_subtracts_it_from_the_totals() {
         "the filter keeps some rows, not all"
     );
     // The direct scan agrees, at more PBS.
-    let direct = datacloud_fhe_query::plan::candidates(&p.bound, &f.dataset.header)
-        .into_iter()
-        .find(|c| c.kind == PlanKind::RowScan && !c.complement)
-        .unwrap();
+    let direct = direct_scan(&p);
     assert!(direct.pbs > p.pbs);
     assert_eq!(run_plan(&direct).0, plain);
     // Chunk by chunk, as workers split it: partials of the complement, combined, completed.
