@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use datacloud_fhe_query::{plan, reference, sql, synth};
+use datacloud_query::{plan, reference, sql, synth};
 
 #[test]
 fn demo_settles_an_exact_encrypted_journey() {
@@ -45,7 +45,7 @@ fn demo_settles_an_exact_encrypted_journey() {
     let query =
         sql::parse(report["sql"].as_str().expect("sql"), &table.schema).expect("journey SQL");
     let header =
-        datacloud_fhe_query::layout::header(&table, &datacloud_fhe_query::LayoutOptions::default());
+        datacloud_query::layout::header(&table, &datacloud_query::LayoutOptions::default());
     let expected = reference(&table, &plan(&query, &header).expect("plan").bound, &header);
     let result_rows = report["result"]["rows"].as_array().expect("rows");
     assert_eq!(result_rows.len(), 8);

@@ -25,20 +25,15 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::ResultSubmitted;
 use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
-use datacloud_agent_core::{Deployments, config::DEVCHAIN_CHAIN_ID};
+use datacloud_agent_core::{
+    Deployments, Health, Order, OrderStatus, OrderWork, config::DEVCHAIN_CHAIN_ID,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_datacloud");
 /// The worker fee the default deployment charges (0.01).
 const FEE: u128 = 10_000_000_000_000_000;
 /// The price `seller onboard` sets by default (0.05).
 const PRICE: u128 = 50_000_000_000_000_000;
-
-/// Status codes of `QueryMarket.order(..).status`.
-const OPEN: u8 = 1;
-const COMPUTED: u8 = 3;
-const SETTLED: u8 = 4;
-const FAILED: u8 = 5;
-const REFUNDED: u8 = 6;
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -231,27 +226,31 @@ impl Chain {
         }
     }
 
-    fn status(&self, order: u64) -> u8 {
+    fn status(&self, order: u64) -> OrderStatus {
         let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
-        self.runtime
+        let raw = self
+            .runtime
             .block_on(market.order(U256::from(order)).call().into_future())
-            .unwrap()
-            ._9
+            .unwrap();
+        Order::try_from(raw).unwrap().status
     }
 
-    fn worker_of(&self, order: u64) -> Address {
+    fn worker_of(&self, order: u64) -> Option<Address> {
         let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
-        self.runtime
+        let raw = self
+            .runtime
             .block_on(market.orderWork(U256::from(order)).call().into_future())
-            .unwrap()
-            ._0
+            .unwrap();
+        OrderWork::from(raw).worker
     }
 
-    fn health(&self, dataset: u64) -> u8 {
+    fn health(&self, dataset: u64) -> Health {
         let proofs = IProofManager::new(self.deployments.proof_manager, &self.provider);
-        self.runtime
+        let code = self
+            .runtime
             .block_on(proofs.health(U256::from(dataset)).call().into_future())
-            .unwrap()
+            .unwrap();
+        Health::try_from(code).unwrap()
     }
 
     fn payout(&self, who: Address) -> U256 {
@@ -279,7 +278,7 @@ impl Chain {
             .len()
     }
 
-    fn wait_status(&self, order: u64, want: u8, timeout: Duration) {
+    fn wait_status(&self, order: u64, want: OrderStatus, timeout: Duration) {
         wait_for(
             timeout,
             &format!("order {order} to reach status {want}"),
@@ -464,7 +463,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     ];
     cluster.spawn("seller", seller, "seller", &seller_args, &gateways);
     wait_for(Duration::from_mins(2), "dataset 1 to be Healthy", || {
-        chain.health(1) == 1
+        chain.health(1) == Health::Healthy
     });
     // The listing shows the sample statistics `onboard` published (ε = 1 by default).
     let shown = cluster.run_ok(buyer, "buyer", &["buyer", "show", "1"]);
@@ -547,7 +546,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     );
     assert_eq!(
         chain.status(first),
-        2,
+        OrderStatus::Claimed,
         "claimed, not yet computed, when killed"
     );
     cluster.spawn(
@@ -557,7 +556,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         &["worker", "run", "--quiet"],
         &gateways,
     );
-    chain.wait_status(first, SETTLED, Duration::from_mins(10));
+    chain.wait_status(first, OrderStatus::Settled, Duration::from_mins(10));
     assert_eq!(chain.results_submitted(first), 1, "exactly one result");
     assert_eq!(
         chain.payout(cluster.address(worker)),
@@ -586,9 +585,9 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     ));
     // The seller's node is down with it: the buyer's parameters and the worker's result go to
     // the other node, and the worker computes while the seller is away.
-    chain.wait_status(second, COMPUTED, Duration::from_mins(10));
+    chain.wait_status(second, OrderStatus::Computed, Duration::from_mins(10));
     cluster.spawn("seller-2", seller, "seller", &seller_args, &gateways);
-    chain.wait_status(second, SETTLED, Duration::from_mins(10));
+    chain.wait_status(second, OrderStatus::Settled, Duration::from_mins(10));
     // Settled on chain as the delivery lands; the daemon logs it once the receipt is back.
     wait_for(
         Duration::from_mins(1),
@@ -608,7 +607,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         "buyer",
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    chain.wait_status(third, COMPUTED, Duration::from_mins(10));
+    chain.wait_status(third, OrderStatus::Computed, Duration::from_mins(10));
     wait_for(Duration::from_mins(1), "the seller's refusal", || {
         cluster.log("seller-2").contains("output policy refused")
     });
@@ -624,7 +623,11 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
             Duration::from_mins(5),
             "the deadline and the refund",
             || {
-                assert_eq!(chain.status(third), COMPUTED, "never delivered");
+                assert_eq!(
+                    chain.status(third),
+                    OrderStatus::Computed,
+                    "never delivered"
+                );
                 cluster
                     .run(buyer, "buyer", &["buyer", "refund", &third.to_string()])
                     .status
@@ -632,7 +635,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
             },
         );
     }
-    assert_eq!(chain.status(third), REFUNDED);
+    assert_eq!(chain.status(third), OrderStatus::Refunded);
     assert_eq!(
         chain.payout(cluster.address(buyer)) - credited,
         U256::from(PRICE + FEE),
@@ -670,8 +673,8 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(chain.status(fourth), OPEN, "nothing claimed");
-    assert_eq!(chain.worker_of(fourth), Address::ZERO);
+    assert_eq!(chain.status(fourth), OrderStatus::Open, "nothing claimed");
+    assert_eq!(chain.worker_of(fourth), None);
     assert_eq!(chain.results_submitted(fourth), 0);
     assert!(
         cluster.log("spy").contains("tampered"),
@@ -682,7 +685,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
 
     // 5. A seller that stops proving: Degraded, and delivery refunds the buyer.
     onboard(&cluster, seller_b, "seller-b", "Bank B");
-    assert_eq!(chain.health(2), 2, "never proven: Degraded");
+    assert_eq!(chain.health(2), Health::Degraded, "never proven");
     let port_b = free_port();
     let node_b = format!("http://127.0.0.1:{port_b}");
     cluster.spawn(
@@ -734,7 +737,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         ],
     );
     let fifth = order_id(&out);
-    chain.wait_status(fifth, FAILED, Duration::from_mins(10));
+    chain.wait_status(fifth, OrderStatus::Failed, Duration::from_mins(10));
     assert_eq!(
         chain.payout(cluster.address(seller_b)),
         U256::ZERO,

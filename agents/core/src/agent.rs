@@ -56,6 +56,12 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The typed view of the protocol's state, read through this agent's client.
+    #[must_use]
+    pub const fn protocol(&self) -> crate::Protocol<'_> {
+        crate::Protocol::new(&self.client, &self.deployments)
+    }
+
     /// Connects agent `name` (which names its cursor and journal files): checks the chain id,
     /// reads the deployments file and checks the contracts are on this chain.
     ///

@@ -16,6 +16,8 @@
 //! - [`deployments`]: the deployments file others read ([`Deployments`]).
 //! - [`follower`]: the event follower and its cursor.
 //! - [`journal`]: the action journal: one transaction per `(order, step)`, ever.
+//! - [`protocol`]: the typed view of orders, datasets and proof sets ([`Protocol`]): every
+//!   contract tuple is decoded there and nowhere else.
 //! - [`agent`]: [`run`], the daemon loop with graceful shutdown.
 //! - [`fs`]: atomic writes and bounded reads.
 
@@ -28,6 +30,7 @@ pub mod deployments;
 pub mod follower;
 pub mod fs;
 pub mod journal;
+pub mod protocol;
 pub mod stylus;
 
 pub use agent::{Agent, AgentError, run, shutdown_on_signals};
@@ -40,3 +43,4 @@ pub use follower::{
     ChainEvent, Cursor, EventFollower, EventHandler, FollowerConfig, FollowerError,
 };
 pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};
+pub use protocol::{Dataset, Health, Order, OrderStatus, OrderWork, ProofSet, Protocol};

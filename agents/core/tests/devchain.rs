@@ -16,7 +16,8 @@ use alloy::{
 use datacloud_agent_core::{
     ActionJournal, ActionKey, AgentError, ChainClient, ChainError, ChainEvent, Config,
     ConfigOverrides, ContractEvent, ContractsWasm, Cursor, DeployParams, Deployments,
-    EventFollower, EventHandler, FollowerConfig, RetryPolicy,
+    EventFollower, EventHandler, FollowerConfig, Health, Order, OrderStatus, OrderWork, ProofSet,
+    Protocol, RetryPolicy,
     bindings::{IDatasetRegistry, IProofManager, IQueryMarket},
     deploy,
     follower::HandlerError,
@@ -31,6 +32,8 @@ const ETHER: u128 = 1_000_000_000_000_000_000;
 /// A devchain serving JSON-RPC on a free port until dropped.
 struct Devchain {
     url: String,
+    /// The dev accounts' private keys, funded at genesis.
+    keys: Vec<B256>,
     stop: CancellationToken,
 }
 
@@ -42,13 +45,14 @@ impl Drop for Devchain {
 
 async fn devchain() -> Devchain {
     let node = Node::new(ChainConfig::default(), 3).unwrap();
+    let keys = node.dev_keys().into_iter().map(|(_, key)| key).collect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let rpc = Arc::new(Rpc::new(node, RpcConfig::default()));
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(serve(listener, rpc, async move { token.cancelled().await }));
-    Devchain { url, stop }
+    Devchain { url, keys, stop }
 }
 
 fn config(url: &str, data_dir: &Path) -> Config {
@@ -71,6 +75,23 @@ fn wasm() -> ContractsWasm<'static> {
         proof_manager: datacloud_contract_artifacts::proof_manager(),
         query_market: datacloud_contract_artifacts::query_market(),
     }
+}
+
+/// A client of the same chain signing with dev key `index`.
+async fn client_with_key(chain: &Devchain, dir: &Path, index: usize) -> ChainClient {
+    let env = HashMap::from([("DATACLOUD_POLL_INTERVAL_MS".to_owned(), "20".to_owned())]);
+    let config = Config::load_from(
+        None,
+        &env,
+        &ConfigOverrides {
+            rpc_url: Some(chain.url.clone()),
+            data_dir: Some(dir.to_path_buf()),
+            private_key: Some(chain.keys[index].to_string()),
+            ..ConfigOverrides::default()
+        },
+    )
+    .unwrap();
+    ChainClient::connect(&config).await.unwrap()
 }
 
 async fn deployed(chain: &Devchain, dir: &Path) -> (Config, ChainClient, Deployments) {
@@ -626,5 +647,182 @@ async fn server_errors_are_retried_and_a_lost_send_answer_sends_nothing_twice() 
     assert_eq!(
         client.provider().get_balance(to).await.unwrap(),
         U256::from(12_345)
+    );
+}
+
+/// Every field of the typed view comes from the contract field of the same name: the dataset,
+/// proof set, order and claim below are made with a distinct value in every field (fields of one
+/// type included), so a reordered ABI tuple without a matching change to `protocol.rs` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // register, prove, order, claim: each read back field by field
+async fn the_typed_view_reads_each_field_from_its_namesake() {
+    let chain = devchain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, seller, d) = deployed(&chain, dir.path()).await;
+    let buyer = client_with_key(&chain, dir.path(), 1).await;
+    let worker = client_with_key(&chain, dir.path(), 2).await;
+    let view = Protocol::new(&seller, &d);
+
+    let (manifest, piece) = (
+        Bytes::from_static(b"\x01\x71\x12\x20manifest"),
+        Bytes::from_static(b"\x01\x55\x91\x20piece"),
+    );
+    let template = keccak256("cohort_stats/1");
+    let (price, stake) = (U256::from(ETHER / 20), U256::from(3 * ETHER));
+    let registry = IDatasetRegistry::new(d.dataset_registry, seller.provider());
+    seller
+        .send(
+            "registerDataset",
+            registry
+                .registerDataset(
+                    manifest.clone(),
+                    piece.clone(),
+                    keccak256("schema"),
+                    vec![template],
+                    vec![price],
+                )
+                .value(stake)
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    let dataset_id = U256::from(1);
+    let dataset = view.dataset(dataset_id).await.unwrap();
+    let registered_at = dataset.registered_at;
+    assert!(registered_at > 0);
+    assert_eq!(
+        dataset,
+        datacloud_agent_core::Dataset {
+            owner: seller.address(),
+            manifest_cid: manifest,
+            piece_cid: piece,
+            schema_hash: keccak256("schema"),
+            stake,
+            active: true,
+            registered_at,
+            deactivated_at: 0,
+        }
+    );
+
+    let proofs = IProofManager::new(d.proof_manager, seller.provider());
+    seller
+        .send(
+            "createProofSet",
+            proofs
+                .createProofSet(
+                    dataset_id,
+                    vec![keccak256("piece one"), keccak256("piece two")],
+                    vec![4, 8],
+                )
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    let set_id = view.proof_set_of(dataset_id).await.unwrap().unwrap();
+    let set = view.proof_set(set_id).await.unwrap();
+    assert_eq!(
+        (set.dataset_id, set.pieces, set.leaves, set.faults),
+        (dataset_id, 2, 12, 0),
+        "{set:?}"
+    );
+    assert_eq!(
+        set,
+        ProofSet {
+            challenge_epoch: set.challenge_epoch,
+            deadline: set.deadline,
+            ..set
+        }
+    );
+    assert!(set.deadline > set.challenge_epoch, "{set:?}");
+    assert_eq!(view.health(dataset_id).await.unwrap(), Health::Degraded);
+
+    let market = IQueryMarket::new(d.query_market, buyer.provider());
+    let fee = seller.view("workerFee", &market.workerFee()).await.unwrap();
+    let now = buyer
+        .provider()
+        .get_block(alloy::eips::BlockId::latest())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    let deadline = now + 3_000;
+    let params = keccak256("params");
+    buyer
+        .send(
+            "placeOrder",
+            market
+                .placeOrder(
+                    dataset_id,
+                    template,
+                    params,
+                    Bytes::from(vec![7u8; 32]),
+                    deadline,
+                )
+                .value(price + fee)
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    let order_id = U256::from(1);
+    let order = view.order(order_id).await.unwrap();
+    assert_eq!(
+        order,
+        Order {
+            dataset_id,
+            seller: seller.address(),
+            template_hash: template,
+            params_hash: params,
+            manifest_hash: order.manifest_hash,
+            price,
+            worker_fee: fee,
+            escrow: price + fee,
+            deadline,
+            status: OrderStatus::Open,
+        }
+    );
+    assert_ne!(order.manifest_hash, B256::ZERO);
+    assert_ne!(order.manifest_hash, template);
+    assert_ne!(order.manifest_hash, params);
+    assert_ne!(price, fee, "distinct amounts, or a swap would go unseen");
+    assert_eq!(
+        view.order_work(order_id).await.unwrap(),
+        OrderWork {
+            worker: None,
+            claimed_at: 0,
+            result_cid: Bytes::new(),
+            result_hash: B256::ZERO,
+            delivery_cid: Bytes::new(),
+        }
+    );
+
+    let market = IQueryMarket::new(d.query_market, worker.provider());
+    let bond = worker
+        .view("minWorkerBond", &market.minWorkerBond())
+        .await
+        .unwrap();
+    worker
+        .send(
+            "registerWorker",
+            market
+                .registerWorker()
+                .value(bond)
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    worker
+        .send(
+            "claimOrder",
+            market.claimOrder(order_id).into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    let work = view.order_work(order_id).await.unwrap();
+    assert_eq!(work.worker, Some(worker.address()));
+    assert!(work.claimed_at >= now, "{work:?}");
+    assert_eq!(
+        view.order_status(order_id).await.unwrap(),
+        OrderStatus::Claimed
     );
 }

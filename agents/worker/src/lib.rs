@@ -25,14 +25,17 @@ use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use alloy::signers::{Signer as _, local::PrivateKeySigner};
 use cid::Cid;
+use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
-use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
-use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
-use datacloud_dataset::{
+use datacloud_agent_core::{
+    ActionKey, Agent, ChainEvent, ContractEvent, EventHandler, OrderStatus,
+};
+use datacloud_fhe_query::{EncryptedResult, combine, complete, evaluate};
+use datacloud_package::{
     Package, entries_for, fetch_entries, fetch_manifest, params_cid, query_from_params,
 };
-use datacloud_fhe_query::{EncryptedResult, Plan, PlanKind, combine, complete, evaluate, plan};
+use datacloud_query::{Plan, PlanKind, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,10 +44,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 const RETRY_START: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait between retries.
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-/// Order status `OPEN` (`QueryMarket.order(...).status`).
-const OPEN: u8 = 1;
-/// Order status `CLAIMED`.
-const CLAIMED: u8 = 2;
 
 /// Why a worker step failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +62,7 @@ pub enum WorkerError {
     Gateway(Box<datacloud_store::gateway::ClientError>),
     /// The dataset package or parameters are unusable.
     #[error(transparent)]
-    Dataset(#[from] datacloud_dataset::DatasetError),
+    Dataset(#[from] datacloud_package::PackageError),
     /// Evaluation failed.
     #[error(transparent)]
     Layout(#[from] datacloud_fhe_query::LayoutError),
@@ -209,31 +208,31 @@ impl Worker {
     pub async fn serve(&self, order_id: U256) -> Result<Outcome, WorkerError> {
         let client = &self.agent.client;
         let me = client.address();
-        let market = self.market();
-        let order = client.view("order", &market.order(order_id)).await?;
-        let work = client
-            .view("orderWork", &market.orderWork(order_id))
-            .await?;
-        let (dataset_id, template_hash, params_hash, status) =
-            (order._0, order._2, order._3, order._9);
+        let view = self.agent.protocol();
+        let order = view.order(order_id).await?;
+        let work = view.order_work(order_id).await?;
         let head = client
             .provider()
             .get_block(alloy::eips::BlockId::latest())
             .await
             .map_err(|e| WorkerError::Rpc(format!("reading the head block: {e}")))?;
-        if head.is_some_and(|b| b.header.timestamp >= order._8) && status == OPEN {
+        if head.is_some_and(|b| b.header.timestamp >= order.deadline)
+            && order.status == OrderStatus::Open
+        {
             return Ok(Outcome::Skipped("the order's deadline has passed".into()));
         }
-        let mine = work._0 == me;
-        match status {
-            OPEN => {}
-            CLAIMED if mine => {}
-            _ if mine && !work._2.is_empty() => {
+        let mine = work.worker == Some(me);
+        match order.status {
+            OrderStatus::Open => {}
+            OrderStatus::Claimed if mine => {}
+            _ if mine && !work.result_cid.is_empty() => {
+                let result_cid = work
+                    .result()
+                    .map_err(|e| WorkerError::Invalid(format!("own result CID unreadable: {e}")))?
+                    .ok_or_else(|| WorkerError::Invalid("own result CID missing".into()))?;
                 return Ok(Outcome::Submitted {
-                    result_cid: Cid::try_from(work._2.as_ref()).map_err(|e| {
-                        WorkerError::Invalid(format!("own result CID unreadable: {e}"))
-                    })?,
-                    result_hash: work._3,
+                    result_cid,
+                    result_hash: work.result_hash,
                     plan: String::new(),
                 });
             }
@@ -242,12 +241,8 @@ impl Worker {
 
         // What to compute, checked before claiming: an order this worker cannot serve stays
         // open for others.
-        let registry =
-            IDatasetRegistry::new(self.agent.deployments.dataset_registry, client.provider());
-        let dataset = client
-            .view("dataset", &registry.dataset(dataset_id))
-            .await?;
-        let Ok(root) = Cid::try_from(dataset._1.as_ref()) else {
+        let dataset = view.dataset(order.dataset_id).await?;
+        let Ok(root) = dataset.manifest() else {
             return Ok(Outcome::Skipped(
                 "the dataset's manifest CID does not parse".into(),
             ));
@@ -261,7 +256,10 @@ impl Worker {
                 return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
             }
         };
-        let query = match self.fetch_params(params_hash.0, template_hash.0).await {
+        let query = match self
+            .fetch_params(order.params_hash.0, order.template_hash.0)
+            .await
+        {
             Ok(q) => q,
             Err(e) => {
                 tracing::warn!(%order_id, error = %e, "cannot get the order's parameters; not claiming");
@@ -270,7 +268,7 @@ impl Worker {
         };
         let schema = manifest
             .parsed_schema()
-            .map_err(datacloud_dataset::DatasetError::Params)?;
+            .map_err(datacloud_package::PackageError::Params)?;
         if let Err(e) = query.validate(&schema, &manifest.templates) {
             return Ok(Outcome::Skipped(format!("query refused: {e}")));
         }
@@ -290,7 +288,8 @@ impl Worker {
         };
 
         // Claim, once.
-        if status == OPEN {
+        let market = self.market();
+        if order.status == OrderStatus::Open {
             let claim = self
                 .agent
                 .journal
@@ -383,12 +382,12 @@ impl Worker {
         &self,
         params_hash: [u8; 32],
         template_hash: [u8; 32],
-    ) -> Result<datacloud_fhe_query::Query, WorkerError> {
+    ) -> Result<datacloud_query::Query, WorkerError> {
         let cid = params_cid(params_hash);
-        let block = match self.store.get(&cid)? {
-            Some(block) => block,
-            None => self.gateways.fetch_block(&cid, &self.store).await?,
-        };
+        let block = self
+            .gateways
+            .local_or_fetch_block(&cid, &self.store)
+            .await?;
         Ok(query_from_params(block.data(), params_hash, template_hash)?)
     }
 
@@ -445,7 +444,10 @@ impl Worker {
             }
             let combined = combine(&chosen, &partials, &key);
             // A complement scan is subtracted from its base (the totals or the cube).
-            match chosen.complement_base(&package.manifest.layout)? {
+            match chosen
+                .complement_base(&package.manifest.layout)
+                .map_err(datacloud_fhe_query::LayoutError::from)?
+            {
                 Some(base) => Ok(complete(
                     &chosen,
                     combined,

@@ -150,33 +150,6 @@ pub fn progress(len: u64, message: &'static str, visible: bool) -> ProgressBar {
     bar
 }
 
-/// The health names of `ProofManager.health`.
-#[must_use]
-pub fn health_name(health: u8) -> &'static str {
-    match health {
-        0 => "None",
-        1 => "Healthy",
-        2 => "Degraded",
-        3 => "Failed",
-        _ => "unknown",
-    }
-}
-
-/// The status names of `QueryMarket.order(..).status`.
-#[must_use]
-pub fn status_name(status: u8) -> &'static str {
-    match status {
-        1 => "Open",
-        2 => "Claimed",
-        3 => "Computed",
-        4 => "Settled",
-        5 => "Failed (refunded)",
-        6 => "Refunded",
-        7 => "Disputed (refunded)",
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

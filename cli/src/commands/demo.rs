@@ -24,14 +24,16 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider as _;
 use anyhow::{Context as _, Result, bail, ensure};
-use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
-use datacloud_agent_core::{ChainClient, Config, ConfigOverrides, ContractsWasm, deploy};
-use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
-use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{
-    EncryptedResult, ResultTable, SellerKey, decrypt, plan, reference, sql, synth,
+use datacloud_agent_core::bindings::IQueryMarket;
+use datacloud_agent_core::{
+    ChainClient, Config, ConfigOverrides, ContractsWasm, OrderStatus, Protocol, deploy,
 };
-use datacloud_prover::{OnboardOptions, Seller, SellerNews, SellerOptions, onboard};
+use datacloud_buyer::{Buyer, Listing, OrderResult};
+use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
+use datacloud_fhe_query::{EncryptedResult, ResultTable, SellerKey, decrypt};
+use datacloud_query::layout::LayoutOptions;
+use datacloud_query::{plan, reference, sql, synth};
+use datacloud_seller::{OnboardOptions, Seller, SellerNews, SellerOptions, onboard};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::GatewayConfig;
 use datacloud_worker::{Worker, WorkerOptions};
@@ -41,8 +43,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::buyer::{Buyer, Listing, OrderResult};
-use super::common::{WEI_PER_TOKEN, gateway_client, health_name, open_store, progress, tokens};
+use super::common::{WEI_PER_TOKEN, gateway_client, open_store, progress, tokens};
 use crate::GlobalArgs;
 
 /// The journey query.
@@ -418,18 +419,15 @@ async fn journey(
             () = tokio::time::sleep(Duration::from_mins(2)) => bail!("no proof within 2 minutes"),
         }
     };
-    let proofs = IProofManager::new(deployments.proof_manager, deployer.provider());
-    let health = health_name(
-        deployer
-            .view("health", &proofs.health(U256::from(owned.dataset_id)))
-            .await?,
-    );
+    let health = Protocol::new(&deployer, &deployments)
+        .health(U256::from(owned.dataset_id))
+        .await?;
     report.proofs.push(ProofReport {
         proof_set: proof.set_id.to_string(),
         challenges: proof.challenges,
         block: proof.block,
         gas_used: proof.gas_used,
-        health: health.into(),
+        health: health.name().into(),
     });
     clock.done(
         "prove",
@@ -472,7 +470,7 @@ async fn journey(
     // The demo also plays Bank A: decrypt the attested result once more and compare it with the
     // plaintext computation on the same rows.
     let result_cid: cid::Cid = report.result_cid.parse()?;
-    let result_bytes = datacloud_dataset::read_file(&seller_store, &result_cid, 1 << 28)?;
+    let result_bytes = datacloud_package::read_file(&seller_store, &result_cid, 1 << 28)?;
     let encrypted = EncryptedResult::from_bytes(&result_bytes, &chosen)?;
     let aggregates = decrypt(&encrypted, &SellerKey::load(&owned.client_key)?);
     report.matches_plaintext = aggregates == reference(&table, &chosen.bound, &owned.layout);
@@ -536,7 +534,7 @@ async fn journey(
 async fn buy(
     buyer: &Buyer,
     listing: &Listing,
-    query: &datacloud_fhe_query::template::Query,
+    query: &datacloud_query::template::Query,
     sql: &str,
     clock: &mut Clock,
     label: &str,
@@ -570,26 +568,26 @@ async fn watch(
     clock: &mut Clock,
     label: &str,
 ) -> Result<()> {
-    let market = IQueryMarket::new(deployments.query_market, buyer.provider());
-    let mut last = 1u8;
+    let view = Protocol::new(buyer, deployments);
+    let mut last = OrderStatus::Open;
     let started = Instant::now();
-    while last < 4 {
+    while last != OrderStatus::Settled {
         ensure!(
             started.elapsed() < Duration::from_hours(1),
             "order #{order} stuck in status {last}"
         );
-        let status = buyer.view("order", &market.order(order)).await?._9;
+        let status = view.order_status(order).await?;
         if status != last {
             let (step, detail) = match status {
-                2 => (
+                OrderStatus::Claimed => (
                     "worker fetch + claim",
                     "the worker fetched and verified the dataset and the order's parameters, and claimed",
                 ),
-                3 => (
+                OrderStatus::Computed => (
                     "worker evaluate + attest",
                     "encrypted result stored by CID and submitted with its EIP-712 attestation",
                 ),
-                4 => (
+                OrderStatus::Settled => (
                     "seller decrypt + deliver",
                     "Bank A decrypted the aggregate, applied its policy, sealed it to the buyer's key; the order settled",
                 ),

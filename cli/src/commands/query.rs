@@ -5,11 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use datacloud_fhe_query::plan::DEFAULT_PBS_SECONDS;
-use datacloud_fhe_query::{
-    EvaluationKey, LayoutOptions, Policy, Schema, SellerKey, Table, decrypt, encrypt, evaluate,
-    plan, plan_with, reference, release, sql, synth,
-};
+use datacloud_fhe_query::{EvaluationKey, Policy, SellerKey, decrypt, encrypt, evaluate, release};
+use datacloud_query::plan::DEFAULT_PBS_SECONDS;
+use datacloud_query::{LayoutOptions, Schema, Table, plan, plan_with, reference, sql, synth};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Synthetic data.
@@ -126,23 +124,21 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     let table = load_table(&args.data, &args.schema)?;
     let schema = table.schema.clone();
     let query = sql::parse(&args.sql, &schema)?;
-    let enabled: Vec<String> = datacloud_fhe_query::template::TEMPLATES
+    let enabled: Vec<String> = datacloud_query::template::TEMPLATES
         .iter()
         .map(|t| (*t).to_owned())
         .collect();
     query.validate(&schema, &enabled)?;
     let options = LayoutOptions::default();
-    let header = datacloud_fhe_query::layout::header(&table, &options);
+    let header = datacloud_query::layout::header(&table, &options);
     let chosen = match args.plan.as_deref() {
         None => plan(&query, &header)?,
-        Some("totals") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::Totals)?,
-        Some("cube") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::Cube)?,
-        Some("indicator-scan") => plan_with(
-            &query,
-            &header,
-            datacloud_fhe_query::PlanKind::IndicatorScan,
-        )?,
-        Some("row-scan") => plan_with(&query, &header, datacloud_fhe_query::PlanKind::RowScan)?,
+        Some("totals") => plan_with(&query, &header, datacloud_query::PlanKind::Totals)?,
+        Some("cube") => plan_with(&query, &header, datacloud_query::PlanKind::Cube)?,
+        Some("indicator-scan") => {
+            plan_with(&query, &header, datacloud_query::PlanKind::IndicatorScan)?
+        }
+        Some("row-scan") => plan_with(&query, &header, datacloud_query::PlanKind::RowScan)?,
         Some(other) => {
             bail!("unknown plan `{other}`: use totals, cube, indicator-scan or row-scan")
         }
@@ -162,7 +158,7 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
         &table,
         &key,
         &LayoutOptions {
-            cube: chosen.kind == datacloud_fhe_query::PlanKind::Cube,
+            cube: chosen.kind == datacloud_query::PlanKind::Cube,
             ..options
         },
         &|n| progress.inc(n),

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use alloy::primitives::U256;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
+use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::shutdown_on_signals;
-use datacloud_fhe_query::layout::LayoutOptions;
+use datacloud_agent_core::{Health, Protocol};
 use datacloud_fhe_query::{Passphrase, Policy, SellerKey};
-use datacloud_prover::{
+use datacloud_query::layout::LayoutOptions;
+use datacloud_seller::{
     OnboardOptions, Seller, SellerBook, SellerOptions, finish_pending, onboard,
 };
 use datacloud_store::gateway::GatewayConfig;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    ChainArgs, connect, gateway_client, health_name, open_store, parse_tokens, progress, tokens,
+    ChainArgs, connect, gateway_client, open_store, parse_tokens, progress, tokens,
 };
 use crate::GlobalArgs;
 
@@ -202,7 +203,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
     if args.json {
         #[derive(Serialize)]
         struct Out<'a> {
-            dataset: &'a datacloud_prover::OwnedDataset,
+            dataset: &'a datacloud_seller::OwnedDataset,
             car_bytes: u64,
             chunks: usize,
             steps: Vec<(&'static str, f64)>,
@@ -349,7 +350,7 @@ struct DatasetRow {
     name: String,
     manifest_cid: String,
     piece_cid: String,
-    health: &'static str,
+    health: Health,
     last_proven_block: u64,
     faults: u64,
     prices: Vec<(String, String)>,
@@ -367,18 +368,16 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
         );
     }
     let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
-    let proofs = IProofManager::new(deployments.proof_manager, client.provider());
     let market = IQueryMarket::new(deployments.query_market, client.provider());
+    let view = Protocol::new(&client, &deployments);
     let mut rows = Vec::new();
     for d in &book.datasets {
         let id = U256::from(d.dataset_id);
-        let health = client.view("health", &proofs.health(id)).await?;
-        let set = client
-            .view("proofSet", &proofs.proofSet(U256::from(d.set_id)))
-            .await?;
+        let health = view.health(id).await?;
+        let set = view.proof_set(U256::from(d.set_id)).await?;
         let mut prices = Vec::new();
         for t in &d.templates {
-            let hash = datacloud_fhe_query::template::template_hash(t).into();
+            let hash = datacloud_query::template::template_hash(t).into();
             let price = client.view("priceOf", &registry.priceOf(id, hash)).await?;
             prices.push((t.clone(), tokens(price)));
         }
@@ -390,9 +389,9 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
             name: d.name.clone(),
             manifest_cid: d.manifest_cid.clone(),
             piece_cid: d.piece_cid.clone(),
-            health: health_name(health),
-            last_proven_block: set._5,
-            faults: set._6,
+            health,
+            last_proven_block: set.last_proven_block,
+            faults: set.faults,
             prices,
             open_orders: open.to_string(),
         });

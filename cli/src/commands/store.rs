@@ -114,13 +114,14 @@ pub async fn store(command: StoreCommand) -> Result<()> {
         } => {
             let cid: cid::Cid = cid.parse().with_context(|| format!("{cid} is not a CID"))?;
             let store = open_store(&store)?;
-            if !store.has(&cid)? {
-                if gateway.is_empty() {
+            if gateway.is_empty() {
+                if !store.has(&cid)? {
                     bail!("{cid} is not in the local store; pass --gateway URL to fetch it");
                 }
-                let fetched = Client::new(&gateway, ClientConfig::default())?
-                    .fetch_dag(&cid, &store, true)
-                    .await?;
+            } else if let Some(fetched) = Client::new(&gateway, ClientConfig::default())?
+                .local_or_fetch_dag(&cid, &store, true)
+                .await?
+            {
                 eprintln!(
                     "fetched {} verified blocks ({} bytes) from {}",
                     fetched.blocks, fetched.bytes, fetched.gateway

@@ -17,11 +17,12 @@
 
 use std::time::Instant;
 
-use datacloud_fhe_query::layout::{self, LayoutOptions};
+use datacloud_fhe_query::encrypt;
 use datacloud_fhe_query::{
-    EvaluationKey, Plan, PlanKind, SellerKey, combine, complete, decrypt, evaluate, evaluate_chunk,
-    plan, plan_with, reference, sql, synth,
+    EvaluationKey, SellerKey, combine, complete, decrypt, evaluate, evaluate_chunk,
 };
+use datacloud_query::LayoutOptions;
+use datacloud_query::{Plan, PlanKind, plan, plan_with, reference, sql, synth};
 use tfhe::prelude::*;
 use tfhe::{CompressedFheUint32, FheUint32, set_server_key};
 
@@ -93,7 +94,7 @@ fn main() {
             ..LayoutOptions::default()
         };
         let t = Instant::now();
-        let dataset = layout::encrypt(&table, &key, &options, &|_| {});
+        let dataset = encrypt::encrypt(&table, &key, &options, &|_| {});
         let encrypt_s = t.elapsed().as_secs_f64();
         let chunk_bytes: usize = dataset
             .chunks
@@ -168,7 +169,7 @@ fn main() {
 fn scan_row(
     p: &Plan,
     name: &str,
-    sample: &layout::EncryptedDataset,
+    sample: &encrypt::EncryptedDataset,
     eval: &EvaluationKey,
     pbs_latency: f64,
     cores: usize,
@@ -205,7 +206,7 @@ fn scan_row(
 }
 
 /// Keeps the first `rows` rows of a chunk (a sample to time a scan on).
-fn truncate_chunk(chunk: &mut layout::EncryptedChunk, rows: usize) {
+fn truncate_chunk(chunk: &mut encrypt::EncryptedChunk, rows: usize) {
     chunk.rows = u32::try_from(rows).unwrap_or(u32::MAX);
     for column in &mut chunk.indicators {
         for value in column {
@@ -246,7 +247,7 @@ fn pbs_latency(key: &SellerKey, eval: &EvaluationKey) -> f64 {
 #[allow(clippy::cast_precision_loss)]
 fn naive_baseline(
     key: &SellerKey,
-    table: &datacloud_fhe_query::Table,
+    table: &datacloud_query::Table,
     rows: usize,
     pbs_latency: f64,
     cores: usize,

@@ -5,7 +5,7 @@
 //! it reduces each column of blocks five at a time (two PBS turn five blocks into a message and a
 //! carry) and then propagates every carry, ~2 PBS per block of the result, once per batch.
 //! Nobody but the seller reads a sum, and the seller decrypts each block's message *and* carry
-//! ([`crate::policy::decrypt`]), so a sum need not be canonical: an [`Accumulator`] keeps one
+//! ([`crate::decrypt::decrypt`]), so a sum need not be canonical: an [`Accumulator`] keeps one
 //! column of blocks per radix position across every batch of a chunk, reduces a column only when
 //! it no longer fits one block, and [`Accumulator::finish`] adds each column into one block
 //! (degree ≤ 15, noise within the parameters' maximum) without propagating anything.

@@ -3,57 +3,6 @@
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum SchemaError {
-    #[error("schema is {0} bytes; the limit is 64 KiB")]
-    TooLarge(usize),
-    #[error("schema TOML: {0}")]
-    Toml(String),
-    #[error("`{0}` is not a valid name (letters, digits and `_`, starting with a letter, ≤ 64)")]
-    BadName(String),
-    #[error("a schema needs 1 to 64 columns, this one has {0}")]
-    ColumnCount(usize),
-    #[error("column `{0}` is declared twice")]
-    DuplicateColumn(String),
-    #[error("no column `{0}` in the schema")]
-    UnknownColumn(String),
-    #[error("category column `{column}` declares {count} values; 1 to 256 are allowed")]
-    CategoryCount { column: String, count: usize },
-    #[error("category column `{column}`: value {value:?} is empty or repeated")]
-    CategoryValue { column: String, value: String },
-    #[error(
-        "integer column `{column}`: range [{min}, {max}] is empty or wider than 2^40 (or scale > 6)"
-    )]
-    IntegerRange { column: String, min: i64, max: i64 },
-    #[error("at most one day column is allowed")]
-    ManyDayColumns,
-    #[error("cube: {0}")]
-    Cube(String),
-    #[error("histogram: {0}")]
-    Histogram(String),
-    #[error("fraud: {0}")]
-    Fraud(String),
-    #[error("regression: {0}")]
-    Regression(String),
-}
-
-#[derive(Debug, Error)]
-pub enum IngestError {
-    #[error("CSV: {0}")]
-    Csv(String),
-    #[error("CSV header: {0}")]
-    Header(String),
-    #[error("{count} bad row(s); nothing was encrypted. First ones:\n{}", first.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Rows {
-        count: usize,
-        first: Vec<crate::ingest::RowError>,
-    },
-    #[error("the CSV has no rows")]
-    Empty,
-    #[error("more than {0} rows")]
-    TooManyRows(usize),
-}
-
-#[derive(Debug, Error)]
 pub enum KeyError {
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
@@ -71,23 +20,6 @@ pub enum KeyError {
     Sealed(String),
 }
 
-/// A query that cannot be run as asked.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum QueryError {
-    #[error("SQL: {0}")]
-    Sql(String),
-    #[error("not supported: {0}")]
-    Unsupported(String),
-    #[error("no column `{0}` in the dataset")]
-    UnknownColumn(String),
-    #[error("column `{column}`: {reason}")]
-    BadColumn { column: String, reason: String },
-    #[error("template `{0}` is not allowed on this dataset (allowed: {1})")]
-    TemplateNotAllowed(String, String),
-    #[error("the dataset was encrypted without {0}; this plan cannot run")]
-    PlanUnavailable(String),
-}
-
 /// Encrypted data that does not match its layout (corrupt or hostile input).
 #[derive(Debug, Error)]
 pub enum LayoutError {
@@ -97,6 +29,10 @@ pub enum LayoutError {
     Serialize(String),
     #[error("ciphertext data does not match the layout: {0}")]
     Mismatch(String),
+    #[error(transparent)]
+    Plan(#[from] datacloud_query::QueryError),
+    #[error(transparent)]
+    Header(#[from] datacloud_query::HeaderError),
 }
 
 #[derive(Debug, Error)]

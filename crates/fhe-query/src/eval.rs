@@ -21,13 +21,13 @@ use tfhe::shortint::Ciphertext as Block;
 use tfhe::shortint::server_key::{BivariateLookupTableOwned, LookupTableOwned};
 use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
+use datacloud_query::layout::LayoutHeader;
+use datacloud_query::plan::{Plan, PlanKind, Term};
+
 use crate::accumulate::{Accumulator, Reducer};
+use crate::encrypt::{EncryptedChunk, EncryptedCube, EncryptedDataset, EncryptedTotals};
 use crate::error::LayoutError;
 use crate::keys::EvaluationKey;
-use crate::layout::{
-    EncryptedChunk, EncryptedCube, EncryptedDataset, EncryptedTotals, LayoutHeader,
-};
-use crate::plan::{Plan, PlanKind, Term};
 
 /// Rows evaluated together before their contributions are folded into the running sums.
 pub const BATCH_ROWS: usize = 16;
@@ -35,7 +35,7 @@ pub const BATCH_ROWS: usize = 16;
 pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
 /// Encrypted aggregates of one output group: COUNT, Σ offset and Σ offset² of the measure, and
-/// the sums of the plan's [`crate::plan::Term`]s (other templates).
+/// the sums of the plan's [`Term`]s (other templates).
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(EncryptedGroupVersions)]
 pub struct EncryptedGroup {
@@ -97,7 +97,7 @@ impl EncryptedResult {
     /// # Errors
     /// [`LayoutError::Serialize`].
     pub fn to_bytes(&self) -> Result<Vec<u8>, LayoutError> {
-        crate::layout::to_bytes_bounded(self, MAX_RESULT_BYTES)
+        crate::encrypt::to_bytes_bounded(self, MAX_RESULT_BYTES)
     }
 
     /// Reads a result from untrusted bytes and checks its shape against the plan.
@@ -636,7 +636,7 @@ pub fn evaluate_cube(
                     .flat_map(|&c| values.iter().map(move |&v| c * k + v))
                     .collect();
             }
-            let window = |pick: &(dyn Fn(&crate::layout::CubeEntry) -> RadixCiphertext + Sync),
+            let window = |pick: &(dyn Fn(&crate::encrypt::CubeEntry) -> RadixCiphertext + Sync),
                           width: u32| {
                 let total = |day: usize| {
                     let items: Vec<RadixCiphertext> = cells

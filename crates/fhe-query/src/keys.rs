@@ -18,7 +18,7 @@ pub const MAX_SERVER_KEY_BYTES: u64 = 256 << 20;
 
 /// The parameters of every key and ciphertext: TFHE-rs' defaults (2-bit message, 2-bit carry
 /// blocks, KS-PBS, 128-bit security, failure probability ≤ 2^-128). Ciphertexts read from outside
-/// are checked against them ([`crate::layout`]).
+/// are checked against them ([`crate::encrypt`]).
 pub const PARAMETERS: tfhe::shortint::ClassicPBSParameters =
     tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
 

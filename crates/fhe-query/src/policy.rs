@@ -1,4 +1,4 @@
-//! Seller-side decryption and the output policy: only aggregates are ever decrypted, cells of
+//! The output policy, applied by the seller to decrypted aggregates ([`crate::decrypt`]): cells of
 //! fewer than `min_cohort` rows are suppressed (not zeroed), optional Laplace noise gives ε-DP
 //! with a per-buyer budget ledger, and means get 95 % t-intervals from COUNT, Σx and Σx².
 //!
@@ -8,70 +8,21 @@
 //! same way, and DP noise is calibrated to each template's L1 sensitivity.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+use datacloud_query::layout::LayoutHeader;
+use datacloud_query::plan::{Bound, Output, Plan};
+use datacloud_query::reference::Aggregates;
+use datacloud_query::schema::ColumnKind;
+use datacloud_query::template::{Aggregate, category_values};
+
 use crate::error::PolicyError;
-use crate::eval::EncryptedResult;
-use crate::keys::SellerKey;
-use crate::layout::LayoutHeader;
 use crate::model::{CentredStats, FeatureCounts, Model, NaiveBayes, RegressionFit};
-use crate::plan::{Bound, Output, Plan, Term};
-use crate::schema::ColumnKind;
-use crate::template::{Aggregate, category_values};
-
-/// Decrypted aggregates per output group: (COUNT, Σ offset, Σ offset²), and per group the sums
-/// of the plan's terms (empty for `cohort_stats`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Aggregates {
-    pub groups: Vec<(u128, Option<u128>, Option<u128>)>,
-    #[serde(default)]
-    pub terms: Vec<Vec<u128>>,
-}
-
-/// Decrypts an encrypted result with the seller's key. Only aggregates exist to decrypt.
-///
-/// Each value is a radix number of `w` blocks (2 message bits each); a worker may leave carries unpropagated
-/// (the cube plan's window subtraction does), so every block is decrypted with its carry,
-/// the blocks recomposed, and the value taken modulo 4^w: what propagating the carries would
-/// have left in the `w` blocks.
-#[must_use]
-pub fn decrypt(result: &EncryptedResult, key: &SellerKey) -> Aggregates {
-    use tfhe::integer::IntegerCiphertext as _;
-    let ck = key.integer();
-    let block_bits = ck.parameters().message_modulus().0.ilog2() as usize;
-    let dec = |ct: &tfhe::integer::RadixCiphertext| {
-        let bits = block_bits * ct.blocks().len();
-        let value = ck.decrypt_radix::<u128>(ct);
-        if bits >= 128 {
-            value
-        } else {
-            value & ((1u128 << bits) - 1)
-        }
-    };
-    Aggregates {
-        groups: result
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    dec(&g.count),
-                    g.sum.as_ref().map(dec),
-                    g.squares.as_ref().map(dec),
-                )
-            })
-            .collect(),
-        terms: result
-            .groups
-            .iter()
-            .map(|g| g.terms.iter().map(dec).collect())
-            .collect(),
-    }
-}
+use crate::result::{Cell, Estimate, ResultRow, ResultTable};
 
 /// The seller's output policy for a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,58 +120,6 @@ impl BudgetLedger {
     }
 }
 
-/// An estimate with its 95 % confidence interval (when one can be computed).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Estimate {
-    pub value: f64,
-    pub ci95: Option<(f64, f64)>,
-}
-
-/// One output group's statistics, or why it is withheld.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Cell {
-    Suppressed {
-        reason: String,
-    },
-    Released {
-        count: f64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        sum: Option<f64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        avg: Option<Estimate>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        var: Option<f64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        stddev: Option<f64>,
-        /// A proportion (the fraud rate of a cohort) with its Wilson 95 % interval.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rate: Option<Estimate>,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResultRow {
-    pub group: Vec<String>,
-    pub cell: Cell,
-}
-
-/// The buyer's result: a typed table that renders as text and JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResultTable {
-    pub template: String,
-    pub measure: Option<String>,
-    pub aggregates: Vec<Aggregate>,
-    pub group_by: Vec<String>,
-    pub rows: Vec<ResultRow>,
-    pub min_cohort: u64,
-    /// ε of the Laplace noise added, when differential privacy was applied.
-    pub epsilon: Option<f64>,
-    /// The model a `fraud_model` or `linear_regression` query releases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<Model>,
-}
-
 /// Applies the policy to decrypted aggregates. With DP on, the buyer's budget is charged in
 /// `ledger` first (and the query refused when over budget).
 ///
@@ -290,7 +189,9 @@ fn release_cohort_stats(
     let b = &plan.bound;
     let schema = &header.schema;
     let (min, width) = b.measure.map_or((0, 0), |m| match schema.columns[m].kind {
-        ColumnKind::Integer { min, max, .. } => (min, crate::schema::range_width(min, max)),
+        ColumnKind::Integer { min, max, .. } => {
+            (min, datacloud_query::schema::range_width(min, max))
+        }
         _ => (0, 0),
     });
     let unit = b.measure.map_or(1.0, |m| schema.columns[m].kind.unit());
@@ -412,7 +313,7 @@ pub fn bucket_labels(kind: &ColumnKind, bounds: &[i64]) -> Vec<String> {
         ColumnKind::Integer { scale, .. } => *scale,
         _ => 0,
     };
-    let show = |v: i64| crate::ingest::format_decimal(v, scale);
+    let show = |v: i64| datacloud_query::ingest::format_decimal(v, scale);
     (0..=bounds.len())
         .map(
             |i| match (i.checked_sub(1).map(|j| bounds[j]), bounds.get(i)) {
@@ -632,7 +533,9 @@ fn release_regression(
     let sums = aggregates.terms.first().cloned().unwrap_or_default();
     let sum = |t: usize| sums.get(t).copied().unwrap_or(0);
     let width = |c: usize| match schema.columns[c].kind {
-        ColumnKind::Integer { min, max, .. } => crate::schema::range_width(min, max) as f64,
+        ColumnKind::Integer { min, max, .. } => {
+            datacloud_query::schema::range_width(min, max) as f64
+        }
         _ => 0.0,
     };
     let (min_of, unit_of) = (
@@ -765,208 +668,10 @@ pub fn wilson(successes: f64, n: f64) -> Option<(f64, f64)> {
     Some(((centre - half).max(0.0), (centre + half).min(1.0)))
 }
 
-impl ResultTable {
-    /// Renders the table as aligned text.
-    #[must_use]
-    #[allow(clippy::too_many_lines)] // one column per aggregate
-    pub fn render(&self) -> String {
-        let mut header: Vec<String> = self.group_by.clone();
-        header.push("count".into());
-        let measure = self.measure.clone().unwrap_or_default();
-        for a in &self.aggregates {
-            match a {
-                Aggregate::Count => {}
-                Aggregate::Sum => header.push(format!("sum({measure})")),
-                Aggregate::Avg => {
-                    header.push(format!("avg({measure})"));
-                    header.push("95% CI".into());
-                }
-                Aggregate::Var => header.push(format!("var({measure})")),
-                Aggregate::Stddev => header.push(format!("stddev({measure})")),
-            }
-        }
-        let rates = self
-            .rows
-            .iter()
-            .any(|r| matches!(r.cell, Cell::Released { rate: Some(_), .. }));
-        if rates {
-            header.push(format!("count({measure})"));
-            header.push(format!("rate({measure})"));
-            header.push("95% CI (Wilson)".into());
-        }
-        let mut lines = vec![header];
-        for row in &self.rows {
-            let mut line = row.group.clone();
-            match &row.cell {
-                Cell::Suppressed { reason } => {
-                    line.push(format!("suppressed ({reason})"));
-                }
-                Cell::Released {
-                    count,
-                    sum,
-                    avg,
-                    var,
-                    stddev,
-                    rate,
-                } => {
-                    line.push(if self.epsilon.is_some() {
-                        format!("{count:.1}")
-                    } else {
-                        format!("{count:.0}")
-                    });
-                    if let Some(r) = rate {
-                        line.push(sum.map_or("-".into(), |v| format!("{v:.0}")));
-                        line.push(format!("{:.4}", r.value));
-                        line.push(
-                            r.ci95
-                                .map_or("-".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
-                        );
-                    }
-                    for a in &self.aggregates {
-                        match a {
-                            Aggregate::Count => {}
-                            Aggregate::Sum => {
-                                line.push(sum.map_or("-".into(), |v| format!("{v:.2}")));
-                            }
-                            Aggregate::Avg => {
-                                line.push(
-                                    avg.as_ref()
-                                        .map_or("-".into(), |e| format!("{:.2}", e.value)),
-                                );
-                                line.push(
-                                    avg.as_ref()
-                                        .and_then(|e| e.ci95)
-                                        .map_or("-".into(), |(lo, hi)| {
-                                            format!("[{lo:.2}, {hi:.2}]")
-                                        }),
-                                );
-                            }
-                            Aggregate::Var => {
-                                line.push(var.map_or("-".into(), |v| format!("{v:.2}")));
-                            }
-                            Aggregate::Stddev => {
-                                line.push(stddev.map_or("-".into(), |v| format!("{v:.2}")));
-                            }
-                        }
-                    }
-                }
-            }
-            lines.push(line);
-        }
-        let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..columns)
-            .map(|i| {
-                lines
-                    .iter()
-                    .filter_map(|l| l.get(i))
-                    .map(|c| c.chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for (n, line) in lines.iter().enumerate() {
-            let cells: Vec<String> = line
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-                .collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-            if n == 0 {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    widths
-                        .iter()
-                        .map(|w| "-".repeat(*w))
-                        .collect::<Vec<_>>()
-                        .join("  ")
-                );
-            }
-        }
-        if let Some(model) = &self.model {
-            out.push('\n');
-            model.render(&mut out);
-            out.push('\n');
-        }
-        let _ = write!(out, "cells under {} rows suppressed", self.min_cohort);
-        if let Some(e) = self.epsilon {
-            let _ = write!(out, "; Laplace noise at ε = {e}");
-        }
-        out
-    }
-}
-
-/// The same aggregates computed on plaintext (the reference every plan must match exactly).
-#[must_use]
-pub fn reference(table: &crate::ingest::Table, bound: &Bound, header: &LayoutHeader) -> Aggregates {
-    let schema = &table.schema;
-    let mut groups = vec![
-        (
-            0u128,
-            bound.want_sum.then_some(0u128),
-            bound.want_squares.then_some(0u128)
-        );
-        bound.group_count()
-    ];
-    let mut terms = vec![vec![0u128; bound.terms.len()]; bound.group_count()];
-    if bound.empty {
-        return Aggregates { groups, terms };
-    }
-    for row in 0..table.rows() {
-        let value = |c: usize| table.columns[c][row];
-        let offset =
-            |c: usize| crate::layout::offset(&schema.columns[c].kind, value(c), header.days);
-        let category_ok = bound.categories.iter().all(|(c, allowed)| {
-            allowed.contains(&usize::try_from(value(*c)).unwrap_or(usize::MAX))
-        });
-        let day_ok = match (bound.days, schema.day_column()) {
-            (Some((lo, hi)), Some(d)) => (lo..=hi).contains(&offset(d)),
-            _ => true,
-        };
-        let range_ok = bound.ranges.iter().all(|&(c, lo, hi)| {
-            lo.is_none_or(|lo| offset(c) >= lo) && hi.is_none_or(|hi| offset(c) <= hi)
-        });
-        if !(category_ok && day_ok && range_ok) {
-            continue;
-        }
-        let g = bound.groups.iter().fold(0, |acc, &(c, k)| {
-            acc * k + usize::try_from(value(c)).unwrap_or(0)
-        });
-        let e = &mut groups[g];
-        e.0 += 1;
-        if let Some(m) = bound.measure {
-            let o = u128::from(offset(m));
-            if let Some(s) = e.1.as_mut() {
-                *s += o;
-            }
-            if let Some(q) = e.2.as_mut() {
-                *q += o * o;
-            }
-        }
-        for (t, sum) in bound.terms.iter().zip(&mut terms[g]) {
-            *sum += match *t {
-                Term::Indicator { column, value: v } => {
-                    let hot = match header.derived_column(column) {
-                        Some(d) => d.hot(value),
-                        None => usize::try_from(value(column)).ok(),
-                    };
-                    u128::from(hot == Some(v))
-                }
-                Term::Value { column } => match header.derived_column(column) {
-                    Some(d) => d.product(offset),
-                    None => u128::from(offset(column)),
-                },
-                Term::Square { column } => u128::from(offset(column)) * u128::from(offset(column)),
-            };
-        }
-    }
-    Aggregates { groups, terms }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datacloud_query::reference::reference;
 
     #[test]
     fn ledger_refuses_over_budget_and_persists() {
@@ -1014,12 +719,15 @@ mod tests {
     #[allow(clippy::too_many_lines)] // one paragraph per template, then the policy's limits
     fn template_releases_render_and_respect_the_policy() {
         use rand::SeedableRng;
-        let table = crate::synth::generate(5_000, 9);
-        let header = crate::layout::header(&table, &crate::layout::LayoutOptions::default());
+        let table = datacloud_query::synth::generate(5_000, 9);
+        let header = datacloud_query::layout::header(
+            &table,
+            &datacloud_query::layout::LayoutOptions::default(),
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let release_sql = |sql: &str, policy: &Policy, rng: &mut rand::rngs::StdRng| {
-            let q = crate::sql::parse(sql, &table.schema).unwrap();
-            let p = crate::plan::plan(&q, &header).unwrap();
+            let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
+            let p = datacloud_query::plan::plan(&q, &header).unwrap();
             let plain = reference(&table, &p.bound, &header);
             release(&plain, &p, &header, policy, None, rng).unwrap()
         };
@@ -1090,8 +798,8 @@ mod tests {
             "SELECT HISTOGRAM(amount) FROM transactions",
             "SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions",
         ] {
-            let q = crate::sql::parse(sql, &table.schema).unwrap();
-            let p = crate::plan::plan(&q, &header).unwrap();
+            let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
+            let p = datacloud_query::plan::plan(&q, &header).unwrap();
             let plain = reference(&table, &p.bound, &header);
             let noisy = release(
                 &plain,
@@ -1104,12 +812,12 @@ mod tests {
             .unwrap();
             assert!(noisy.render().contains("ε = 1"));
         }
-        let q = crate::sql::parse(
+        let q = datacloud_query::sql::parse(
             "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
             &table.schema,
         )
         .unwrap();
-        let p = crate::plan::plan(&q, &header).unwrap();
+        let p = datacloud_query::plan::plan(&q, &header).unwrap();
         let plain = reference(&table, &p.bound, &header);
         assert!(matches!(
             release(

@@ -17,9 +17,10 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::Table;
+use datacloud_query::ingest::Table;
+use datacloud_query::schema::ColumnKind;
+
 use crate::policy::laplace;
-use crate::schema::ColumnKind;
 
 /// What the listing says about the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,7 +177,7 @@ impl SampleStatistics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
+    use datacloud_query::synth;
     use rand::SeedableRng;
 
     fn shares(stats: &SampleStatistics, name: &str) -> Vec<f64> {

@@ -3,12 +3,14 @@
 
 use std::sync::OnceLock;
 
-use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube};
+use datacloud_fhe_query::encrypt::{EncryptedChunk, EncryptedCube};
 use datacloud_fhe_query::seeded::SeededRadix;
 use datacloud_fhe_query::{
-    EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, Plan, PlanKind, Policy, Query,
-    SellerKey, Table, combine, complete, decrypt, encrypt, evaluate, evaluate_chunk, plan,
-    plan_with, policy, reference, release, sql, synth,
+    EncryptedDataset, EncryptedResult, EvaluationKey, Policy, SellerKey, combine, complete,
+    decrypt, encrypt, evaluate, evaluate_chunk, policy, release, result,
+};
+use datacloud_query::{
+    LayoutOptions, Plan, PlanKind, Query, Table, plan, plan_with, reference, sql, synth,
 };
 
 struct Fixture {
@@ -60,28 +62,17 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 
 /// The direct row scan of `p`'s query (not its complement).
 fn direct_scan(p: &Plan) -> Plan {
-    datacloud_fhe_query::plan::candidates(&p.bound, &fixture().dataset.header)
+    datacloud_query::plan::candidates(&p.bound, &fixture().dataset.header)
         .into_iter()
         .find(|c| c.kind == PlanKind::RowScan && !c.complement)
         .expect("a direct row scan")
 }
 
-fn run(
-    q: &Query,
-    kind: PlanKind,
-) -> (
-    datacloud_fhe_query::Aggregates,
-    datacloud_fhe_query::Aggregates,
-) {
+fn run(q: &Query, kind: PlanKind) -> (datacloud_query::Aggregates, datacloud_query::Aggregates) {
     run_plan(&plan_with(q, &fixture().dataset.header, kind).unwrap())
 }
 
-fn run_plan(
-    p: &Plan,
-) -> (
-    datacloud_fhe_query::Aggregates,
-    datacloud_fhe_query::Aggregates,
-) {
+fn run_plan(p: &Plan) -> (datacloud_query::Aggregates, datacloud_query::Aggregates) {
     let f = fixture();
     let result = {
         let _alone = alone();
@@ -304,7 +295,7 @@ fn hostile_ciphertext_bytes_are_refused() {
     assert!(EncryptedChunk::from_bytes(&flipped, &f.dataset.header).is_err());
     assert!(EncryptedChunk::from_bytes(b"not a chunk", &f.dataset.header).is_err());
     // A well-formed chunk of another layout does not fit this one.
-    let other = datacloud_fhe_query::layout::header(
+    let other = datacloud_query::layout::header(
         &synth::generate_with_history(8, 1, 30_000),
         &LayoutOptions::default(),
     );
@@ -356,7 +347,7 @@ fn policy_suppresses_small_cohorts_and_charges_the_budget() {
     .unwrap();
     for (row, g) in exact.rows.iter().zip(&plain.groups) {
         assert_eq!(
-            matches!(row.cell, policy::Cell::Suppressed { .. }),
+            matches!(row.cell, result::Cell::Suppressed { .. }),
             g.0 < 10,
             "a cohort of {} is suppressed exactly when under 10 rows",
             g.0

@@ -12,12 +12,15 @@
 
 use std::sync::OnceLock;
 
-use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedTotals, LayoutHeader};
-use datacloud_fhe_query::policy::Cell;
+use datacloud_fhe_query::encrypt::{EncryptedChunk, EncryptedTotals};
+use datacloud_fhe_query::result::Cell;
 use datacloud_fhe_query::{
-    Aggregates, EncryptedDataset, EncryptedResult, EvaluationKey, LayoutOptions, Model, PlanKind,
-    Policy, Query, ResultTable, SellerKey, Table, combine, decrypt, encrypt, evaluate,
-    evaluate_chunk, plan, plan_with, reference, release, sql, synth,
+    EncryptedDataset, EncryptedResult, EvaluationKey, Model, Policy, ResultTable, SellerKey,
+    combine, decrypt, encrypt, evaluate, evaluate_chunk, release,
+};
+use datacloud_query::{
+    Aggregates, LayoutHeader, LayoutOptions, PlanKind, Query, Table, plan, plan_with, reference,
+    sql, synth,
 };
 
 const ROWS: usize = 40;
@@ -376,7 +379,7 @@ fn regression_row_scan_masks_values_squares_and_products() {
 #[test]
 fn templates_need_their_derived_columns() {
     let f = fixture();
-    let plain = datacloud_fhe_query::layout::header(
+    let plain = datacloud_query::layout::header(
         &f.table,
         &LayoutOptions {
             derived: false,

@@ -279,6 +279,40 @@ impl Client {
             .await
     }
 
+    /// The block `cid` from `store` when it holds it, else fetched, verified and stored as
+    /// [`Self::fetch_block`] does: the one way every role reads a block it may already have.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`] reading the store; otherwise as [`Self::fetch_block`].
+    pub async fn local_or_fetch_block(
+        &self,
+        cid: &Cid,
+        store: &Arc<Blockstore>,
+    ) -> Result<Block, ClientError> {
+        match store.get(cid)? {
+            Some(block) => Ok(block),
+            None => self.fetch_block(cid, store).await,
+        }
+    }
+
+    /// Makes sure the DAG under `root` is in `store`: nothing to do when the store has its root
+    /// (a DAG is only ever stored whole), else fetched, verified and stored as
+    /// [`Self::fetch_dag`] does, pinned if `pin`. `None` when it was already there.
+    ///
+    /// # Errors
+    /// [`ClientError::Store`] reading the store; otherwise as [`Self::fetch_dag`].
+    pub async fn local_or_fetch_dag(
+        &self,
+        root: &Cid,
+        store: &Arc<Blockstore>,
+        pin: bool,
+    ) -> Result<Option<DagFetch>, ClientError> {
+        if store.has(root)? {
+            return Ok(None);
+        }
+        self.fetch_dag(root, store, pin).await.map(Some)
+    }
+
     /// Publishes `block` to the first node that takes it through Kubo's RPC
     /// (`POST /api/v0/block/put`, multipart part `file`, pinned), with the block's own codec and
     /// hash function; the node's answer must name the same CID.

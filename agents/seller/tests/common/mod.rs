@@ -10,7 +10,7 @@ use datacloud_agent_core::{
     ChainClient, Config, ConfigOverrides, ContractsWasm, Deployments, deploy,
 };
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, serve};
-use datacloud_prover::PendingDataset;
+use datacloud_seller::PendingDataset;
 use tokio_util::sync::CancellationToken;
 
 pub const ETHER: u128 = 1_000_000_000_000_000_000;
@@ -68,17 +68,14 @@ pub fn pending(dir: &Path, name: &str) -> PendingDataset {
         .collect();
     let commitment = datacloud_pdp::commp(&payload).unwrap();
     let manifest = datacloud_store::block::cid_of(datacloud_store::Codec::Raw, name.as_bytes());
-    let table = datacloud_fhe_query::synth::generate(4, 1);
+    let table = datacloud_query::synth::generate(4, 1);
     PendingDataset {
         name: name.into(),
         manifest_cid: manifest.to_string(),
         piece_cid: commitment.to_piece_cid_v2().to_string(),
         car: dir.join(format!("{name}.car")),
         client_key: dir.join(format!("{name}.key")),
-        layout: datacloud_fhe_query::layout::header(
-            &table,
-            &datacloud_fhe_query::LayoutOptions::default(),
-        ),
+        layout: datacloud_query::layout::header(&table, &datacloud_query::LayoutOptions::default()),
         templates: vec!["cohort_stats".into()],
         schema_hash: keccak256(b"schema"),
         price: U256::from(ETHER / 20),

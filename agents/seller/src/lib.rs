@@ -1,7 +1,7 @@
-//! # datacloud-prover — the seller's side
+//! # datacloud-seller — the seller's side
 //!
 //! - [`onboard()`]: encrypt a validated table with a fresh TFHE client key, publish the dataset
-//!   package ([`datacloud_dataset`]) into the seller's store, pack it as a CAR (the Filecoin
+//!   package ([`datacloud_package`]) into the seller's store, pack it as a CAR (the Filecoin
 //!   piece), compute its `PieceCID`, register the dataset with its templates and price, and open
 //!   its PDP proof set. The seller's own record of it goes to the [`SellerBook`], as pending
 //!   before the first transaction: [`finish_pending`] completes an onboarding that stopped half
@@ -42,7 +42,7 @@ pub enum SellerError {
     Gateway(Box<datacloud_store::gateway::ClientError>),
     /// The dataset package or parameters are unusable.
     #[error(transparent)]
-    Dataset(#[from] datacloud_dataset::DatasetError),
+    Dataset(#[from] datacloud_package::PackageError),
     /// Keys failed.
     #[error(transparent)]
     Key(#[from] datacloud_fhe_query::KeyError),
@@ -51,7 +51,7 @@ pub enum SellerError {
     Layout(#[from] datacloud_fhe_query::LayoutError),
     /// The query does not plan.
     #[error(transparent)]
-    Query(#[from] datacloud_fhe_query::QueryError),
+    Query(#[from] datacloud_query::QueryError),
     /// The output policy refused the release.
     #[error(transparent)]
     Policy(#[from] datacloud_fhe_query::PolicyError),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::{B256, U256};
-use datacloud_fhe_query::LayoutHeader;
+use datacloud_query::LayoutHeader;
 use serde::{Deserialize, Serialize};
 
 use crate::SellerError;

@@ -12,12 +12,15 @@ use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEven
 use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::journal::ActionRecord;
-use datacloud_agent_core::{ActionKey, Agent, ChainEvent, ContractEvent, EventHandler};
-use datacloud_dataset::{params_cid, query_from_params, read_file, store_file};
-use datacloud_fhe_query::{
-    BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, plan, release,
+use datacloud_agent_core::{
+    ActionKey, Agent, ChainEvent, ContractEvent, EventHandler, Health, OrderStatus,
 };
+use datacloud_fhe_query::{
+    BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, release,
+};
+use datacloud_package::{params_cid, query_from_params, read_file, store_file};
 use datacloud_pdp::{PieceProver, challenge_leaf_index};
+use datacloud_query::plan;
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::Client as GatewayClient;
 use tokio::sync::{Mutex, mpsc};
@@ -25,10 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{OwnedDataset, SellerBook, SellerError};
 
-/// Order status `COMPUTED`.
-const COMPUTED: u8 = 3;
-/// `ProofManager.health` value of a dataset with fresh proofs.
-const HEALTHY: u8 = 1;
 /// Longest wait for a dataset's proofs before delivering.
 const HEALTHY_WAIT: Duration = Duration::from_mins(3);
 /// Largest encrypted result read.
@@ -78,10 +77,11 @@ pub struct ProofRecord {
 pub struct Delivery {
     /// The order.
     pub order_id: U256,
-    /// The sealed table's CID.
-    pub delivery_cid: Cid,
-    /// Whether the decrypted table was released (false: refused by policy, nothing sent).
-    pub released: bool,
+    /// The worker's result that was decrypted.
+    pub result_cid: Cid,
+    /// The sealed table's CID; `None` when the output policy refused the release (nothing
+    /// was sent).
+    pub delivery_cid: Option<Cid>,
 }
 
 /// What the seller reports as it works.
@@ -205,14 +205,14 @@ impl Seller {
         let (window, finality) = self.challenge_timing().await?;
         for dataset in &book.datasets {
             let set_id = U256::from(dataset.set_id);
-            let set = client.view("proofSet", &proofs.proofSet(set_id)).await?;
-            let (epoch, deadline) = (set._3, set._4);
+            let set = self.agent.protocol().proof_set(set_id).await?;
+            let (epoch, deadline) = (set.challenge_epoch, set.deadline);
             let now = client.block_number().await?;
             if epoch == 0 {
                 if now > deadline {
                     self.record_fault(set_id, deadline).await?;
                 } else if now + finality + window <= deadline
-                    && (set._5 == 0 || now + finality + 2 * window >= deadline)
+                    && (set.last_proven_block == 0 || now + finality + 2 * window >= deadline)
                 {
                     // Never proven: open at once (the dataset is Degraded until its first
                     // proof). Otherwise as late as leaves a whole spare window: one proof per
@@ -381,9 +381,9 @@ impl Seller {
     pub async fn deliver(&self, order_id: U256) -> Result<Option<Delivery>, SellerError> {
         let client = &self.agent.client;
         let me = client.address();
-        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
-        let order = client.view("order", &market.order(order_id)).await?;
-        if order._1 != me {
+        let view = self.agent.protocol();
+        let order = view.order(order_id).await?;
+        if order.seller != me {
             return Ok(None);
         }
         let key = ActionKey::new(order_id, "deliver");
@@ -393,43 +393,47 @@ impl Seller {
         ) {
             return Ok(None);
         }
-        if order._9 != COMPUTED {
+        if order.status != OrderStatus::Computed {
             return Ok(None);
         }
         let book = SellerBook::load(&self.agent.config.data_dir)?;
-        let Some(dataset) = book.get(order._0.to()).cloned() else {
-            tracing::warn!(%order_id, dataset = %order._0, "an order for a dataset this seller has no record of");
+        let Some(dataset) = book.get(order.dataset_id.to()).cloned() else {
+            tracing::warn!(%order_id, dataset = %order.dataset_id, "an order for a dataset this seller has no record of");
             return Ok(None);
         };
         if self.options.prove {
-            self.await_healthy(order._0).await?;
+            self.await_healthy(order.dataset_id).await?;
         }
-        let work = client
-            .view("orderWork", &market.orderWork(order_id))
+        let work = view.order_work(order_id).await?;
+        let result_cid = work
+            .result()
+            .map_err(|e| SellerError::Invalid(format!("result CID of order {order_id}: {e}")))?
+            .ok_or_else(|| {
+                SellerError::Invalid(format!("order {order_id} is Computed without a result"))
+            })?;
+        self.gateways
+            .local_or_fetch_dag(&result_cid, &self.store, true)
             .await?;
-        let result_cid = Cid::try_from(work._2.as_ref())
-            .map_err(|e| SellerError::Invalid(format!("result CID of order {order_id}: {e}")))?;
-        if !self.store.has(&result_cid)? {
-            self.gateways
-                .fetch_dag(&result_cid, &self.store, true)
-                .await?;
-        }
         let bytes = read_file(&self.store, &result_cid, MAX_RESULT_BYTES)?;
-        if keccak256(&bytes) != work._3 {
+        if keccak256(&bytes) != work.result_hash {
             // The bytes under that CID will never change: the attestation is false for good.
             let reason = format!(
                 "the result under {result_cid} hashes to {}, not to the attested {}",
                 keccak256(&bytes),
-                work._3
+                work.result_hash
             );
             return self.dispute(order_id, reason).await;
         }
-        let params = params_cid(order._3.0);
-        let params_block = match self.store.get(&params)? {
-            Some(block) => block,
-            None => self.gateways.fetch_block(&params, &self.store).await?,
-        };
-        let query = query_from_params(params_block.data(), order._3.0, order._2.0)?;
+        let params = params_cid(order.params_hash.0);
+        let params_block = self
+            .gateways
+            .local_or_fetch_block(&params, &self.store)
+            .await?;
+        let query = query_from_params(
+            params_block.data(),
+            order.params_hash.0,
+            order.template_hash.0,
+        )?;
         let chosen = plan(&query, &dataset.layout)?;
         let encrypted = match EncryptedResult::from_bytes(&bytes, &chosen) {
             Ok(encrypted) => encrypted,
@@ -443,6 +447,7 @@ impl Seller {
         };
         let secret = self.key_of(&dataset).await?;
         let aggregates = tokio::task::block_in_place(|| decrypt(&encrypted, &secret));
+        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
         let buyer: Address = client.view("ownerOf", &market.ownerOf(order_id)).await?;
         let ledger_path = self
             .agent
@@ -469,8 +474,8 @@ impl Seller {
                 });
                 return Ok(Some(Delivery {
                     order_id,
-                    delivery_cid: result_cid,
-                    released: false,
+                    result_cid,
+                    delivery_cid: None,
                 }));
             }
         };
@@ -501,8 +506,8 @@ impl Seller {
         tracing::info!(%order_id, %delivery_cid, "result delivered");
         let delivery = Delivery {
             order_id,
-            delivery_cid,
-            released: true,
+            result_cid,
+            delivery_cid: Some(delivery_cid),
         };
         self.tell(SellerNews::Delivered(delivery.clone()));
         Ok(Some(delivery))
@@ -546,11 +551,10 @@ impl Seller {
     /// unhealthy dataset refunds the buyer, so a seller that is catching up on its proofs
     /// proves first.
     async fn await_healthy(&self, dataset_id: U256) -> Result<(), SellerError> {
-        let client = &self.agent.client;
-        let proofs = IProofManager::new(self.agent.deployments.proof_manager, client.provider());
+        let view = self.agent.protocol();
         let started = std::time::Instant::now();
         loop {
-            if client.view("health", &proofs.health(dataset_id)).await? == HEALTHY {
+            if view.health(dataset_id).await? == Health::Healthy {
                 return Ok(());
             }
             if started.elapsed() > HEALTHY_WAIT || self.agent.shutdown.is_cancelled() {

@@ -11,10 +11,11 @@ use cid::Cid;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
 use datacloud_agent_core::journal::{ActionJournal, ActionKey};
 use datacloud_agent_core::{ChainClient, Deployments};
-use datacloud_dataset::{Manifest, Provenance, publish};
-use datacloud_fhe_query::layout::LayoutOptions;
-use datacloud_fhe_query::{Passphrase, SellerKey, Table, encrypt, sample_statistics, template};
+use datacloud_fhe_query::{Passphrase, SellerKey, encrypt, sample_statistics};
+use datacloud_package::{Manifest, Provenance, publish};
 use datacloud_pdp::PieceProver;
+use datacloud_query::layout::LayoutOptions;
+use datacloud_query::{Table, template};
 use datacloud_store::Blockstore;
 
 use crate::{OwnedDataset, PendingDataset, SellerBook, SellerError};

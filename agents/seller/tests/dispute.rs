@@ -12,15 +12,12 @@ use alloy::providers::Provider as _;
 use alloy::signers::Signer as _;
 use common::{ETHER, chain, config, deployed, pending};
 use datacloud_agent_core::bindings::IQueryMarket;
-use datacloud_agent_core::{Agent, ChainClient, Deployments};
-use datacloud_fhe_query::template::{Query, template_hash};
-use datacloud_prover::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
+use datacloud_agent_core::{Agent, ChainClient, Deployments, OrderStatus, Protocol};
+use datacloud_query::template::{Query, template_hash};
+use datacloud_seller::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::{Client as GatewayClient, ClientConfig};
 use tokio_util::sync::CancellationToken;
-
-/// Order status `Disputed` (the market's `status::DISPUTED`).
-const DISPUTED: u8 = 7;
 
 struct Worker {
     client: ChainClient,
@@ -126,7 +123,7 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() 
     )
     .unwrap();
     store
-        .put(&datacloud_dataset::params_block(&query).unwrap())
+        .put(&datacloud_package::params_block(&query).unwrap())
         .unwrap();
     let place = || async {
         let m = IQueryMarket::new(deployments.query_market, buyer.provider());
@@ -197,7 +194,7 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() 
     for (bytes, attested, why) in cases {
         top_up().await;
         let (order, paid) = place().await;
-        let published = datacloud_dataset::store_file(&store, bytes, true).unwrap();
+        let published = datacloud_package::store_file(&store, bytes, true).unwrap();
         let hash = attested.unwrap_or_else(|| keccak256(bytes));
         worker.submit(&deployments, order, &published, hash).await;
         let before = payout(buyer.address()).await;
@@ -211,12 +208,11 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() 
             }
             _ => panic!("order {order}: no dispute"),
         }
-        let status = seller_client
-            .view("order", &market.order(order))
+        let status = Protocol::new(&seller_client, &deployments)
+            .order_status(order)
             .await
-            .unwrap()
-            ._9;
-        assert_eq!(status, DISPUTED);
+            .unwrap();
+        assert_eq!(status, OrderStatus::Disputed);
         // The buyer gets the escrow and the whole bond; the worker keeps nothing.
         assert_eq!(payout(buyer.address()).await, before + paid + bond);
         assert_eq!(

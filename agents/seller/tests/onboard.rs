@@ -10,8 +10,9 @@ use std::path::Path;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use common::{chain, deployed, pending};
+use datacloud_agent_core::Protocol;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
-use datacloud_prover::{PendingDataset, SellerBook, finish_pending};
+use datacloud_seller::{PendingDataset, SellerBook, finish_pending};
 use tokio_util::sync::CancellationToken;
 
 fn save_pending(dir: &Path, p: &PendingDataset) {
@@ -49,12 +50,12 @@ async fn an_interrupted_onboarding_is_finished_once() {
     assert!(book.pending.is_empty());
     let owned = book.get(done[0].dataset_id).unwrap();
     assert_eq!(owned.manifest_cid, a.manifest_cid);
-    let set = client
-        .view("proofSet", &proofs.proofSet(U256::from(owned.set_id)))
+    let set = Protocol::new(&client, &deployments)
+        .proof_set(U256::from(owned.set_id))
         .await
         .unwrap();
     assert_eq!(
-        set._0,
+        set.dataset_id,
         U256::from(owned.dataset_id),
         "the proof set is the dataset's"
     );

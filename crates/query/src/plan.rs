@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LayoutError, QueryError};
+use crate::error::QueryError;
 use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
 use crate::schema::{ColumnKind, blocks_for, parse_date};
 use crate::template::{
@@ -97,7 +97,7 @@ pub enum Term {
     Square { column: usize },
 }
 
-/// The template a bound query answers, with what [`crate::policy::release`] needs to turn its
+/// The template a bound query answers, with what the output policy needs to turn its
 /// decrypted sums into the buyer's result. Column indices are schema column indices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "template", rename_all = "snake_case")]
@@ -652,17 +652,17 @@ fn base_plan(bound: &Bound, header: &LayoutHeader) -> Option<Plan> {
 
 impl Plan {
     /// What a scan evaluates on each chunk: this plan, or for a complement plan the scan of the
-    /// rows it leaves out (whose combined result [`crate::eval::complete`] subtracts from the
-    /// base, [`Plan::complement_base`]).
+    /// rows it leaves out (whose combined result the evaluator subtracts from the base,
+    /// [`Plan::complement_base`]).
     ///
     /// # Errors
-    /// [`LayoutError::Mismatch`] for a complement plan of a query that has no complement on
+    /// [`QueryError::NoComplement`] for a complement plan of a query that has no complement on
     /// this layout (a plan not made by [`candidates`]).
-    pub fn chunk_scan(&self, header: &LayoutHeader) -> Result<Plan, LayoutError> {
+    pub fn chunk_scan(&self, header: &LayoutHeader) -> Result<Plan, QueryError> {
         if !self.complement {
             return Ok(self.clone());
         }
-        let (bound, _) = complement(&self.bound, header).ok_or_else(no_complement)?;
+        let (bound, _) = complement(&self.bound, header).ok_or(QueryError::NoComplement)?;
         Ok(Plan {
             bound,
             complement: false,
@@ -675,17 +675,13 @@ impl Plan {
     ///
     /// # Errors
     /// As [`Plan::chunk_scan`].
-    pub fn complement_base(&self, header: &LayoutHeader) -> Result<Option<Plan>, LayoutError> {
+    pub fn complement_base(&self, header: &LayoutHeader) -> Result<Option<Plan>, QueryError> {
         if !self.complement {
             return Ok(None);
         }
-        let (_, base) = complement(&self.bound, header).ok_or_else(no_complement)?;
+        let (_, base) = complement(&self.bound, header).ok_or(QueryError::NoComplement)?;
         Ok(Some(base))
     }
-}
-
-fn no_complement() -> LayoutError {
-    LayoutError::Mismatch("a complement plan for a query that has none".into())
 }
 
 /// The cheapest plan for `query`.

@@ -1,4 +1,4 @@
-//! # datacloud-dataset — the dataset package and order parameters
+//! # datacloud-package — the dataset package and order parameters
 //!
 //! A seller publishes a dataset as one `UnixFS` directory whose root CID is the dataset's
 //! `manifestCid` on chain:
@@ -23,10 +23,9 @@
 use std::sync::Arc;
 
 use cid::Cid;
-use datacloud_fhe_query::layout::{EncryptedChunk, EncryptedCube, EncryptedTotals};
-use datacloud_fhe_query::{
-    EncryptedDataset, EvaluationKey, LayoutHeader, Plan, PlanKind, Query, Schema,
-};
+use datacloud_fhe_query::encrypt::{EncryptedChunk, EncryptedCube, EncryptedTotals};
+use datacloud_fhe_query::{EncryptedDataset, EvaluationKey};
+use datacloud_query::{LayoutHeader, Plan, PlanKind, Query, Schema};
 use datacloud_store::block::{keccak_raw_cid, raw_cid_from_keccak};
 use datacloud_store::{Block, Blockstore, DirectoryEntry, directory};
 use serde::{Deserialize, Serialize};
@@ -37,7 +36,7 @@ pub const MANIFEST: &str = "manifest.json";
 pub const SERVER_KEY: &str = "server-key.bin";
 /// The aggregate cube entry.
 pub const CUBE: &str = "cube.bin";
-/// The dataset's sums over all rows (see `datacloud_fhe_query::layout::EncryptedTotals`).
+/// The dataset's sums over all rows (see `datacloud_fhe_query::encrypt::EncryptedTotals`).
 pub const TOTALS: &str = "totals.bin";
 /// Largest manifest read.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
@@ -54,7 +53,7 @@ pub fn chunk_name(i: usize) -> String {
 
 /// Why a package or parameters cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
+pub enum PackageError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] datacloud_store::StoreError),
@@ -73,6 +72,9 @@ pub enum DatasetError {
     /// The server key is malformed.
     #[error(transparent)]
     Key(#[from] datacloud_fhe_query::KeyError),
+    /// The plan does not apply to the package's layout.
+    #[error(transparent)]
+    Plan(#[from] datacloud_query::QueryError),
     /// The package is not a dataset directory, or lacks an entry.
     #[error("dataset {root}: {reason}")]
     Invalid {
@@ -86,7 +88,7 @@ pub enum DatasetError {
     Params(String),
 }
 
-impl From<datacloud_store::gateway::ClientError> for DatasetError {
+impl From<datacloud_store::gateway::ClientError> for PackageError {
     fn from(e: datacloud_store::gateway::ClientError) -> Self {
         Self::Gateway(Box::new(e))
     }
@@ -131,7 +133,7 @@ impl Manifest {
     /// The schema, parsed.
     ///
     /// # Errors
-    /// [`DatasetError::Invalid`]-like message in a `String` when the schema does not parse.
+    /// [`PackageError::Invalid`]-like message in a `String` when the schema does not parse.
     pub fn parsed_schema(&self) -> Result<Schema, String> {
         Schema::from_toml(&self.schema).map_err(|e| e.to_string())
     }
@@ -140,8 +142,8 @@ impl Manifest {
 /// Stores `bytes` as a `UnixFS` file (1 MiB chunks, raw leaves, pinned when `pin`).
 ///
 /// # Errors
-/// [`DatasetError::Store`].
-pub fn store_file(store: &Blockstore, bytes: &[u8], pin: bool) -> Result<Cid, DatasetError> {
+/// [`PackageError::Store`].
+pub fn store_file(store: &Blockstore, bytes: &[u8], pin: bool) -> Result<Cid, PackageError> {
     Ok(store
         .import_file(bytes, datacloud_store::DEFAULT_CHUNK_SIZE, pin)?
         .root)
@@ -150,8 +152,8 @@ pub fn store_file(store: &Blockstore, bytes: &[u8], pin: bool) -> Result<Cid, Da
 /// Reads the `UnixFS` file `cid` from `store`, refusing more than `max` bytes.
 ///
 /// # Errors
-/// [`DatasetError::Store`] for a missing block; [`DatasetError::Params`] never.
-pub fn read_file(store: &Blockstore, cid: &Cid, max: u64) -> Result<Vec<u8>, DatasetError> {
+/// [`PackageError::Store`] for a missing block; [`PackageError::Params`] never.
+pub fn read_file(store: &Blockstore, cid: &Cid, max: u64) -> Result<Vec<u8>, PackageError> {
     let mut out = Vec::new();
     store.read_file(
         cid,
@@ -188,15 +190,15 @@ impl std::io::Write for LimitedWriter<'_> {
 /// `manifestCid`).
 ///
 /// # Errors
-/// [`DatasetError`] from serialization or the store.
+/// [`PackageError`] from serialization or the store.
 pub fn publish(
     store: &Blockstore,
     manifest: &Manifest,
     server_key: &[u8],
     dataset: &EncryptedDataset,
-) -> Result<Cid, DatasetError> {
+) -> Result<Cid, PackageError> {
     let manifest_bytes = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| DatasetError::Params(format!("manifest does not serialize: {e}")))?;
+        .map_err(|e| PackageError::Params(format!("manifest does not serialize: {e}")))?;
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (MANIFEST.into(), manifest_bytes),
         (SERVER_KEY.into(), server_key.to_vec()),
@@ -240,9 +242,9 @@ impl Package {
     /// Opens the package `root` (all its blocks must be in `store`).
     ///
     /// # Errors
-    /// [`DatasetError::Invalid`] when `root` is not a dataset directory or the manifest is bad.
-    pub fn open(store: Arc<Blockstore>, root: Cid) -> Result<Self, DatasetError> {
-        let invalid = |reason: String| DatasetError::Invalid { root, reason };
+    /// [`PackageError::Invalid`] when `root` is not a dataset directory or the manifest is bad.
+    pub fn open(store: Arc<Blockstore>, root: Cid) -> Result<Self, PackageError> {
+        let invalid = |reason: String| PackageError::Invalid { root, reason };
         let block = store
             .get(&root)?
             .ok_or_else(|| invalid("the root block is not in the store".into()))?;
@@ -268,8 +270,8 @@ impl Package {
     /// Reads entry `name`, at most `max` bytes.
     ///
     /// # Errors
-    /// [`DatasetError::Invalid`] for a missing entry; [`DatasetError::Store`].
-    pub fn read(&self, name: &str, max: u64) -> Result<Vec<u8>, DatasetError> {
+    /// [`PackageError::Invalid`] for a missing entry; [`PackageError::Store`].
+    pub fn read(&self, name: &str, max: u64) -> Result<Vec<u8>, PackageError> {
         let cid = entry(&self.entries, &self.root, name)?;
         read_file(&self.store, &cid, max)
     }
@@ -277,8 +279,8 @@ impl Package {
     /// The evaluation (server) key.
     ///
     /// # Errors
-    /// [`DatasetError`] for a missing or malformed key.
-    pub fn evaluation_key(&self) -> Result<EvaluationKey, DatasetError> {
+    /// [`PackageError`] for a missing or malformed key.
+    pub fn evaluation_key(&self) -> Result<EvaluationKey, PackageError> {
         Ok(EvaluationKey::from_bytes(&self.read(SERVER_KEY, 1 << 30)?)?)
     }
 
@@ -292,8 +294,8 @@ impl Package {
     /// Chunk `i`.
     ///
     /// # Errors
-    /// [`DatasetError`] for a missing or malformed chunk.
-    pub fn chunk(&self, i: usize) -> Result<EncryptedChunk, DatasetError> {
+    /// [`PackageError`] for a missing or malformed chunk.
+    pub fn chunk(&self, i: usize) -> Result<EncryptedChunk, PackageError> {
         Ok(EncryptedChunk::from_bytes(
             &self.read(&chunk_name(i), 1 << 31)?,
             &self.manifest.layout,
@@ -304,8 +306,8 @@ impl Package {
     /// every chunk otherwise (with, for a complement scan, the totals or cube of its base).
     ///
     /// # Errors
-    /// [`DatasetError`] for a missing or malformed entry.
-    pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, DatasetError> {
+    /// [`PackageError`] for a missing or malformed entry.
+    pub fn load_for(&self, plan: &Plan) -> Result<EncryptedDataset, PackageError> {
         let mut dataset = EncryptedDataset {
             header: self.manifest.layout.clone(),
             chunks: Vec::new(),
@@ -331,8 +333,8 @@ impl Package {
     /// The totals over every row (stored at encryption).
     ///
     /// # Errors
-    /// [`DatasetError`] for a missing or malformed entry.
-    pub fn totals(&self) -> Result<EncryptedTotals, DatasetError> {
+    /// [`PackageError`] for a missing or malformed entry.
+    pub fn totals(&self) -> Result<EncryptedTotals, PackageError> {
         Ok(EncryptedTotals::from_bytes(
             &self.read(TOTALS, 1 << 24)?,
             &self.manifest.layout,
@@ -342,14 +344,14 @@ impl Package {
     /// The aggregate cube.
     ///
     /// # Errors
-    /// [`DatasetError`] for a dataset without a cube, or a missing or malformed entry.
-    pub fn cube(&self) -> Result<EncryptedCube, DatasetError> {
+    /// [`PackageError`] for a dataset without a cube, or a missing or malformed entry.
+    pub fn cube(&self) -> Result<EncryptedCube, PackageError> {
         let layout = self
             .manifest
             .layout
             .cube
             .as_ref()
-            .ok_or_else(|| DatasetError::Invalid {
+            .ok_or_else(|| PackageError::Invalid {
                 root: self.root,
                 reason: "a cube plan on a dataset without a cube".into(),
             })?;
@@ -383,20 +385,20 @@ pub fn entries_for(plan: &Plan, layout: &LayoutHeader) -> Vec<String> {
 /// verified `UnixFS` file, pinned. Returns the bytes fetched.
 ///
 /// # Errors
-/// [`DatasetError`] for a root that is not a package directory, a name it lacks, or a gateway
+/// [`PackageError`] for a root that is not a package directory, a name it lacks, or a gateway
 /// failure (a tampered block fails its CID check; nothing of that file is stored).
 pub async fn fetch_entries(
     gateways: &datacloud_store::gateway::Client,
     store: &Arc<Blockstore>,
     root: &Cid,
     names: &[String],
-) -> Result<u64, DatasetError> {
+) -> Result<u64, PackageError> {
     let entries = fetch_directory(gateways, store, root).await?;
     let mut bytes = 0;
     for name in names {
         let cid = entry(&entries, root, name)?;
-        if !store.has(&cid)? {
-            bytes += gateways.fetch_dag(&cid, store, true).await?.bytes;
+        if let Some(fetched) = gateways.local_or_fetch_dag(&cid, store, true).await? {
+            bytes += fetched.bytes;
         }
     }
     Ok(bytes)
@@ -407,17 +409,14 @@ async fn fetch_directory(
     gateways: &datacloud_store::gateway::Client,
     store: &Arc<Blockstore>,
     root: &Cid,
-) -> Result<Vec<(String, Cid)>, DatasetError> {
-    let block = match store.get(root)? {
-        Some(block) => block,
-        None => gateways.fetch_block(root, store).await?,
-    };
+) -> Result<Vec<(String, Cid)>, PackageError> {
+    let block = gateways.local_or_fetch_block(root, store).await?;
     directory_links(root, block.data())
 }
 
 /// The (name, CID) links of the package directory block `data` (at most [`MAX_ENTRIES`]).
-fn directory_links(root: &Cid, data: &[u8]) -> Result<Vec<(String, Cid)>, DatasetError> {
-    let invalid = |reason: String| DatasetError::Invalid {
+fn directory_links(root: &Cid, data: &[u8]) -> Result<Vec<(String, Cid)>, PackageError> {
+    let invalid = |reason: String| PackageError::Invalid {
         root: *root,
         reason,
     };
@@ -438,12 +437,12 @@ fn directory_links(root: &Cid, data: &[u8]) -> Result<Vec<(String, Cid)>, Datase
         .collect())
 }
 
-fn entry(entries: &[(String, Cid)], root: &Cid, name: &str) -> Result<Cid, DatasetError> {
+fn entry(entries: &[(String, Cid)], root: &Cid, name: &str) -> Result<Cid, PackageError> {
     entries
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, cid)| *cid)
-        .ok_or_else(|| DatasetError::Invalid {
+        .ok_or_else(|| PackageError::Invalid {
             root: *root,
             reason: format!("no entry {name}"),
         })
@@ -453,13 +452,13 @@ fn entry(entries: &[(String, Cid)], root: &Cid, name: &str) -> Result<Cid, Datas
 /// manifest file, each verified), for browsing without downloading ciphertexts.
 ///
 /// # Errors
-/// [`DatasetError`] for a gateway failure or a package without a readable manifest.
+/// [`PackageError`] for a gateway failure or a package without a readable manifest.
 pub async fn fetch_manifest(
     gateways: &datacloud_store::gateway::Client,
     store: &Arc<Blockstore>,
     root: &Cid,
-) -> Result<Manifest, DatasetError> {
-    let invalid = |reason: String| DatasetError::Invalid {
+) -> Result<Manifest, PackageError> {
+    let invalid = |reason: String| PackageError::Invalid {
         root: *root,
         reason,
     };
@@ -468,9 +467,7 @@ pub async fn fetch_manifest(
         root,
         MANIFEST,
     )?;
-    if !store.has(&manifest)? {
-        gateways.fetch_dag(&manifest, store, false).await?;
-    }
+    gateways.local_or_fetch_dag(&manifest, store, false).await?;
     let bytes = read_file(store, &manifest, MAX_MANIFEST_BYTES as u64)?;
     serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))
 }
@@ -478,11 +475,11 @@ pub async fn fetch_manifest(
 /// The parameters block of `query`: its canonical JSON, named by keccak-256.
 ///
 /// # Errors
-/// [`DatasetError::Block`] when the parameters exceed the block limit.
-pub fn params_block(query: &Query) -> Result<Block, DatasetError> {
+/// [`PackageError::Block`] when the parameters exceed the block limit.
+pub fn params_block(query: &Query) -> Result<Block, PackageError> {
     let bytes = query.canonical_json().into_bytes();
     if bytes.len() > MAX_PARAMS_BYTES {
-        return Err(DatasetError::Params(format!(
+        return Err(PackageError::Params(format!(
             "{} bytes of parameters (at most {MAX_PARAMS_BYTES})",
             bytes.len()
         )));
@@ -500,27 +497,27 @@ pub fn params_cid(params_hash: [u8; 32]) -> Cid {
 /// `template_hash`: parses it, and checks that it is canonical and of the paid template.
 ///
 /// # Errors
-/// [`DatasetError::Params`].
+/// [`PackageError::Params`].
 pub fn query_from_params(
     bytes: &[u8],
     params_hash: [u8; 32],
     template_hash: [u8; 32],
-) -> Result<Query, DatasetError> {
+) -> Result<Query, PackageError> {
     if bytes.len() > MAX_PARAMS_BYTES {
-        return Err(DatasetError::Params(format!(
+        return Err(PackageError::Params(format!(
             "{} bytes (at most {MAX_PARAMS_BYTES})",
             bytes.len()
         )));
     }
     let query: Query = serde_json::from_slice(bytes)
-        .map_err(|e| DatasetError::Params(format!("not a query: {e}")))?;
+        .map_err(|e| PackageError::Params(format!("not a query: {e}")))?;
     if query.params_hash() != params_hash {
-        return Err(DatasetError::Params(
+        return Err(PackageError::Params(
             "the parameters are not canonical or not the ones the order paid for".into(),
         ));
     }
-    if datacloud_fhe_query::template::template_hash(query.template()) != template_hash {
-        return Err(DatasetError::Params(format!(
+    if datacloud_query::template::template_hash(query.template()) != template_hash {
+        return Err(PackageError::Params(format!(
             "the parameters are for {}, not the order's template",
             query.template()
         )));

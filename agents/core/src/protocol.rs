@@ -1,0 +1,528 @@
+//! The typed view of the protocol: what an order, a dataset and a proof set *are*, read from the
+//! contracts in one place.
+//!
+//! The contracts' views return ABI tuples (`order(id)` is ten unnamed values, three of them
+//! `uint256` and three `bytes32`), so a positional read elsewhere would still compile if the
+//! tuple were reordered and silently read the wrong field. Each tuple is decoded here, once, into
+//! a named struct ([`Order`], [`OrderWork`], [`Dataset`], [`ProofSet`]), and each status byte into
+//! an enum ([`OrderStatus`], [`Health`]); agents read them through a [`Protocol`] handle.
+//! `tests/devchain.rs` places an order and registers a dataset with a distinct value in every
+//! field and checks each one comes back under its name from the real contracts.
+
+use std::fmt;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use cid::Cid;
+
+use crate::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
+use crate::{ChainClient, ChainError, Deployments};
+
+/// Where an order is in its life (`QueryMarket.order(id)`'s last value; the contract's
+/// `status` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Paid, waiting for a worker.
+    Open,
+    /// A worker claimed it.
+    Claimed,
+    /// The worker submitted an attested result; the seller delivers next.
+    Computed,
+    /// Delivered on a healthy dataset: seller and worker paid.
+    Settled,
+    /// Delivered on an unhealthy dataset: the buyer was refunded.
+    Failed,
+    /// Refunded to the receipt's owner after the deadline.
+    Refunded,
+    /// Disputed: the worker was slashed and the buyer refunded.
+    Disputed,
+}
+
+impl OrderStatus {
+    /// The name users see.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Open => "Open",
+            Self::Claimed => "Claimed",
+            Self::Computed => "Computed",
+            Self::Settled => "Settled",
+            Self::Failed => "Failed (refunded)",
+            Self::Refunded => "Refunded",
+            Self::Disputed => "Disputed (refunded)",
+        }
+    }
+
+    /// The order is closed: nothing will change it again.
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Settled | Self::Failed | Self::Refunded | Self::Disputed
+        )
+    }
+
+    /// The order was closed with the buyer's money returned.
+    #[must_use]
+    pub const fn is_refunded(self) -> bool {
+        matches!(self, Self::Failed | Self::Refunded | Self::Disputed)
+    }
+}
+
+impl TryFrom<u8> for OrderStatus {
+    type Error = UnknownCode;
+
+    fn try_from(code: u8) -> Result<Self, UnknownCode> {
+        Ok(match code {
+            1 => Self::Open,
+            2 => Self::Claimed,
+            3 => Self::Computed,
+            4 => Self::Settled,
+            5 => Self::Failed,
+            6 => Self::Refunded,
+            7 => Self::Disputed,
+            _ => {
+                return Err(UnknownCode {
+                    what: "order status",
+                    code,
+                });
+            }
+        })
+    }
+}
+
+impl From<OrderStatus> for u8 {
+    fn from(status: OrderStatus) -> u8 {
+        match status {
+            OrderStatus::Open => 1,
+            OrderStatus::Claimed => 2,
+            OrderStatus::Computed => 3,
+            OrderStatus::Settled => 4,
+            OrderStatus::Failed => 5,
+            OrderStatus::Refunded => 6,
+            OrderStatus::Disputed => 7,
+        }
+    }
+}
+
+/// As its name, the way users read it (`"Settled"`).
+impl serde::Serialize for OrderStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dataset's storage-proof health (`ProofManager.health(datasetId)`): settlement needs
+/// [`Health::Healthy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// No proof set.
+    None,
+    /// Proven within the current period.
+    Healthy,
+    /// Never proven yet, or behind on its proofs.
+    Degraded,
+    /// Faults reached the threshold; the stake was slashed.
+    Failed,
+}
+
+impl Health {
+    /// The name users see.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Healthy => "Healthy",
+            Self::Degraded => "Degraded",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+impl TryFrom<u8> for Health {
+    type Error = UnknownCode;
+
+    fn try_from(code: u8) -> Result<Self, UnknownCode> {
+        Ok(match code {
+            0 => Self::None,
+            1 => Self::Healthy,
+            2 => Self::Degraded,
+            3 => Self::Failed,
+            _ => {
+                return Err(UnknownCode {
+                    what: "health",
+                    code,
+                });
+            }
+        })
+    }
+}
+
+/// As its name (`"Healthy"`).
+impl serde::Serialize for Health {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A status byte the contracts do not define (a contract newer than this agent, or not ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} code {code}")]
+pub struct UnknownCode {
+    /// Which code.
+    pub what: &'static str,
+    /// Its value.
+    pub code: u8,
+}
+
+/// An order's terms and state (`QueryMarket.order(id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// The dataset ordered from.
+    pub dataset_id: U256,
+    /// The dataset's owner when the order was placed: who delivers.
+    pub seller: Address,
+    /// The template asked for.
+    pub template_hash: B256,
+    /// keccak256 of the parameters block (its CID is `CIDv1(raw, keccak-256)` of this digest).
+    pub params_hash: B256,
+    /// keccak256 of the dataset's manifest CID when the order was placed.
+    pub manifest_hash: B256,
+    /// The seller's price.
+    pub price: U256,
+    /// The worker's fee.
+    pub worker_fee: U256,
+    /// What the market holds for this order now.
+    pub escrow: U256,
+    /// Block timestamp after which the order can be refunded.
+    pub deadline: u64,
+    /// Where it is in its life.
+    pub status: OrderStatus,
+}
+
+impl TryFrom<IQueryMarket::orderReturn> for Order {
+    type Error = UnknownCode;
+
+    fn try_from(t: IQueryMarket::orderReturn) -> Result<Self, UnknownCode> {
+        Ok(Self {
+            dataset_id: t._0,
+            seller: t._1,
+            template_hash: t._2,
+            params_hash: t._3,
+            manifest_hash: t._4,
+            price: t._5,
+            worker_fee: t._6,
+            escrow: t._7,
+            deadline: t._8,
+            status: OrderStatus::try_from(t._9)?,
+        })
+    }
+}
+
+/// Who works an order and what came of it (`QueryMarket.orderWork(id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderWork {
+    /// The claiming worker, `None` before any claim.
+    pub worker: Option<Address>,
+    /// Block timestamp of the claim (0 before any).
+    pub claimed_at: u64,
+    /// The result's CID bytes (empty before `submitResult`).
+    pub result_cid: Bytes,
+    /// keccak256 of the result's bytes (zero before `submitResult`).
+    pub result_hash: B256,
+    /// The delivery's CID bytes (empty before `deliverResult`).
+    pub delivery_cid: Bytes,
+}
+
+impl From<IQueryMarket::orderWorkReturn> for OrderWork {
+    fn from(t: IQueryMarket::orderWorkReturn) -> Self {
+        Self {
+            worker: (t._0 != Address::ZERO).then_some(t._0),
+            claimed_at: t._1,
+            result_cid: t._2,
+            result_hash: t._3,
+            delivery_cid: t._4,
+        }
+    }
+}
+
+impl OrderWork {
+    /// The submitted result's CID, `None` before one was submitted.
+    ///
+    /// # Errors
+    /// The bytes on chain are not a CID.
+    pub fn result(&self) -> Result<Option<Cid>, cid::Error> {
+        optional_cid(&self.result_cid)
+    }
+
+    /// The delivery's CID, `None` before one was delivered.
+    ///
+    /// # Errors
+    /// The bytes on chain are not a CID.
+    pub fn delivery(&self) -> Result<Option<Cid>, cid::Error> {
+        optional_cid(&self.delivery_cid)
+    }
+}
+
+fn optional_cid(bytes: &[u8]) -> Result<Option<Cid>, cid::Error> {
+    if bytes.is_empty() {
+        Ok(None)
+    } else {
+        Cid::try_from(bytes).map(Some)
+    }
+}
+
+/// A registered dataset (`DatasetRegistry.dataset(id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// The seller.
+    pub owner: Address,
+    /// The package's root CID bytes (the manifest directory).
+    pub manifest_cid: Bytes,
+    /// The Filecoin PieceCID bytes of the package's CAR.
+    pub piece_cid: Bytes,
+    /// keccak256 of the schema.
+    pub schema_hash: B256,
+    /// The stake left.
+    pub stake: U256,
+    /// Open to new orders.
+    pub active: bool,
+    /// Block timestamp of registration.
+    pub registered_at: u64,
+    /// Block timestamp of deactivation (0 while active).
+    pub deactivated_at: u64,
+}
+
+impl From<IDatasetRegistry::datasetReturn> for Dataset {
+    fn from(t: IDatasetRegistry::datasetReturn) -> Self {
+        Self {
+            owner: t._0,
+            manifest_cid: t._1,
+            piece_cid: t._2,
+            schema_hash: t._3,
+            stake: t._4,
+            active: t._5,
+            registered_at: t._6,
+            deactivated_at: t._7,
+        }
+    }
+}
+
+impl Dataset {
+    /// The package's root CID.
+    ///
+    /// # Errors
+    /// The bytes on chain are not a CID.
+    pub fn manifest(&self) -> Result<Cid, cid::Error> {
+        Cid::try_from(self.manifest_cid.as_ref())
+    }
+
+    /// The PieceCID.
+    ///
+    /// # Errors
+    /// The bytes on chain are not a CID.
+    pub fn piece(&self) -> Result<Cid, cid::Error> {
+        Cid::try_from(self.piece_cid.as_ref())
+    }
+}
+
+/// A PDP proof set's state (`ProofManager.proofSet(setId)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProofSet {
+    /// The dataset it proves.
+    pub dataset_id: U256,
+    /// Pieces in the set.
+    pub pieces: u64,
+    /// Leaves over all pieces (the challenge range).
+    pub leaves: u64,
+    /// The block whose hash seeds the open challenge (0 when none is open).
+    pub challenge_epoch: u64,
+    /// The last block a proof for the open challenge is accepted in.
+    pub deadline: u64,
+    /// The block of the last accepted proof (0 if never proven).
+    pub last_proven_block: u64,
+    /// Faults ever recorded.
+    pub faults: u64,
+    /// Faults since the last accepted proof.
+    pub consecutive_faults: u64,
+}
+
+impl From<IProofManager::proofSetReturn> for ProofSet {
+    fn from(t: IProofManager::proofSetReturn) -> Self {
+        Self {
+            dataset_id: t._0,
+            pieces: t._1,
+            leaves: t._2,
+            challenge_epoch: t._3,
+            deadline: t._4,
+            last_proven_block: t._5,
+            faults: t._6,
+            consecutive_faults: t._7,
+        }
+    }
+}
+
+/// Reads the protocol's state through a [`ChainClient`], typed.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocol<'a> {
+    client: &'a ChainClient,
+    deployments: &'a Deployments,
+}
+
+impl<'a> Protocol<'a> {
+    /// A view of the contracts in `deployments`, read through `client`.
+    #[must_use]
+    pub const fn new(client: &'a ChainClient, deployments: &'a Deployments) -> Self {
+        Self {
+            client,
+            deployments,
+        }
+    }
+
+    fn market(&self) -> IQueryMarket::IQueryMarketInstance<&'a alloy::providers::RootProvider> {
+        IQueryMarket::new(self.deployments.query_market, self.client.provider())
+    }
+
+    fn registry(
+        &self,
+    ) -> IDatasetRegistry::IDatasetRegistryInstance<&'a alloy::providers::RootProvider> {
+        IDatasetRegistry::new(self.deployments.dataset_registry, self.client.provider())
+    }
+
+    fn proofs(&self) -> IProofManager::IProofManagerInstance<&'a alloy::providers::RootProvider> {
+        IProofManager::new(self.deployments.proof_manager, self.client.provider())
+    }
+
+    /// Order `id`'s terms and status.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, a revert (`UnknownOrder`), or a status this agent does not know.
+    pub async fn order(&self, id: U256) -> Result<Order, ChainError> {
+        let raw = self.client.view("order", &self.market().order(id)).await?;
+        Order::try_from(raw).map_err(|e| ChainError::Local {
+            what: format!("order {id}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Order `id`'s status alone.
+    ///
+    /// # Errors
+    /// As [`Protocol::order`].
+    pub async fn order_status(&self, id: U256) -> Result<OrderStatus, ChainError> {
+        Ok(self.order(id).await?.status)
+    }
+
+    /// Order `id`'s worker, result and delivery.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, or a revert (`UnknownOrder`).
+    pub async fn order_work(&self, id: U256) -> Result<OrderWork, ChainError> {
+        let raw = self
+            .client
+            .view("orderWork", &self.market().orderWork(id))
+            .await?;
+        Ok(raw.into())
+    }
+
+    /// Dataset `id`'s registration.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, or a revert (`UnknownDataset`).
+    pub async fn dataset(&self, id: U256) -> Result<Dataset, ChainError> {
+        let raw = self
+            .client
+            .view("dataset", &self.registry().dataset(id))
+            .await?;
+        Ok(raw.into())
+    }
+
+    /// Dataset `id`'s storage-proof health.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, or a health code this agent does not know.
+    pub async fn health(&self, dataset_id: U256) -> Result<Health, ChainError> {
+        let code = self
+            .client
+            .view("health", &self.proofs().health(dataset_id))
+            .await?;
+        Health::try_from(code).map_err(|e| ChainError::Local {
+            what: format!("health of dataset {dataset_id}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// The proof set of dataset `dataset_id`, `None` when it has none.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    pub async fn proof_set_of(&self, dataset_id: U256) -> Result<Option<U256>, ChainError> {
+        let id = self
+            .client
+            .view("proofSetOf", &self.proofs().proofSetOf(dataset_id))
+            .await?;
+        Ok((id != U256::ZERO).then_some(id))
+    }
+
+    /// Proof set `set_id`'s state.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, or a revert (`UnknownProofSet`).
+    pub async fn proof_set(&self, set_id: U256) -> Result<ProofSet, ChainError> {
+        let raw = self
+            .client
+            .view("proofSet", &self.proofs().proofSet(set_id))
+            .await?;
+        Ok(raw.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_code_round_trips_and_others_are_refused() {
+        for code in 1..=7u8 {
+            let status = OrderStatus::try_from(code).unwrap();
+            assert_eq!(u8::from(status), code);
+        }
+        for code in [0u8, 8, 255] {
+            assert_eq!(
+                OrderStatus::try_from(code),
+                Err(UnknownCode {
+                    what: "order status",
+                    code
+                })
+            );
+        }
+        assert_eq!(Health::try_from(1), Ok(Health::Healthy));
+        assert!(Health::try_from(4).is_err());
+        assert!(OrderStatus::Settled.is_final() && !OrderStatus::Computed.is_final());
+        assert!(OrderStatus::Refunded.is_refunded() && !OrderStatus::Settled.is_refunded());
+    }
+
+    #[test]
+    fn an_empty_cid_field_is_none_and_a_bad_one_an_error() {
+        let work = OrderWork {
+            worker: None,
+            claimed_at: 0,
+            result_cid: Bytes::new(),
+            result_hash: B256::ZERO,
+            delivery_cid: Bytes::from_static(b"not a cid"),
+        };
+        assert_eq!(work.result().unwrap(), None);
+        assert!(work.delivery().is_err());
+    }
+}
