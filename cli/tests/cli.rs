@@ -200,12 +200,18 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
     };
     let (mut child, url, _out) = start();
     let first = height(&url);
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let mined = height(&url);
-    assert!(
-        mined > first,
-        "no blocks without transactions: {first} → {mined}"
-    );
+    let started = std::time::Instant::now();
+    let mined = loop {
+        let now = height(&url);
+        if now > first {
+            break now;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no blocks without transactions: still {now} after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     let (mut child, url, _out) = start();

@@ -20,6 +20,8 @@
 //!   contract tuple is decoded there and nowhere else.
 //! - [`agent`]: [`run`], the daemon loop with graceful shutdown.
 //! - [`fs`]: atomic writes and bounded reads.
+//! - [`progress`]: the progress bar of long work.
+//! - `testing` (feature `testing`): a served devchain with the contracts deployed, for tests.
 
 pub mod agent;
 pub mod bindings;
@@ -30,8 +32,11 @@ pub mod deployments;
 pub mod follower;
 pub mod fs;
 pub mod journal;
+pub mod progress;
 pub mod protocol;
 pub mod stylus;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use agent::{Agent, AgentError, run, shutdown_on_signals};
 pub use bindings::{ContractEvent, ContractKind};

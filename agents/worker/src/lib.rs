@@ -38,7 +38,6 @@ use datacloud_package::{
 use datacloud_query::{Plan, PlanKind, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// First wait before retrying a failed order.
 const RETRY_START: std::time::Duration = std::time::Duration::from_secs(1);
@@ -407,7 +406,11 @@ impl Worker {
             source,
         })?;
         let key = package.evaluation_key()?;
-        let bar = progress_bar(package.manifest.layout.rows, self.options.progress);
+        let bar = datacloud_agent_core::progress::rows_bar(
+            package.manifest.layout.rows,
+            "evaluating",
+            self.options.progress,
+        );
         let chosen = chosen.clone();
         let result = tokio::task::block_in_place(|| -> Result<EncryptedResult, WorkerError> {
             if matches!(chosen.kind, PlanKind::Cube | PlanKind::Totals) {
@@ -496,19 +499,6 @@ fn read_checkpoint(path: &Path, chosen: &Plan) -> Result<Option<EncryptedResult>
             source,
         }),
     }
-}
-
-fn progress_bar(rows: u64, visible: bool) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(rows);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} rows ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message("evaluating");
-    bar
 }
 
 impl WorkerError {

@@ -9,7 +9,6 @@ use anyhow::{Context as _, Result, bail};
 use datacloud_agent_core::{ChainClient, Config, ConfigOverrides, Deployments};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::{Client as GatewayClient, ClientConfig};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GlobalArgs;
 
@@ -135,20 +134,7 @@ pub fn parse_tokens(text: &str) -> Result<U256> {
     U256::from_str_radix(&scaled, 10).with_context(|| format!("{text:?} is too large"))
 }
 
-/// A progress bar over `len` rows, hidden when not `visible`.
-#[must_use]
-pub fn progress(len: u64, message: &'static str, visible: bool) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} rows ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar
-}
+pub use datacloud_agent_core::progress::rows_bar as progress;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use datacloud_fhe_query::{EvaluationKey, Policy, SellerKey, decrypt, encrypt, evaluate, release};
 use datacloud_query::plan::DEFAULT_PBS_SECONDS;
 use datacloud_query::{LayoutOptions, Schema, Table, plan, plan_with, reference, sql, synth};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 /// Synthetic data.
 #[derive(Debug, Subcommand)]
@@ -96,14 +96,7 @@ pub fn synth_command(command: DataCommand) -> Result<()> {
 }
 
 fn bar(len: u64, message: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} rows ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(message);
-    bar
+    datacloud_agent_core::progress::rows_bar(len, message, true)
 }
 
 /// Reads the schema file and the CSV, validating every row (errors name the line) before

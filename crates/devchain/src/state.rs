@@ -471,12 +471,6 @@ impl State {
             ..Self::default()
         }
     }
-
-    /// Number of accounts (for tests and diagnostics).
-    #[must_use]
-    pub fn account_count(&self) -> usize {
-        self.accounts.len()
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
-//! Transport throughput on the redb blockstore: CAR import, CAR export, the piece commitment
-//! (CommP) of the stored CAR streamed from the store, and a verified DAG fetch through the
-//! trustless gateway over loopback HTTP.
+//! Transport throughput on the redb blockstore: CAR import, CAR export, and a verified DAG fetch
+//! through the trustless gateway over loopback HTTP.
 //!
 //! Input: one pseudo-random file of `DATACLOUD_BENCH_MIB` MiB (default 128), imported as `UnixFS`
 //! with Kubo's default 256 KiB chunks. Every iteration writes to a fresh store, so imports pay for
@@ -83,15 +82,6 @@ fn transport(c: &mut Criterion) {
             source
                 .export_car(&file.root, std::io::sink())
                 .expect("export CAR");
-        });
-    });
-
-    group.bench_function("car_piece_commitment_streamed", |b| {
-        b.iter(|| {
-            black_box(
-                datacloud_store::piece::car_piece_commitment(&source, &file.root)
-                    .expect("piece commitment"),
-            )
         });
     });
 

@@ -9,14 +9,12 @@
 //! - [`blockstore`]: a redb blockstore with recursive pins, GC and bounded-memory file imports.
 //! - [`gateway`]: the IPFS trustless gateway: a server over the blockstore and a client that
 //!   verifies every block it fetches before storing it.
-//! - [`piece`]: the Filecoin piece commitment (CommP, PieceCID) of a stored DAG's CAR, streamed.
 
 pub mod block;
 pub mod blockstore;
 pub mod car;
 pub mod dag;
 pub mod gateway;
-pub mod piece;
 pub mod unixfs;
 
 pub use block::{Block, BlockError, Codec, MAX_BLOCK_SIZE};
