@@ -36,6 +36,20 @@ pub enum SchemaError {
     Regression(String),
 }
 
+/// One rejected CSV row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum IngestError {
     #[error("CSV: {0}")]
@@ -43,10 +57,7 @@ pub enum IngestError {
     #[error("CSV header: {0}")]
     Header(String),
     #[error("{count} bad row(s); nothing was encrypted. First ones:\n{}", first.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Rows {
-        count: usize,
-        first: Vec<crate::ingest::RowError>,
-    },
+    Rows { count: usize, first: Vec<RowError> },
     #[error("the CSV has no rows")]
     Empty,
     #[error("more than {0} rows")]

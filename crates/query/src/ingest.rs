@@ -4,10 +4,9 @@
 use std::io::Read;
 
 use crate::error::IngestError;
-use crate::schema::{ColumnKind, Schema, parse_date};
+pub use crate::error::RowError;
+use crate::schema::{ColumnKind, MAX_ROWS, Schema, parse_date};
 
-/// Most rows one dataset may hold.
-pub const MAX_ROWS: usize = 10_000_000;
 /// Most bad rows listed in one error (the count of all of them is still given).
 pub const MAX_REPORTED_ERRORS: usize = 50;
 
@@ -18,20 +17,6 @@ pub const MAX_REPORTED_ERRORS: usize = 50;
 pub struct Table {
     pub schema: Schema,
     pub columns: Vec<Vec<i64>>,
-}
-
-/// One rejected CSV row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based line number in the file (the header is line 1).
-    pub line: u64,
-    pub reason: String,
-}
-
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
 }
 
 impl Table {

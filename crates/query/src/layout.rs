@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HeaderError;
 use crate::ingest::Table;
-use crate::plan::Term;
 use crate::schema::{ColumnKind, bits_for, blocks_for, range_width};
 
 pub const DEFAULT_CHUNK_ROWS: usize = 256;
@@ -48,6 +47,19 @@ pub struct LayoutHeader {
     /// over all rows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub totals: bool,
+}
+
+/// One per-row quantity a template sums (masked by the row's filter and group bit).
+/// Columns are stored column indices: schema columns, then [`LayoutHeader::derived`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Term {
+    /// An indicator bit: value `value` of a category/bool column or of a derived indicator column.
+    Indicator { column: usize, value: usize },
+    /// A stored integer: an integer column's offset, or a derived product of offsets.
+    Value { column: usize },
+    /// An integer column's stored square of its offset.
+    Square { column: usize },
 }
 
 /// A column the seller computes from others at encryption, because it knows the plaintext then:

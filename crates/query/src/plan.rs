@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
+pub use crate::layout::Term;
 use crate::layout::{DerivedColumn, LayoutHeader, bits_for_u128};
 use crate::schema::{ColumnKind, blocks_for, parse_date};
 use crate::template::{
@@ -82,19 +83,6 @@ pub struct Bound {
     /// The template, and how its decrypted sums become the buyer's result.
     #[serde(default)]
     pub output: Output,
-}
-
-/// One per-row quantity a template sums (masked by the row's filter and group bit).
-/// Columns are stored column indices: schema columns, then [`LayoutHeader::derived`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Term {
-    /// An indicator bit: value `value` of a category/bool column or of a derived indicator column.
-    Indicator { column: usize, value: usize },
-    /// A stored integer: an integer column's offset, or a derived product of offsets.
-    Value { column: usize },
-    /// An integer column's stored square of its offset.
-    Square { column: usize },
 }
 
 /// The template a bound query answers, with what the output policy needs to turn its

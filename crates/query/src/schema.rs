@@ -42,6 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SchemaError;
 
+/// Most rows one dataset may hold (ingest refuses more; widths are sized for it).
+pub const MAX_ROWS: usize = 10_000_000;
+
 /// Most values a category column may declare: indicators are one ciphertext per value.
 pub const MAX_CATEGORY_VALUES: usize = 256;
 /// Most columns a schema may declare.
@@ -313,7 +316,7 @@ impl Schema {
         Ok(())
     }
 
-    /// Every regression sum (Σ x·y over up to [`crate::ingest::MAX_ROWS`] rows of offsets) must
+    /// Every regression sum (Σ x·y over up to [`MAX_ROWS`] rows of offsets) must
     /// fit the [`MAX_SUM_BITS`] the seller decrypts; checked here, before anything is encrypted.
     fn validate_regression(&self, regression: &RegressionSpec) -> Result<(), SchemaError> {
         let columns = &regression.columns;
@@ -338,7 +341,7 @@ impl Schema {
             }
             widths.push((c, range_width(min, max)));
         }
-        let rows = crate::ingest::MAX_ROWS as u128;
+        let rows = MAX_ROWS as u128;
         for (i, &(a, wa)) in widths.iter().enumerate() {
             for &(b, wb) in &widths[i..] {
                 let bits = u128::from(wa)

@@ -213,60 +213,6 @@ impl Query {
         })
     }
 
-    /// Reads a query from a template name and `key=value` parameters, the command-line form
-    /// (`--template cohort_stats --param measure=amount --param aggregates=count,avg`). A value
-    /// is JSON when it parses as JSON, else a string; the list parameters (`group_by`,
-    /// `features`, `aggregates`) also take comma-separated names; `where` takes a SQL condition
-    /// (`region = 'APAC' AND day >= max_day - 90`), read with the schema like a query's WHERE.
-    ///
-    /// # Errors
-    /// [`QueryError::Unsupported`] for an unknown template, a repeated or malformed parameter,
-    /// or parameters that are not the template's (serde names the field).
-    pub fn from_params(
-        template: &str,
-        params: &[(String, String)],
-        schema: &crate::schema::Schema,
-    ) -> Result<Query, QueryError> {
-        const LISTS: [&str; 3] = ["group_by", "features", "aggregates"];
-        if !TEMPLATES.contains(&template) {
-            return Err(QueryError::Unsupported(format!(
-                "unknown template `{template}`; one of {}",
-                TEMPLATES.join(", ")
-            )));
-        }
-        let mut object = serde_json::Map::new();
-        object.insert("template".into(), template.into());
-        for (key, value) in params {
-            let json = if key == "where" {
-                let sql = format!("SELECT COUNT(*) FROM {} WHERE {value}", schema.name);
-                let filters = crate::sql::parse(&sql, schema)?.filters().to_vec();
-                (
-                    "filters".to_owned(),
-                    serde_json::to_value(filters).unwrap_or_default(),
-                )
-            } else {
-                let parsed = serde_json::from_str::<serde_json::Value>(value).ok();
-                let v = match parsed {
-                    Some(v) if !(v.is_string() && LISTS.contains(&key.as_str())) => v,
-                    _ if LISTS.contains(&key.as_str()) => value
-                        .split(',')
-                        .map(|x| serde_json::Value::from(x.trim()))
-                        .collect(),
-                    _ => value.as_str().into(),
-                };
-                (key.clone(), v)
-            };
-            if object.insert(json.0.clone(), json.1).is_some() {
-                return Err(QueryError::Unsupported(format!(
-                    "parameter `{}` given twice (`where` sets `filters`)",
-                    json.0
-                )));
-            }
-        }
-        let text = serde_json::Value::Object(object).to_string();
-        Query::from_json(&text)
-    }
-
     /// The canonical form: IN values sorted and deduplicated, filters sorted, fraud features
     /// sorted (a set). Two queries that mean the same thing have the same canonical form, hence
     /// the same params hash. Regression features keep their order: it is the output's order.
