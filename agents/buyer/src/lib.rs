@@ -405,13 +405,18 @@ impl Buyer {
         }
     }
 
-    /// Refunds an order not delivered by its deadline: its escrow is credited to the receipt's
-    /// owner (`withdraw` pays it out).
+    /// Closes an order not delivered by its deadline: its escrow is credited to the receipt's
+    /// owner (`withdraw` pays it out). Anyone may close an expired order, so the caller need not
+    /// own the receipt.
     ///
     /// # Errors
     /// [`BuyerError::Chain`], a revert saying why the market refuses.
     pub async fn refund(&self, order_id: U256) -> Result<Refund, BuyerError> {
         let escrow = self.protocol().order(order_id).await?.escrow;
+        let holder = self
+            .client
+            .view("ownerOf", &self.market().ownerOf(order_id))
+            .await?;
         let receipt = self
             .client
             .send(
@@ -425,7 +430,7 @@ impl Buyer {
         Ok(Refund {
             order_id,
             credited: escrow,
-            to: self.client.address(),
+            to: holder,
             tx: receipt.transaction_hash,
         })
     }
@@ -521,7 +526,7 @@ pub struct Refund {
     pub order_id: U256,
     /// The escrow credited.
     pub credited: U256,
-    /// To whom (the receipt's owner).
+    /// To whom: the receipt's owner.
     pub to: Address,
     /// The transaction.
     pub tx: B256,

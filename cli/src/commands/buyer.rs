@@ -24,7 +24,8 @@ pub enum BuyerCommand {
     Order(OrderArgs),
     /// The result of an order: decrypted with the delivery key, with counts and 95 % CIs.
     Result(ResultArgs),
-    /// Refund an order that was not delivered by its deadline.
+    /// Refund an order that was not delivered by its deadline: its escrow goes to the receipt's
+    /// owner (anyone may close an expired order; a seller does, to free its stake).
     Refund(RefundArgs),
     /// Withdraw what the market credited this buyer (refunds, unspent payment).
     Withdraw(super::seller::ListArgs),

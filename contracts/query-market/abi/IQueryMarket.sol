@@ -19,6 +19,9 @@ interface IQueryMarket {
     /// A worker moved its whole bond to its payouts.
     event WorkerBondWithdrawn(address indexed worker, uint256 amount);
 
+    /// A worker's claim on an order timed out: `amount` of its bond went to the receipt's owner.
+    event ClaimForfeited(uint256 indexed orderId, address indexed worker, uint256 amount);
+
     /// A worker claimed an order (possibly taking over an expired claim).
     event OrderClaimed(uint256 indexed orderId, address indexed worker, uint64 claimedAt);
 
@@ -37,7 +40,7 @@ interface IQueryMarket {
     /// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
     event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
 
-    /// The receipt's owner took the escrow back after the deadline.
+    /// The order passed its deadline unfinished: its escrow went back to the receipt's owner.
     event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
 
     /// `account` withdrew its payouts.
@@ -140,6 +143,8 @@ interface IQueryMarket {
     error BondTooLow(uint256, uint256);
 
     error WorkerBusy(uint64);
+
+    error PartyCannotWork(uint256, address);
 
     error NotWorker(address);
 

@@ -15,6 +15,9 @@ event WorkerRegistered(address indexed worker, uint256 bond);
 /// A worker moved its whole bond to its payouts.
 event WorkerBondWithdrawn(address indexed worker, uint256 amount);
 
+/// A worker's claim on an order timed out: `amount` of its bond went to the receipt's owner.
+event ClaimForfeited(uint256 indexed orderId, address indexed worker, uint256 amount);
+
 /// A worker claimed an order (possibly taking over an expired claim).
 event OrderClaimed(uint256 indexed orderId, address indexed worker, uint64 claimedAt);
 
@@ -33,7 +36,7 @@ event OrderFailed(uint256 indexed orderId, uint8 health);
 /// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
 event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
 
-/// The receipt's owner took the escrow back after the deadline.
+/// The order passed its deadline unfinished: its escrow went back to the receipt's owner.
 event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
 
 /// `account` withdrew its payouts.

@@ -5,8 +5,17 @@
 //! on ciphertexts and submits the result with an EIP-712 attestation it signed; the dataset's
 //! seller delivers the result re-encrypted to the buyer's key, and the market settles: seller and
 //! worker are paid only when the `ProofManager` reports the dataset healthy, otherwise the buyer
-//! is refunded. After the deadline the receipt's owner may take the escrow back; a seller who
-//! disputes a computed result slashes the worker's bond to the buyer.
+//! is refunded. After the deadline anyone may close an unfinished order, crediting its escrow to
+//! the receipt's owner (so no buyer can hold a seller's stake hostage by never refunding); a
+//! seller who disputes a computed result slashes the worker's bond to the buyer.
+//!
+//! # Who may work an order
+//!
+//! The worker of an order is neither its buyer, nor its receipt's current owner, nor the dataset's
+//! seller (a party that computes its own order can feed the seller crafted ciphertexts). A bond of
+//! `minWorkerBond` backs [`CLAIMS_PER_MIN_BOND`] active claims (more bond, more claims); a claim
+//! that times out costs its worker an eighth of `minWorkerBond`, credited to the receipt's owner
+//! who waited on it, and the worker may not claim that order again.
 //!
 //! # Money invariant
 //!
@@ -62,6 +71,7 @@ sol! {
     error InvalidCid();
     error BondTooLow(uint256 bond, uint256 required);
     error WorkerBusy(uint64 activeClaims);
+    error PartyCannotWork(uint256 orderId, address account);
     error NotWorker(address account);
     error OrderNotClaimable(uint256 orderId, uint8 status);
     error OrderExpired(uint256 orderId, uint64 deadline);
@@ -99,14 +109,16 @@ pub enum Error {
     PaymentTooLow(PaymentTooLow),
     /// The deadline is not in `(now, now + maxOrderLifetime]`.
     InvalidDeadline(InvalidDeadline),
-    /// The buyer key is empty or longer than 128 bytes.
+    /// The buyer key is not an X25519 public key's 32 bytes.
     InvalidBuyerKey(InvalidBuyerKey),
     /// A result or delivery CID is empty or longer than 128 bytes.
     InvalidCid(InvalidCid),
     /// The worker's bond would stay below `minWorkerBond`.
     BondTooLow(BondTooLow),
-    /// The worker still holds claims.
+    /// The worker still holds claims (withdrawing its bond), or its bond backs no more.
     WorkerBusy(WorkerBusy),
+    /// The caller is the order's buyer, receipt owner or seller: it may not work it.
+    PartyCannotWork(PartyCannotWork),
     /// The caller is not a registered worker with at least `minWorkerBond`.
     NotWorker(NotWorker),
     /// The order is neither Open nor Claimed with an expired claim.
@@ -159,8 +171,13 @@ pub mod status {
 
 /// `ProofManager.health` value that allows settlement.
 pub const HEALTHY: u8 = 1;
-/// Longest buyer key, result CID or delivery CID accepted.
+/// Longest result CID or delivery CID accepted.
 pub const MAX_BLOB_LEN: usize = 128;
+/// A buyer key is an X25519 public key (HPKE `DHKEM(X25519, HKDF-SHA256)`): exactly 32 bytes, so
+/// no seller is handed a key it cannot seal to.
+pub const BUYER_KEY_LEN: usize = 32;
+/// Active claims one `minWorkerBond` backs.
+pub const CLAIMS_PER_MIN_BOND: u64 = 4;
 /// Selector of `DatasetRegistry.orderTerms(uint256,bytes32)`.
 pub const ORDER_TERMS_SELECTOR: [u8; 4] = [0x7e, 0x4f, 0x72, 0x62];
 /// Selector of `ProofManager.health(uint256)`.
@@ -200,6 +217,8 @@ pub struct Order {
     holder: StorageAddress,
     worker: StorageAddress,
     claimed_at: StorageU64,
+    /// Who placed the order (it may have sold the receipt since, and still may not work it).
+    buyer: StorageAddress,
     manifest_hash: StorageB256,
     template_hash: StorageB256,
     params_hash: StorageB256,
@@ -301,7 +320,8 @@ impl QueryMarket {
     /// to the receipt's owner at settlement.
     ///
     /// # Errors
-    /// `NotInitialized`, `InvalidBuyerKey`, `InvalidDeadline`, `DatasetNotOrderable`,
+    /// `NotInitialized`, `InvalidBuyerKey` (not [`BUYER_KEY_LEN`] bytes), `InvalidDeadline`,
+    /// `DatasetNotOrderable`,
     /// `RegistryCallFailed`, `PaymentTooLow`.
     ///
     /// # Events
@@ -316,7 +336,7 @@ impl QueryMarket {
         deadline: u64,
     ) -> Result<U256, Error> {
         self.require_initialized()?;
-        if buyer_key.is_empty() || buyer_key.len() > MAX_BLOB_LEN {
+        if buyer_key.len() != BUYER_KEY_LEN {
             return Err(Error::InvalidBuyerKey(InvalidBuyerKey {}));
         }
         let now = self.vm().block_timestamp();
@@ -356,6 +376,7 @@ impl QueryMarket {
         order.deadline.set(U64::from_limbs([deadline]));
         order.status.set(status_word(status::OPEN));
         order.holder.set(buyer);
+        order.buyer.set(buyer);
         order.manifest_hash.set(manifest_hash);
         order.template_hash.set(template_hash);
         order.params_hash.set(params_hash);
@@ -448,14 +469,17 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// Claims an Open order, or takes over a claim that timed out
-    /// (`claimedAt + claimTimeout < now`).
+    /// Claims an Open order, or takes over another worker's claim that timed out
+    /// (`claimedAt + claimTimeout < now`; that worker forfeits an eighth of `minWorkerBond` to
+    /// the receipt's owner). The caller may not be the order's buyer, receipt owner or seller,
+    /// and its bond must back one more claim (`CLAIMS_PER_MIN_BOND` per `minWorkerBond`).
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `NotWorker`, `OrderNotClaimable`, `OrderExpired`.
+    /// `NotInitialized`, `UnknownOrder`, `NotWorker`, `PartyCannotWork`, `OrderNotClaimable`
+    /// (including the worker's own timed-out claim), `OrderExpired`, `WorkerBusy`.
     ///
     /// # Events
-    /// `OrderClaimed(orderId, worker, claimedAt)`.
+    /// `ClaimForfeited` (a taken-over claim), `OrderClaimed(orderId, worker, claimedAt)`.
     pub fn claim_order(&mut self, order_id: U256) -> Result<(), Error> {
         self.require_initialized()?;
         let current = self.status_of(order_id)?;
@@ -464,12 +488,26 @@ impl QueryMarket {
         if !entry.registered.get() || entry.bond.get() < self.min_worker_bond.get() {
             return Err(Error::NotWorker(NotWorker { account: worker }));
         }
+        let bond = entry.bond.get();
+        let active = entry.active_claims.get().as_limbs()[0];
         let now = self.vm().block_timestamp();
         let order = self.orders.getter(order_id);
+        if worker == order.buyer.get()
+            || worker == order.holder.get()
+            || worker == order.seller.get()
+        {
+            return Err(Error::PartyCannotWork(PartyCannotWork {
+                orderId: order_id,
+                account: worker,
+            }));
+        }
         let previous = order.worker.get();
+        let holder = order.holder.get();
         let deadline = order.deadline.get().as_limbs()[0];
+        // A worker whose claim timed out does not get the order back.
         let claimable = current == status::OPEN
             || (current == status::CLAIMED
+                && previous != worker
                 && self.claim_expired(order.claimed_at.get().as_limbs()[0], now));
         if !claimable {
             return Err(Error::OrderNotClaimable(OrderNotClaimable {
@@ -483,14 +521,24 @@ impl QueryMarket {
                 deadline,
             }));
         }
+        // (active + 1) · minWorkerBond ≤ CLAIMS_PER_MIN_BOND · bond, in saturating u128 (no real
+        // amount of wei reaches 2^128; U256 multiplication would add kilobytes to the WASM).
+        let wei = |amount: U256| u128::try_from(amount).unwrap_or(u128::MAX);
+        let needed = u128::from(active)
+            .saturating_add(1)
+            .saturating_mul(wei(self.min_worker_bond.get()));
+        let backed = needed <= wei(bond).saturating_mul(u128::from(CLAIMS_PER_MIN_BOND));
+        if !backed {
+            return Err(Error::WorkerBusy(WorkerBusy {
+                activeClaims: active,
+            }));
+        }
         if current == status::CLAIMED {
             self.release_claim(previous)?;
+            self.forfeit_expired_claim(order_id, previous, holder)?;
         }
         let mut entry = self.workers.setter(worker);
-        let active = entry.active_claims.get().as_limbs()[0]
-            .checked_add(1)
-            .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
-        entry.active_claims.set(U64::from_limbs([active]));
+        entry.active_claims.set(U64::from_limbs([active + 1]));
         let mut order = self.orders.setter(order_id);
         order.worker.set(worker);
         order.claimed_at.set(U64::from_limbs([now]));
@@ -671,34 +719,30 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// After the deadline, the receipt's owner takes back the escrow of an order that is still
-    /// Open, Claimed or Computed (status Refunded).
+    /// After the deadline, anyone closes an order that is still Open, Claimed or Computed: its
+    /// escrow is credited to the receipt's owner (status Refunded). A claim that had timed out
+    /// costs its worker as in `claimOrder`.
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `NotReceiptOwner`, `InvalidOrderStatus`,
-    /// `DeadlineNotPassed`.
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`.
     ///
     /// # Events
-    /// `OrderRefunded(orderId, to, amount)`.
+    /// `ClaimForfeited` (a timed-out claim), `OrderRefunded(orderId, to, amount)`.
     pub fn refund(&mut self, order_id: U256) -> Result<(), Error> {
         self.require_initialized()?;
         let current = self.status_of(order_id)?;
         let order = self.orders.getter(order_id);
         let holder = order.holder.get();
-        let sender = self.vm().msg_sender();
-        if sender != holder {
-            return Err(Error::NotReceiptOwner(NotReceiptOwner {
-                orderId: order_id,
-                account: sender,
-            }));
-        }
         if !is_active(current) {
             return Err(invalid_status(order_id, current));
         }
         let deadline = order.deadline.get().as_limbs()[0];
-        if self.vm().block_timestamp() <= deadline {
+        let now = self.vm().block_timestamp();
+        if now <= deadline {
             return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
         }
+        let claim_lapsed = current == status::CLAIMED
+            && self.claim_expired(order.claimed_at.get().as_limbs()[0], now);
         let dataset_id = order.dataset_id.get();
         let worker = order.worker.get();
         let escrow = order.escrow.get();
@@ -709,6 +753,9 @@ impl QueryMarket {
             worker
         };
         self.close_order(dataset_id, claimant, escrow)?;
+        if claim_lapsed {
+            self.forfeit_expired_claim(order_id, worker, holder)?;
+        }
         self.credit(holder, escrow)?;
         self.orders
             .setter(order_id)
@@ -1035,6 +1082,31 @@ impl QueryMarket {
         if !claimant.is_zero() {
             self.release_claim(claimant)?;
         }
+        Ok(())
+    }
+
+    /// An expired claim costs its worker an eighth of `minWorkerBond` (what is left of its bond,
+    /// if less), credited to the receipt's owner, who waited on it.
+    fn forfeit_expired_claim(
+        &mut self,
+        order_id: U256,
+        worker: Address,
+        holder: Address,
+    ) -> Result<(), Error> {
+        // A shift, not a division: U256 division would add kilobytes to the WASM.
+        let eighth: U256 = self.min_worker_bond.get() >> 3_usize;
+        let mut entry = self.workers.setter(worker);
+        let bond = entry.bond.get();
+        let amount = eighth.min(bond);
+        entry.bond.set(bond - amount);
+        let bonds = checked_sub(self.total_bonds.get(), amount)?;
+        self.total_bonds.set(bonds);
+        self.credit(holder, amount)?;
+        self.vm().log(ClaimForfeited {
+            orderId: order_id,
+            worker,
+            amount,
+        });
         Ok(())
     }
 

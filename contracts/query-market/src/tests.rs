@@ -448,7 +448,7 @@ fn place_order_escrows_and_mints_a_receipt() {
             u(DS),
             TEMPLATE,
             PARAMS,
-            Bytes::from(vec![0xAB; 128]),
+            Bytes::from(vec![0xAB; 32]),
             deadline,
         )
     }));
@@ -473,7 +473,7 @@ fn place_order_escrows_and_mints_a_receipt() {
         ok(m.order_work(id)),
         (Address::ZERO, 0, Bytes::new(), B256::ZERO, Bytes::new())
     );
-    assert_eq!(ok(m.buyer_key(id)), Bytes::from(vec![0xAB; 128]));
+    assert_eq!(ok(m.buyer_key(id)), Bytes::from(vec![0xAB; 32]));
     assert_eq!(ok(m.attestation_signature(id)), Bytes::new());
     assert_eq!(m.order_count(), u(1));
     assert_eq!(m.open_order_count(u(DS)), u(1));
@@ -519,7 +519,7 @@ fn place_order_keeps_the_fee_in_force_when_placed() {
         .insert((u(8), TEMPLATE), (STRANGER, B256::ZERO, U256::ZERO));
     let deadline = env.now() + 10;
     let id = ok(env.call(BUYER, FEE, |m| {
-        m.place_order(u(8), TEMPLATE, PARAMS, Bytes::from(vec![1]), deadline)
+        m.place_order(u(8), TEMPLATE, PARAMS, Bytes::from(vec![1; 32]), deadline)
     }));
     let order = ok(env.market.order(id));
     assert_eq!((order.1, order.5, order.6), (STRANGER, U256::ZERO, u(FEE)));
@@ -561,7 +561,8 @@ fn place_order_refuses_bad_input() {
             Error::InvalidDeadline(InvalidDeadline { deadline: d }) if d == deadline
         ));
     }
-    for key_len in [0, 129] {
+    // A buyer key is an X25519 public key: a seller cannot seal to anything else.
+    for key_len in [0, 1, 31, 33, 128, 129] {
         assert!(matches!(
             err(place(&mut env, DS, TEMPLATE, key_len, now + 10, full)),
             Error::InvalidBuyerKey(_)
@@ -572,8 +573,8 @@ fn place_order_refuses_bad_input() {
     assert_eq!(env.host.balance(env.host.contract()), U256::ZERO);
     assert!(env.host.logs().is_empty());
     // Bounds are inclusive where they should be.
-    ok(place(&mut env, DS, TEMPLATE, 1, now + LIFETIME, full));
-    ok(place(&mut env, DS, TEMPLATE, 128, now + 1, full));
+    ok(place(&mut env, DS, TEMPLATE, 32, now + LIFETIME, full));
+    ok(place(&mut env, DS, TEMPLATE, 32, now + 1, full));
 }
 
 #[test]
@@ -586,7 +587,7 @@ fn place_order_reports_a_registry_answering_garbage() {
             u(DS),
             TEMPLATE,
             PARAMS,
-            Bytes::from(vec![1]),
+            Bytes::from(vec![1; 32]),
             deadline
         ))),
         Error::RegistryCallFailed(_)
@@ -662,12 +663,15 @@ fn workers_register_top_up_and_withdraw_their_bond() {
     ok(env.call(worker, 0, QueryMarket::withdraw_bond));
     assert_eq!(env.market.worker_bond(worker), U256::ZERO);
     assert_eq!(env.market.total_bonds(), U256::ZERO);
-    assert_eq!(env.market.payout_of(worker), u(MIN_BOND + 7));
+    // The claim had timed out before the refund: an eighth of the minimum bond went to the buyer.
+    let forfeit = MIN_BOND >> 3;
+    assert_eq!(env.market.payout_of(worker), u(MIN_BOND + 7 - forfeit));
+    assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + forfeit));
     let withdrawn = events::<WorkerBondWithdrawn>(&env.host);
     assert_eq!(withdrawn.len(), 1);
     assert_eq!(
         (withdrawn[0].worker, withdrawn[0].amount),
-        (worker, u(MIN_BOND + 7))
+        (worker, u(MIN_BOND + 7 - forfeit))
     );
     env.assert_solvent();
     // Unregistered now: no second withdrawal, no claims.
@@ -731,10 +735,126 @@ fn claims_are_exclusive_until_they_time_out() {
         Error::NotClaimant(NotClaimant { orderId }) if orderId == id
     ));
     ok(env.call(first, 0, QueryMarket::withdraw_bond));
-    // A worker may take over its own expired claim, counting it once.
+    // The first worker let its claim lapse: an eighth of the minimum bond went to the buyer.
+    let forfeit = MIN_BOND >> 3;
+    assert_eq!(env.market.payout_of(first), u(MIN_BOND - forfeit));
+    assert_eq!(env.market.payout_of(BUYER), u(forfeit));
+    assert_eq!(events::<ClaimForfeited>(&env.host).len(), 1);
+    env.assert_solvent();
+}
+
+#[test]
+fn a_worker_cannot_reclaim_its_own_expired_claim() {
+    let mut env = Env::new();
+    let (lazy, other) = (addr_of(&key(1)), addr_of(&key(2)));
+    env.register(lazy, MIN_BOND);
+    env.register(other, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(lazy, id));
+    // It lets the claim time out and tries to claim again (keeping the order from everyone
+    // else at no cost): refused.
     env.advance(CLAIM_TIMEOUT + 1);
-    ok(env.claim(second, id));
-    assert_eq!(env.market.active_claims(second), 1);
+    assert!(matches!(
+        err(env.claim(lazy, id)),
+        Error::OrderNotClaimable(OrderNotClaimable { orderId, status: 2 }) if orderId == id
+    ));
+    assert_eq!(env.market.worker_bond(lazy), u(MIN_BOND), "nothing changed");
+    // Another worker takes it over, and the lapsed claim is paid for.
+    ok(env.claim(other, id));
+    assert_eq!(env.market.worker_bond(lazy), u(MIN_BOND - (MIN_BOND >> 3)));
+    assert_eq!(env.market.active_claims(lazy), 0);
+    env.assert_solvent();
+}
+
+#[test]
+fn an_expired_claim_costs_its_worker_part_of_the_bond() {
+    let mut env = Env::new();
+    let lazy = addr_of(&key(1));
+    env.register(lazy, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(lazy, id));
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)));
+    let deadline = ok(env.market.order(id)).8;
+    env.advance(deadline - env.now() + 1);
+    env.host.clear_logs();
+    // Nobody took the order over; at the deadline the lapsed claim is charged on refund, to
+    // the receipt's owner.
+    ok(env.call(SELLER, 0, |m| m.refund(id)));
+    let forfeit = MIN_BOND >> 3;
+    assert_eq!(env.market.worker_bond(lazy), u(MIN_BOND - forfeit));
+    assert_eq!(env.market.payout_of(STRANGER), u(PRICE + FEE + forfeit));
+    let forfeited = events::<ClaimForfeited>(&env.host);
+    assert_eq!(
+        (
+            forfeited[0].orderId,
+            forfeited[0].worker,
+            forfeited[0].amount
+        ),
+        (id, lazy, u(forfeit))
+    );
+    // Its bond is now below the minimum: no more claims until it tops up.
+    let next = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(err(env.claim(lazy, next)), Error::NotWorker(_)));
+    env.register(lazy, forfeit);
+    ok(env.claim(lazy, next));
+    env.assert_solvent();
+}
+
+#[test]
+fn a_buyer_cannot_work_its_own_order() {
+    let mut env = Env::new();
+    let buyer = addr_of(&key(1));
+    let sybil = addr_of(&key(2));
+    env.register(buyer, MIN_BOND);
+    env.register(sybil, MIN_BOND);
+    let id = env.place(buyer, PRICE + FEE);
+    assert!(matches!(
+        err(env.claim(buyer, id)),
+        Error::PartyCannotWork(PartyCannotWork { orderId, account }) if orderId == id && account == buyer
+    ));
+    // Selling the receipt to a second address does not let either of them work it.
+    ok(env.call(buyer, 0, |m| m.transfer_from(buyer, sybil, id)));
+    for party in [buyer, sybil] {
+        assert!(matches!(
+            err(env.claim(party, id)),
+            Error::PartyCannotWork(_)
+        ));
+    }
+    assert_eq!(env.status(id), status::OPEN);
+}
+
+#[test]
+fn a_seller_cannot_work_an_order_on_its_own_dataset() {
+    let mut env = Env::new();
+    env.register(SELLER, MIN_BOND);
+    let id = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.claim(SELLER, id)),
+        Error::PartyCannotWork(PartyCannotWork { account, .. }) if account == SELLER
+    ));
+    assert_eq!(env.status(id), status::OPEN);
+}
+
+#[test]
+fn one_bond_backs_a_bounded_number_of_claims() {
+    let mut env = Env::new();
+    let worker = addr_of(&key(1));
+    env.register(worker, MIN_BOND);
+    let orders: Vec<U256> = (0..=CLAIMS_PER_MIN_BOND)
+        .map(|_| env.place(BUYER, PRICE + FEE))
+        .collect();
+    for &id in &orders[..orders.len() - 1] {
+        ok(env.claim(worker, id));
+    }
+    let last = orders[orders.len() - 1];
+    assert!(matches!(
+        err(env.claim(worker, last)),
+        Error::WorkerBusy(WorkerBusy { activeClaims }) if activeClaims == CLAIMS_PER_MIN_BOND
+    ));
+    // More bond backs more claims.
+    env.register(worker, MIN_BOND);
+    ok(env.claim(worker, last));
+    assert_eq!(env.market.active_claims(worker), CLAIMS_PER_MIN_BOND + 1);
 }
 
 #[test]
@@ -1134,28 +1254,25 @@ fn refund_after_the_deadline_pays_the_current_receipt_owner() {
     ));
     env.advance(1);
     assert!(matches!(
-        err(env.call(STRANGER, 0, |m| m.refund(open))),
-        Error::NotReceiptOwner(NotReceiptOwner { orderId, account }) if orderId == open && account == STRANGER
-    ));
-    assert!(matches!(
         err(env.call(BUYER, 0, |m| m.refund(u(77)))),
         Error::UnknownOrder(_)
     ));
     // The receipt of the claimed order changes hands before the refund.
     ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, claimed)));
-    assert!(matches!(
-        err(env.call(BUYER, 0, |m| m.refund(claimed))),
-        Error::NotReceiptOwner(_)
-    ));
     env.host.clear_logs();
-    ok(env.call(BUYER, 0, |m| m.refund(open)));
-    ok(env.call(STRANGER, 0, |m| m.refund(claimed)));
-    ok(env.call(BUYER, 0, |m| m.refund(computed)));
+    // Anyone closes an expired order (a buyer cannot keep a seller's stake locked by never
+    // refunding); the escrow goes to the receipt's current owner, whoever calls.
+    ok(env.call(STRANGER, 0, |m| m.refund(open)));
+    ok(env.call(BUYER, 0, |m| m.refund(claimed)));
+    ok(env.call(SELLER, 0, |m| m.refund(computed)));
     for id in [open, claimed, computed] {
         assert_eq!(env.status(id), status::REFUNDED);
     }
+    // The claim on `claimed` had long timed out: its worker paid for it, to the receipt's owner.
+    let forfeit = MIN_BOND >> 3;
     assert_eq!(env.market.payout_of(BUYER), u(2 * (PRICE + FEE) + 2));
-    assert_eq!(env.market.payout_of(STRANGER), u(PRICE + FEE + 1));
+    assert_eq!(env.market.payout_of(STRANGER), u(PRICE + FEE + 1 + forfeit));
+    assert_eq!(env.market.worker_bond(worker), u(MIN_BOND - forfeit));
     assert_eq!(env.market.active_claims(worker), 0);
     assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
     assert_eq!(env.market.total_escrow(), U256::ZERO);
@@ -1176,11 +1293,12 @@ fn refund_after_the_deadline_pays_the_current_receipt_owner() {
         err(env.call(BUYER, 0, |m| m.refund(open))),
         Error::InvalidOrderStatus(InvalidOrderStatus { status: 6, .. })
     ));
-    // A refunded order can no longer be delivered or claimed.
+    // A refunded order can no longer be delivered or claimed (by a worker topped up again).
     assert!(matches!(
         err(env.deliver(SELLER, computed)),
         Error::InvalidOrderStatus(InvalidOrderStatus { status: 6, .. })
     ));
+    env.register(worker, forfeit);
     assert!(matches!(
         err(env.claim(worker, open)),
         Error::OrderNotClaimable(OrderNotClaimable { status: 6, .. })
@@ -1440,8 +1558,16 @@ struct ModelOrder {
     deadline: u64,
     status: u8,
     holder: Address,
+    buyer: Address,
     worker: Address,
     claimed_at: u64,
+}
+
+impl ModelOrder {
+    /// Whether `account` may not work this order (its buyer, receipt owner or seller).
+    fn is_party(&self, account: Address) -> bool {
+        account == self.buyer || account == self.holder || account == self.seller
+    }
 }
 
 #[derive(Default)]
@@ -1461,6 +1587,14 @@ impl Model {
     fn order(&self, id: U256) -> Option<&ModelOrder> {
         let index = usize::try_from(id).ok()?.checked_sub(1)?;
         self.orders.get(index)
+    }
+    /// An expired claim's forfeit: an eighth of the minimum bond (at most the bond) from
+    /// `worker` to `holder`.
+    fn forfeit(&mut self, worker: Address, holder: Address) {
+        let bond = self.bonds.entry(worker).or_default();
+        let amount = (MIN_BOND >> 3).min(*bond);
+        *bond -= amount;
+        self.credit(holder, amount);
     }
     fn close(&mut self, index: usize, claimant: Address, status: u8) {
         self.orders[index].status = status;
@@ -1533,15 +1667,27 @@ fn work(
         .enumerate()
         .filter(|(_, o)| {
             (o.status == status::OPEN
-                || (o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now))
+                || (o.status == status::CLAIMED
+                    && o.worker != account
+                    && o.claimed_at + CLAIM_TIMEOUT < now))
                 && now <= o.deadline
+                && !o.is_party(account)
         })
         .map(|(index, _)| index + 1)
         .collect();
     let id = if claimable.is_empty() {
+        // An order the worker may work: another actor buys it on a dataset of another seller.
+        let dataset = if datasets(actors)[order % 2]
+            .1
+            .is_some_and(|(seller, _)| seller == account)
+        {
+            (order + 1) % 2
+        } else {
+            order % 2
+        };
         steps.push(Op::Place {
-            buyer: worker,
-            dataset: order % 2,
+            buyer: (worker + 1) % actors.len(),
+            dataset,
             delta: 0,
             offset: LIFETIME,
         });
@@ -1691,7 +1837,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             u(dataset_id),
                             TEMPLATE,
                             PARAMS,
-                            Bytes::from(vec![1; 16]),
+                            Bytes::from(vec![1; 32]),
                             deadline,
                         )
                     });
@@ -1709,6 +1855,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             deadline,
                             status: status::OPEN,
                             holder: buyer,
+                            buyer,
                             ..ModelOrder::default()
                         });
                     }
@@ -1739,24 +1886,32 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let worker = actors[worker];
                     let id = pick_order(count, order);
                     let result = env.claim(worker, id);
-                    let is_worker = model.registered.get(&worker) == Some(&true)
-                        && model.bonds.get(&worker).copied().unwrap_or(0) >= MIN_BOND;
+                    let bond = model.bonds.get(&worker).copied().unwrap_or(0);
+                    let is_worker =
+                        model.registered.get(&worker) == Some(&true) && bond >= MIN_BOND;
+                    let backed = (model.active.get(&worker).copied().unwrap_or(0) + 1) * MIN_BOND
+                        <= CLAIMS_PER_MIN_BOND * bond;
                     let expected = model.order(id).is_some_and(|o| {
                         is_worker
+                            && !o.is_party(worker)
                             && (o.status == status::OPEN
                                 || (o.status == status::CLAIMED
+                                    && o.worker != worker
                                     && o.claimed_at + CLAIM_TIMEOUT < now))
                             && now <= o.deadline
+                            && backed
                     });
                     prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
                     if result.is_ok() {
                         let o = &mut model.orders[usize::try_from(id).expect("small") - 1];
                         let previous = (o.status == status::CLAIMED).then_some(o.worker);
+                        let holder = o.holder;
                         o.worker = worker;
                         o.claimed_at = now;
                         o.status = status::CLAIMED;
                         if let Some(previous) = previous {
                             *model.active.get_mut(&previous).expect("claimed") -= 1;
+                            model.forfeit(previous, holder);
                         }
                         *model.active.entry(worker).or_default() += 1;
                     }
@@ -1844,9 +1999,9 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let caller = actors[caller];
                     let id = pick_order(count, order);
                     let result = env.call(caller, 0, |m| m.refund(id));
-                    let expected = model.order(id).is_some_and(|o| {
-                        o.holder == caller && is_active(o.status) && now > o.deadline
-                    });
+                    let expected = model
+                        .order(id)
+                        .is_some_and(|o| is_active(o.status) && now > o.deadline);
                     prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
                     if result.is_ok() {
                         let index = usize::try_from(id).expect("small") - 1;
@@ -1856,6 +2011,9 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         } else {
                             o.worker
                         };
+                        if o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now {
+                            model.forfeit(o.worker, o.holder);
+                        }
                         model.credit(o.holder, o.escrow);
                         model.close(index, claimant, status::REFUNDED);
                     }

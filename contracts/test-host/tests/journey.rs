@@ -430,7 +430,7 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
 }
 
 #[test]
-fn a_seller_takes_back_the_stake_only_when_no_order_is_open() {
+fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
     let m = Marketplace::new();
     let trees = pieces(3, &[2]);
     let (dataset, set) = m.onboard(&trees);
@@ -461,13 +461,28 @@ fn a_seller_takes_back_the_stake_only_when_no_order_is_open() {
         IDatasetRegistry::IDatasetRegistryErrors::abi_decode(&revert),
         Ok(IDatasetRegistry::IDatasetRegistryErrors::OpenOrders(_))
     ));
-    // The deadline passes; the buyer takes the escrow back; now the stake can go.
+    // The deadline passes and the buyer never refunds (keeping the stake locked at no cost):
+    // the seller closes the order itself, the escrow going to the buyer; now the stake can go.
     m.chain.advance(10, 86_400);
+    let buyer_payout = |m: &Marketplace| {
+        m.ok(
+            WATCHER,
+            &m.market,
+            0,
+            IQueryMarket::payoutOfCall { account: BUYER },
+        )
+    };
+    let owed = buyer_payout(&m);
     m.ok(
-        BUYER,
+        SELLER,
         &m.market,
         0,
         IQueryMarket::refundCall { order_id: order },
+    );
+    assert_eq!(
+        buyer_payout(&m) - owed,
+        ether(70),
+        "the whole escrow, to the buyer"
     );
     let before = m.registry.host().balance(SELLER);
     m.ok(
