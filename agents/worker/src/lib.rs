@@ -238,6 +238,18 @@ impl Worker {
             other => return Ok(Outcome::Skipped(format!("order status {other}, not open"))),
         }
 
+        // The market refuses a party to the order as its worker; asking would only cost gas.
+        if order.status == OrderStatus::Open {
+            let holder = client
+                .view("ownerOf", &self.market().ownerOf(order_id))
+                .await?;
+            if me == order.seller || me == holder {
+                return Ok(Outcome::Skipped(
+                    "this worker is a party to the order (its seller or buyer)".into(),
+                ));
+            }
+        }
+
         // What to compute, checked before claiming: an order this worker cannot serve stays
         // open for others.
         let dataset = view.dataset(order.dataset_id).await?;

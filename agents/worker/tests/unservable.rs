@@ -15,8 +15,8 @@ use datacloud_worker::{Outcome, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines)] // a dataset, an order, a worker, two refusals
-async fn an_order_on_an_unavailable_dataset_or_past_its_deadline_is_never_claimed() {
+#[allow(clippy::too_many_lines)] // a dataset, two orders, a worker, three refusals
+async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never_claimed() {
     let stop = CancellationToken::new();
     let (url, keys) = devchain(&stop).await;
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +113,6 @@ async fn an_order_on_an_unavailable_dataset_or_past_its_deadline_is_never_claime
             .await
             .unwrap()
     };
-    let registered = sent().await;
 
     let view = Protocol::new(&agent.client, &deployments);
     match worker.serve(order).await.unwrap() {
@@ -122,6 +121,35 @@ async fn an_order_on_an_unavailable_dataset_or_past_its_deadline_is_never_claime
     }
     assert_eq!(view.order_status(order).await.unwrap(), OrderStatus::Open);
     assert_eq!(view.order_work(order).await.unwrap().worker, None);
+
+    // Its own order: the market would refuse it as the worker, so it does not even try.
+    let own_market = IQueryMarket::new(deployments.query_market, agent.client.provider());
+    agent
+        .client
+        .send(
+            "placeOrder",
+            own_market
+                .placeOrder(
+                    U256::from(1),
+                    template,
+                    keccak256("own params"),
+                    Bytes::from(vec![9u8; 32]),
+                    now + 600,
+                )
+                .value(price + fee)
+                .into_transaction_request(),
+        )
+        .await
+        .unwrap();
+    let registered = sent().await;
+    match worker.serve(U256::from(2)).await.unwrap() {
+        Outcome::Skipped(reason) => assert!(reason.contains("party"), "{reason}"),
+        other @ Outcome::Submitted { .. } => panic!("worked its own order: {other:?}"),
+    }
+    assert_eq!(
+        view.order_status(U256::from(2)).await.unwrap(),
+        OrderStatus::Open
+    );
 
     advance_time(&agent.client, 601).await;
     match worker.serve(order).await.unwrap() {

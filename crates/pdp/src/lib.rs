@@ -11,6 +11,8 @@
 //! - [`PieceIndex`]: a challenged leaf of the whole proof set is mapped to a piece and a leaf
 //!   offset inside it through the running sum of the pieces' leaf counts.
 //! - [`verify_inclusion`]: a proof is the challenged leaf plus its siblings from the bottom up.
+//! - [`PieceRef`]: a registered piece's root and tree height, parsed from its FRC-0069 v2
+//!   PieceCID bytes (what binds a proof set to the piece the registry holds).
 //!
 //! Host-side only (the `std` feature, off in the contract's WASM build):
 //!
@@ -35,6 +37,7 @@ mod merkle;
 mod piece;
 #[cfg(feature = "std")]
 mod piece_cid;
+mod piece_ref;
 #[cfg(feature = "std")]
 mod prover;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -49,12 +52,13 @@ pub use commp::{
 };
 pub use merkle::{NODE_SIZE, Node, compute_root, sha254, verify_inclusion};
 #[cfg(feature = "std")]
-pub use piece::{MAX_PIECE_HEIGHT, MIN_PIECE_HEIGHT, PieceError, PieceSize};
+pub use piece::{PieceError, PieceSize};
 #[cfg(feature = "std")]
 pub use piece_cid::{
     FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADDED_BINARY_TREE, PieceCidError, RAW,
     SHA2_256_TRUNC254_PADDED, piece_cid_v1, piece_root_from_cid_v1,
 };
+pub use piece_ref::{MAX_PIECE_HEIGHT, MIN_PIECE_HEIGHT, PieceRef, PieceRefError};
 #[cfg(feature = "std")]
 pub use prover::{InclusionProof, PROVER_LAYER_HEIGHT, PieceProver};
 #[cfg(feature = "std")]

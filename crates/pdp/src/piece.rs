@@ -6,14 +6,7 @@ use thiserror::Error;
 use crate::fr32::{FR32_PADDED_CHUNK, FR32_UNPADDED_CHUNK};
 use crate::merkle::NODE_SIZE;
 
-/// Smallest piece height: one fr32 chunk, 127 payload bytes = 128 padded bytes = 4 leaves.
-pub const MIN_PIECE_HEIGHT: u8 = 2;
-
-/// Largest piece height accepted. FRC-0069 writes the padding as an unsigned varint, which the
-/// multiformats spec caps at 2^63 − 1, and notes this caps the data size too; height 58 is the
-/// largest whose unpadded size (127 · 2^56 bytes) stays below 2^63, so every size here fits a
-/// `u64`. (Filecoin's largest sector, 64 GiB, is height 31.)
-pub const MAX_PIECE_HEIGHT: u8 = 58;
+pub use crate::piece_ref::{MAX_PIECE_HEIGHT, MIN_PIECE_HEIGHT};
 
 /// Why a payload cannot be committed to or proven.
 #[derive(Debug, Error)]
