@@ -139,6 +139,13 @@ impl ChainError {
             _ => None,
         }
     }
+
+    /// The chain answered no (a revert, a mined failure): asking again against the same state
+    /// gets the same answer, unlike a node that could not be reached.
+    #[must_use]
+    pub const fn is_refusal(&self) -> bool {
+        matches!(self, Self::Reverted { .. } | Self::Failed { .. })
+    }
 }
 
 /// Whether asking again may succeed: the node could not be reached or was overloaded, as opposed

@@ -19,6 +19,7 @@
 //! - [`protocol`]: the typed view of orders, datasets and proof sets ([`Protocol`]): every
 //!   contract tuple is decoded there and nowhere else.
 //! - [`agent`]: [`run`], the daemon loop with graceful shutdown.
+//! - [`retry`]: one order's retries, bounded for the order's own faults ([`OrderRetry`]).
 //! - [`fs`]: atomic writes and bounded reads.
 //! - [`progress`]: the progress bar of long work.
 //! - `testing` (feature `testing`): a served devchain with the contracts deployed, for tests.
@@ -34,6 +35,7 @@ pub mod fs;
 pub mod journal;
 pub mod progress;
 pub mod protocol;
+pub mod retry;
 pub mod stylus;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -49,3 +51,4 @@ pub use follower::{
 };
 pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};
 pub use protocol::{Dataset, Health, Order, OrderStatus, OrderWork, ProofSet, Protocol};
+pub use retry::{Attempt, OrderRetry};

@@ -13,7 +13,8 @@ use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::journal::ActionRecord;
 use datacloud_agent_core::{
-    ActionKey, Agent, ChainEvent, ContractEvent, EventHandler, Health, OrderStatus,
+    ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, Health, OrderRetry,
+    OrderStatus,
 };
 use datacloud_fhe_query::{
     BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, release,
@@ -44,6 +45,8 @@ pub struct SellerOptions {
     pub tick: Duration,
     /// The passphrase of sealed client keys.
     pub passphrase: Option<Passphrase>,
+    /// How often one order's delivery is tried before it is given up.
+    pub retry: OrderRetry,
 }
 
 impl Default for SellerOptions {
@@ -53,6 +56,7 @@ impl Default for SellerOptions {
             prove: true,
             tick: Duration::from_millis(500),
             passphrase: None,
+            retry: OrderRetry::default(),
         }
     }
 }
@@ -96,6 +100,15 @@ pub enum SellerNews {
         /// The order.
         order_id: U256,
         /// What was wrong with it.
+        reason: String,
+    },
+    /// An order's delivery failed through the order's own fault on every try (its result
+    /// nowhere to be fetched, a key that cannot be sealed to, …): given up, so that the
+    /// deliveries after it proceed.
+    GaveUp {
+        /// The order.
+        order_id: U256,
+        /// The last failure.
         reason: String,
     },
     /// A result was refused by the output policy.
@@ -547,6 +560,38 @@ impl Seller {
         Ok(None)
     }
 
+    /// [`Seller::deliver`], retried: the order's own faults [`SellerOptions::retry`] times,
+    /// then given up ([`SellerNews::GaveUp`]) so that one poisoned order never stalls the
+    /// deliveries after it; the seller's own failures (its node, its store) until they recover.
+    ///
+    /// # Errors
+    /// The last error when the daemon stops while retrying (the cursor stays on the event, so
+    /// a restart tries again).
+    pub async fn deliver_or_give_up(&self, order_id: U256) -> Result<(), SellerError> {
+        let outcome = self
+            .options
+            .retry
+            .run(
+                order_id,
+                &self.agent.shutdown,
+                SellerError::is_order_fault,
+                || self.deliver(order_id),
+            )
+            .await;
+        match outcome {
+            Attempt::Done(_) => Ok(()),
+            Attempt::GaveUp(e) => {
+                tracing::error!(%order_id, error = %e, "delivery given up; the buyer can refund at the deadline");
+                self.tell(SellerNews::GaveUp {
+                    order_id,
+                    reason: e.to_string(),
+                });
+                Ok(())
+            }
+            Attempt::Stopped(e) => Err(e),
+        }
+    }
+
     /// Waits (up to [`HEALTHY_WAIT`]) for the dataset's proofs to be fresh: delivering on an
     /// unhealthy dataset refunds the buyer, so a seller that is catching up on its proofs
     /// proves first.
@@ -570,17 +615,7 @@ impl EventHandler for Seller {
     async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
         match &event.event {
             ContractEvent::QueryMarket(IQueryMarketEvents::ResultSubmitted(submitted)) => {
-                // Retried with backoff until delivered or stopped: the cursor stays on the
-                // event, so a restart delivers it.
-                let mut backoff = Duration::from_secs(1);
-                while let Err(e) = self.deliver(submitted.orderId).await {
-                    tracing::warn!(order = %submitted.orderId, error = %e, retry_in = ?backoff, "delivering failed; retrying");
-                    tokio::select! {
-                        () = self.agent.shutdown.cancelled() => return Err(e.into()),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+                self.deliver_or_give_up(submitted.orderId).await?;
             }
             ContractEvent::ProofManager(IProofManagerEvents::FaultRecorded(fault)) => {
                 tracing::warn!(set = %fault.setId, consecutive = fault.consecutiveFaults, "fault recorded");

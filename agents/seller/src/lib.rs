@@ -81,6 +81,26 @@ impl From<datacloud_store::gateway::ClientError> for SellerError {
 }
 
 impl SellerError {
+    /// The failure is the order's own (a result no gateway serves, parameters or ciphertexts
+    /// that do not parse, a key that cannot be sealed to, a transaction the market refuses):
+    /// retrying it a bounded number of times is enough. Otherwise it is the seller's own
+    /// infrastructure (the node, its store, its files), retried until it recovers.
+    #[must_use]
+    pub fn is_order_fault(&self) -> bool {
+        match self {
+            Self::Gateway(_)
+            | Self::Dataset(_)
+            | Self::Layout(_)
+            | Self::Query(_)
+            | Self::Delivery(_)
+            | Self::Invalid(_) => true,
+            Self::Chain(e) | Self::Journal(datacloud_agent_core::JournalError::Chain(e)) => {
+                e.is_refusal()
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn file(path: &std::path::Path, reason: impl std::fmt::Display) -> Self {
         Self::File {
             path: path.to_path_buf(),

@@ -12,7 +12,7 @@ use alloy::providers::Provider as _;
 use alloy::signers::Signer as _;
 use common::{ETHER, chain, config, deployed, pending};
 use datacloud_agent_core::bindings::IQueryMarket;
-use datacloud_agent_core::{Agent, ChainClient, Deployments, OrderStatus, Protocol};
+use datacloud_agent_core::{Agent, ChainClient, Deployments, OrderRetry, OrderStatus, Protocol};
 use datacloud_query::template::{Query, template_hash};
 use datacloud_seller::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
 use datacloud_store::Blockstore;
@@ -57,8 +57,9 @@ impl Worker {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines)] // one story: a market, a seller, a worker, two disputes
-async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() {
+#[allow(clippy::too_many_lines)] // one story: a market, a seller, a worker, two disputes, a poison order
+async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_and_a_poison_order_is_given_up()
+ {
     let stop = CancellationToken::new();
     let (url, keys) = chain(&stop).await;
     let dir = tempfile::tempdir().unwrap();
@@ -160,6 +161,11 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() 
     let gateways = GatewayClient::new(["http://127.0.0.1:9"], ClientConfig::default()).unwrap();
     let options = SellerOptions {
         prove: false,
+        retry: OrderRetry {
+            attempts: 2,
+            first_backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_millis(20),
+        },
         ..SellerOptions::default()
     };
     let seller = Seller::new(&agent, store.clone(), gateways, options, Some(news));
@@ -227,5 +233,39 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once() 
         assert_eq!(seller_nonce().await, nonce + 1);
         assert!(heard.try_recv().is_err());
     }
+
+    // 3. A poison order: a result nobody published, so no gateway serves it. Each try fails
+    //    through the order's own fault; after its tries the delivery is given up, nothing is
+    //    sent, and the seller is free for the next order.
+    top_up().await;
+    let (poisoned, _) = place().await;
+    let never_published = datacloud_store::block::cid_of(datacloud_store::Codec::Raw, b"nowhere");
+    worker
+        .submit(
+            &deployments,
+            poisoned,
+            &never_published,
+            keccak256(b"nowhere"),
+        )
+        .await;
+    let nonce = seller_nonce().await;
+    seller.deliver_or_give_up(poisoned).await.unwrap();
+    assert_eq!(
+        seller_nonce().await,
+        nonce,
+        "nothing sent for the poisoned order"
+    );
+    match heard.try_recv().unwrap() {
+        SellerNews::GaveUp { order_id, reason } => {
+            assert_eq!(order_id, poisoned);
+            assert!(!reason.is_empty());
+        }
+        _ => panic!("order {poisoned}: not given up"),
+    }
+    let status = Protocol::new(&seller_client, &deployments)
+        .order_status(poisoned)
+        .await
+        .unwrap();
+    assert_eq!(status, OrderStatus::Computed, "left for the buyer's refund");
     stop.cancel();
 }

@@ -29,7 +29,7 @@ use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::{
-    ActionKey, Agent, ChainEvent, ContractEvent, EventHandler, OrderStatus,
+    ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, OrderRetry, OrderStatus,
 };
 use datacloud_fhe_query::{EncryptedResult, combine, complete, evaluate};
 use datacloud_package::{
@@ -38,11 +38,6 @@ use datacloud_package::{
 use datacloud_query::{Plan, PlanKind, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
-
-/// First wait before retrying a failed order.
-const RETRY_START: std::time::Duration = std::time::Duration::from_secs(1);
-/// Longest wait between retries.
-const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a worker step failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +114,8 @@ pub struct WorkerOptions {
     pub work_dir: PathBuf,
     /// Show a progress bar while evaluating.
     pub progress: bool,
+    /// How often one order is tried before it is given up.
+    pub retry: OrderRetry,
 }
 
 /// The worker: an [`EventHandler`] over a connected [`Agent`].
@@ -527,41 +524,65 @@ impl WorkerError {
                 | Self::Reverted(_)
         )
     }
+
+    /// The failure is the order's own (its dataset, parameters or result unusable; an
+    /// evaluation that panicked on its ciphertexts): a bounded number of tries is enough.
+    /// Otherwise it is the worker's own node, store or files, retried until they recover.
+    #[must_use]
+    pub fn is_order_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Gateway(_)
+                | Self::Dataset(_)
+                | Self::Layout(_)
+                | Self::Invalid(_)
+                | Self::Task(_)
+        ) || self.is_revert()
+    }
 }
 
 impl EventHandler for Worker {
-    /// Serves every `OrderPlaced`. A failure (node, gateway, chain) is retried with backoff
-    /// until it succeeds or the worker stops: the follower's cursor stays on the order, so a
-    /// restart serves it again.
+    /// Serves every `OrderPlaced`. A refusal by the market leaves the order; a failure that is
+    /// the order's own (its dataset or result unusable) is tried [`WorkerOptions::retry`] times,
+    /// then given up, so that a poisoned dataset never wedges the worker; a failure of the
+    /// worker's own node or files is retried until it recovers or the worker stops (the
+    /// follower's cursor stays on the order, so a restart serves it again).
     async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
         let ContractEvent::QueryMarket(IQueryMarketEvents::OrderPlaced(placed)) = &event.event
         else {
             return Ok(());
         };
-        let mut backoff = RETRY_START;
-        loop {
-            match self.serve(placed.orderId).await {
-                Ok(Outcome::Submitted { result_cid, .. }) => {
-                    tracing::info!(order = %placed.orderId, %result_cid, "order served");
-                    return Ok(());
-                }
-                Ok(Outcome::Skipped(reason)) => {
-                    tracing::info!(order = %placed.orderId, %reason, "order skipped");
-                    return Ok(());
-                }
-                Err(e) if e.is_revert() => {
-                    tracing::warn!(order = %placed.orderId, error = %e, "the market refused; leaving the order");
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::warn!(order = %placed.orderId, error = %e, retry_in = ?backoff, "serving the order failed; retrying");
-                    tokio::select! {
-                        () = self.agent.shutdown.cancelled() => return Err(e.into()),
-                        () = tokio::time::sleep(backoff) => {}
+        let order = placed.orderId;
+        let outcome = self
+            .options
+            .retry
+            .run(
+                order,
+                &self.agent.shutdown,
+                WorkerError::is_order_fault,
+                || async {
+                    match self.serve(order).await {
+                        Err(e) if e.is_revert() => {
+                            tracing::warn!(%order, error = %e, "the market refused; leaving the order");
+                            Ok(Outcome::Skipped(format!("the market refused: {e}")))
+                        }
+                        other => other,
                     }
-                    backoff = (backoff * 2).min(RETRY_MAX);
-                }
+                },
+            )
+            .await;
+        match outcome {
+            Attempt::Done(Outcome::Submitted { result_cid, .. }) => {
+                tracing::info!(%order, %result_cid, "order served");
             }
+            Attempt::Done(Outcome::Skipped(reason)) => {
+                tracing::info!(%order, %reason, "order skipped");
+            }
+            Attempt::GaveUp(e) => {
+                tracing::error!(%order, error = %e, "order given up");
+            }
+            Attempt::Stopped(e) => return Err(e.into()),
         }
+        Ok(())
     }
 }

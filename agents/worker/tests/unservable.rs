@@ -102,6 +102,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         WorkerOptions {
             work_dir: dir.path().join("worker-work"),
             progress: false,
+            retry: datacloud_agent_core::OrderRetry::default(),
         },
     );
     worker.ensure_registered().await.unwrap();

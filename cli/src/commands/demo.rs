@@ -381,6 +381,7 @@ async fn journey(
     let worker_options = WorkerOptions {
         work_dir: worker_config.data_dir.join("worker-work"),
         progress: !args.json,
+        retry: datacloud_agent_core::OrderRetry::default(),
     };
     {
         let agent = datacloud_agent_core::Agent::connect(

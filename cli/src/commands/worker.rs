@@ -44,6 +44,7 @@ pub async fn run(global: &GlobalArgs, command: WorkerCommand) -> Result<()> {
             .work_dir
             .unwrap_or_else(|| config.data_dir.join("worker-work")),
         progress: !args.quiet,
+        retry: datacloud_agent_core::OrderRetry::default(),
     };
     let shutdown = CancellationToken::new();
     shutdown_on_signals(&shutdown);
