@@ -37,6 +37,9 @@ pub struct DeployParams {
     pub min_stake: U256,
     /// Registry: seconds between deactivating a dataset and taking its stake back (1 day).
     pub withdraw_cooldown: u64,
+    /// Registry: the smallest piece a dataset registers, as its tree height (2^height leaves of
+    /// 32 bytes), 2..=58 (8: an 8 KiB padded piece; a proof over fewer leaves says too little).
+    pub min_piece_height: u8,
     /// Proofs: blocks per proving period (100).
     pub proving_period: u64,
     /// Proofs: blocks a challenge may be answered in, 1..=255 (20).
@@ -67,6 +70,7 @@ impl Default for DeployParams {
         Self {
             min_stake: U256::from(ETHER),
             withdraw_cooldown: 86_400,
+            min_piece_height: 8,
             proving_period: 100,
             challenge_window: 20,
             challenge_finality: 2,
@@ -89,6 +93,11 @@ impl DeployParams {
     /// The first parameter out of range, named as in the configuration file.
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
+            (
+                (datacloud_pdp::MIN_PIECE_HEIGHT..=datacloud_pdp::MAX_PIECE_HEIGHT)
+                    .contains(&self.min_piece_height),
+                "min_piece_height must be 2..=58",
+            ),
             (
                 (1..=255).contains(&self.challenge_window),
                 "challenge_window must be 1..=255",
@@ -186,6 +195,7 @@ pub async fn deploy(
                     query_market,
                     params.min_stake,
                     params.withdraw_cooldown,
+                    params.min_piece_height,
                 )
                 .into_transaction_request(),
         )

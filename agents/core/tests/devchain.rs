@@ -110,6 +110,7 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
         proving_period: 240,
         claim_timeout: 600,
         min_stake: U256::from(3 * ETHER),
+        min_piece_height: 12,
         ..DeployParams::default()
     };
     let client = ChainClient::connect(&config).await.unwrap();
@@ -129,6 +130,13 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
     assert_eq!(
         client.view("minStake", &registry.minStake()).await.unwrap(),
         U256::from(3 * ETHER)
+    );
+    assert_eq!(
+        client
+            .view("minPieceHeight", &registry.minPieceHeight())
+            .await
+            .unwrap(),
+        12
     );
     assert_eq!(
         client.view("registry", &proofs.registry()).await.unwrap(),
@@ -158,7 +166,7 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
         .send(
             "initialize again",
             registry
-                .initialize(d.proof_manager, d.query_market, U256::ZERO, 0)
+                .initialize(d.proof_manager, d.query_market, U256::ZERO, 0, 2)
                 .into_transaction_request(),
         )
         .await
@@ -275,7 +283,12 @@ async fn follower_delivers_each_event_exactly_once_across_restarts() {
             registry
                 .registerDataset(
                     Bytes::from_static(b"\x01\x71\x12\x20manifest"),
-                    Bytes::from_static(b"\x01\x55\x91\x20piece"),
+                    Bytes::from(
+                        datacloud_pdp::commp(&[7u8; 4096])
+                            .unwrap()
+                            .to_piece_cid_v2()
+                            .to_bytes(),
+                    ),
                     keccak256("schema"),
                     vec![keccak256("cohort_stats/1"), keccak256("fraud_score/1")],
                     vec![U256::from(ETHER / 20), U256::from(ETHER / 10)],
@@ -660,9 +673,10 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
     let worker = client_with_key(&chain, dir.path(), 2).await;
     let view = Protocol::new(&seller, &d);
 
+    let piece_commitment = datacloud_pdp::commp(&[7u8; 4096]).unwrap();
     let (manifest, piece) = (
         Bytes::from_static(b"\x01\x71\x12\x20manifest"),
-        Bytes::from_static(b"\x01\x55\x91\x20piece"),
+        Bytes::from(piece_commitment.to_piece_cid_v2().to_bytes()),
     );
     let template = keccak256("cohort_stats/1");
     let (price, stake) = (U256::from(ETHER / 20), U256::from(3 * ETHER));
@@ -705,21 +719,16 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
     seller
         .send(
             "createProofSet",
-            proofs
-                .createProofSet(
-                    dataset_id,
-                    vec![keccak256("piece one"), keccak256("piece two")],
-                    vec![4, 8],
-                )
-                .into_transaction_request(),
+            proofs.createProofSet(dataset_id).into_transaction_request(),
         )
         .await
         .unwrap();
     let set_id = view.proof_set_of(dataset_id).await.unwrap().unwrap();
     let set = view.proof_set(set_id).await.unwrap();
+    // The set is the registered piece: one piece of 2^height leaves.
     assert_eq!(
         (set.dataset_id, set.pieces, set.leaves, set.faults),
-        (dataset_id, 2, 12, 0),
+        (dataset_id, 1, piece_commitment.size().leaf_count(), 0),
         "{set:?}"
     );
     assert_eq!(

@@ -239,12 +239,10 @@ async fn finish(
             SellerError::Invalid("registerDataset emitted no DatasetRegistered".into())
         })?;
     let proofs = IProofManager::new(deployments.proof_manager, client.provider());
+    // The proof manager reads the piece (root and height) from the registry: what was
+    // registered is what gets proven.
     let create = proofs
-        .createProofSet(
-            dataset_id,
-            vec![pending.piece_root],
-            vec![pending.piece_leaves],
-        )
+        .createProofSet(dataset_id)
         .from(client.address())
         .into_transaction_request();
     let receipt = perform(client, &journal, id, "create-proof-set", create).await?;

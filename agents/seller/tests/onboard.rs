@@ -7,11 +7,12 @@ mod common;
 
 use std::path::Path;
 
-use alloy::primitives::U256;
+use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::providers::Provider;
 use common::{chain, deployed, pending};
-use datacloud_agent_core::Protocol;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
+use datacloud_agent_core::{ActionJournal, ActionKey, Protocol};
+use datacloud_query::template::template_hash;
 use datacloud_seller::{PendingDataset, SellerBook, finish_pending};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,7 @@ fn save_pending(dir: &Path, p: &PendingDataset) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // two interruptions, each finished and checked
 async fn an_interrupted_onboarding_is_finished_once() {
     let stop = CancellationToken::new();
     let (url, keys) = chain(&stop).await;
@@ -85,33 +87,48 @@ async fn an_interrupted_onboarding_is_finished_once() {
     );
     assert_eq!(nonce().await, before + 2);
 
-    // 2. Stopped after the registration: the proof set step fails (here: a piece the contract
-    //    refuses), the dataset stays pending with its registration journaled.
-    let mut b = pending(dir.path(), "b");
-    let leaves = b.piece_leaves;
-    b.piece_leaves = 0;
+    // 2. Stopped after the registration: its transaction is in the onboarding journal, the
+    //    proof set was never sent (the registration is replayed here through the journal, as
+    //    `finish_pending` would have sent it).
+    let b = pending(dir.path(), "b");
     save_pending(dir.path(), &b);
-    let before = nonce().await;
-    assert!(
-        finish_pending(&client, &deployments, dir.path())
+    {
+        let journal =
+            ActionJournal::open(&dir.path().join("seller").join("onboard.journal.redb")).unwrap();
+        let id = U256::from_be_bytes(keccak256(b.manifest_cid.as_bytes()).0);
+        let manifest: cid::Cid = b.manifest_cid.parse().unwrap();
+        let piece: cid::Cid = b.piece_cid.parse().unwrap();
+        let hashes: Vec<B256> = b
+            .templates
+            .iter()
+            .map(|t| B256::from(template_hash(t)))
+            .collect();
+        let register = registry
+            .registerDataset(
+                Bytes::from(manifest.to_bytes()),
+                Bytes::from(piece.to_bytes()),
+                b.schema_hash,
+                hashes.clone(),
+                vec![b.price; hashes.len()],
+            )
+            .value(b.stake)
+            .from(client.address())
+            .into_transaction_request();
+        let outcome = journal
+            .perform(&client, &ActionKey::new(id, "register"), register)
             .await
-            .is_err()
-    );
-    assert_eq!(
-        nonce().await,
-        before + 1,
-        "registered; the proof set reverted at estimation"
-    );
-    let mut book = SellerBook::load(dir.path()).unwrap();
+            .unwrap();
+        assert!(outcome.success);
+    }
+    let before = nonce().await;
+    let book = SellerBook::load(dir.path()).unwrap();
     assert_eq!(book.pending.len(), 1);
     assert_eq!(book.datasets.len(), 1);
-    // What a restart finds (with the piece fixed): the registration is not sent again.
-    book.pending[0].piece_leaves = leaves;
-    book.save(dir.path()).unwrap();
+    // What a restart finds: the registration is not sent again.
     let done = finish_pending(&client, &deployments, dir.path())
         .await
         .unwrap();
-    assert_eq!(nonce().await, before + 2, "only the proof set is sent");
+    assert_eq!(nonce().await, before + 1, "only the proof set is sent");
     assert_eq!(done.len(), 1);
     assert_ne!(done[0].dataset_id, owned.dataset_id);
     let book = SellerBook::load(dir.path()).unwrap();

@@ -31,7 +31,7 @@ interface IDatasetRegistry {
     /// `to` pulled its payout.
     event Withdrawn(address indexed to, uint256 amount);
 
-    function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown) external;
+    function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown, uint8 min_piece_height) external;
 
     function registerDataset(bytes calldata manifest_cid, bytes calldata piece_cid, bytes32 schema_hash, bytes32[] memory template_hashes, uint256[] memory prices) external payable returns (uint256);
 
@@ -56,6 +56,10 @@ interface IDatasetRegistry {
     function minStake() external view returns (uint256);
 
     function withdrawCooldown() external view returns (uint64);
+
+    function minPieceHeight() external view returns (uint8);
+
+    function pieceOf(uint256 dataset_id) external view returns (bytes32, uint8);
 
     function datasetCount() external view returns (uint256);
 
@@ -114,4 +118,8 @@ interface IDatasetRegistry {
     error MarketCallFailed();
 
     error ArithmeticOverflow();
+
+    error InvalidPieceCid();
+
+    error PieceTooSmall(uint8, uint8);
 }

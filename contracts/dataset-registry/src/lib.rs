@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 
 use alloy_primitives::{Address, B256, U8, U64, U256};
 use alloy_sol_types::{SolEvent, TopicList, abi::token::WordToken, sol};
+use datacloud_pdp::PieceRef;
 use stylus_sdk::{
     abi::Bytes,
     call::transfer::transfer_eth,
@@ -98,6 +99,12 @@ sol! {
     /// A money total would overflow (unreachable while the balance invariant holds).
     #[derive(Debug, PartialEq, Eq)]
     error ArithmeticOverflow();
+    /// The piece CID is not an FRC-0069 v2 PieceCID (root, height, canonical padding).
+    #[derive(Debug, PartialEq, Eq)]
+    error InvalidPieceCid();
+    /// The piece's tree has `height` levels; proofs need at least `minimum`.
+    #[derive(Debug, PartialEq, Eq)]
+    error PieceTooSmall(uint8 height, uint8 minimum);
 }
 
 sol_interface! {
@@ -148,6 +155,10 @@ pub enum Error {
     MarketCallFailed(MarketCallFailed),
     /// See [`ArithmeticOverflow`].
     ArithmeticOverflow(ArithmeticOverflow),
+    /// See [`InvalidPieceCid`].
+    InvalidPieceCid(InvalidPieceCid),
+    /// See [`PieceTooSmall`].
+    PieceTooSmall(PieceTooSmall),
 }
 
 /// A template's terms for one dataset.
@@ -208,6 +219,10 @@ pub struct DatasetRecord {
     active: StorageBool,
     registered_at: StorageU64,
     deactivated_at: StorageU64,
+    /// The piece's Merkle root and tree height, read from `piece_cid` at registration: what
+    /// the proof manager proves.
+    piece_root: StorageB256,
+    piece_height: StorageU8,
     /// Every template ever set, in the order first set.
     templates: StorageVec<StorageB256>,
     terms: StorageMap<B256, TemplateTerms>,
@@ -223,6 +238,7 @@ pub struct DatasetRegistry {
     query_market: StorageAddress,
     min_stake: StorageU256,
     withdraw_cooldown: StorageU64,
+    min_piece_height: StorageU8,
     dataset_count: StorageU256,
     datasets: StorageMap<U256, DatasetRecord>,
     payouts: StorageMap<Address, StorageU256>,
@@ -235,7 +251,9 @@ pub type DatasetView = (Address, Bytes, Bytes, B256, U256, bool, u64, u64);
 
 #[public]
 impl DatasetRegistry {
-    /// Sets the registry up; the caller becomes its owner.
+    /// Sets the registry up; the caller becomes its owner. `minPieceHeight` is the smallest
+    /// piece tree (2^height leaves of 32 bytes) a dataset may register: a proof over fewer
+    /// leaves says too little about the data.
     ///
     /// # Errors
     /// `AlreadyInitialized` on a second call; `InvalidAddress` for a zero proof manager or market.
@@ -248,6 +266,7 @@ impl DatasetRegistry {
         query_market: Address,
         min_stake: U256,
         withdraw_cooldown: u64,
+        min_piece_height: u8,
     ) -> Result<(), Error> {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
@@ -263,6 +282,8 @@ impl DatasetRegistry {
         self.min_stake.set(min_stake);
         self.withdraw_cooldown
             .set(U64::from_limbs([withdraw_cooldown]));
+        self.min_piece_height
+            .set(U8::from_be_bytes([min_piece_height]));
         emit(
             self.vm(),
             &Initialized {
@@ -280,7 +301,9 @@ impl DatasetRegistry {
     ///
     /// # Errors
     /// `NotInitialized`; `StakeTooLow` when `msg.value < minStake`; `InvalidCid` for a CID that
-    /// is empty or over 128 bytes; `LengthMismatch` when templates and prices differ in length;
+    /// is empty or over 128 bytes; `InvalidPieceCid` for a piece CID that is not an FRC-0069 v2
+    /// PieceCID; `PieceTooSmall` below `minPieceHeight`; `LengthMismatch` when templates and
+    /// prices differ in length;
     /// `InvalidTemplates` for none, more than 32, a zero hash or a duplicate.
     ///
     /// # Events
@@ -306,6 +329,16 @@ impl DatasetRegistry {
         if !valid_cid(&manifest_cid) || !valid_cid(&piece_cid) {
             return Err(Error::InvalidCid(InvalidCid {}));
         }
+        // The proof set is opened over exactly this piece (`pieceOf`), so it must parse.
+        let piece = PieceRef::from_cid_bytes(&piece_cid)
+            .map_err(|_| Error::InvalidPieceCid(InvalidPieceCid {}))?;
+        let minimum = self.min_piece_height.get().byte(0);
+        if piece.height < minimum {
+            return Err(Error::PieceTooSmall(PieceTooSmall {
+                height: piece.height,
+                minimum,
+            }));
+        }
         if template_hashes.len() != prices.len() {
             return Err(Error::LengthMismatch(LengthMismatch {}));
         }
@@ -321,6 +354,8 @@ impl DatasetRegistry {
         record.owner.set(owner);
         record.manifest_cid.set(&manifest_cid);
         record.piece_cid.set(&piece_cid);
+        record.piece_root.set(B256::from(piece.root));
+        record.piece_height.set(U8::from_be_bytes([piece.height]));
         record.schema_hash.set(schema_hash);
         record.stake.set(stake);
         record.active.set(true);
@@ -577,6 +612,23 @@ impl DatasetRegistry {
     #[must_use]
     pub fn withdraw_cooldown(&self) -> u64 {
         word(self.withdraw_cooldown.get())
+    }
+
+    /// The smallest piece tree height a registration accepts.
+    #[must_use]
+    pub fn min_piece_height(&self) -> u8 {
+        self.min_piece_height.get().byte(0)
+    }
+
+    /// A dataset's piece as its PieceCID names it: the Merkle root and the tree height
+    /// (2^height leaves). The proof manager proves exactly this.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub fn piece_of(&self, dataset_id: U256) -> Result<(B256, u8), Error> {
+        self.require_known(dataset_id)?;
+        let record = self.datasets.getter(dataset_id);
+        Ok((record.piece_root.get(), record.piece_height.get().byte(0)))
     }
 
     /// How many datasets were registered (also the highest id).
@@ -844,6 +896,26 @@ mod tests {
         Bytes::from(tag.to_vec())
     }
 
+    /// The smallest piece tree the test registry accepts.
+    const MIN_HEIGHT: u8 = 5;
+
+    /// A real v2 PieceCID: a piece of `2^height` leaves with a root derived from `seed`.
+    fn piece_cid_of(height: u8, seed: u8) -> Bytes {
+        let mut root = [seed; 32];
+        root[31] &= 0x3f;
+        let payload = 127u64 << (height - datacloud_pdp::MIN_PIECE_HEIGHT);
+        let size = datacloud_pdp::PieceSize::for_payload(payload).unwrap();
+        Bytes::from(
+            datacloud_pdp::PieceCommitment::new(root, size)
+                .to_piece_cid_v2()
+                .to_bytes(),
+        )
+    }
+
+    fn piece_cid() -> Bytes {
+        piece_cid_of(8, 0x42)
+    }
+
     /// A registry and its host; `open_orders` is what the market answers (`None`: it reverts).
     struct Fixture {
         host: TestHost,
@@ -877,7 +949,7 @@ mod tests {
             f.host
                 .invoke(OWNER, U256::ZERO, || {
                     f.reg
-                        .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN)
+                        .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN, MIN_HEIGHT)
                 })
                 .unwrap();
             f.host.clear_logs();
@@ -895,7 +967,7 @@ mod tests {
             self.host.invoke(seller, stake, || {
                 reg.register_dataset(
                     cid(b"bafy-manifest"),
-                    cid(b"baga-piece"),
+                    piece_cid(),
                     template(0xEE),
                     templates.to_vec(),
                     prices.to_vec(),
@@ -955,7 +1027,7 @@ mod tests {
         f.host
             .invoke(OWNER, U256::ZERO, || {
                 f.reg
-                    .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN)
+                    .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN, MIN_HEIGHT)
             })
             .unwrap();
         assert_eq!(f.reg.owner(), OWNER);
@@ -963,6 +1035,7 @@ mod tests {
         assert_eq!(f.reg.query_market(), MARKET);
         assert_eq!(f.reg.min_stake(), wei(MIN_STAKE));
         assert_eq!(f.reg.withdraw_cooldown(), COOLDOWN);
+        assert_eq!(f.reg.min_piece_height(), MIN_HEIGHT);
         assert_eq!(f.reg.dataset_count(), U256::ZERO);
         assert_eq!(f.reg.total_payouts(), U256::ZERO);
         let events = f.events::<Initialized>();
@@ -979,7 +1052,7 @@ mod tests {
     fn initialize_runs_once() {
         let mut f = Fixture::new();
         let err = f
-            .as_sender(OTHER, |reg| reg.initialize(OTHER, OTHER, U256::ZERO, 0))
+            .as_sender(OTHER, |reg| reg.initialize(OTHER, OTHER, U256::ZERO, 0, 0))
             .unwrap_err();
         assert_eq!(err, Error::AlreadyInitialized(AlreadyInitialized {}));
         assert_eq!(f.reg.owner(), OWNER);
@@ -993,13 +1066,13 @@ mod tests {
         let mut f = Fixture::bare();
         for (pm, market) in [(Address::ZERO, MARKET), (PROOF_MANAGER, Address::ZERO)] {
             let err = f
-                .as_sender(OWNER, |reg| reg.initialize(pm, market, U256::ZERO, 0))
+                .as_sender(OWNER, |reg| reg.initialize(pm, market, U256::ZERO, 0, 0))
                 .unwrap_err();
             assert_eq!(err, Error::InvalidAddress(InvalidAddress {}));
         }
         // Still initializable afterwards.
         f.as_sender(OWNER, |reg| {
-            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0)
+            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0, 0)
         })
         .unwrap();
     }
@@ -1043,7 +1116,7 @@ mod tests {
             f.reg.dataset(first).unwrap();
         assert_eq!(owner, SELLER);
         assert_eq!(manifest.0, b"bafy-manifest".to_vec());
-        assert_eq!(piece.0, b"baga-piece".to_vec());
+        assert_eq!(piece, piece_cid());
         assert_eq!(schema, template(0xEE));
         assert_eq!(stake, wei(MIN_STAKE + 1));
         assert!(active);
@@ -1088,7 +1161,7 @@ mod tests {
         assert_eq!(registered.datasetId, dataset);
         assert_eq!(registered.owner, SELLER);
         assert_eq!(registered.manifestCid.to_vec(), b"bafy-manifest".to_vec());
-        assert_eq!(registered.pieceCid.to_vec(), b"baga-piece".to_vec());
+        assert_eq!(registered.pieceCid.to_vec(), piece_cid().to_vec());
         assert_eq!(registered.schemaHash, template(0xEE));
         assert_eq!(registered.stake, wei(MIN_STAKE));
         let templates = f.events::<TemplateSet>();
@@ -1136,9 +1209,9 @@ mod tests {
         let long = Bytes::from(vec![7u8; MAX_CID_LEN + 1]);
         let longest = Bytes::from(vec![7u8; MAX_CID_LEN]);
         for (manifest, piece) in [
-            (Bytes::from(Vec::new()), cid(b"p")),
+            (Bytes::from(Vec::new()), piece_cid()),
             (cid(b"m"), Bytes::from(Vec::new())),
-            (long.clone(), cid(b"p")),
+            (long.clone(), piece_cid()),
             (cid(b"m"), long.clone()),
         ] {
             let err = f
@@ -1160,7 +1233,7 @@ mod tests {
             .invoke(SELLER, wei(MIN_STAKE), || {
                 f.reg.register_dataset(
                     longest.clone(),
-                    cid(b"p"),
+                    piece_cid(),
                     B256::ZERO,
                     vec![template(1)],
                     vec![wei(1)],
@@ -1178,7 +1251,7 @@ mod tests {
             let manifest: Vec<u8> = (0..len)
                 .map(|i| u8::try_from(i % 251).unwrap() + 1)
                 .collect();
-            let piece: Vec<u8> = manifest.iter().rev().copied().collect();
+            let piece = piece_cid().0.to_vec();
             let dataset = f
                 .host
                 .invoke(SELLER, wei(MIN_STAKE), || {
@@ -1199,6 +1272,76 @@ mod tests {
                 keccak256(&manifest)
             );
         }
+    }
+
+    #[test]
+    fn a_piece_cid_that_names_no_piece_is_refused() {
+        let mut f = Fixture::new();
+        let v1 = {
+            let mut root = [9u8; 32];
+            root[31] = 0;
+            Bytes::from(datacloud_pdp::piece_cid_v1(&root).to_bytes())
+        };
+        // Bytes that are no CID, a v1 PieceCID (no height: nothing to bind a proof set to), a
+        // raw sha2-256 CID, a v2 PieceCID cut short.
+        let cut = Bytes::from(piece_cid().0[..20].to_vec());
+        for piece in [cid(b"baga-piece"), v1, cid(&[0x01, 0x55, 0x12, 0x20]), cut] {
+            let err = f
+                .host
+                .invoke(SELLER, wei(MIN_STAKE), || {
+                    f.reg.register_dataset(
+                        cid(b"m"),
+                        piece,
+                        B256::ZERO,
+                        vec![template(1)],
+                        vec![wei(1)],
+                    )
+                })
+                .unwrap_err();
+            assert_eq!(err, Error::InvalidPieceCid(InvalidPieceCid {}));
+        }
+        assert_eq!(f.reg.dataset_count(), U256::ZERO);
+        assert_eq!(f.balance(), U256::ZERO);
+    }
+
+    #[test]
+    fn a_piece_below_the_minimum_height_is_refused() {
+        let mut f = Fixture::new();
+        let register = |f: &mut Fixture, height: u8| {
+            f.host.invoke(SELLER, wei(MIN_STAKE), || {
+                f.reg.register_dataset(
+                    cid(b"m"),
+                    piece_cid_of(height, 1),
+                    B256::ZERO,
+                    vec![template(1)],
+                    vec![wei(1)],
+                )
+            })
+        };
+        assert_eq!(
+            register(&mut f, MIN_HEIGHT - 1).unwrap_err(),
+            Error::PieceTooSmall(PieceTooSmall {
+                height: MIN_HEIGHT - 1,
+                minimum: MIN_HEIGHT,
+            })
+        );
+        let dataset = register(&mut f, MIN_HEIGHT).unwrap();
+        assert_eq!(f.reg.piece_of(dataset).unwrap().1, MIN_HEIGHT);
+    }
+
+    #[test]
+    fn piece_of_names_the_registered_root_and_height() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let expected = datacloud_pdp::PieceRef::from_cid_bytes(&piece_cid()).unwrap();
+        assert_eq!(
+            f.reg.piece_of(dataset).unwrap(),
+            (B256::from(expected.root), 8)
+        );
+        assert_eq!(
+            f.reg.piece_of(id(9)).unwrap_err(),
+            Error::UnknownDataset(UnknownDataset { datasetId: id(9) })
+        );
     }
 
     #[test]
@@ -1511,7 +1654,7 @@ mod tests {
             .invoke(SELLER, wei(MIN_STAKE), || {
                 f.reg.register_dataset(
                     cid(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),
-                    cid(b"baga6ea4seaq"),
+                    piece_cid(),
                     B256::ZERO,
                     vec![template(4)],
                     vec![wei(50)],

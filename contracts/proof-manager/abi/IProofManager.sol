@@ -37,7 +37,7 @@ interface IProofManager {
 
     function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps) external;
 
-    function createProofSet(uint256 dataset_id, bytes32[] memory roots, uint64[] memory leaf_counts) external returns (uint256);
+    function createProofSet(uint256 dataset_id) external returns (uint256);
 
     function nextProvingPeriod(uint256 set_id) external returns (uint64);
 

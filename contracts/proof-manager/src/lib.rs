@@ -115,6 +115,7 @@ sol_interface! {
     /// The part of the `DatasetRegistry` used here.
     interface IDatasetRegistry {
         function datasetOwner(uint256 dataset_id) external view returns (address);
+        function pieceOf(uint256 dataset_id) external view returns (bytes32, uint8);
         function stakeOf(uint256 dataset_id) external view returns (uint256);
         function slash(uint256 dataset_id, uint256 amount, address to) external returns (uint256);
     }
@@ -246,28 +247,27 @@ impl ProofManager {
         Ok(())
     }
 
-    /// Creates the proof set of `datasetId` from its pieces' roots and leaf counts; the first
-    /// proving period's deadline is `provingPeriod` blocks from now. Set ids start at 1.
+    /// Creates the proof set of `datasetId` over the piece the registry holds for it (the root
+    /// and height its PieceCID names, `DatasetRegistry.pieceOf`): the seller chooses nothing, so
+    /// a proof set proves the registered piece or nothing. The first proving period's deadline
+    /// is `provingPeriod` blocks from now. Set ids start at 1.
     ///
     /// # Errors
-    /// `NotInitialized`; `InvalidPieces` unless there are 1..=64 pieces, as many counts as roots,
-    /// each a power of two, summing below 2^64; `RegistryCallFailed` when the registry does not
-    /// know the dataset; `NotDatasetOwner` unless the caller owns it; `ProofSetExists` when it
-    /// already has one; `ArbSysCallFailed`.
+    /// `NotInitialized`; `RegistryCallFailed` when the registry does not know the dataset;
+    /// `InvalidPieces` for a height the proofs cannot cover; `NotDatasetOwner` unless the
+    /// caller owns it; `ProofSetExists` when it already has one; `ArbSysCallFailed`.
     ///
     /// # Events
     /// `ProofSetCreated`.
-    #[allow(clippy::needless_pass_by_value)] // The router passes decoded calldata by value.
-    pub fn create_proof_set(
-        &mut self,
-        dataset_id: U256,
-        roots: Vec<B256>,
-        leaf_counts: Vec<u64>,
-    ) -> Result<U256, Error> {
+    pub fn create_proof_set(&mut self, dataset_id: U256) -> Result<U256, Error> {
         let registry = self.require_initialized()?;
-        if roots.is_empty() || roots.len() > MAX_PIECES || roots.len() != leaf_counts.len() {
-            return Err(Error::InvalidPieces(InvalidPieces {}));
-        }
+        let (root, height) = IDatasetRegistry::new(registry)
+            .piece_of(self.vm(), Call::new(), dataset_id)
+            .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
+        let leaves = 1u64
+            .checked_shl(u32::from(height))
+            .ok_or(Error::InvalidPieces(InvalidPieces {}))?;
+        let (roots, leaf_counts) = ([root], [leaves]);
         let index =
             PieceIndex::new(&leaf_counts).map_err(|_| Error::InvalidPieces(InvalidPieces {}))?;
         let caller = self.vm().msg_sender();
@@ -764,6 +764,7 @@ mod tests {
         /// The registry as the test model answers it.
         interface Registry {
             function datasetOwner(uint256 datasetId) external view returns (address);
+            function pieceOf(uint256 datasetId) external view returns (bytes32, uint8);
             function stakeOf(uint256 datasetId) external view returns (uint256);
             function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
         }
@@ -786,14 +787,16 @@ mod tests {
     const SLASH_BPS: u16 = 1_000;
     const STAKE: u64 = 1_000_000;
 
-    /// Piece sizes of the test set: different powers of two, one single-leaf piece and two pieces
-    /// of the same size (so a proof for one has the right length for the other).
-    const PIECE_SIZES: [usize; 5] = [8, 1, 32, 8, 4];
+    /// Tree height of the test datasets' pieces (64 leaves); both datasets' pieces have it, so a
+    /// proof from one has the right length for the other.
+    const PIECE_HEIGHT: u8 = 6;
 
     /// The registry as far as the proof manager sees it.
     #[derive(Default)]
     struct RegistryModel {
         owners: HashMap<U256, Address>,
+        /// `pieceOf`: each dataset's registered piece root and height.
+        pieces: HashMap<U256, (B256, u8)>,
         stakes: HashMap<U256, U256>,
         /// `(datasetId, amount asked, to, slashed)` per `slash` call.
         slashes: Vec<(U256, U256, Address, U256)>,
@@ -808,6 +811,16 @@ mod tests {
                 assert!(call.is_static, "datasetOwner is a view");
                 let owner = self.owners.get(&c.datasetId).ok_or_else(unknown)?;
                 return Ok(Registry::datasetOwnerCall::abi_encode_returns(owner));
+            }
+            if let Ok(c) = Registry::pieceOfCall::abi_decode(&call.data) {
+                assert!(call.is_static, "pieceOf is a view");
+                let &(root, height) = self.pieces.get(&c.datasetId).ok_or_else(unknown)?;
+                return Ok(Registry::pieceOfCall::abi_encode_returns(
+                    &Registry::pieceOfReturn {
+                        _0: root,
+                        _1: height,
+                    },
+                ));
             }
             if let Ok(c) = Registry::stakeOfCall::abi_decode(&call.data) {
                 assert!(call.is_static, "stakeOf is a view");
@@ -840,11 +853,9 @@ mod tests {
             .collect()
     }
 
-    fn build_trees(tag: u64) -> Vec<MerkleTree> {
-        (0u64..)
-            .zip(PIECE_SIZES)
-            .map(|(piece, size)| MerkleTree::new(random_leaves(tag * 100 + piece, size)))
-            .collect()
+    /// A dataset's piece: `2^PIECE_HEIGHT` random leaves.
+    fn build_tree(tag: u64) -> MerkleTree {
+        MerkleTree::new(random_leaves(tag, 1 << PIECE_HEIGHT))
     }
 
     /// The challenged leaves and their proofs, derived as the prover derives them.
@@ -877,7 +888,10 @@ mod tests {
         host: TestHost,
         pm: ProofManager,
         registry: Rc<RefCell<RegistryModel>>,
+        /// `DATASET`'s piece, the one set 1 proves (a proof set has the registered piece only).
         trees: Vec<MerkleTree>,
+        /// `OTHER_DATASET`'s piece.
+        other: MerkleTree,
     }
 
     impl Fixture {
@@ -887,10 +901,15 @@ mod tests {
             host.set_block(1_000);
             let pm = ProofManager::from(&host);
             let registry = Rc::new(RefCell::new(RegistryModel::default()));
-            for dataset in [DATASET, OTHER_DATASET] {
+            let (tree, other) = (build_tree(1), build_tree(2));
+            for (dataset, piece) in [(DATASET, &tree), (OTHER_DATASET, &other)] {
                 let mut model = registry.borrow_mut();
                 model.owners.insert(U256::from(dataset), SELLER);
                 model.stakes.insert(U256::from(dataset), U256::from(STAKE));
+                model.pieces.insert(
+                    U256::from(dataset),
+                    (B256::from(piece.root()), PIECE_HEIGHT),
+                );
             }
             let model = Rc::clone(&registry);
             host.on_call(REGISTRY, move |call| model.borrow_mut().answer(call));
@@ -898,7 +917,8 @@ mod tests {
                 host,
                 pm,
                 registry,
-                trees: build_trees(1),
+                trees: vec![tree],
+                other,
             }
         }
 
@@ -938,30 +958,11 @@ mod tests {
             })
         }
 
-        fn roots(&self) -> Vec<B256> {
-            self.trees.iter().map(|t| B256::from(t.root())).collect()
-        }
-
-        fn counts(&self) -> Vec<u64> {
-            self.trees.iter().map(MerkleTree::leaf_count).collect()
-        }
-
-        fn create_with(
-            &mut self,
-            sender: Address,
-            dataset: u64,
-            roots: Vec<B256>,
-            counts: Vec<u64>,
-        ) -> Result<U256, Error> {
+        fn create(&mut self, sender: Address, dataset: u64) -> Result<U256, Error> {
             let pm = &mut self.pm;
             self.host.invoke(sender, U256::ZERO, || {
-                pm.create_proof_set(U256::from(dataset), roots, counts)
+                pm.create_proof_set(U256::from(dataset))
             })
-        }
-
-        fn create(&mut self, sender: Address, dataset: u64) -> Result<U256, Error> {
-            let (roots, counts) = (self.roots(), self.counts());
-            self.create_with(sender, dataset, roots, counts)
         }
 
         fn next(&mut self, sender: Address, set: u64) -> Result<u64, Error> {
@@ -1131,11 +1132,10 @@ mod tests {
         assert_eq!(f.pm.proof_set_of(U256::from(DATASET)), set);
         assert_eq!(f.pm.proof_set_of(U256::from(OTHER_DATASET)), U256::ZERO);
         assert_eq!(f.pm.proof_set_count(), set);
-        let total: u64 = f.counts().iter().sum();
-        assert_eq!(total, 53);
+        let total = 1u64 << PIECE_HEIGHT;
         assert_eq!(
             f.state(),
-            (U256::from(DATASET), 5, total, 0, 1_000 + PERIOD, 0, 0, 0)
+            (U256::from(DATASET), 1, total, 0, 1_000 + PERIOD, 0, 0, 0)
         );
         assert_eq!(f.pm.challenge_range(set).unwrap(), total);
         assert_eq!(f.pm.last_proven_block(set).unwrap(), 0);
@@ -1146,8 +1146,8 @@ mod tests {
             );
         }
         assert!(matches!(
-            f.pm.piece_root(set, 5),
-            Err(Error::UnknownPiece(UnknownPiece { piece: 5, .. }))
+            f.pm.piece_root(set, 1),
+            Err(Error::UnknownPiece(UnknownPiece { piece: 1, .. }))
         ));
         let event = f.last_event::<ProofSetCreated>();
         assert_eq!(
@@ -1157,18 +1157,20 @@ mod tests {
                 event.pieceCount,
                 event.totalLeaves
             ),
-            (set, U256::from(DATASET), 5, total)
+            (set, U256::from(DATASET), 1, total)
         );
-        // Ownership was asked of the registry with a static call.
+        // The piece and the ownership were asked of the registry with static calls.
         let asked: Vec<_> = f
             .host
             .calls()
             .into_iter()
             .filter(|c| c.to == REGISTRY)
             .collect();
-        assert_eq!(asked.len(), 1);
-        assert!(asked[0].is_static);
-        let decoded = Registry::datasetOwnerCall::abi_decode(&asked[0].data).unwrap();
+        assert_eq!(asked.len(), 2);
+        assert!(asked.iter().all(|c| c.is_static));
+        let piece = Registry::pieceOfCall::abi_decode(&asked[0].data).unwrap();
+        assert_eq!(piece.datasetId, U256::from(DATASET));
+        let decoded = Registry::datasetOwnerCall::abi_decode(&asked[1].data).unwrap();
         assert_eq!(decoded.datasetId, U256::from(DATASET));
     }
 
@@ -1180,39 +1182,36 @@ mod tests {
             err,
             Err(Error::ProofSetExists(ProofSetExists { setId })) if setId == U256::from(1)
         ));
-        let second = f
-            .create_with(SELLER, OTHER_DATASET, vec![B256::repeat_byte(1)], vec![1])
-            .unwrap();
+        let second = f.create(SELLER, OTHER_DATASET).unwrap();
         assert_eq!(second, U256::from(2));
         assert_eq!(f.pm.proof_set_of(U256::from(OTHER_DATASET)), second);
-        assert_eq!(f.pm.challenge_range(second).unwrap(), 1);
+        assert_eq!(f.pm.challenge_range(second).unwrap(), 1 << PIECE_HEIGHT);
     }
 
     #[test]
-    fn create_proof_set_rejects_bad_pieces() {
+    fn a_seller_cannot_prove_a_piece_it_did_not_register() {
         let mut f = Fixture::initialized();
-        let root = B256::repeat_byte(3);
-        let cases: Vec<(Vec<B256>, Vec<u64>)> = vec![
-            (vec![], vec![]),
-            (vec![root; 65], vec![1; 65]),
-            (vec![root; 2], vec![4]),
-            (vec![root], vec![4, 4]),
-            (vec![root], vec![0]),
-            (vec![root; 2], vec![4, 3]),
-            (vec![root; 2], vec![1 << 63, 1 << 63]),
-        ];
-        for (roots, counts) in cases {
-            let err = f.create_with(SELLER, DATASET, roots.clone(), counts.clone());
-            assert!(
-                matches!(err, Err(Error::InvalidPieces(_))),
-                "{} roots, {counts:?}",
-                roots.len()
-            );
-        }
-        // 64 pieces are fine.
-        f.create_with(SELLER, DATASET, vec![root; 64], vec![2; 64])
-            .unwrap();
-        assert_eq!(f.pm.challenge_range(U256::from(1)).unwrap(), 128);
+        // The seller no longer names roots or leaf counts: the set is the registered piece.
+        f.create(SELLER, DATASET).unwrap();
+        assert_eq!(
+            f.pm.piece_root(U256::from(1), 0).unwrap(),
+            (B256::from(f.trees[0].root()), 1 << PIECE_HEIGHT)
+        );
+        // The attack of an unbound set: one "leaf" as the root, proven by that leaf with an
+        // empty path. Every challenge needs PIECE_HEIGHT siblings of the registered tree.
+        f.open_and_ripen();
+        let fake = B256::repeat_byte(0x0f);
+        let n = usize::try_from(CHALLENGES).unwrap();
+        assert!(matches!(
+            f.submit(SELLER, 1, vec![fake; n], vec![Vec::new(); n]),
+            Err(Error::InvalidProof(_))
+        ));
+        assert_eq!(f.state().5, 0, "never proven");
+        // A dataset the registry has no piece for gets no set.
+        assert!(matches!(
+            f.create(SELLER, UNKNOWN_DATASET),
+            Err(Error::RegistryCallFailed(_))
+        ));
     }
 
     #[test]
@@ -1296,16 +1295,25 @@ mod tests {
         assert_eq!(f.health(DATASET), HEALTH_DEGRADED, "never proven yet");
         let epoch = f.open_and_ripen();
         let (leaves, proofs) = f.valid_proof(epoch);
-        // The challenges land in more than one piece, so pieces are really told apart.
-        let pieces: std::collections::HashSet<usize> = (0..CHALLENGES)
-            .map(|i| challenged(&f.trees, U256::from(1), TestHost::block_hash(epoch), i).0)
+        // The challenges land on distinct leaves of the piece.
+        let spots: std::collections::HashSet<u64> = (0..CHALLENGES)
+            .map(|i| challenged(&f.trees, U256::from(1), TestHost::block_hash(epoch), i).1)
             .collect();
-        assert!(pieces.len() > 1, "{pieces:?}");
+        assert!(spots.len() > 1, "{spots:?}");
         f.submit(REPORTER, 1, leaves, proofs).unwrap();
         let now = f.now();
         assert_eq!(
             f.state(),
-            (U256::from(DATASET), 5, 53, 0, now + PERIOD, now, 0, 0)
+            (
+                U256::from(DATASET),
+                1,
+                1 << PIECE_HEIGHT,
+                0,
+                now + PERIOD,
+                now,
+                0,
+                0
+            )
         );
         assert_eq!(f.pm.last_proven_block(U256::from(1)).unwrap(), now);
         let event = f.last_event::<PossessionProven>();
@@ -1331,7 +1339,8 @@ mod tests {
         // mod totalLeaves, mapped onto the pieces by a linear scan.
         let f = Fixture::with_set();
         let seed = TestHost::block_hash(1_234);
-        let total: u64 = f.counts().iter().sum();
+        let counts: Vec<u64> = f.trees.iter().map(MerkleTree::leaf_count).collect();
+        let total: u64 = counts.iter().sum();
         for i in 0..CHALLENGES {
             let mut packed = seed.to_vec();
             packed.extend_from_slice(&U256::from(1).to_be_bytes::<32>());
@@ -1339,7 +1348,7 @@ mod tests {
             let leaf = (U256::from_be_bytes(keccak256(&packed).0) % U256::from(total)).to::<u64>();
             let mut start = 0;
             let mut expected = None;
-            for (piece, count) in f.counts().into_iter().enumerate() {
+            for (piece, &count) in counts.iter().enumerate() {
                 if leaf < start + count {
                     expected = Some((piece, leaf - start));
                     break;
@@ -1429,25 +1438,21 @@ mod tests {
         let mut f = Fixture::with_set();
         let epoch = f.open_and_ripen();
         let seed = TestHost::block_hash(epoch);
-        let mut checked_same_height = false;
+        // Another dataset's piece of the same height: its proofs have the right length.
+        assert_eq!(f.other.leaf_count(), f.trees[0].leaf_count());
         for at in 0..usize::try_from(CHALLENGES).unwrap() {
-            let (piece, offset) = challenged(&f.trees, U256::from(1), seed, at as u64);
-            for other in (0..f.trees.len()).filter(|&p| p != piece) {
-                let tree = &f.trees[other];
-                let spot = offset.min(tree.leaf_count() - 1);
-                let (mut leaves, mut proofs) = f.valid_proof(epoch);
-                leaves[at] = B256::from(tree.leaf(spot).unwrap());
-                proofs[at] = tree
-                    .proof(spot)
-                    .unwrap()
-                    .into_iter()
-                    .map(B256::from)
-                    .collect();
-                checked_same_height |= tree.leaf_count() == f.trees[piece].leaf_count();
-                assert_invalid(&mut f, leaves, proofs, at);
-            }
+            let (_, offset) = challenged(&f.trees, U256::from(1), seed, at as u64);
+            let (mut leaves, mut proofs) = f.valid_proof(epoch);
+            leaves[at] = B256::from(f.other.leaf(offset).unwrap());
+            proofs[at] = f
+                .other
+                .proof(offset)
+                .unwrap()
+                .into_iter()
+                .map(B256::from)
+                .collect();
+            assert_invalid(&mut f, leaves, proofs, at);
         }
-        assert!(checked_same_height, "pieces 0 and 3 have the same height");
     }
 
     #[test]
@@ -1589,8 +1594,8 @@ mod tests {
             f.state(),
             (
                 U256::from(DATASET),
-                5,
-                53,
+                1,
+                1 << PIECE_HEIGHT,
                 0,
                 deadline + 1 + PERIOD,
                 0,

@@ -84,6 +84,7 @@ impl Marketplace {
                 query_market: m.market.address(),
                 min_stake: ether(1000),
                 withdraw_cooldown: 86_400,
+                min_piece_height: 2,
             },
         );
         m.ok(
@@ -153,15 +154,19 @@ impl Marketplace {
         )
     }
 
-    /// Registers a dataset with two real pieces and opens its proof set.
+    /// Registers a dataset under its piece's real PieceCID and opens its proof set (over that
+    /// piece: the proof manager reads it from the registry).
     fn onboard(&self, pieces: &[MerkleTree]) -> (U256, U256) {
+        let [piece] = pieces else {
+            panic!("a dataset registers one piece")
+        };
         let dataset = self.ok(
             SELLER,
             &self.registry,
             2000,
             IDatasetRegistry::registerDatasetCall {
                 manifest_cid: Bytes::from_static(b"\x01\x71\x12\x20manifest-cid-bytes"),
-                piece_cid: Bytes::from_static(b"\x01\x55\x91\x20piece-cid-bytes"),
+                piece_cid: Bytes::from(piece.piece_cid_v2().unwrap().to_bytes()),
                 schema_hash: keccak256("schema"),
                 template_hashes: vec![keccak256("cohort_stats/1"), keccak256("fraud_model/1")],
                 prices: vec![ether(50), ether(100)],
@@ -173,8 +178,6 @@ impl Marketplace {
             0,
             IProofManager::createProofSetCall {
                 dataset_id: dataset,
-                roots: pieces.iter().map(|t| B256::from(t.root())).collect(),
-                leaf_counts: pieces.iter().map(MerkleTree::leaf_count).collect(),
             },
         );
         (dataset, set)
@@ -329,7 +332,7 @@ fn pieces(seed: u8, heights: &[u32]) -> Vec<MerkleTree> {
 #[test]
 fn a_proven_dataset_is_sold_and_the_market_settles() {
     let m = Marketplace::new();
-    let trees = pieces(1, &[6, 3]);
+    let trees = pieces(1, &[6]);
     let (dataset, set) = m.onboard(&trees);
     assert_eq!(m.health(dataset), 2, "no proof yet: Degraded");
     m.prove(set, &trees);

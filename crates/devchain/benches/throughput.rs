@@ -103,6 +103,28 @@ fn template() -> B256 {
     alloy_primitives::keccak256("cohort_stats/1")
 }
 
+/// A real v2 PieceCID (a registration refuses anything else): a small piece of random-looking
+/// bytes.
+fn piece_cid() -> Bytes {
+    Bytes::from(
+        datacloud_pdp::commp(&[7u8; 4096])
+            .expect("a piece")
+            .to_piece_cid_v2()
+            .to_bytes(),
+    )
+}
+
+/// The v2 PieceCID of the all-zero piece of `PIECE_HEIGHT` the proof figures prove.
+fn zero_piece_cid() -> Bytes {
+    let root = zero_subtree_root(PIECE_HEIGHT).expect("height within limits");
+    let size = datacloud_pdp::PieceSize::full(PIECE_HEIGHT).expect("a piece height");
+    Bytes::from(
+        datacloud_pdp::PieceCommitment::new(root, size)
+            .to_piece_cid_v2()
+            .to_bytes(),
+    )
+}
+
 /// The registry deployed, activated and initialized (outside blocks), and one dataset
 /// registered per dev account; returns the registry and the dev signers.
 fn registry_node(config: NodeConfig) -> (Node, Address, Vec<PrivateKeySigner>) {
@@ -123,13 +145,14 @@ fn registry_node(config: NodeConfig) -> (Node, Address, Vec<PrivateKeySigner>) {
         query_market: Address::repeat_byte(0x22),
         min_stake: ether(1),
         withdraw_cooldown: 3600,
+        min_piece_height: 2,
     };
     let outcome = chain.call(owner, registry, U256::ZERO, &init.abi_encode());
     assert!(outcome.is_success(), "{outcome:?}");
     for signer in &signers {
         let register = IDatasetRegistry::registerDatasetCall {
             manifest_cid: Bytes::from_static(b"bafy-manifest"),
-            piece_cid: Bytes::from_static(b"baga-piece"),
+            piece_cid: piece_cid(),
             schema_hash: B256::repeat_byte(0x5c),
             template_hashes: vec![template()],
             prices: vec![U256::from(5)],
@@ -521,6 +544,7 @@ fn proof_and_order_gas() {
         query_market: market,
         min_stake: ether(1),
         withdraw_cooldown: 86_400,
+        min_piece_height: 2,
     };
     call(
         &mut node,
@@ -562,7 +586,7 @@ fn proof_and_order_gas() {
     );
     let register = IDatasetRegistry::registerDatasetCall {
         manifest_cid: Bytes::from_static(b"\x01\x71\x12\x20manifest-cid-bytes"),
-        piece_cid: Bytes::from_static(b"\x01\x55\x91\x20piece-cid-bytes"),
+        piece_cid: zero_piece_cid(),
         schema_hash: B256::repeat_byte(0x5c),
         template_hashes: vec![template()],
         prices: vec![ether(2)],
@@ -573,8 +597,6 @@ fn proof_and_order_gas() {
     let root = zero_subtree_root(PIECE_HEIGHT).expect("height within limits");
     let create = IProofManager::createProofSetCall {
         dataset_id: dataset,
-        roots: vec![B256::from(root)],
-        leaf_counts: vec![1_u64 << PIECE_HEIGHT],
     };
     let out = call(&mut node, seller, proofs, U256::ZERO, create.abi_encode());
     let set = U256::from_be_slice(&out.return_data);

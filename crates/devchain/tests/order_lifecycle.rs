@@ -2,7 +2,7 @@
 //! local signers) deploys and activates the real WASM of all three contracts, initializes them,
 //! and then mirrors `contracts/test-host/tests/journey.rs` on the devchain's blocks:
 //!
-//! - a seller registers a dataset, opens a proof set over two real pieces, and proves it with
+//! - a seller registers a dataset, opens the proof set over its registered piece, and proves it with
 //!   challenges drawn from the challenge epoch's block hash as the chain reports it;
 //! - a buyer orders, a worker claims and signs the EIP-712 attestation, the seller delivers, the
 //!   market settles and the seller withdraws exactly its payout (less the gas it paid);
@@ -188,13 +188,17 @@ impl<P: Provider> Deployment<P> {
         self.market().order(order).call().await.expect("order")._9
     }
 
-    /// Registers a dataset with a 2-ether stake and opens its proof set over `trees`.
+    /// Registers a dataset with a 2-ether stake under its piece's PieceCID and opens its proof
+    /// set (over that piece: the proof manager reads it from the registry).
     async fn onboard(&self, trees: &[MerkleTree]) -> (U256, U256) {
+        let [piece] = trees else {
+            panic!("a dataset registers one piece")
+        };
         let registry = self.registry();
         let register = registry
             .registerDataset(
                 Bytes::from_static(b"\x01\x71\x12\x20manifest-cid-bytes"),
-                Bytes::from_static(b"\x01\x55\x91\x20piece-cid-bytes"),
+                Bytes::from(piece.piece_cid_v2().expect("a piece").to_bytes()),
                 keccak256("schema"),
                 vec![keccak256("cohort_stats/1"), keccak256("fraud_model/1")],
                 vec![ether(50), ether(100)],
@@ -209,13 +213,7 @@ impl<P: Provider> Deployment<P> {
         );
 
         let proofs = self.proofs();
-        let create = proofs
-            .createProofSet(
-                dataset,
-                trees.iter().map(|t| B256::from(t.root())).collect(),
-                trees.iter().map(MerkleTree::leaf_count).collect(),
-            )
-            .from(self.seller);
+        let create = proofs.createProofSet(dataset).from(self.seller);
         let set = create.call().await.expect("createProofSet (eth_call)");
         mined!(&self.provider, create, "createProofSet");
         (dataset, set)
@@ -420,7 +418,8 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
 
     mined!(
         &m.provider,
-        m.registry().initialize(proofs, market, ether(1000), 86_400),
+        m.registry()
+            .initialize(proofs, market, ether(1000), 86_400, 2),
         "registry initialize"
     );
     mined!(
@@ -437,7 +436,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     );
 
     // ----- A proven dataset is sold and the market settles -----
-    let trees = pieces(1, &[6, 3]);
+    let trees = pieces(1, &[6]);
     let (dataset, set) = m.onboard(&trees).await;
     assert_eq!(m.health(dataset).await, DEGRADED, "no proof yet");
     let proved = m.prove(set, &trees).await;

@@ -11,7 +11,7 @@ use datacloud_devchain::{
 
 sol! {
     interface IDatasetRegistry {
-        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown) external;
+        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight) external;
         function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
         function datasetCount() external view returns (uint256);
         function datasetOwner(uint256 datasetId) external view returns (address);
@@ -48,6 +48,7 @@ fn registry_chain(wasm: &[u8]) -> (Devchain, Address) {
         queryMarket: Address::repeat_byte(0x22),
         minStake: U256::from(MIN_STAKE),
         withdrawCooldown: 3600,
+        minPieceHeight: 2,
     };
     let outcome = chain.call(DEPLOYER, registry, U256::ZERO, &init.abi_encode());
     assert_eq!(outcome.status, ExitStatus::Success, "{outcome:?}");
@@ -55,10 +56,20 @@ fn registry_chain(wasm: &[u8]) -> (Devchain, Address) {
     (chain, registry)
 }
 
+/// A real v2 PieceCID (a registration refuses anything else).
+fn piece_cid() -> Bytes {
+    Bytes::from(
+        datacloud_pdp::commp(&[7u8; 4096])
+            .expect("a piece")
+            .to_piece_cid_v2()
+            .to_bytes(),
+    )
+}
+
 fn register_call() -> IDatasetRegistry::registerDatasetCall {
     IDatasetRegistry::registerDatasetCall {
         manifestCid: Bytes::from_static(b"bafy-manifest"),
-        pieceCid: Bytes::from_static(b"baga-piece"),
+        pieceCid: piece_cid(),
         schemaHash: B256::repeat_byte(0x5c),
         templateHashes: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
         prices: vec![U256::from(5), U256::from(7)],
@@ -156,6 +167,7 @@ fn registry_custom_error_reverts_and_changes_nothing() {
         queryMarket: Address::repeat_byte(0x44),
         minStake: U256::ZERO,
         withdrawCooldown: 0,
+        minPieceHeight: 0,
     };
     let outcome = chain.call(SELLER, registry, U256::ZERO, &again.abi_encode());
     assert_eq!(outcome.status, ExitStatus::Revert);

@@ -23,7 +23,7 @@ use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program
 sol! {
     #[sol(rpc)]
     interface IDatasetRegistry {
-        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown) external;
+        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight) external;
         function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
         function datasetCount() external view returns (uint256);
         function datasetOwner(uint256 datasetId) external view returns (address);
@@ -42,6 +42,16 @@ const MIN_STAKE: u64 = 1_000_000_000_000_000;
 
 /// Deploys the registry with a signed CREATE whose init code is the stylus-tools prelude,
 /// activates it through ArbWasm (overpaying: the excess is refunded) and initializes it.
+/// A real v2 PieceCID (a registration refuses anything else).
+fn piece_cid() -> Bytes {
+    Bytes::from(
+        datacloud_pdp::commp(&[7u8; 4096])
+            .expect("a piece")
+            .to_piece_cid_v2()
+            .to_bytes(),
+    )
+}
+
 async fn deploy_activate_initialize(provider: &impl Provider, wasm: &[u8]) -> Address {
     // A real signed CREATE whose init code is the stylus-tools prelude.
     let init = program::deployment_init_code(&program::wrap(wasm).expect("wrap"));
@@ -90,6 +100,7 @@ async fn deploy_activate_initialize(provider: &impl Provider, wasm: &[u8]) -> Ad
             Address::repeat_byte(0x22),
             U256::from(MIN_STAKE),
             3600,
+            2,
         )
         .send()
         .await
@@ -114,7 +125,7 @@ async fn assert_custom_errors_decode(provider: &impl Provider, registry: Address
     let err = contract
         .registerDataset(
             Bytes::from_static(b"m"),
-            Bytes::from_static(b"p"),
+            piece_cid(),
             B256::ZERO,
             vec![],
             vec![],
@@ -133,7 +144,7 @@ async fn assert_custom_errors_decode(provider: &impl Provider, registry: Address
     let err = contract
         .registerDataset(
             Bytes::from_static(b"m"),
-            Bytes::from_static(b"p"),
+            piece_cid(),
             B256::ZERO,
             vec![],
             vec![],
@@ -178,7 +189,7 @@ async fn alloy_deploys_activates_and_calls_the_registry() {
     let register = contract
         .registerDataset(
             Bytes::from_static(b"bafy-manifest"),
-            Bytes::from_static(b"baga-piece"),
+            piece_cid(),
             B256::repeat_byte(0x5c),
             vec![B256::repeat_byte(1)],
             vec![U256::from(5)],

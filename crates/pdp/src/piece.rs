@@ -22,6 +22,12 @@ pub enum PieceError {
     /// Reading the payload failed.
     #[error("reading the piece payload failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A tree of fewer leaves than the smallest piece (4).
+    #[error("a tree of {leaf_count} leaves is smaller than the smallest piece (4 leaves)")]
+    TreeTooSmall {
+        /// Its leaves.
+        leaf_count: u64,
+    },
     /// A proof was asked for a leaf the piece does not have.
     #[error("leaf {index} is outside the piece's {leaf_count} leaves")]
     LeafOutOfRange {
@@ -53,6 +59,22 @@ pub struct PieceSize {
 }
 
 impl PieceSize {
+    /// The piece of `height` whose payload fills it exactly (no padding), as a tree of
+    /// `2^height` leaves describes it.
+    ///
+    /// # Errors
+    /// [`PieceError::TreeTooSmall`] / [`PieceError::PayloadTooLarge`] outside
+    /// `MIN_PIECE_HEIGHT..=MAX_PIECE_HEIGHT`.
+    pub fn full(height: u8) -> Result<Self, PieceError> {
+        let payload = height
+            .checked_sub(MIN_PIECE_HEIGHT)
+            .and_then(|shift| (FR32_UNPADDED_CHUNK as u64).checked_shl(u32::from(shift)))
+            .ok_or(PieceError::TreeTooSmall {
+                leaf_count: 1u64.checked_shl(u32::from(height)).unwrap_or(0),
+            })?;
+        Self::for_payload(payload)
+    }
+
     /// The piece a payload of `payload` bytes is padded into.
     ///
     /// # Errors

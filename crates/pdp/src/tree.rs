@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use alloy_primitives::U256;
 
 use crate::{
-    PieceIndex, PieceIndexError, challenge_leaf_index,
+    PieceCommitment, PieceError, PieceIndex, PieceIndexError, PieceSize, challenge_leaf_index,
     merkle::{Node, sha254},
 };
 
@@ -49,6 +49,16 @@ impl MerkleTree {
     #[must_use]
     pub fn leaf_count(&self) -> u64 {
         self.levels[0].len() as u64
+    }
+
+    /// The FRC-0069 v2 PieceCID of a piece whose payload fills this tree (no padding): what a
+    /// seller registers for it, so that the proof set opened over the registration is this tree.
+    ///
+    /// # Errors
+    /// [`PieceError`] when the tree has fewer than 4 leaves (below the smallest piece).
+    pub fn piece_cid_v2(&self) -> Result<cid::Cid, PieceError> {
+        let height = u8::try_from(self.leaf_count().trailing_zeros()).unwrap_or(u8::MAX);
+        Ok(PieceCommitment::new(self.root(), PieceSize::full(height)?).to_piece_cid_v2())
     }
 
     /// Leaf `index`.
@@ -109,6 +119,23 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_trees_piece_cid_names_its_root_and_height() {
+        for height in [2u32, 3, 8] {
+            let leaves: Vec<Node> = (0..1u32 << height)
+                .map(|i| [u8::try_from(i % 64).unwrap(); 32])
+                .collect();
+            let tree = MerkleTree::new(leaves);
+            let cid = tree.piece_cid_v2().unwrap();
+            let piece = crate::PieceRef::from_cid_bytes(&cid.to_bytes()).unwrap();
+            assert_eq!(
+                (piece.root, u32::from(piece.height), piece.padding),
+                (tree.root(), height, 0)
+            );
+        }
+        assert!(MerkleTree::new(vec![[0; 32]; 2]).piece_cid_v2().is_err());
+    }
     use crate::{PieceIndex, challenge_leaf_index, verify_inclusion};
 
     fn leaves_strategy() -> impl Strategy<Value = Vec<Node>> {
