@@ -43,7 +43,8 @@ pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 /// Largest order parameters block.
 pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
 /// Most entries in a dataset directory (chunks included).
-pub const MAX_ENTRIES: usize = 1 << 16;
+#[allow(clippy::cast_possible_truncation)] // 2^16 + 8 fits every usize.
+pub const MAX_ENTRIES: usize = datacloud_query::layout::MAX_CHUNKS as usize + 8;
 
 /// The name of chunk `i`.
 #[must_use]
@@ -130,6 +131,21 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Checks a manifest read from outside before anything is sized from it: its layout header
+    /// within bounds ([`LayoutHeader::validate`]) and its schema text the schema of that layout
+    /// (what a buyer reads is what the planner plans on).
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn validate(&self) -> Result<(), String> {
+        self.layout.validate().map_err(|e| e.to_string())?;
+        match Schema::from_toml(&self.schema) {
+            Ok(schema) if schema == self.layout.schema => Ok(()),
+            Ok(_) => Err("the schema text is not the layout's schema".into()),
+            Err(e) => Err(format!("the schema text: {e}")),
+        }
+    }
+
     /// The schema, parsed.
     ///
     /// # Errors
@@ -251,8 +267,9 @@ impl Package {
         let entries = directory_links(&root, block.data())?;
         let manifest_cid = entry(&entries, &root, MANIFEST)?;
         let bytes = read_file(&store, &manifest_cid, MAX_MANIFEST_BYTES as u64)?;
-        let manifest = serde_json::from_slice(&bytes)
+        let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))?;
+        manifest.validate().map_err(invalid)?;
         Ok(Self {
             store,
             root,
@@ -469,7 +486,10 @@ pub async fn fetch_manifest(
     )?;
     gateways.local_or_fetch_dag(&manifest, store, false).await?;
     let bytes = read_file(store, &manifest, MAX_MANIFEST_BYTES as u64)?;
-    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("{MANIFEST} does not parse: {e}")))?;
+    manifest.validate().map_err(invalid)?;
+    Ok(manifest)
 }
 
 /// The parameters block of `query`: its canonical JSON, named by keccak-256.
@@ -523,4 +543,42 @@ pub fn query_from_params(
         )));
     }
     Ok(query)
+}
+
+#[cfg(test)]
+mod tests {
+    use datacloud_query::{LayoutOptions, layout, synth};
+
+    use super::*;
+
+    fn manifest() -> Manifest {
+        let table = synth::generate(50, 2);
+        Manifest {
+            name: "Bank A".into(),
+            description: String::new(),
+            schema: table.schema.to_toml(),
+            layout: layout::header(&table, &LayoutOptions::default()),
+            templates: vec!["cohort_stats".into()],
+            encryption: String::new(),
+            provenance: Provenance {
+                source: "synth".into(),
+                rows: 50,
+                chain_id: 1,
+            },
+            sample: None,
+        }
+    }
+
+    #[test]
+    fn a_manifest_whose_schema_text_is_not_its_layouts_is_refused() {
+        assert!(manifest().validate().is_ok());
+        // What a buyer reads must be what the planner plans on.
+        let mut lying = manifest();
+        lying.schema = lying.schema.replace("APAC", "ASIA");
+        assert!(lying.validate().is_err());
+        // A header sized to exhaust a worker is refused before anything is sized from it.
+        let mut hostile = manifest();
+        hostile.layout.rows = u64::MAX;
+        assert!(hostile.validate().is_err());
+    }
 }

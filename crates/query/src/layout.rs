@@ -22,9 +22,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HeaderError;
 use crate::ingest::Table;
-use crate::schema::{ColumnKind, bits_for, blocks_for, range_width};
+use crate::schema::{ColumnKind, MAX_ROWS, bits_for, blocks_for, range_width};
 
 pub const DEFAULT_CHUNK_ROWS: usize = 256;
+/// Most chunks a dataset may have (a package directory lists every one).
+pub const MAX_CHUNKS: u64 = 1 << 16;
+/// Widest stored value, in 2-bit radix blocks (128 bits: any sum of squares of
+/// [`MAX_ROWS`] offsets of the widest column fits).
+pub const MAX_VALUE_BLOCKS: u32 = 64;
+/// Most cube entries (cells × days) a dataset may have.
+pub const MAX_CUBE_ENTRIES: u64 = 1 << 24;
+/// Longest span of days a dataset may cover.
+pub const MAX_DAY_SPAN: u64 = 1 << 20;
 
 /// What a worker (and a buyer) may know of an encrypted dataset: the public part of the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +245,88 @@ impl LayoutHeader {
         terms
     }
 
+    /// Checks a header read from an untrusted manifest before anything is sized from it: the
+    /// schema is valid, the rows and chunks within bounds, every width within
+    /// [`MAX_VALUE_BLOCKS`], the cube's dimensions and measures the schema's with at most
+    /// [`MAX_CUBE_ENTRIES`] entries, and the derived columns those the schema declares. A
+    /// hostile header then cannot make a worker allocate, loop or overflow without bound.
+    ///
+    /// # Errors
+    /// [`HeaderError`] naming the first bound broken.
+    pub fn validate(&self) -> Result<(), HeaderError> {
+        let bad = |what: String| Err(HeaderError(what));
+        self.schema
+            .validate()
+            .map_err(|e| HeaderError(format!("schema: {e}")))?;
+        let columns = self.schema.columns.len();
+        if self.rows == 0 || self.rows > MAX_ROWS as u64 {
+            return bad(format!("{} rows; 1 to {MAX_ROWS} are allowed", self.rows));
+        }
+        let chunks = self.rows.div_ceil(u64::from(self.chunk_rows.max(1)));
+        if self.chunk_rows == 0 || chunks > MAX_CHUNKS {
+            return bad(format!(
+                "{} chunks of {} rows; at most {MAX_CHUNKS} chunks of at least 1 row",
+                chunks, self.chunk_rows
+            ));
+        }
+        if self.value_blocks.len() != columns || self.square_blocks.len() != columns {
+            return bad("widths are not given once per column".into());
+        }
+        let wide = |blocks: &u32| *blocks > MAX_VALUE_BLOCKS;
+        if self.value_blocks.iter().any(wide) || self.square_blocks.iter().any(wide) {
+            return bad(format!("a width over {MAX_VALUE_BLOCKS} blocks"));
+        }
+        if let Some((first, last)) = self.days
+            && (last < first || last.abs_diff(first) > MAX_DAY_SPAN)
+        {
+            return bad(format!("days {first}..={last}"));
+        }
+        if let Some(cube) = &self.cube {
+            self.validate_cube(cube)?;
+        }
+        self.check_derived()
+    }
+
+    fn validate_cube(&self, cube: &CubeLayout) -> Result<(), HeaderError> {
+        let bad = |what: &str| Err(HeaderError(format!("cube: {what}")));
+        let schema = &self.schema;
+        let dimension_ok = |&(c, cardinality): &(usize, usize)| {
+            schema.columns.get(c).and_then(|col| col.kind.cardinality()) == Some(cardinality)
+        };
+        if !cube.dimensions.iter().all(dimension_ok) {
+            return bad("a dimension is not a category or bool column of the schema");
+        }
+        let integer = |&c: &usize| {
+            matches!(
+                schema.columns.get(c).map(|col| &col.kind),
+                Some(ColumnKind::Integer { .. })
+            )
+        };
+        if !cube.measures.iter().all(integer)
+            || cube.sum_blocks.len() != cube.measures.len()
+            || cube.square_blocks.len() != cube.measures.len()
+        {
+            return bad("measures are not integer columns with one width each");
+        }
+        let entries = cube
+            .dimensions
+            .iter()
+            .try_fold(u64::from(cube.days), |n, &(_, k)| {
+                n.checked_mul(u64::try_from(k).ok()?)
+            });
+        if cube.days == 0 || entries.is_none_or(|n| n > MAX_CUBE_ENTRIES) {
+            return bad("more cells × days than a cube may hold");
+        }
+        let wide = |blocks: &u32| *blocks > MAX_VALUE_BLOCKS;
+        if wide(&cube.count_blocks)
+            || cube.sum_blocks.iter().any(wide)
+            || cube.square_blocks.iter().any(wide)
+        {
+            return bad("a width over the limit");
+        }
+        Ok(())
+    }
+
     /// Checks the derived columns are those the schema declares (or none): a header read from a
     /// manifest is untrusted, and its derived columns index the schema's.
     ///
@@ -445,5 +536,58 @@ pub fn offset(kind: &ColumnKind, value: i64, days: Option<(i64, i64)>) -> u64 {
         ColumnKind::Integer { min, .. } => value.abs_diff(*min),
         ColumnKind::Day => days.map_or(0, |(first, _)| value.abs_diff(first)),
         _ => value.unsigned_abs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> LayoutHeader {
+        header(&crate::synth::generate(300, 4), &LayoutOptions::default())
+    }
+
+    /// Every hostile header of a manifest is refused before anything is sized from it.
+    #[test]
+    fn a_hostile_header_is_refused() {
+        type Break = fn(&mut LayoutHeader);
+        assert!(valid().validate().is_ok());
+        let cases: Vec<(&str, Break)> = vec![
+            ("no rows", |h| h.rows = 0),
+            ("u64::MAX rows", |h| h.rows = u64::MAX),
+            ("chunks of 0 rows", |h| h.chunk_rows = 0),
+            ("a million chunks", |h| {
+                h.rows = 1_000_000;
+                h.chunk_rows = 1;
+            }),
+            ("a missing width", |h| {
+                h.value_blocks.pop();
+            }),
+            ("a 2^32-block value", |h| h.value_blocks[0] = u32::MAX),
+            ("days backwards", |h| h.days = Some((10, 1))),
+            ("days over millennia", |h| h.days = Some((0, i64::MAX))),
+            ("a cube dimension that is no category of the schema", |h| {
+                h.cube.as_mut().unwrap().dimensions.push((0, 256));
+            }),
+            ("a cube of 2^32 days", |h| {
+                h.cube.as_mut().unwrap().days = u32::MAX;
+            }),
+            ("a cube over a measure that is no integer", |h| {
+                let region = h.schema.column_index("region").unwrap();
+                h.cube.as_mut().unwrap().measures[0] = region;
+            }),
+            ("a cube of zero days", |h| h.cube.as_mut().unwrap().days = 0),
+            ("derived columns the schema does not declare", |h| {
+                h.derived.push(DerivedColumn::Buckets {
+                    column: 0,
+                    bounds: vec![1],
+                });
+            }),
+        ];
+        for (what, break_it) in cases {
+            let mut h = valid();
+            break_it(&mut h);
+            assert!(h.validate().is_err(), "{what} accepted");
+        }
     }
 }
