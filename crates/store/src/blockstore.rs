@@ -53,6 +53,12 @@ pub enum StoreError {
     /// A `dag-pb` node carries inline data, which files imported with raw leaves never do.
     #[error("block {0} is a dag-pb leaf with inline data; only raw-leaf files are supported")]
     UnsupportedFileNode(Cid),
+    /// A file's DAG visits far more nodes than it yields bytes (repeated links to empty or tiny
+    /// leaves): a hostile or degenerate DAG, refused before it costs unbounded time.
+    #[error(
+        "file {0}: its DAG has far more nodes than its bytes justify (repeated or tiny leaves); refused"
+    )]
+    DegenerateDag(Cid),
     /// Stored key bytes are not a CID (corruption).
     #[error("corrupt blockstore key: {0}")]
     CorruptKey(#[from] cid::Error),
@@ -387,8 +393,18 @@ impl Blockstore {
     /// [`StoreError::Database`].
     pub fn read_file<W: std::io::Write>(&self, root: &Cid, mut out: W) -> Result<u64, StoreError> {
         let mut written = 0u64;
+        let mut visited = 0u64;
         let mut stack = vec![*root];
         while let Some(cid) = stack.pop() {
+            // A DAG of repeated links to empty leaves writes nothing, so no output limit trips:
+            // the walk itself is bounded by the bytes it yields (an honest file's leaves are
+            // whole chunks; this allows an average leaf down to `MIN_AVERAGE_LEAF` bytes).
+            visited += 1;
+            if visited > FILE_NODE_ALLOWANCE + written / MIN_AVERAGE_LEAF
+                || stack.len() > MAX_PENDING_LINKS
+            {
+                return Err(StoreError::DegenerateDag(*root));
+            }
             let block = self.get(&cid)?.ok_or(StoreError::MissingBlock(cid))?;
             match block.codec() {
                 Codec::Raw => {
@@ -408,6 +424,15 @@ impl Blockstore {
         Ok(written)
     }
 }
+
+/// Nodes any file may be read through whatever its size (a few thousand: a small file's
+/// internal nodes and leaves).
+const FILE_NODE_ALLOWANCE: u64 = 4096;
+/// The smallest average leaf, in bytes, a file read through more nodes than
+/// [`FILE_NODE_ALLOWANCE`] may have.
+const MIN_AVERAGE_LEAF: u64 = 64;
+/// Most links waiting to be read at once (an honest file has a few hundred per level).
+const MAX_PENDING_LINKS: usize = 1 << 20;
 
 impl Blockstore {
     /// The DAG under `root` as a `CARv1` byte stream to pull through [`Read`]: the same bytes as
@@ -514,6 +539,44 @@ fn reachable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three levels of a thousand links each to one empty raw block: a billion visits that
+    /// write nothing, refused after a few thousand.
+    #[test]
+    fn a_file_of_repeated_links_to_an_empty_leaf_is_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(dir.path().join("blocks.redb")).unwrap();
+        let empty = Block::new(Codec::Raw, Vec::new()).unwrap();
+        store.put(&empty).unwrap();
+        let mut below = *empty.cid();
+        for _ in 0..3 {
+            let entries: Vec<crate::DirectoryEntry> = (0..1000)
+                .map(|i| crate::DirectoryEntry {
+                    name: format!("{i}"),
+                    cid: below,
+                    dag_size: 0,
+                })
+                .collect();
+            let (node, _) = crate::directory(&entries).unwrap();
+            store.put(&node).unwrap();
+            below = *node.cid();
+        }
+        let started = std::time::Instant::now();
+        let refused = store.read_file(&below, std::io::sink());
+        assert!(
+            matches!(refused, Err(StoreError::DegenerateDag(root)) if root == below),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // An honest multi-chunk file still reads whole.
+        let data = vec![5u8; 3 << 20];
+        let file = store
+            .import_file(data.as_slice(), 16 * 1024, false)
+            .unwrap();
+        let mut back = Vec::new();
+        assert_eq!(store.read_file(&file.root, &mut back).unwrap(), 3 << 20);
+        assert_eq!(back, data);
+    }
     use crate::block::Codec;
 
     fn open_temp() -> (tempfile::TempDir, Blockstore) {
