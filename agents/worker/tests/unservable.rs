@@ -60,22 +60,22 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         .unwrap()
         .header
         .timestamp;
-    buyer
-        .send(
-            "placeOrder",
-            market
-                .placeOrder(
-                    U256::from(1),
-                    template,
-                    keccak256("params"),
-                    Bytes::from(vec![9u8; 32]),
-                    now + 600,
-                )
-                .value(price + fee)
-                .into_transaction_request(),
-        )
-        .await
-        .unwrap();
+    // An order on dataset 1 paid by `client`, due in 600 s.
+    let place = |client: &ChainClient, params: &'static str| {
+        let call = IQueryMarket::new(deployments.query_market, client.provider())
+            .placeOrder(
+                U256::from(1),
+                template,
+                keccak256(params),
+                Bytes::from(vec![9u8; 32]),
+                now + 600,
+            )
+            .value(price + fee)
+            .into_transaction_request();
+        let client = client.clone();
+        async move { client.send("placeOrder", call).await.unwrap() }
+    };
+    place(&buyer, "params").await;
     let order = U256::from(1);
 
     // A bonded worker reading from an empty node.
@@ -124,24 +124,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
     assert_eq!(view.order_work(order).await.unwrap().worker, None);
 
     // Its own order: the market would refuse it as the worker, so it does not even try.
-    let own_market = IQueryMarket::new(deployments.query_market, agent.client.provider());
-    agent
-        .client
-        .send(
-            "placeOrder",
-            own_market
-                .placeOrder(
-                    U256::from(1),
-                    template,
-                    keccak256("own params"),
-                    Bytes::from(vec![9u8; 32]),
-                    now + 600,
-                )
-                .value(price + fee)
-                .into_transaction_request(),
-        )
-        .await
-        .unwrap();
+    place(&agent.client, "own params").await;
     let registered = sent().await;
     match worker.serve(U256::from(2)).await.unwrap() {
         Outcome::Skipped(reason) => assert!(reason.contains("party"), "{reason}"),

@@ -134,8 +134,6 @@ pub fn parse_tokens(text: &str) -> Result<U256> {
     U256::from_str_radix(&scaled, 10).with_context(|| format!("{text:?} is too large"))
 }
 
-pub use datacloud_agent_core::progress::rows_bar as progress;
-
 #[cfg(test)]
 mod tests {
     use super::*;

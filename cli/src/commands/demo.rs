@@ -25,6 +25,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider as _;
 use anyhow::{Context as _, Result, bail, ensure};
 use datacloud_agent_core::bindings::IQueryMarket;
+use datacloud_agent_core::progress::rows_bar;
 use datacloud_agent_core::{
     ChainClient, Config, ConfigOverrides, ContractsWasm, OrderStatus, Protocol, deploy,
 };
@@ -43,7 +44,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::common::{WEI_PER_TOKEN, gateway_client, open_store, progress, tokens};
+use super::common::{WEI_PER_TOKEN, gateway_client, open_store, tokens};
 use crate::GlobalArgs;
 
 /// The journey query.
@@ -304,7 +305,7 @@ async fn journey(
     let seller_config = config_of(1, "seller", None)?;
     let seller_client = ChainClient::connect(&seller_config).await?;
     let seller_store = open_store(&seller_config, "seller")?;
-    let bar = progress(table.rows() as u64, "encrypting", !args.json);
+    let bar = rows_bar(table.rows() as u64, "encrypting", !args.json);
     let onboarded = onboard(
         &seller_client,
         &deployments,

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use datacloud_agent_core::progress::rows_bar;
 use datacloud_fhe_query::{EvaluationKey, Policy, SellerKey, decrypt, encrypt, evaluate, release};
 use datacloud_query::plan::DEFAULT_PBS_SECONDS;
 use datacloud_query::{LayoutOptions, Schema, Table, plan, plan_with, reference, sql, synth};
-use indicatif::ProgressBar;
 
 /// Synthetic data.
 #[derive(Debug, Subcommand)]
@@ -95,10 +95,6 @@ pub fn synth_command(command: DataCommand) -> Result<()> {
     Ok(())
 }
 
-fn bar(len: u64, message: &'static str) -> ProgressBar {
-    datacloud_agent_core::progress::rows_bar(len, message, true)
-}
-
 /// Reads the schema file and the CSV, validating every row (errors name the line) before
 /// anything is encrypted.
 pub fn load_table(data: &Path, schema: &Path) -> Result<Table> {
@@ -146,7 +142,7 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     let eval = EvaluationKey::from_compressed(&key.server_key());
     let keygen = t.elapsed();
     let t = Instant::now();
-    let progress = bar(table.rows() as u64, "encrypting");
+    let progress = rows_bar(table.rows() as u64, "encrypting", true);
     let dataset = encrypt(
         &table,
         &key,
@@ -159,7 +155,7 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     progress.finish_and_clear();
     let encryption = t.elapsed();
     let t = Instant::now();
-    let progress = bar(table.rows() as u64, "evaluating");
+    let progress = rows_bar(table.rows() as u64, "evaluating", true);
     let result = evaluate(&chosen, &dataset, &eval, &|n| progress.inc(n))?;
     progress.finish_and_clear();
     let evaluation = t.elapsed();

@@ -8,6 +8,7 @@ use alloy::primitives::U256;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
+use datacloud_agent_core::progress::rows_bar;
 use datacloud_agent_core::shutdown_on_signals;
 use datacloud_agent_core::{Health, Protocol};
 use datacloud_fhe_query::{Passphrase, Policy, SellerKey};
@@ -20,9 +21,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{
-    ChainArgs, connect, gateway_client, open_store, parse_tokens, progress, tokens,
-};
+use super::common::{ChainArgs, connect, gateway_client, open_store, parse_tokens, tokens};
 use crate::GlobalArgs;
 
 /// The seller's commands.
@@ -187,7 +186,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
     let (client, deployments) = connect(&config).await?;
     finish_interrupted(&client, &deployments, &config).await?;
     let store = open_store(&config, "seller")?;
-    let bar = progress(table.rows() as u64, "encrypting", !args.json);
+    let bar = rows_bar(table.rows() as u64, "encrypting", !args.json);
     let onboarded = onboard(
         &client,
         &deployments,

@@ -139,10 +139,10 @@ impl Manifest {
     /// What is wrong, in words.
     pub fn validate(&self) -> Result<(), String> {
         self.layout.validate().map_err(|e| e.to_string())?;
-        match Schema::from_toml(&self.schema) {
-            Ok(schema) if schema == self.layout.schema => Ok(()),
-            Ok(_) => Err("the schema text is not the layout's schema".into()),
-            Err(e) => Err(format!("the schema text: {e}")),
+        if self.parsed_schema()? == self.layout.schema {
+            Ok(())
+        } else {
+            Err("the schema text is not the layout's schema".into())
         }
     }
 
