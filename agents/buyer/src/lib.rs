@@ -262,7 +262,7 @@ impl Buyer {
                     .priceOf(U256::from(listing.id), template_hash),
             )
             .await?;
-        let fee = self.client.view("workerFee", &market.workerFee()).await?;
+        let fee = self.protocol().market_config().await?.worker_fee;
         // The parameters first: a worker must find them as soon as the order exists.
         let block = params_block(query)?;
         self.gateways.put_block(&block).await?;
@@ -389,9 +389,7 @@ impl Buyer {
         let started = std::time::Instant::now();
         loop {
             let result = self.fetch_result(order_id).await?;
-            if result.table.is_some()
-                || matches!(result.status, OrderStatus::Refunded | OrderStatus::Disputed)
-            {
+            if result.table.is_some() || result.status.is_refunded() {
                 return Ok(result);
             }
             if started.elapsed() > timeout {

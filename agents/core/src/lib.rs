@@ -50,5 +50,7 @@ pub use follower::{
     ChainEvent, Cursor, EventFollower, EventHandler, FollowerConfig, FollowerError,
 };
 pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};
-pub use protocol::{Dataset, Health, Order, OrderStatus, OrderWork, ProofSet, Protocol};
+pub use protocol::{
+    Dataset, Dispute, Health, MarketConfig, Order, OrderStatus, OrderWork, ProofSet, Protocol,
+};
 pub use retry::{Attempt, OrderRetry};

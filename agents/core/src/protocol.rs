@@ -12,6 +12,7 @@
 use std::fmt;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::sol_types::{SolStruct, eip712_domain};
 use cid::Cid;
 
 use crate::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
@@ -33,7 +34,7 @@ pub enum OrderStatus {
     Failed,
     /// Refunded to the receipt's owner after the deadline.
     Refunded,
-    /// Disputed: the worker was slashed and the buyer refunded.
+    /// Under dispute: a verifier drawn by the market is recomputing the result.
     Disputed,
 }
 
@@ -48,23 +49,20 @@ impl OrderStatus {
             Self::Settled => "Settled",
             Self::Failed => "Failed (refunded)",
             Self::Refunded => "Refunded",
-            Self::Disputed => "Disputed (refunded)",
+            Self::Disputed => "Disputed (being verified)",
         }
     }
 
     /// The order is closed: nothing will change it again.
     #[must_use]
     pub const fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Settled | Self::Failed | Self::Refunded | Self::Disputed
-        )
+        matches!(self, Self::Settled | Self::Failed | Self::Refunded)
     }
 
     /// The order was closed with the buyer's money returned.
     #[must_use]
     pub const fn is_refunded(self) -> bool {
-        matches!(self, Self::Failed | Self::Refunded | Self::Disputed)
+        matches!(self, Self::Failed | Self::Refunded)
     }
 }
 
@@ -257,6 +255,114 @@ impl From<IQueryMarket::orderWorkReturn> for OrderWork {
     }
 }
 
+/// The market's configuration (`QueryMarket.config()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketConfig {
+    /// Who initialized the market.
+    pub owner: Address,
+    /// The `DatasetRegistry` it reads.
+    pub registry: Address,
+    /// The `ProofManager` it reads.
+    pub proof_manager: Address,
+    /// The fee charged on new orders, paid to their worker.
+    pub worker_fee: U256,
+    /// The bond a worker needs to claim (and a disputer posts).
+    pub min_worker_bond: U256,
+    /// Seconds a claim, or a verifier's assignment, lasts.
+    pub claim_timeout: u64,
+    /// The latest deadline a new order may have, in seconds from placement.
+    pub max_order_lifetime: u64,
+}
+
+impl From<IQueryMarket::configReturn> for MarketConfig {
+    fn from(t: IQueryMarket::configReturn) -> Self {
+        Self {
+            owner: t._0,
+            registry: t._1,
+            proof_manager: t._2,
+            worker_fee: t._3,
+            min_worker_bond: t._4,
+            claim_timeout: t._5,
+            max_order_lifetime: t._6,
+        }
+    }
+}
+
+/// An order's dispute (`QueryMarket.disputeOf(id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// Who disputed (the seller or the receipt's owner); `None` when no dispute is in progress.
+    pub disputer: Option<Address>,
+    /// The dispute bond it posted.
+    pub bond: U256,
+    /// 1 or 2 while a verifier is drawn; [`Dispute::UPHELD`] once the result survived a
+    /// dispute; 0 otherwise.
+    pub round: u8,
+    /// The verifier drawn for the current round.
+    pub verifier: Option<Address>,
+    /// Block timestamp by which the verifier answers.
+    pub deadline: u64,
+}
+
+impl Dispute {
+    /// `round` of an order whose result was upheld (the contract's `UPHELD_ROUND`).
+    pub const UPHELD: u8 = 3;
+}
+
+impl From<IQueryMarket::disputeOfReturn> for Dispute {
+    fn from(t: IQueryMarket::disputeOfReturn) -> Self {
+        Self {
+            disputer: (t._0 != Address::ZERO).then_some(t._0),
+            bond: t._1,
+            round: t._2,
+            verifier: (t._3 != Address::ZERO).then_some(t._3),
+            deadline: t._4,
+        }
+    }
+}
+
+alloy::sol! {
+    /// What a worker attests (the market's `ATTESTATION_TYPEHASH`).
+    struct Attestation {
+        uint256 orderId;
+        uint256 datasetId;
+        bytes32 manifestHash;
+        bytes32 templateHash;
+        bytes32 paramsHash;
+        bytes32 resultHash;
+    }
+}
+
+impl Order {
+    /// The EIP-712 digest a worker signs to attest `result_hash` for this order (order
+    /// `order_id` of the market at `market` on chain `chain_id`), computed here from the order's
+    /// terms: a worker never signs a digest a node handed it.
+    #[must_use]
+    pub fn attestation_digest(
+        &self,
+        order_id: U256,
+        chain_id: u64,
+        market: Address,
+        result_hash: B256,
+    ) -> B256 {
+        let domain = eip712_domain! {
+            name: "DataCloud QueryMarket",
+            version: "1",
+            chain_id: chain_id,
+            verifying_contract: market,
+        };
+        Attestation {
+            orderId: order_id,
+            datasetId: self.dataset_id,
+            manifestHash: self.manifest_hash,
+            templateHash: self.template_hash,
+            paramsHash: self.params_hash,
+            resultHash: result_hash,
+        }
+        .eip712_signing_hash(&domain)
+    }
+}
+
 impl OrderWork {
     /// The submitted result's CID, `None` before one was submitted.
     ///
@@ -434,6 +540,30 @@ impl<'a> Protocol<'a> {
             .view("orderWork", &self.market().orderWork(id))
             .await?;
         Ok(raw.into())
+    }
+
+    /// The market's configuration.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    pub async fn market_config(&self) -> Result<MarketConfig, ChainError> {
+        Ok(self
+            .client
+            .view("config", &self.market().config())
+            .await?
+            .into())
+    }
+
+    /// Order `id`'s dispute.
+    ///
+    /// # Errors
+    /// [`ChainError`]: the node, or a revert (`UnknownOrder`).
+    pub async fn dispute(&self, id: U256) -> Result<Dispute, ChainError> {
+        Ok(self
+            .client
+            .view("disputeOf", &self.market().disputeOf(id))
+            .await?
+            .into())
     }
 
     /// Dataset `id`'s registration.

@@ -21,7 +21,7 @@ pub const ETHER: u128 = 1_000_000_000_000_000_000;
 /// # Panics
 /// When no local port can be bound (a test environment problem).
 pub async fn devchain(stop: &CancellationToken) -> (String, Vec<(Address, B256)>) {
-    let node = Node::new(ChainConfig::default(), 3).expect("a devchain node");
+    let node = Node::new(ChainConfig::default(), 6).expect("a devchain node");
     let keys = node.dev_keys();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -120,7 +120,6 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
     let p = client.provider();
     let registry = IDatasetRegistry::new(d.dataset_registry, p);
     let proofs = IProofManager::new(d.proof_manager, p);
-    let market = IQueryMarket::new(d.query_market, p);
     let owner = client.view("owner", &registry.owner()).await.unwrap();
     assert_eq!(owner, client.address());
     assert_eq!(
@@ -149,16 +148,24 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
             .unwrap(),
         240
     );
+    let market_config = Protocol::new(&client, &d).market_config().await.unwrap();
+    assert_eq!(market_config.claim_timeout, 600);
+    assert_eq!(market_config.worker_fee, DeployParams::default().worker_fee);
     assert_eq!(
-        client
-            .view("claimTimeout", &market.claimTimeout())
-            .await
-            .unwrap(),
-        600
+        (
+            market_config.registry,
+            market_config.proof_manager,
+            market_config.owner
+        ),
+        (d.dataset_registry, d.proof_manager, client.address())
     );
     assert_eq!(
-        client.view("workerFee", &market.workerFee()).await.unwrap(),
-        DeployParams::default().worker_fee
+        market_config.min_worker_bond,
+        DeployParams::default().min_worker_bond
+    );
+    assert_eq!(
+        market_config.max_order_lifetime,
+        DeployParams::default().max_order_lifetime
     );
 
     // A revert is an error with the decoded custom error, and is not retried.
@@ -743,7 +750,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
     assert_eq!(view.health(dataset_id).await.unwrap(), Health::Degraded);
 
     let market = IQueryMarket::new(d.query_market, buyer.provider());
-    let fee = seller.view("workerFee", &market.workerFee()).await.unwrap();
+    let fee = view.market_config().await.unwrap().worker_fee;
     let now = buyer
         .provider()
         .get_block(alloy::eips::BlockId::latest())
@@ -803,10 +810,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
     );
 
     let market = IQueryMarket::new(d.query_market, worker.provider());
-    let bond = worker
-        .view("minWorkerBond", &market.minWorkerBond())
-        .await
-        .unwrap();
+    let bond = view.market_config().await.unwrap().min_worker_bond;
     worker
         .send(
             "registerWorker",

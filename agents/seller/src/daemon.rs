@@ -88,6 +88,9 @@ pub struct Delivery {
     pub delivery_cid: Option<Cid>,
 }
 
+/// `DisputeResolved.outcome` of an upheld result (the market's `outcome::UPHELD`).
+const DISPUTE_UPHELD: u8 = 1;
+
 /// What the seller reports as it works.
 #[derive(Debug, Clone)]
 pub enum SellerNews {
@@ -95,7 +98,8 @@ pub enum SellerNews {
     Proven(ProofRecord),
     /// A result was delivered.
     Delivered(Delivery),
-    /// A computed result was disputed (`slashWorker`): it does not match its attestation.
+    /// A computed result was disputed (`dispute`, with a bond; verifiers recompute it): it does
+    /// not match its attestation.
     Disputed {
         /// The order.
         order_id: U256,
@@ -386,7 +390,7 @@ impl Seller {
     /// Delivers order `order_id`'s result if it is for one of this seller's datasets and
     /// waits for delivery; `None` when the order is not this seller's to deliver, or when its
     /// result does not match the worker's attestation (its hash, or the shape of the order's
-    /// plan): that result is disputed instead ([`SellerNews::Disputed`], the worker slashed).
+    /// plan): that result is disputed instead ([`SellerNews::Disputed`]: verifiers recompute it).
     ///
     /// # Errors
     /// [`SellerError`].
@@ -528,9 +532,11 @@ impl Seller {
 }
 
 impl Seller {
-    /// Disputes order `order_id`'s computed result instead of delivering it: `slashWorker` sends
-    /// the worker's bond and the escrow to the receipt's owner. Sent once (journaled under
-    /// `(order, slash)`); only for faults anyone can check from the attested CID and hash.
+    /// Disputes order `order_id`'s computed result instead of delivering it, posting the
+    /// market's `minWorkerBond` as the dispute bond: verifiers drawn by the market recompute the
+    /// order, and the bond comes back (with the worker's slash) only if two of them agree that
+    /// the result is wrong. Sent once (journaled under `(order, dispute)`); only for faults
+    /// anyone can check from the attested CID and hash and the order's plan.
     async fn dispute(
         &self,
         order_id: U256,
@@ -538,22 +544,24 @@ impl Seller {
     ) -> Result<Option<Delivery>, SellerError> {
         let client = &self.agent.client;
         let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
-        tracing::error!(%order_id, %reason, "disputing the worker's result: slashing its bond");
+        let bond = self.agent.protocol().market_config().await?.min_worker_bond;
+        tracing::error!(%order_id, %reason, %bond, "disputing the worker's result: verifiers will recompute it");
         let outcome = self
             .agent
             .journal
             .perform(
                 client,
-                &ActionKey::new(order_id, "slash"),
+                &ActionKey::new(order_id, "dispute"),
                 market
-                    .slashWorker(order_id)
+                    .dispute(order_id)
+                    .value(bond)
                     .from(client.address())
                     .into_transaction_request(),
             )
             .await?;
         if !outcome.success {
             return Err(SellerError::Invalid(format!(
-                "slashWorker of order {order_id} reverted"
+                "dispute of order {order_id} reverted"
             )));
         }
         self.tell(SellerNews::Disputed { order_id, reason });
@@ -616,6 +624,13 @@ impl EventHandler for Seller {
         match &event.event {
             ContractEvent::QueryMarket(IQueryMarketEvents::ResultSubmitted(submitted)) => {
                 self.deliver_or_give_up(submitted.orderId).await?;
+            }
+            // Verifiers agreed with the worker: the result is Computed again and is delivered
+            // (its blocks are now published by the verifiers too).
+            ContractEvent::QueryMarket(IQueryMarketEvents::DisputeResolved(resolved))
+                if resolved.outcome == DISPUTE_UPHELD =>
+            {
+                self.deliver_or_give_up(resolved.orderId).await?;
             }
             ContractEvent::ProofManager(IProofManagerEvents::FaultRecorded(fault)) => {
                 tracing::warn!(set = %fault.setId, consecutive = fault.consecutiveFaults, "fault recorded");

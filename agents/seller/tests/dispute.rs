@@ -1,7 +1,8 @@
-//! A worker whose result does not match its attestation is slashed, once: the seller disputes
-//! instead of delivering, the worker's bond and the escrow go to the buyer. Two faults, both
-//! facts about the bytes under the attested CID: they do not hash to the attested hash; they hash
-//! right but are not an answer to the order's plan. Real devchain over HTTP, real contract WASM.
+//! A worker whose result does not match its attestation is disputed, once: the seller posts a
+//! dispute bond instead of delivering, two verifiers drawn by the market answer with the result
+//! they computed, and the worker is slashed while the order reopens. Two faults, both facts
+//! about the bytes under the attested CID: they do not hash to the attested hash; they hash right
+//! but are not an answer to the order's plan. Real devchain over HTTP, real contract WASM.
 
 mod common;
 
@@ -36,11 +37,12 @@ impl Worker {
             )
             .await
             .unwrap();
-        let digest = self
-            .client
-            .view("attestationDigest", &m.attestationDigest(order, hash))
+        let terms = Protocol::new(&self.client, market)
+            .order(order)
             .await
             .unwrap();
+        let digest =
+            terms.attestation_digest(order, self.client.chain_id(), market.query_market, hash);
         let signature = self.signer.sign_hash(&digest).await.unwrap();
         // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
         let sig = signature.as_bytes().to_vec();
@@ -92,11 +94,30 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
         client: ChainClient::connect(&worker_config).await.unwrap(),
         signer: worker_config.signer(),
     };
-    let bond = worker
-        .client
-        .view("minWorkerBond", &market.minWorkerBond())
+    let bond = Protocol::new(&worker.client, &deployments)
+        .market_config()
         .await
-        .unwrap();
+        .unwrap()
+        .min_worker_bond;
+    // Two bonded verifiers, neither a party to the orders.
+    let mut verifiers = Vec::new();
+    for key in [keys[3].1, keys[4].1] {
+        let client = ChainClient::connect(&config(&url, &dir.path().join("verifier"), key))
+            .await
+            .unwrap();
+        let m = IQueryMarket::new(deployments.query_market, client.provider());
+        client
+            .send(
+                "registerWorker",
+                m.registerWorker()
+                    .value(bond)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await
+            .unwrap();
+        verifiers.push(client);
+    }
     let top_up = || async {
         let m = IQueryMarket::new(deployments.query_market, worker.client.provider());
         worker
@@ -129,7 +150,7 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
     let place = || async {
         let m = IQueryMarket::new(deployments.query_market, buyer.provider());
         let price = U256::from(ETHER / 20);
-        let fee = buyer.view("workerFee", &m.workerFee()).await.unwrap();
+        let fee = buyer.view("config", &m.config()).await.unwrap()._3;
         let head = buyer
             .provider()
             .get_block(alloy::eips::BlockId::latest())
@@ -197,16 +218,17 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
         ),
         (b"not a ciphertext", None, "not an answer"),
     ];
+    let view = Protocol::new(&seller_client, &deployments);
     for (bytes, attested, why) in cases {
         top_up().await;
-        let (order, paid) = place().await;
+        let (order, _) = place().await;
         let published = datacloud_package::store_file(&store, bytes, true).unwrap();
         let hash = attested.unwrap_or_else(|| keccak256(bytes));
         worker.submit(&deployments, order, &published, hash).await;
-        let before = payout(buyer.address()).await;
+        let before = payout(seller_client.address()).await;
         let nonce = seller_nonce().await;
         assert!(seller.deliver(order).await.unwrap().is_none());
-        assert_eq!(seller_nonce().await, nonce + 1, "one slashWorker");
+        assert_eq!(seller_nonce().await, nonce + 1, "one dispute");
         match heard.try_recv().unwrap() {
             SellerNews::Disputed { order_id, reason } => {
                 assert_eq!(order_id, order);
@@ -214,20 +236,56 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
             }
             _ => panic!("order {order}: no dispute"),
         }
-        let status = Protocol::new(&seller_client, &deployments)
-            .order_status(order)
-            .await
-            .unwrap();
-        assert_eq!(status, OrderStatus::Disputed);
-        // The buyer gets the escrow and the whole bond; the worker keeps nothing.
-        assert_eq!(payout(buyer.address()).await, before + paid + bond);
         assert_eq!(
+            view.order_status(order).await.unwrap(),
+            OrderStatus::Disputed
+        );
+        let dispute = view.dispute(order).await.unwrap();
+        assert_eq!(
+            (dispute.disputer, dispute.bond, dispute.round),
+            (Some(seller_client.address()), bond, 1)
+        );
+        // The seller's word moved nothing yet: the worker keeps its bond until two verifiers
+        // agree against it. Both answer with the (same) result they computed.
+        let worker_bond = || async {
             seller_client
                 .view("workerBond", &market.workerBond(worker.client.address()))
                 .await
-                .unwrap(),
-            U256::ZERO
+                .unwrap()
+        };
+        assert_eq!(worker_bond().await, bond);
+        let recomputed = datacloud_store::block::cid_of(datacloud_store::Codec::Raw, b"the answer");
+        for round in 1..=2u8 {
+            let dispute = view.dispute(order).await.unwrap();
+            assert_eq!(dispute.round, round);
+            let drawn = verifiers
+                .iter()
+                .find(|v| Some(v.address()) == dispute.verifier)
+                .expect("a bonded outsider is drawn");
+            let m = IQueryMarket::new(deployments.query_market, drawn.provider());
+            drawn
+                .send(
+                    "submitVerdict",
+                    m.submitVerdict(
+                        order,
+                        Bytes::from(recomputed.to_bytes()),
+                        keccak256(b"the answer"),
+                    )
+                    .from(drawn.address())
+                    .into_transaction_request(),
+                )
+                .await
+                .unwrap();
+        }
+        // Overturned: the worker lost minWorkerBond, which paid each verifier the fee; the
+        // seller has its dispute bond back with the rest; the order is open for another worker.
+        assert_eq!(worker_bond().await, U256::ZERO);
+        let fee = view.order(order).await.unwrap().worker_fee;
+        assert_eq!(
+            payout(seller_client.address()).await,
+            before + bond + bond - fee - fee
         );
+        assert_eq!(view.order_status(order).await.unwrap(), OrderStatus::Open);
         // Again (a duplicate event, a restart): nothing more is sent.
         assert!(seller.deliver(order).await.unwrap().is_none());
         assert_eq!(seller_nonce().await, nonce + 1);

@@ -29,7 +29,8 @@ use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::{
-    ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, OrderRetry, OrderStatus,
+    ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, Order, OrderRetry,
+    OrderStatus,
 };
 use datacloud_fhe_query::{EncryptedResult, combine, complete, evaluate};
 use datacloud_package::{
@@ -38,6 +39,9 @@ use datacloud_package::{
 use datacloud_query::{Plan, PlanKind, plan};
 use datacloud_store::gateway::Client as GatewayClient;
 use datacloud_store::{Block, Blockstore};
+
+/// `DisputeResolved.outcome` of an upheld result (the market's `outcome::UPHELD`).
+const UPHELD: u8 = 1;
 
 /// Why a worker step failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,9 +176,7 @@ impl Worker {
     pub async fn ensure_registered(&self) -> Result<U256, WorkerError> {
         let client = &self.agent.client;
         let market = self.market();
-        let min = client
-            .view("minWorkerBond", &market.minWorkerBond())
-            .await?;
+        let min = self.agent.protocol().market_config().await?.min_worker_bond;
         let bond = client
             .view("workerBond", &market.workerBond(client.address()))
             .await?;
@@ -249,50 +251,9 @@ impl Worker {
 
         // What to compute, checked before claiming: an order this worker cannot serve stays
         // open for others.
-        let dataset = view.dataset(order.dataset_id).await?;
-        let Ok(root) = dataset.manifest() else {
-            return Ok(Outcome::Skipped(
-                "the dataset's manifest CID does not parse".into(),
-            ));
-        };
-        // The manifest first: the plan says which entries to fetch (the totals or the cube alone
-        // are a small part of a package; scans need every chunk).
-        let manifest = match fetch_manifest(&self.gateways, &self.store, &root).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset's manifest; not claiming");
-                return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
-            }
-        };
-        let query = match self
-            .fetch_params(order.params_hash.0, order.template_hash.0)
-            .await
-        {
-            Ok(q) => q,
-            Err(e) => {
-                tracing::warn!(%order_id, error = %e, "cannot get the order's parameters; not claiming");
-                return Ok(Outcome::Skipped(format!("parameters unavailable: {e}")));
-            }
-        };
-        let schema = manifest
-            .parsed_schema()
-            .map_err(datacloud_package::PackageError::Params)?;
-        if let Err(e) = query.validate(&schema, &manifest.templates) {
-            return Ok(Outcome::Skipped(format!("query refused: {e}")));
-        }
-        let chosen = match plan(&query, &manifest.layout) {
-            Ok(p) => p,
-            Err(e) => return Ok(Outcome::Skipped(format!("no plan: {e}"))),
-        };
-        let package = match self
-            .fetch_package(root, &entries_for(&chosen, &manifest.layout))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset; not claiming");
-                return Ok(Outcome::Skipped(format!("dataset unavailable: {e}")));
-            }
+        let (chosen, package) = match self.prepare(order_id, &order).await? {
+            Prepared::Ready(ready) => *ready,
+            Prepared::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         };
 
         // Claim, once.
@@ -319,18 +280,17 @@ impl Worker {
         }
 
         // Evaluate with checkpoints.
-        let result = self.evaluate(order_id, &chosen, &package)?;
-        let result_bytes = result.to_bytes()?;
-        let result_hash = keccak256(&result_bytes);
-        let result_cid = self.publish_result(&result_bytes).await?;
+        let dir = self.options.work_dir.join(format!("order-{order_id}"));
+        let (result_cid, result_hash) = self.compute(order_id, &chosen, &package, &dir).await?;
 
-        // Attest and submit, once.
-        let digest = client
-            .view(
-                "attestationDigest",
-                &market.attestationDigest(order_id, result_hash),
-            )
-            .await?;
+        // Attest and submit, once. The digest is computed here from the order's terms, not
+        // asked of the node (a node could hand over any digest to sign).
+        let digest = order.attestation_digest(
+            order_id,
+            client.chain_id(),
+            self.agent.deployments.query_market,
+            result_hash,
+        );
         let signature = self
             .signer
             .sign_hash(&digest)
@@ -360,11 +320,133 @@ impl Worker {
                 "submitResult of order {order_id}"
             )));
         }
-        let dir = self.order_dir(order_id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::debug!(dir = %dir.display(), error = %e, "checkpoints not removed");
-        }
+        remove_checkpoints(&dir);
         tracing::info!(%order_id, %result_cid, "result submitted");
+        Ok(Outcome::Submitted {
+            result_cid,
+            result_hash,
+            plan: chosen.kind.name().into(),
+        })
+    }
+
+    /// What order `order_id` computes: its dataset's manifest, its parameters (checked against
+    /// the templates), the plan, and the package entries the plan reads, fetched and verified.
+    /// An order this worker cannot compute is [`Prepared::Skip`]ped with the reason.
+    async fn prepare(&self, order_id: U256, order: &Order) -> Result<Prepared, WorkerError> {
+        let view = self.agent.protocol();
+        let dataset = view.dataset(order.dataset_id).await?;
+        let Ok(root) = dataset.manifest() else {
+            return Ok(Prepared::Skip(
+                "the dataset's manifest CID does not parse".into(),
+            ));
+        };
+        // The manifest first: the plan says which entries to fetch (the totals or the cube alone
+        // are a small part of a package; scans need every chunk).
+        let manifest = match fetch_manifest(&self.gateways, &self.store, &root).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset's manifest; not claiming");
+                return Ok(Prepared::Skip(format!("dataset unavailable: {e}")));
+            }
+        };
+        let query = match self
+            .fetch_params(order.params_hash.0, order.template_hash.0)
+            .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot get the order's parameters; not claiming");
+                return Ok(Prepared::Skip(format!("parameters unavailable: {e}")));
+            }
+        };
+        let schema = manifest
+            .parsed_schema()
+            .map_err(datacloud_package::PackageError::Params)?;
+        if let Err(e) = query.validate(&schema, &manifest.templates) {
+            return Ok(Prepared::Skip(format!("query refused: {e}")));
+        }
+        let chosen = match plan(&query, &manifest.layout) {
+            Ok(p) => p,
+            Err(e) => return Ok(Prepared::Skip(format!("no plan: {e}"))),
+        };
+        let package = match self
+            .fetch_package(root, &entries_for(&chosen, &manifest.layout))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "cannot fetch the dataset; not claiming");
+                return Ok(Prepared::Skip(format!("dataset unavailable: {e}")));
+            }
+        };
+
+        Ok(Prepared::Ready(Box::new((chosen, package))))
+    }
+
+    /// Evaluates `chosen` on `package` with checkpoints in `dir`, then stores and publishes the
+    /// result: its CID and keccak-256. Deterministic: any worker computing the same order gets
+    /// the same bytes, which is what a dispute's verifier relies on.
+    async fn compute(
+        &self,
+        order_id: U256,
+        chosen: &Plan,
+        package: &Package,
+        dir: &Path,
+    ) -> Result<(Cid, B256), WorkerError> {
+        let result = self.evaluate(order_id, chosen, package, dir)?;
+        let result_bytes = result.to_bytes()?;
+        let result_hash = keccak256(&result_bytes);
+        let result_cid = self.publish_result(&result_bytes).await?;
+        Ok((result_cid, result_hash))
+    }
+
+    /// Verifies order `order_id` if the market drew this worker for its dispute: recomputes the
+    /// order as its worker should have, publishes the result (so an upheld result is available
+    /// from this worker too) and answers `submitVerdict` with its CID and hash, once per round.
+    ///
+    /// # Errors
+    /// [`WorkerError`]; the follower then retries the event on the next run.
+    pub async fn verify(&self, order_id: U256) -> Result<Outcome, WorkerError> {
+        let client = &self.agent.client;
+        let me = client.address();
+        let view = self.agent.protocol();
+        let dispute = view.dispute(order_id).await?;
+        let order = view.order(order_id).await?;
+        if order.status != OrderStatus::Disputed || dispute.verifier != Some(me) {
+            return Ok(Outcome::Skipped(
+                "this worker is not the order's verifier now".into(),
+            ));
+        }
+        let (chosen, package) = match self.prepare(order_id, &order).await? {
+            Prepared::Ready(ready) => *ready,
+            // The verifier's assignment lapses and another is drawn: that costs this worker an
+            // eighth of the minimum bond, less than a wrong verdict would.
+            Prepared::Skip(reason) => return Ok(Outcome::Skipped(reason)),
+        };
+        let dir = self.options.work_dir.join(format!("verify-{order_id}"));
+        let (result_cid, result_hash) = self.compute(order_id, &chosen, &package, &dir).await?;
+        let answered = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &ActionKey::new(
+                    order_id,
+                    format!("verdict-{}-{}", dispute.round, dispute.deadline),
+                ),
+                self.market()
+                    .submitVerdict(order_id, Bytes::from(result_cid.to_bytes()), result_hash)
+                    .from(me)
+                    .into_transaction_request(),
+            )
+            .await?;
+        if !answered.success {
+            return Err(WorkerError::Reverted(format!(
+                "submitVerdict of order {order_id}"
+            )));
+        }
+        remove_checkpoints(&dir);
+        tracing::info!(%order_id, %result_cid, round = dispute.round, "verdict submitted");
         Ok(Outcome::Submitted {
             result_cid,
             result_hash,
@@ -399,19 +481,15 @@ impl Worker {
         Ok(query_from_params(block.data(), params_hash, template_hash)?)
     }
 
-    fn order_dir(&self, order_id: U256) -> PathBuf {
-        self.options.work_dir.join(format!("order-{order_id}"))
-    }
-
     fn evaluate(
         &self,
         order_id: U256,
         chosen: &Plan,
         package: &Package,
+        dir: &Path,
     ) -> Result<EncryptedResult, WorkerError> {
-        let dir = self.order_dir(order_id);
-        std::fs::create_dir_all(&dir).map_err(|source| WorkerError::Checkpoint {
-            path: dir.clone(),
+        std::fs::create_dir_all(dir).map_err(|source| WorkerError::Checkpoint {
+            path: dir.to_path_buf(),
             source,
         })?;
         let key = package.evaluation_key()?;
@@ -492,6 +570,20 @@ impl Worker {
     }
 }
 
+/// What [`Worker::prepare`] found.
+enum Prepared {
+    /// The plan and the package it reads (boxed: together they are kilobytes).
+    Ready(Box<(Plan, Package)>),
+    /// Why this worker cannot compute the order.
+    Skip(String),
+}
+
+fn remove_checkpoints(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::debug!(dir = %dir.display(), error = %e, "checkpoints not removed");
+    }
+}
+
 fn read_checkpoint(path: &Path, chosen: &Plan) -> Result<Option<EncryptedResult>, WorkerError> {
     match std::fs::read(path) {
         Ok(bytes) => match EncryptedResult::from_bytes(&bytes, chosen) {
@@ -548,11 +640,21 @@ impl EventHandler for Worker {
     /// worker's own node or files is retried until it recovers or the worker stops (the
     /// follower's cursor stays on the order, so a restart serves it again).
     async fn handle(&mut self, event: &ChainEvent) -> Result<(), HandlerError> {
-        let ContractEvent::QueryMarket(IQueryMarketEvents::OrderPlaced(placed)) = &event.event
-        else {
+        let ContractEvent::QueryMarket(market_event) = &event.event else {
             return Ok(());
         };
-        let order = placed.orderId;
+        let me = self.agent.client.address();
+        let (order, verifying) = match market_event {
+            IQueryMarketEvents::OrderPlaced(placed) => (placed.orderId, false),
+            // A dispute that did not uphold the result reopens the order for another worker.
+            IQueryMarketEvents::DisputeResolved(resolved) if resolved.outcome != UPHELD => {
+                (resolved.orderId, false)
+            }
+            IQueryMarketEvents::VerifierAssigned(assigned) if assigned.verifier == me => {
+                (assigned.orderId, true)
+            }
+            _ => return Ok(()),
+        };
         let outcome = self
             .options
             .retry
@@ -561,7 +663,12 @@ impl EventHandler for Worker {
                 &self.agent.shutdown,
                 WorkerError::is_order_fault,
                 || async {
-                    match self.serve(order).await {
+                    let served = if verifying {
+                        self.verify(order).await
+                    } else {
+                        self.serve(order).await
+                    };
+                    match served {
                         Err(e) if e.is_revert() => {
                             tracing::warn!(%order, error = %e, "the market refused; leaving the order");
                             Ok(Outcome::Skipped(format!("the market refused: {e}")))

@@ -51,7 +51,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         .await
         .unwrap();
     let market = IQueryMarket::new(deployments.query_market, buyer.provider());
-    let fee = buyer.view("workerFee", &market.workerFee()).await.unwrap();
+    let fee = buyer.view("config", &market.config()).await.unwrap()._3;
     let now = buyer
         .provider()
         .get_block(alloy::eips::BlockId::latest())

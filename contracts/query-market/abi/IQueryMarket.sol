@@ -19,7 +19,7 @@ interface IQueryMarket {
     /// A worker moved its whole bond to its payouts.
     event WorkerBondWithdrawn(address indexed worker, uint256 amount);
 
-    /// A worker's claim on an order timed out: `amount` of its bond went to the receipt's owner.
+    /// A worker's claim (or a verifier's assignment) on an order timed out: `amount` of its bond went to the party that waited on it (the receipt's owner; for a verifier, the order's worker).
     event ClaimForfeited(uint256 indexed orderId, address indexed worker, uint256 amount);
 
     /// A worker claimed an order (possibly taking over an expired claim).
@@ -37,8 +37,17 @@ interface IQueryMarket {
     /// The dataset was not healthy at delivery (`health` as `ProofManager.health`): buyer refunded.
     event OrderFailed(uint256 indexed orderId, uint8 health);
 
-    /// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
-    event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
+    /// `verifier` was drawn to recompute the disputed order (`round` 1 or 2) before `deadline`.
+    event VerifierAssigned(uint256 indexed orderId, address indexed verifier, uint8 round, uint64 deadline);
+
+    /// A verifier recomputed the order: `resultCid`/`resultHash` are what it got.
+    event VerdictSubmitted(uint256 indexed orderId, address indexed verifier, bytes resultCid, bytes32 resultHash);
+
+    /// The dispute ended: `outcome` 1 upheld (the worker's result stands), 2 overturned (the worker was slashed, the order reopened), 3 inconclusive (the order reopened, nobody slashed).
+    event DisputeResolved(uint256 indexed orderId, uint8 outcome);
+
+    /// `account` lost `amount` of its bond on the losing side of a dispute over `orderId`.
+    event WorkerSlashed(uint256 indexed orderId, address indexed account, uint256 amount);
 
     /// The order passed its deadline unfinished: its escrow went back to the receipt's owner.
     event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
@@ -60,15 +69,15 @@ interface IQueryMarket {
 
     function deliverResult(uint256 order_id, bytes calldata delivery_cid) external;
 
-    function slashWorker(uint256 order_id) external;
+    function dispute(uint256 order_id) external payable;
+
+    function submitVerdict(uint256 order_id, bytes calldata result_cid, bytes32 result_hash) external;
+
+    function timeoutVerifier(uint256 order_id) external;
 
     function refund(uint256 order_id) external;
 
     function withdraw() external;
-
-    function name() external view returns (string memory);
-
-    function symbol() external view returns (string memory);
 
     function ownerOf(uint256 token_id) external view returns (address);
 
@@ -88,35 +97,17 @@ interface IQueryMarket {
 
     function openOrderCount(uint256 dataset_id) external view returns (uint256);
 
-    function attestationDigest(uint256 order_id, bytes32 result_hash) external view returns (bytes32);
-
-    function domainSeparator() external view returns (bytes32);
-
     function payoutOf(address account) external view returns (uint256);
 
     function workerBond(address worker) external view returns (uint256);
 
     function activeClaims(address worker) external view returns (uint64);
 
-    function totalEscrow() external view returns (uint256);
+    function totals() external view returns (uint256, uint256, uint256, uint256);
 
-    function totalBonds() external view returns (uint256);
+    function disputeOf(uint256 order_id) external view returns (address, uint256, uint8, address, uint64);
 
-    function totalPayouts() external view returns (uint256);
-
-    function owner() external view returns (address);
-
-    function registry() external view returns (address);
-
-    function proofManager() external view returns (address);
-
-    function workerFee() external view returns (uint256);
-
-    function minWorkerBond() external view returns (uint256);
-
-    function claimTimeout() external view returns (uint64);
-
-    function maxOrderLifetime() external view returns (uint64);
+    function config() external view returns (address, address, address, uint256, uint256, uint64, uint64);
 
     error AlreadyInitialized();
 
@@ -154,13 +145,13 @@ interface IQueryMarket {
 
     error InvalidOrderStatus(uint256, uint8);
 
-    error NotClaimant(uint256);
+    error Unauthorized(uint256, address);
 
     error ClaimExpired(uint256);
 
     error InvalidAttestation();
 
-    error NotSeller(uint256);
+    error NoVerifier(uint256);
 
     error NotReceiptOwner(uint256, address);
 

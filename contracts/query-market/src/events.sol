@@ -15,7 +15,7 @@ event WorkerRegistered(address indexed worker, uint256 bond);
 /// A worker moved its whole bond to its payouts.
 event WorkerBondWithdrawn(address indexed worker, uint256 amount);
 
-/// A worker's claim on an order timed out: `amount` of its bond went to the receipt's owner.
+/// A worker's claim (or a verifier's assignment) on an order timed out: `amount` of its bond went to the party that waited on it (the receipt's owner; for a verifier, the order's worker).
 event ClaimForfeited(uint256 indexed orderId, address indexed worker, uint256 amount);
 
 /// A worker claimed an order (possibly taking over an expired claim).
@@ -33,8 +33,17 @@ event OrderSettled(uint256 indexed orderId, uint256 sellerAmount, uint256 worker
 /// The dataset was not healthy at delivery (`health` as `ProofManager.health`): buyer refunded.
 event OrderFailed(uint256 indexed orderId, uint8 health);
 
-/// The seller disputed the result: the worker's bond (and the escrow) went to the buyer.
-event WorkerSlashed(uint256 indexed orderId, address indexed worker, uint256 bond);
+/// `verifier` was drawn to recompute the disputed order (`round` 1 or 2) before `deadline`.
+event VerifierAssigned(uint256 indexed orderId, address indexed verifier, uint8 round, uint64 deadline);
+
+/// A verifier recomputed the order: `resultCid`/`resultHash` are what it got.
+event VerdictSubmitted(uint256 indexed orderId, address indexed verifier, bytes resultCid, bytes32 resultHash);
+
+/// The dispute ended: `outcome` 1 upheld (the worker's result stands), 2 overturned (the worker was slashed, the order reopened), 3 inconclusive (the order reopened, nobody slashed).
+event DisputeResolved(uint256 indexed orderId, uint8 outcome);
+
+/// `account` lost `amount` of its bond on the losing side of a dispute over `orderId`.
+event WorkerSlashed(uint256 indexed orderId, address indexed account, uint256 amount);
 
 /// The order passed its deadline unfinished: its escrow went back to the receipt's owner.
 event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);

@@ -6,8 +6,8 @@
 //! seller delivers the result re-encrypted to the buyer's key, and the market settles: seller and
 //! worker are paid only when the `ProofManager` reports the dataset healthy, otherwise the buyer
 //! is refunded. After the deadline anyone may close an unfinished order, crediting its escrow to
-//! the receipt's owner (so no buyer can hold a seller's stake hostage by never refunding); a
-//! seller who disputes a computed result slashes the worker's bond to the buyer.
+//! the receipt's owner (so no buyer can hold a seller's stake hostage by never refunding), less
+//! the worker's fee when a result was computed and never delivered (the worker did its part).
 //!
 //! # Who may work an order
 //!
@@ -17,13 +17,44 @@
 //! that times out costs its worker an eighth of `minWorkerBond`, credited to the receipt's owner
 //! who waited on it, and the worker may not claim that order again.
 //!
+//! # Disputes: re-execution, not anyone's word
+//!
+//! Evaluation is deterministic (a result's bytes depend only on the dataset, its server key and
+//! the order), so a result is checked by computing it again. The seller or the receipt's owner
+//! may dispute a Computed result with [`QueryMarket::dispute`], posting a dispute bond of at least
+//! `minWorkerBond`. The market draws a verifier among the listed workers, pseudo-randomly
+//! (`keccak(orderId, resultHash, round, timestamp)`), skipping the order's buyer, receipt owner,
+//! seller, worker and disputer, and any worker whose bond backs no further claim (an assignment
+//! counts as a claim). The verifier recomputes and answers with [`QueryMarket::submit_verdict`]
+//! within `claimTimeout`, giving the result's CID and hash (it publishes the bytes too, so an
+//! upheld result is available from two places):
+//! - it agrees with the worker: the result is **upheld** — the disputer's bond pays the verifier
+//!   `workerFee` and the rest goes to the worker; the order is Computed again, and may not be
+//!   disputed a second time;
+//! - it disagrees: a second verifier is drawn (also skipping the first). If the second agrees with
+//!   the worker, the result is upheld and the first verifier, the minority, loses `minWorkerBond`
+//!   to the worker. If the second agrees with the first, the result is **overturned**: the worker
+//!   loses `minWorkerBond` (at most its bond), which pays each verifier `workerFee`, the rest and
+//!   the dispute bond going to the disputer; the order reopens for another worker (not the
+//!   slashed one). Three different answers, or no second verifier to draw, are **inconclusive**:
+//!   the disputer takes its bond back and the order reopens, nobody slashed.
+//!
+//! A verifier that does not answer in time forfeits an eighth of `minWorkerBond` to the order's
+//! worker (anyone may call [`QueryMarket::timeout_verifier`]) and another is drawn for the round.
+//! So one party's word never moves a bond: a disputer loses its bond unless two verifiers agree
+//! against the worker, and a worker loses at most `minWorkerBond` per order. The draw is as
+//! random as the block's timestamp: a disputer choosing its moment, or a party running many
+//! bonded sybil workers, raises its odds of drawing a friendly verifier (see the README's threat
+//! model).
+//!
 //! # Money invariant
 //!
 //! At the end of every transaction the contract's native balance equals
-//! `totalEscrow + totalBonds + totalPayouts`, where
-//! - `totalEscrow` = Σ `escrow` of the orders that are Open, Claimed or Computed,
+//! `totalEscrow + totalBonds + totalPayouts + totalDisputeBonds`, where
+//! - `totalEscrow` = Σ `escrow` of the orders that are Open, Claimed, Computed or Disputed,
 //! - `totalBonds` = Σ `workerBond(w)` over all workers,
-//! - `totalPayouts` = Σ `payoutOf(a)` over all accounts (credited, not yet withdrawn).
+//! - `totalPayouts` = Σ `payoutOf(a)` over all accounts (credited, not yet withdrawn),
+//! - `totalDisputeBonds` = Σ the bonds of the disputes in progress.
 //!
 //! Every function that moves value between these buckets moves it whole (checked arithmetic), and
 //! value only leaves the contract through [`QueryMarket::withdraw`], which debits `totalPayouts`
@@ -35,7 +66,7 @@
 #![cfg_attr(not(any(test, feature = "export-abi")), no_main)]
 extern crate alloc;
 
-use alloc::{string::String, vec::Vec};
+use alloc::vec::Vec;
 
 use alloy_primitives::{
     Address, B256, U256, address,
@@ -76,10 +107,10 @@ sol! {
     error OrderNotClaimable(uint256 orderId, uint8 status);
     error OrderExpired(uint256 orderId, uint64 deadline);
     error InvalidOrderStatus(uint256 orderId, uint8 status);
-    error NotClaimant(uint256 orderId);
+    error Unauthorized(uint256 orderId, address account);
     error ClaimExpired(uint256 orderId);
     error InvalidAttestation();
-    error NotSeller(uint256 orderId);
+    error NoVerifier(uint256 orderId);
     error NotReceiptOwner(uint256 orderId, address account);
     error DeadlineNotPassed(uint64 deadline);
     error ZeroAddress();
@@ -127,17 +158,19 @@ pub enum Error {
     OrderExpired(OrderExpired),
     /// The order is not in the status this function needs.
     InvalidOrderStatus(InvalidOrderStatus),
-    /// The caller is not the worker holding the claim.
-    NotClaimant(NotClaimant),
-    /// The worker's claim timed out.
+    /// The caller is not who this function needs for this order: its seller (`deliverResult`),
+    /// the worker holding its claim (`submitResult`), the verifier drawn for its dispute
+    /// (`submitVerdict`), or its seller or receipt owner (`dispute`).
+    Unauthorized(Unauthorized),
+    /// The worker's claim (or the verifier's assignment) timed out.
     ClaimExpired(ClaimExpired),
     /// The attestation is malformed, high-s, or not signed by the claiming worker.
     InvalidAttestation(InvalidAttestation),
-    /// The caller is not the order's seller.
-    NotSeller(NotSeller),
+    /// No listed worker is eligible to verify the order (none bonded and free, or all parties).
+    NoVerifier(NoVerifier),
     /// The caller (or `from`) does not own the receipt.
     NotReceiptOwner(NotReceiptOwner),
-    /// The order's deadline has not passed yet.
+    /// The order's deadline (or the verifier's) has not passed yet.
     DeadlineNotPassed(DeadlineNotPassed),
     /// The zero address is not a receipt owner.
     ZeroAddress(ZeroAddress),
@@ -165,8 +198,18 @@ pub mod status {
     pub const FAILED: u8 = 5;
     /// Refunded to the receipt's owner after the deadline.
     pub const REFUNDED: u8 = 6;
-    /// Disputed by the seller: worker slashed, buyer refunded.
+    /// Under dispute: a verifier is recomputing the result.
     pub const DISPUTED: u8 = 7;
+}
+
+/// How a dispute ended, as `DisputeResolved.outcome` reports it.
+pub mod outcome {
+    /// The worker's result stands; the order is Computed again.
+    pub const UPHELD: u8 = 1;
+    /// Two verifiers agreed against the worker: it was slashed and the order reopened.
+    pub const OVERTURNED: u8 = 2;
+    /// No majority (or no verifier): the order reopened, nobody slashed.
+    pub const INCONCLUSIVE: u8 = 3;
 }
 
 /// `ProofManager.health` value that allows settlement.
@@ -178,6 +221,10 @@ pub const MAX_BLOB_LEN: usize = 128;
 pub const BUYER_KEY_LEN: usize = 32;
 /// Active claims one `minWorkerBond` backs.
 pub const CLAIMS_PER_MIN_BOND: u64 = 4;
+/// `Dispute.round` of an order whose result was upheld (`disputeOf` reports it as is).
+pub const UPHELD_ROUND: u8 = 3;
+/// Listed workers a verifier draw looks at, from its pseudo-random start, before it gives up.
+pub const MAX_VERIFIER_PROBES: u64 = 32;
 /// Selector of `DatasetRegistry.orderTerms(uint256,bytes32)`.
 pub const ORDER_TERMS_SELECTOR: [u8; 4] = [0x7e, 0x4f, 0x72, 0x62];
 /// Selector of `ProofManager.health(uint256)`.
@@ -205,6 +252,8 @@ const HALF_CURVE_ORDER: U256 =
 pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8);
 /// `orderWork(uint256)`: worker, claimedAt, resultCid, resultHash, deliveryCid.
 pub type OrderWorkView = (Address, u64, Bytes, B256, Bytes);
+/// `disputeOf(uint256)`: disputer, bond, round (0: none), verifier, the verifier's deadline.
+pub type DisputeView = (Address, U256, u8, Address, u64);
 
 /// One query order. Small fields follow an address so that they share its slot.
 #[storage]
@@ -231,7 +280,8 @@ pub struct Order {
 
 /// Up to [`MAX_BLOB_LEN`] bytes (a CID, a key, a signature): a length and four words. Cheaper in
 /// code than `StorageBytes`, whose length arithmetic pulls U256 division (8 KB) into the WASM.
-/// Each blob of an order is written once, so unused words are never stale.
+/// A blob rewritten shorter (a result cleared by an overturned dispute, then resubmitted) keeps
+/// stale words past its length, which `get` never reads.
 #[storage]
 pub struct Blob {
     len: StorageU8,
@@ -241,12 +291,29 @@ pub struct Blob {
     word3: StorageB256,
 }
 
-/// A worker's bond and the number of orders it holds claimed or computed.
+/// A worker's bond, the number of orders it holds claimed, computed or assigned to verify, and
+/// its place in the list verifiers are drawn from.
 #[storage]
 pub struct Worker {
     bond: StorageU256,
     active_claims: StorageU64,
     registered: StorageBool,
+    index: StorageU64,
+}
+
+/// A dispute over an order's result (cleared when it ends).
+#[storage]
+pub struct Dispute {
+    disputer: StorageAddress,
+    deadline: StorageU64,
+    /// 1 or 2 while a verifier is drawn, [`UPHELD_ROUND`] once the result survived a dispute
+    /// (it may not be disputed again), 0 otherwise.
+    round: StorageU8,
+    verifier: StorageAddress,
+    first_verifier: StorageAddress,
+    bond: StorageU256,
+    /// `keccak(resultHash ‖ resultCid)` of the first verifier's answer.
+    first_vote: StorageB256,
 }
 
 /// The `QueryMarket` contract.
@@ -265,7 +332,12 @@ pub struct QueryMarket {
     total_escrow: StorageU256,
     total_bonds: StorageU256,
     total_payouts: StorageU256,
+    total_dispute_bonds: StorageU256,
+    worker_count: StorageU64,
     orders: StorageMap<U256, Order>,
+    disputes: StorageMap<U256, Dispute>,
+    /// The registered workers, `0..workerCount` (swap-removed when one withdraws its bond).
+    worker_list: StorageMap<U256, StorageAddress>,
     // An order's variable-length parts live outside `Order`, which keeps the code that lays
     // `Order` out in storage small.
     buyer_keys: StorageMap<U256, Blob>,
@@ -327,6 +399,7 @@ impl QueryMarket {
     /// # Events
     /// `Transfer(0, buyer, orderId)`, `OrderPlaced`.
     #[payable]
+    #[allow(clippy::needless_pass_by_value)] // the router hands over decoded arguments by value
     pub fn place_order(
         &mut self,
         dataset_id: U256,
@@ -385,7 +458,7 @@ impl QueryMarket {
         order.escrow.set(value);
 
         let open = checked_add(self.open_orders.get(dataset_id), U256::from(1))?;
-        self.buyer_keys.setter(order_id).set(buyer_key);
+        self.buyer_keys.setter(order_id).set(&buyer_key);
         self.open_orders.insert(dataset_id, open);
         let escrowed = checked_add(self.total_escrow.get(), value)?;
         self.total_escrow.set(escrowed);
@@ -426,9 +499,16 @@ impl QueryMarket {
         if bond < required {
             return Err(Error::BondTooLow(BondTooLow { bond, required }));
         }
+        let listed = self.workers.getter(worker).registered.get();
+        let count = self.worker_count.get();
         let mut entry = self.workers.setter(worker);
         entry.bond.set(bond);
         entry.registered.set(true);
+        if !listed {
+            entry.index.set(count);
+            self.worker_list.setter(U256::from(count)).set(worker);
+            self.worker_count.set(count + U64::from(1));
+        }
         let bonds = checked_add(self.total_bonds.get(), value)?;
         self.total_bonds.set(bonds);
         self.vm().log(WorkerRegistered { worker, bond });
@@ -456,9 +536,17 @@ impl QueryMarket {
             }));
         }
         let bond = entry.bond.get();
+        let index = entry.index.get();
         let mut entry = self.workers.setter(worker);
         entry.bond.set(U256::ZERO);
         entry.registered.set(false);
+        // Swap-remove from the verifier list: the last worker takes this one's place.
+        let last = self.worker_count.get() - U64::from(1);
+        let moved = self.worker_list.get(U256::from(last));
+        self.worker_list.setter(U256::from(index)).set(moved);
+        self.worker_list.setter(U256::from(last)).set(Address::ZERO);
+        self.workers.setter(moved).index.set(index);
+        self.worker_count.set(last);
         let bonds = checked_sub(self.total_bonds.get(), bond)?;
         self.total_bonds.set(bonds);
         self.credit(worker, bond)?;
@@ -504,11 +592,12 @@ impl QueryMarket {
         let previous = order.worker.get();
         let holder = order.holder.get();
         let deadline = order.deadline.get().as_limbs()[0];
-        // A worker whose claim timed out does not get the order back.
-        let claimable = current == status::OPEN
-            || (current == status::CLAIMED
-                && previous != worker
-                && self.claim_expired(order.claimed_at.get().as_limbs()[0], now));
+        // A worker whose claim timed out, or whose result was overturned, does not get the order
+        // back.
+        let claimable = previous != worker
+            && (current == status::OPEN
+                || (current == status::CLAIMED
+                    && self.claim_expired(order.claimed_at.get().as_limbs()[0], now)));
         if !claimable {
             return Err(Error::OrderNotClaimable(OrderNotClaimable {
                 orderId: order_id,
@@ -521,14 +610,7 @@ impl QueryMarket {
                 deadline,
             }));
         }
-        // (active + 1) · minWorkerBond ≤ CLAIMS_PER_MIN_BOND · bond, in saturating u128 (no real
-        // amount of wei reaches 2^128; U256 multiplication would add kilobytes to the WASM).
-        let wei = |amount: U256| u128::try_from(amount).unwrap_or(u128::MAX);
-        let needed = u128::from(active)
-            .saturating_add(1)
-            .saturating_mul(wei(self.min_worker_bond.get()));
-        let backed = needed <= wei(bond).saturating_mul(u128::from(CLAIMS_PER_MIN_BOND));
-        if !backed {
+        if !self.backs_another_claim(bond, active) {
             return Err(Error::WorkerBusy(WorkerBusy {
                 activeClaims: active,
             }));
@@ -555,11 +637,12 @@ impl QueryMarket {
     /// `attestationDigest(orderId, resultHash)` (65 bytes `r ‖ s ‖ v`, `v` 27/28 or 0/1, low `s`).
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Claimed), `NotClaimant`,
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Claimed), `Unauthorized`,
     /// `ClaimExpired`, `OrderExpired`, `InvalidCid`, `InvalidAttestation`.
     ///
     /// # Events
     /// `ResultSubmitted(orderId, worker, resultCid, resultHash)`.
+    #[allow(clippy::needless_pass_by_value)] // the router hands over decoded arguments by value
     pub fn submit_result(
         &mut self,
         order_id: U256,
@@ -577,7 +660,7 @@ impl QueryMarket {
         let claimed_at = order.claimed_at.get().as_limbs()[0];
         let deadline = order.deadline.get().as_limbs()[0];
         if self.vm().msg_sender() != worker {
-            return Err(Error::NotClaimant(NotClaimant { orderId: order_id }));
+            return Err(unauthorized(order_id, self.vm().msg_sender()));
         }
         let now = self.vm().block_timestamp();
         if self.claim_expired(claimed_at, now) {
@@ -600,7 +683,7 @@ impl QueryMarket {
 
         order.status.set(status_word(status::COMPUTED));
         self.result_cids.setter(order_id).set(&result_cid);
-        self.signatures.setter(order_id).set(signature);
+        self.signatures.setter(order_id).set(&signature);
         self.vm().log(ResultSubmitted {
             orderId: order_id,
             worker,
@@ -616,7 +699,7 @@ impl QueryMarket {
     /// (status Failed).
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `NotSeller`, `InvalidOrderStatus` (not Computed),
+    /// `NotInitialized`, `UnknownOrder`, `Unauthorized`, `InvalidOrderStatus` (not Computed),
     /// `InvalidCid`, `ProofManagerCallFailed`.
     ///
     /// # Events
@@ -681,47 +764,152 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// The seller disputes a computed result instead of delivering it: the worker's whole bond and
-    /// the escrow go to the receipt's owner (status Disputed).
+    /// The order's seller or its receipt's owner disputes the Computed result, posting
+    /// `msg.value` (at least `minWorkerBond`) as its dispute bond; a verifier is drawn to
+    /// recompute it (see the module documentation for how the dispute ends).
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `NotSeller`, `InvalidOrderStatus` (not Computed).
+    /// `NotInitialized`, `UnknownOrder`, `Unauthorized`, `InvalidOrderStatus` (not Computed, or
+    /// a result already upheld once), `BondTooLow`, `NoVerifier`.
     ///
     /// # Events
-    /// `WorkerSlashed(orderId, worker, bond)`.
-    pub fn slash_worker(&mut self, order_id: U256) -> Result<(), Error> {
+    /// `DisputeOpened(orderId, disputer, bond)`, `VerifierAssigned(orderId, verifier, 1, deadline)`.
+    #[payable]
+    pub fn dispute(&mut self, order_id: U256) -> Result<(), Error> {
         self.require_initialized()?;
         let current = self.status_of(order_id)?;
-        self.require_seller(order_id)?;
-        if current != status::COMPUTED {
+        let disputer = self.vm().msg_sender();
+        let order = self.orders.getter(order_id);
+        if disputer != order.seller.get() && disputer != order.holder.get() {
+            return Err(unauthorized(order_id, disputer));
+        }
+        if current != status::COMPUTED
+            || self.disputes.getter(order_id).round.get().byte(0) == UPHELD_ROUND
+        {
             return Err(invalid_status(order_id, current));
         }
-        let order = self.orders.getter(order_id);
-        let dataset_id = order.dataset_id.get();
-        let worker = order.worker.get();
-        let holder = order.holder.get();
-        let escrow = order.escrow.get();
-        self.close_order(dataset_id, worker, escrow)?;
-        let bond = self.workers.getter(worker).bond.get();
-        self.workers.setter(worker).bond.set(U256::ZERO);
-        let bonds = checked_sub(self.total_bonds.get(), bond)?;
-        self.total_bonds.set(bonds);
-        self.credit(holder, checked_add(escrow, bond)?)?;
-        self.orders
-            .setter(order_id)
-            .status
-            .set(status_word(status::DISPUTED));
-        self.vm().log(WorkerSlashed {
+        let bond = self.vm().msg_value();
+        let required = self.min_worker_bond.get();
+        if bond < required {
+            return Err(Error::BondTooLow(BondTooLow { bond, required }));
+        }
+        let held = checked_add(self.total_dispute_bonds.get(), bond)?;
+        self.total_dispute_bonds.set(held);
+        let mut entry = self.disputes.setter(order_id);
+        entry.disputer.set(disputer);
+        entry.bond.set(bond);
+        entry.round.set(U8::from(1));
+        self.set_status(order_id, status::DISPUTED);
+        if self.assign_verifier(order_id, Address::ZERO) {
+            Ok(())
+        } else {
+            Err(Error::NoVerifier(NoVerifier { orderId: order_id }))
+        }
+    }
+
+    /// The verifier drawn for a disputed order answers with the result it computed (its CID and
+    /// keccak-256; it publishes the bytes as the worker did). The answer is compared with the
+    /// worker's (hash and CID): it upholds the result, overturns it, or draws a second verifier.
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Disputed), `Unauthorized`,
+    /// `ClaimExpired` (the verifier's time is up), `InvalidCid`.
+    ///
+    /// # Events
+    /// `VerdictSubmitted`, then `VerifierAssigned` (round 2) or `DisputeResolved` (with
+    /// `WorkerSlashed` for the losing side).
+    pub fn submit_verdict(
+        &mut self,
+        order_id: U256,
+        result_cid: Bytes,
+        result_hash: B256,
+    ) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        if current != status::DISPUTED {
+            return Err(invalid_status(order_id, current));
+        }
+        check_cid(&result_cid)?;
+        let entry = self.disputes.getter(order_id);
+        let verifier = entry.verifier.get();
+        let caller = self.vm().msg_sender();
+        if caller != verifier {
+            return Err(unauthorized(order_id, caller));
+        }
+        if self.vm().block_timestamp() > entry.deadline.get().as_limbs()[0] {
+            return Err(Error::ClaimExpired(ClaimExpired { orderId: order_id }));
+        }
+        let round = entry.round.get().byte(0);
+        let first_verifier = entry.first_verifier.get();
+        let first_vote = entry.first_vote.get();
+        let vote = self.vote(result_hash, &result_cid);
+        let worker_vote = self.vote(
+            self.orders.getter(order_id).result_hash.get(),
+            &self.result_cids.getter(order_id).get(),
+        );
+        self.release_claim(verifier)?;
+        self.vm().log(VerdictSubmitted {
             orderId: order_id,
-            worker,
-            bond,
+            verifier,
+            resultCid: result_cid,
+            resultHash: result_hash,
         });
-        Ok(())
+        if vote == worker_vote {
+            return self.uphold(order_id, verifier, first_verifier);
+        }
+        if round == 1 {
+            let mut entry = self.disputes.setter(order_id);
+            entry.round.set(U8::from(2));
+            entry.first_verifier.set(verifier);
+            entry.first_vote.set(vote);
+            if self.assign_verifier(order_id, Address::ZERO) {
+                return Ok(());
+            }
+            return self.reopen(order_id, outcome::INCONCLUSIVE, &[]);
+        }
+        if vote == first_vote {
+            return self.reopen(order_id, outcome::OVERTURNED, &[first_verifier, verifier]);
+        }
+        self.reopen(order_id, outcome::INCONCLUSIVE, &[])
+    }
+
+    /// After a verifier's deadline, anyone replaces it: it forfeits an eighth of
+    /// `minWorkerBond` to the order's worker and another verifier is drawn for the same round
+    /// (none left: the dispute is inconclusive).
+    ///
+    /// # Errors
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Disputed),
+    /// `DeadlineNotPassed` (the verifier still has time).
+    ///
+    /// # Events
+    /// `ClaimForfeited(orderId, verifier, amount)`, then `VerifierAssigned` or
+    /// `DisputeResolved`.
+    pub fn timeout_verifier(&mut self, order_id: U256) -> Result<(), Error> {
+        self.require_initialized()?;
+        let current = self.status_of(order_id)?;
+        if current != status::DISPUTED {
+            return Err(invalid_status(order_id, current));
+        }
+        let entry = self.disputes.getter(order_id);
+        let deadline = entry.deadline.get().as_limbs()[0];
+        if self.vm().block_timestamp() <= deadline {
+            return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
+        }
+        let verifier = entry.verifier.get();
+        let worker = self.orders.getter(order_id).worker.get();
+        self.release_claim(verifier)?;
+        self.forfeit_expired_claim(order_id, verifier, worker)?;
+        if self.assign_verifier(order_id, verifier) {
+            return Ok(());
+        }
+        self.reopen(order_id, outcome::INCONCLUSIVE, &[])
     }
 
     /// After the deadline, anyone closes an order that is still Open, Claimed or Computed: its
-    /// escrow is credited to the receipt's owner (status Refunded). A claim that had timed out
-    /// costs its worker as in `claimOrder`.
+    /// escrow is credited to the receipt's owner (status Refunded), less the worker's fee when
+    /// the result was computed and never delivered (the worker did its part; the seller did
+    /// not). A claim that had timed out costs its worker as in `claimOrder`. A Disputed order
+    /// waits for its dispute to end.
     ///
     /// # Errors
     /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`.
@@ -733,7 +921,7 @@ impl QueryMarket {
         let current = self.status_of(order_id)?;
         let order = self.orders.getter(order_id);
         let holder = order.holder.get();
-        if !is_active(current) {
+        if !is_active(current) || current == status::DISPUTED {
             return Err(invalid_status(order_id, current));
         }
         let deadline = order.deadline.get().as_limbs()[0];
@@ -746,7 +934,13 @@ impl QueryMarket {
         let dataset_id = order.dataset_id.get();
         let worker = order.worker.get();
         let escrow = order.escrow.get();
-        // An Open order has no worker yet (a taken-over claim names only the last worker).
+        let fee = if current == status::COMPUTED {
+            order.worker_fee.get()
+        } else {
+            U256::ZERO
+        };
+        // An Open order has no worker holding it (a taken-over or reopened claim names only the
+        // last worker).
         let claimant = if current == status::OPEN {
             Address::ZERO
         } else {
@@ -756,15 +950,14 @@ impl QueryMarket {
         if claim_lapsed {
             self.forfeit_expired_claim(order_id, worker, holder)?;
         }
-        self.credit(holder, escrow)?;
-        self.orders
-            .setter(order_id)
-            .status
-            .set(status_word(status::REFUNDED));
+        let amount = checked_sub(escrow, fee)?;
+        self.credit(worker, fee)?;
+        self.credit(holder, amount)?;
+        self.set_status(order_id, status::REFUNDED);
         self.vm().log(OrderRefunded {
             orderId: order_id,
             to: holder,
-            amount: escrow,
+            amount,
         });
         Ok(())
     }
@@ -793,18 +986,6 @@ impl QueryMarket {
     }
 
     // ----- Receipts (ERC-721-like) -----
-
-    /// The receipts' collection name.
-    #[must_use]
-    pub fn name(&self) -> String {
-        String::from("DataCloud Query Receipt")
-    }
-
-    /// The receipts' symbol.
-    #[must_use]
-    pub fn symbol(&self) -> String {
-        String::from("DCQR")
-    }
 
     /// The owner of order `tokenId`'s receipt.
     ///
@@ -928,33 +1109,11 @@ impl QueryMarket {
         self.order_count.get()
     }
 
-    /// Orders on `datasetId` that are Open, Claimed or Computed (the registry refuses to release
-    /// the seller's stake while any are).
+    /// Orders on `datasetId` that are Open, Claimed, Computed or Disputed (the registry refuses
+    /// to release the seller's stake while any are).
     #[must_use]
     pub fn open_order_count(&self, dataset_id: U256) -> U256 {
         self.open_orders.get(dataset_id)
-    }
-
-    /// The EIP-712 digest a worker signs for `resultHash` on `orderId`.
-    ///
-    /// # Errors
-    /// `UnknownOrder`.
-    pub fn attestation_digest(&self, order_id: U256, result_hash: B256) -> Result<B256, Error> {
-        self.status_of(order_id)?;
-        Ok(self.digest(order_id, result_hash))
-    }
-
-    /// The EIP-712 domain separator (name `"DataCloud QueryMarket"`, version "1", this chain, this
-    /// contract).
-    #[must_use]
-    pub fn domain_separator(&self) -> B256 {
-        let mut encoded = [0u8; 160];
-        encoded[..32].copy_from_slice(DOMAIN_TYPEHASH.as_slice());
-        encoded[32..64].copy_from_slice(NAME_HASH.as_slice());
-        encoded[64..96].copy_from_slice(VERSION_HASH.as_slice());
-        encoded[96..128].copy_from_slice(&U256::from(self.vm().chain_id()).to_be_bytes::<32>());
-        encoded[140..].copy_from_slice(self.vm().contract_address().as_slice());
-        self.vm().native_keccak256(&encoded)
     }
 
     /// Payouts credited to `account` and not withdrawn yet.
@@ -969,74 +1128,154 @@ impl QueryMarket {
         self.workers.getter(worker).bond.get()
     }
 
-    /// How many orders `worker` holds Claimed or Computed.
+    /// How many orders `worker` holds Claimed or Computed, or is drawn to verify.
     #[must_use]
     pub fn active_claims(&self, worker: Address) -> u64 {
         self.workers.getter(worker).active_claims.get().as_limbs()[0]
     }
 
-    /// Σ escrow of the orders that are Open, Claimed or Computed.
+    /// The money the market holds, by bucket: `(totalEscrow, totalBonds, totalPayouts,
+    /// totalDisputeBonds)`; their sum is the market's balance (see the money invariant).
     #[must_use]
-    pub fn total_escrow(&self) -> U256 {
-        self.total_escrow.get()
+    pub fn totals(&self) -> (U256, U256, U256, U256) {
+        (
+            self.total_escrow.get(),
+            self.total_bonds.get(),
+            self.total_payouts.get(),
+            self.total_dispute_bonds.get(),
+        )
     }
 
-    /// Σ worker bonds.
-    #[must_use]
-    pub fn total_bonds(&self) -> U256 {
-        self.total_bonds.get()
+    /// An order's dispute: disputer, bond, round (1 or 2 while in progress; [`UPHELD_ROUND`]
+    /// once its result was upheld; 0 otherwise), the verifier drawn and its deadline.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    pub fn dispute_of(&self, order_id: U256) -> Result<DisputeView, Error> {
+        self.status_of(order_id)?;
+        let entry = self.disputes.getter(order_id);
+        Ok((
+            entry.disputer.get(),
+            entry.bond.get(),
+            entry.round.get().byte(0),
+            entry.verifier.get(),
+            entry.deadline.get().as_limbs()[0],
+        ))
     }
 
-    /// Σ payouts not withdrawn yet.
+    /// The market's configuration: `(owner, registry, proofManager, workerFee, minWorkerBond,
+    /// claimTimeout, maxOrderLifetime)` — who initialized it, the `DatasetRegistry` and
+    /// `ProofManager` it reads, the fee charged on new orders, the bond a worker needs to claim
+    /// (and a disputer posts), the seconds a claim or a verifier's assignment lasts, and the
+    /// latest deadline a new order may have, in seconds from now. One view, not seven: each
+    /// exported function costs WASM.
     #[must_use]
-    pub fn total_payouts(&self) -> U256 {
-        self.total_payouts.get()
+    pub fn config(&self) -> (Address, Address, Address, U256, U256, u64, u64) {
+        (
+            self.owner.get(),
+            self.registry.get(),
+            self.proof_manager.get(),
+            self.worker_fee.get(),
+            self.min_worker_bond.get(),
+            self.claim_timeout.get().as_limbs()[0],
+            self.max_order_lifetime.get().as_limbs()[0],
+        )
     }
+}
 
+/// The buckets of [`QueryMarket::totals`] one by one, and the attestation digest, for the tests
+/// (not exported: each exported view costs WASM, and agents compute the digest themselves).
+#[cfg(test)]
+impl QueryMarket {
     /// Who initialized the market.
     #[must_use]
-    pub fn owner(&self) -> Address {
+    fn owner(&self) -> Address {
         self.owner.get()
     }
 
     /// The `DatasetRegistry`.
     #[must_use]
-    pub fn registry(&self) -> Address {
+    fn registry(&self) -> Address {
         self.registry.get()
     }
 
     /// The `ProofManager`.
     #[must_use]
-    pub fn proof_manager(&self) -> Address {
+    fn proof_manager(&self) -> Address {
         self.proof_manager.get()
     }
 
     /// The worker fee charged on new orders.
     #[must_use]
-    pub fn worker_fee(&self) -> U256 {
+    fn worker_fee(&self) -> U256 {
         self.worker_fee.get()
     }
 
     /// The bond a worker needs to claim orders.
     #[must_use]
-    pub fn min_worker_bond(&self) -> U256 {
+    fn min_worker_bond(&self) -> U256 {
         self.min_worker_bond.get()
     }
 
     /// Seconds a claim lasts before another worker may take it over.
     #[must_use]
-    pub fn claim_timeout(&self) -> u64 {
+    fn claim_timeout(&self) -> u64 {
         self.claim_timeout.get().as_limbs()[0]
     }
 
     /// The latest deadline a new order may have, in seconds from now.
     #[must_use]
-    pub fn max_order_lifetime(&self) -> u64 {
+    fn max_order_lifetime(&self) -> u64 {
         self.max_order_lifetime.get().as_limbs()[0]
+    }
+
+    /// Σ escrow of the orders that are Open, Claimed, Computed or Disputed.
+    #[must_use]
+    fn total_escrow(&self) -> U256 {
+        self.total_escrow.get()
+    }
+
+    /// Σ worker bonds.
+    #[must_use]
+    fn total_bonds(&self) -> U256 {
+        self.total_bonds.get()
+    }
+
+    /// Σ payouts not withdrawn yet.
+    #[must_use]
+    fn total_payouts(&self) -> U256 {
+        self.total_payouts.get()
+    }
+
+    /// Σ bonds of the disputes in progress.
+    #[must_use]
+    fn total_dispute_bonds(&self) -> U256 {
+        self.total_dispute_bonds.get()
+    }
+
+    /// The EIP-712 digest a worker signs for `resultHash` on `orderId`.
+    ///
+    /// # Errors
+    /// `UnknownOrder`.
+    fn attestation_digest(&self, order_id: U256, result_hash: B256) -> Result<B256, Error> {
+        self.status_of(order_id)?;
+        Ok(self.digest(order_id, result_hash))
     }
 }
 
 impl QueryMarket {
+    /// The EIP-712 domain separator (name `"DataCloud QueryMarket"`, version "1", this chain, this
+    /// contract).
+    fn domain_separator(&self) -> B256 {
+        let mut encoded = [0u8; 160];
+        encoded[..32].copy_from_slice(DOMAIN_TYPEHASH.as_slice());
+        encoded[32..64].copy_from_slice(NAME_HASH.as_slice());
+        encoded[64..96].copy_from_slice(VERSION_HASH.as_slice());
+        encoded[96..128].copy_from_slice(&U256::from(self.vm().chain_id()).to_be_bytes::<32>());
+        encoded[140..].copy_from_slice(self.vm().contract_address().as_slice());
+        self.vm().native_keccak256(&encoded)
+    }
+
     fn require_initialized(&self) -> Result<(), Error> {
         if self.initialized.get() {
             Ok(())
@@ -1056,10 +1295,11 @@ impl QueryMarket {
     }
 
     fn require_seller(&self, order_id: U256) -> Result<(), Error> {
-        if self.vm().msg_sender() == self.orders.getter(order_id).seller.get() {
+        let caller = self.vm().msg_sender();
+        if caller == self.orders.getter(order_id).seller.get() {
             Ok(())
         } else {
-            Err(Error::NotSeller(NotSeller { orderId: order_id }))
+            Err(unauthorized(order_id, caller))
         }
     }
 
@@ -1086,28 +1326,210 @@ impl QueryMarket {
     }
 
     /// An expired claim costs its worker an eighth of `minWorkerBond` (what is left of its bond,
-    /// if less), credited to the receipt's owner, who waited on it.
+    /// if less), credited to `to`, who waited on it (the receipt's owner; for a verifier, the
+    /// order's worker).
     fn forfeit_expired_claim(
         &mut self,
         order_id: U256,
         worker: Address,
-        holder: Address,
+        to: Address,
     ) -> Result<(), Error> {
         // A shift, not a division: U256 division would add kilobytes to the WASM.
-        let eighth: U256 = self.min_worker_bond.get() >> 3_usize;
-        let mut entry = self.workers.setter(worker);
-        let bond = entry.bond.get();
-        let amount = eighth.min(bond);
-        entry.bond.set(bond - amount);
-        let bonds = checked_sub(self.total_bonds.get(), amount)?;
-        self.total_bonds.set(bonds);
-        self.credit(holder, amount)?;
+        let amount = self.take_bond(worker, self.min_worker_bond.get() >> 3_usize)?;
+        self.credit(to, amount)?;
         self.vm().log(ClaimForfeited {
             orderId: order_id,
             worker,
             amount,
         });
         Ok(())
+    }
+
+    /// Takes `amount` of `worker`'s bond (what is left of it, if less) out of the bonds and
+    /// returns what it took; the caller credits it.
+    fn take_bond(&mut self, worker: Address, amount: U256) -> Result<U256, Error> {
+        let mut entry = self.workers.setter(worker);
+        let bond = entry.bond.get();
+        let taken = amount.min(bond);
+        entry.bond.set(bond - taken);
+        let bonds = checked_sub(self.total_bonds.get(), taken)?;
+        self.total_bonds.set(bonds);
+        Ok(taken)
+    }
+
+    /// The losing side of a dispute loses `minWorkerBond` (at most its bond); returns it.
+    fn slash(&mut self, order_id: U256, account: Address) -> Result<U256, Error> {
+        let amount = self.take_bond(account, self.min_worker_bond.get())?;
+        self.vm().log(WorkerSlashed {
+            orderId: order_id,
+            account,
+            amount,
+        });
+        Ok(amount)
+    }
+
+    /// Whether a worker with `bond` and `active` claims may take one more:
+    /// `bond ≥ minWorkerBond` and `(active + 1) · minWorkerBond ≤ CLAIMS_PER_MIN_BOND · bond`.
+    fn backs_another_claim(&self, bond: U256, active: u64) -> bool {
+        // Saturating u128 (no real amount of wei reaches 2^128; U256 multiplication would add
+        // kilobytes to the WASM).
+        let wei = |amount: U256| u128::try_from(amount).unwrap_or(u128::MAX);
+        let min = self.min_worker_bond.get();
+        let needed = u128::from(active)
+            .saturating_add(1)
+            .saturating_mul(wei(min));
+        bond >= min && needed <= wei(bond).saturating_mul(u128::from(CLAIMS_PER_MIN_BOND))
+    }
+
+    /// Draws the verifier of the dispute's current round: from a pseudo-random start in the
+    /// worker list, the first of [`MAX_VERIFIER_PROBES`] workers that is none of the order's
+    /// parties, its worker, its disputer, the round-1 verifier or `skip`, and whose bond backs
+    /// one more claim. The assignment counts as a claim and is due in `claimTimeout`. `false`
+    /// when nobody qualifies.
+    fn assign_verifier(&mut self, order_id: U256, skip: Address) -> bool {
+        let count = self.worker_count.get().as_limbs()[0];
+        if count == 0 {
+            return false;
+        }
+        let order = self.orders.getter(order_id);
+        let entry = self.disputes.getter(order_id);
+        let round = entry.round.get().byte(0);
+        let excluded = [
+            order.buyer.get(),
+            order.holder.get(),
+            order.seller.get(),
+            order.worker.get(),
+            entry.disputer.get(),
+            entry.first_verifier.get(),
+            skip,
+        ];
+        let now = self.vm().block_timestamp();
+        let mut seed = [0u8; 73];
+        seed[..32].copy_from_slice(&order_id.to_be_bytes::<32>());
+        seed[32..64].copy_from_slice(order.result_hash.get().as_slice());
+        seed[64] = round;
+        seed[65..].copy_from_slice(&now.to_be_bytes());
+        let draw = self.vm().native_keccak256(&seed);
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&draw[24..]);
+        let start = u64::from_be_bytes(low) % count;
+        for step in 0..count.min(MAX_VERIFIER_PROBES) {
+            let candidate = self.worker_list.get(U256::from((start + step) % count));
+            let worker = self.workers.getter(candidate);
+            let active = worker.active_claims.get().as_limbs()[0];
+            if excluded.contains(&candidate) || !self.backs_another_claim(worker.bond.get(), active)
+            {
+                continue;
+            }
+            self.workers
+                .setter(candidate)
+                .active_claims
+                .set(U64::from_limbs([active + 1]));
+            let deadline = now.saturating_add(self.claim_timeout.get().as_limbs()[0]);
+            let mut entry = self.disputes.setter(order_id);
+            entry.verifier.set(candidate);
+            entry.deadline.set(U64::from_limbs([deadline]));
+            self.vm().log(VerifierAssigned {
+                orderId: order_id,
+                verifier: candidate,
+                round,
+                deadline,
+            });
+            return true;
+        }
+        false
+    }
+
+    /// What a verifier's answer is compared by: `keccak256(resultHash ‖ resultCid)`.
+    fn vote(&self, result_hash: B256, result_cid: &[u8]) -> B256 {
+        let cid = &result_cid[..result_cid.len().min(MAX_BLOB_LEN)];
+        let mut encoded = [0u8; 32 + MAX_BLOB_LEN];
+        encoded[..32].copy_from_slice(result_hash.as_slice());
+        encoded[32..32 + cid.len()].copy_from_slice(cid);
+        self.vm().native_keccak256(&encoded[..32 + cid.len()])
+    }
+
+    /// Ends the order's dispute (its bond leaves `totalDisputeBonds`, returned for the caller to
+    /// credit) and records whether the result was upheld.
+    fn end_dispute(&mut self, order_id: U256, upheld: bool) -> Result<U256, Error> {
+        let bond = self.disputes.getter(order_id).bond.get();
+        let held = checked_sub(self.total_dispute_bonds.get(), bond)?;
+        self.total_dispute_bonds.set(held);
+        let mut entry = self.disputes.setter(order_id);
+        entry.disputer.set(Address::ZERO);
+        entry.bond.set(U256::ZERO);
+        entry
+            .round
+            .set(U8::from(if upheld { UPHELD_ROUND } else { 0 }));
+        entry.verifier.set(Address::ZERO);
+        entry.first_verifier.set(Address::ZERO);
+        entry.first_vote.set(B256::ZERO);
+        entry.deadline.set(U64::ZERO);
+        Ok(bond)
+    }
+
+    /// The worker's result stands: the dispute bond pays `verifier` the order's fee and the
+    /// rest goes to the worker, with the slash of `minority` (a round-1 verifier that answered
+    /// otherwise; zero: none). The order is Computed again.
+    fn uphold(
+        &mut self,
+        order_id: U256,
+        verifier: Address,
+        minority: Address,
+    ) -> Result<(), Error> {
+        let order = self.orders.getter(order_id);
+        let worker = order.worker.get();
+        let fee = order.worker_fee.get();
+        let bond = self.end_dispute(order_id, true)?;
+        let paid = fee.min(bond);
+        self.credit(verifier, paid)?;
+        let mut owed = bond - paid;
+        if !minority.is_zero() {
+            owed = checked_add(owed, self.slash(order_id, minority)?)?;
+        }
+        self.credit(worker, owed)?;
+        self.set_status(order_id, status::COMPUTED);
+        self.vm().log(DisputeResolved {
+            orderId: order_id,
+            outcome: outcome::UPHELD,
+        });
+        Ok(())
+    }
+
+    /// The order reopens for another worker (not this one): the worker's claim is released and
+    /// its result cleared. Overturned, the worker is slashed and that pays each of `verifiers`
+    /// the order's fee, the rest going to the disputer with its bond; inconclusive, the disputer
+    /// takes its bond back.
+    fn reopen(&mut self, order_id: U256, result: u8, verifiers: &[Address]) -> Result<(), Error> {
+        let order = self.orders.getter(order_id);
+        let worker = order.worker.get();
+        let fee = order.worker_fee.get();
+        let disputer = self.disputes.getter(order_id).disputer.get();
+        let mut owed = self.end_dispute(order_id, false)?;
+        if result == outcome::OVERTURNED {
+            let mut slashed = self.slash(order_id, worker)?;
+            for &verifier in verifiers {
+                let paid = fee.min(slashed);
+                self.credit(verifier, paid)?;
+                slashed -= paid;
+            }
+            owed = checked_add(owed, slashed)?;
+        }
+        self.credit(disputer, owed)?;
+        self.release_claim(worker)?;
+        self.orders.setter(order_id).result_hash.set(B256::ZERO);
+        self.result_cids.setter(order_id).set(&[]);
+        self.signatures.setter(order_id).set(&[]);
+        self.set_status(order_id, status::OPEN);
+        self.vm().log(DisputeResolved {
+            orderId: order_id,
+            outcome: result,
+        });
+        Ok(())
+    }
+
+    fn set_status(&mut self, order_id: U256, value: u8) {
+        self.orders.setter(order_id).status.set(status_word(value));
     }
 
     fn release_claim(&mut self, worker: Address) -> Result<(), Error> {
@@ -1189,8 +1611,8 @@ impl QueryMarket {
 
 impl Blob {
     /// Stores `bytes`; the callers have checked that it holds at most [`MAX_BLOB_LEN`] bytes.
-    fn set(&mut self, bytes: impl AsRef<[u8]>) {
-        let bytes = bytes.as_ref();
+    // A slice, not `impl AsRef<[u8]>`: one copy of this code in the WASM instead of one per caller's type.
+    fn set(&mut self, bytes: &[u8]) {
         let len = bytes.len().min(MAX_BLOB_LEN);
         self.len.set(U8::from_limbs([len as u64]));
         let slots = [
@@ -1254,8 +1676,19 @@ fn check_cid(cid: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether the order still holds its escrow (and counts as open for the seller's stake).
 fn is_active(current: u8) -> bool {
-    matches!(current, status::OPEN | status::CLAIMED | status::COMPUTED)
+    matches!(
+        current,
+        status::OPEN | status::CLAIMED | status::COMPUTED | status::DISPUTED
+    )
+}
+
+fn unauthorized(order_id: U256, account: Address) -> Error {
+    Error::Unauthorized(Unauthorized {
+        orderId: order_id,
+        account,
+    })
 }
 
 fn invalid_status(order_id: U256, current: u8) -> Error {

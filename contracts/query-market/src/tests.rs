@@ -280,6 +280,32 @@ impl Env {
         (id, worker)
     }
 
+    /// Registers workers key(2)..=key(n + 1) with `MIN_BOND`, the verifiers of the tests.
+    fn register_verifiers(&mut self, n: u8) {
+        for k in 2..=n + 1 {
+            self.register(addr_of(&key(k)), MIN_BOND);
+        }
+    }
+
+    /// The verifier drawn for `order_id`'s dispute.
+    fn verifier(&self, order_id: U256) -> Address {
+        ok(self.market.dispute_of(order_id)).3
+    }
+
+    /// The drawn verifier answers.
+    fn verdict(&mut self, order_id: U256, cid: Bytes, hash: B256) -> Result<(), Error> {
+        let verifier = self.verifier(order_id);
+        self.call(verifier, 0, |m| m.submit_verdict(order_id, cid, hash))
+    }
+
+    /// The seller disputes and two verifiers agree against the worker.
+    fn overturn(&mut self, order_id: U256) {
+        ok(self.call(SELLER, MIN_BOND, |m| m.dispute(order_id)));
+        ok(self.verdict(order_id, wrong_cid(), WRONG));
+        ok(self.verdict(order_id, wrong_cid(), WRONG));
+        assert_eq!(self.status(order_id), status::OPEN);
+    }
+
     fn status(&self, order_id: U256) -> u8 {
         ok(self.market.order(order_id)).9
     }
@@ -288,8 +314,8 @@ impl Env {
         let m = &self.market;
         assert_eq!(
             self.host.balance(self.host.contract()),
-            m.total_escrow() + m.total_bonds() + m.total_payouts(),
-            "balance == totalEscrow + totalBonds + totalPayouts"
+            m.total_escrow() + m.total_bonds() + m.total_payouts() + m.total_dispute_bonds(),
+            "balance == totalEscrow + totalBonds + totalPayouts + totalDisputeBonds"
         );
     }
 }
@@ -425,7 +451,11 @@ fn every_mutating_function_refuses_before_initialize() {
             m.submit_result(id, Bytes::from(vec![1]), RESULT, Bytes::from(vec![0; 65]))
         }),
         env.call(SELLER, 0, |m| m.deliver_result(id, Bytes::from(vec![1]))),
-        env.call(SELLER, 0, |m| m.slash_worker(id)),
+        env.call(SELLER, MIN_BOND, |m| m.dispute(id)),
+        env.call(STRANGER, 0, |m| {
+            m.submit_verdict(id, Bytes::from(vec![1]), RESULT)
+        }),
+        env.call(STRANGER, 0, |m| m.timeout_verifier(id)),
         env.call(BUYER, 0, |m| m.refund(id)),
         env.call(BUYER, 0, QueryMarket::withdraw),
         env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)),
@@ -732,7 +762,7 @@ fn claims_are_exclusive_until_they_time_out() {
     // The first worker lost the claim: it can neither submit nor withdraw-block anything.
     assert!(matches!(
         err(env.submit(&key(1), id)),
-        Error::NotClaimant(NotClaimant { orderId }) if orderId == id
+        Error::Unauthorized(Unauthorized { orderId, account }) if orderId == id && account == first
     ));
     ok(env.call(first, 0, QueryMarket::withdraw_bond));
     // The first worker let its claim lapse: an eighth of the minimum bond went to the buyer.
@@ -886,7 +916,8 @@ fn claims_refuse_expired_and_computed_orders() {
 fn a_slashed_worker_cannot_claim_until_it_tops_up() {
     let mut env = Env::new();
     let (id, worker) = env.computed(PRICE + FEE);
-    ok(env.call(SELLER, 0, |m| m.slash_worker(id)));
+    env.register_verifiers(2);
+    env.overturn(id);
     let next = env.place(BUYER, PRICE + FEE);
     assert!(matches!(
         err(env.claim(addr_of(&worker), next)),
@@ -1010,7 +1041,10 @@ fn submit_result_checks_caller_status_time_and_cid() {
     // Another worker, even with a valid signature of its own.
     let other = key(2);
     env.register(addr_of(&other), MIN_BOND);
-    assert!(matches!(err(env.submit(&other, id)), Error::NotClaimant(_)));
+    assert!(matches!(
+        err(env.submit(&other, id)),
+        Error::Unauthorized(_)
+    ));
     for cid_len in [0, 129] {
         let signature = sign(&worker, env.digest(id, RESULT));
         assert!(matches!(
@@ -1065,7 +1099,7 @@ fn deliver_result_settles_on_a_healthy_dataset() {
     ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)));
     assert!(matches!(
         err(env.deliver(STRANGER, id)),
-        Error::NotSeller(NotSeller { orderId }) if orderId == id
+        Error::Unauthorized(Unauthorized { orderId, account }) if orderId == id && account == STRANGER
     ));
     for cid_len in [0, 129] {
         assert!(matches!(
@@ -1175,59 +1209,389 @@ fn deliver_result_needs_a_computed_order_and_a_working_proof_manager() {
     assert_eq!(env.status(id), status::COMPUTED);
 }
 
-// ----- slashWorker -----
+// ----- Disputes -----
+
+/// A wrong answer, and another one.
+const WRONG: B256 = B256::repeat_byte(0x66);
+const OTHER: B256 = B256::repeat_byte(0x67);
+
+/// The order's worker's result CID (what `Env::submit_signed` submits).
+fn result_cid() -> Bytes {
+    Bytes::from(b"bafy-result".to_vec())
+}
+
+fn wrong_cid() -> Bytes {
+    Bytes::from(b"bafy-wrong".to_vec())
+}
 
 #[test]
-fn slash_worker_sends_bond_and_escrow_to_the_receipt_owner() {
+fn a_seller_cannot_take_an_honest_workers_bond_by_disputing() {
+    // The attack of audit C-2: the seller buys its own dataset from a second address, lets an
+    // honest worker compute, then disputes. A verifier recomputes, agrees with the worker, and
+    // the seller's dispute bond pays the verifier and the worker; the worker keeps its bond.
     let mut env = Env::new();
     let (id, worker) = env.computed(PRICE + FEE);
     let w = addr_of(&worker);
-    env.register(w, 20);
-    assert!(matches!(
-        err(env.call(BUYER, 0, |m| m.slash_worker(id))),
-        Error::NotSeller(_)
-    ));
+    env.register_verifiers(1);
     env.host.clear_logs();
-    ok(env.call(SELLER, 0, |m| m.slash_worker(id)));
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
     assert_eq!(env.status(id), status::DISPUTED);
-    assert_eq!(env.market.worker_bond(w), U256::ZERO);
-    assert_eq!(env.market.total_bonds(), U256::ZERO);
-    assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + MIN_BOND + 20));
-    assert_eq!(env.market.active_claims(w), 0);
-    assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
-    assert_eq!(env.market.total_escrow(), U256::ZERO);
+    let verifier = env.verifier(id);
+    assert_eq!(verifier, addr_of(&key(2)));
+    assert_eq!(env.market.active_claims(verifier), 1);
+    assert_eq!(env.market.total_dispute_bonds(), u(MIN_BOND));
     env.assert_solvent();
-    let slashed = events::<WorkerSlashed>(&env.host);
+    let (disputer, bond, round, _, deadline) = ok(env.market.dispute_of(id));
+    assert_eq!((disputer, bond, round), (SELLER, u(MIN_BOND), 1));
+    assert_eq!(deadline, env.now() + CLAIM_TIMEOUT);
+    let assigned = events::<VerifierAssigned>(&env.host);
     assert_eq!(
-        (slashed[0].orderId, slashed[0].worker, slashed[0].bond),
-        (id, w, u(MIN_BOND + 20))
+        (
+            assigned[0].orderId,
+            assigned[0].verifier,
+            assigned[0].round,
+            assigned[0].deadline
+        ),
+        (id, verifier, 1, deadline)
     );
-    assert!(matches!(
-        err(env.call(SELLER, 0, |m| m.slash_worker(id))),
-        Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
-    ));
+    // Neither delivery nor refund while the verifier works.
     assert!(matches!(
         err(env.deliver(SELLER, id)),
         Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
     ));
+    env.advance(LIFETIME);
+    assert!(matches!(
+        err(env.call(BUYER, 0, |m| m.refund(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
+    ));
+    env.host.vm().set_block_timestamp(deadline);
+    ok(env.verdict(id, result_cid(), RESULT));
+    assert_eq!(env.status(id), status::COMPUTED);
+    assert_eq!(env.market.payout_of(verifier), u(FEE));
+    assert_eq!(env.market.payout_of(w), u(MIN_BOND - FEE));
+    assert_eq!(env.market.payout_of(SELLER), U256::ZERO);
+    assert_eq!(env.market.worker_bond(w), u(MIN_BOND));
+    assert_eq!(env.market.active_claims(verifier), 0);
+    assert_eq!(env.market.total_dispute_bonds(), U256::ZERO);
+    assert_eq!(ok(env.market.dispute_of(id)).2, UPHELD_ROUND);
+    let resolved = events::<DisputeResolved>(&env.host);
+    assert_eq!(
+        (resolved[0].orderId, resolved[0].outcome),
+        (id, outcome::UPHELD)
+    );
+    assert!(events::<WorkerSlashed>(&env.host).is_empty());
+    env.assert_solvent();
+    // An upheld result is not disputed again; the seller delivers (or the buyer refunds).
+    assert!(matches!(
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 3, .. })
+    ));
+    ok(env.deliver(SELLER, id));
+    assert_eq!(env.status(id), status::SETTLED);
+    env.assert_solvent();
 }
 
 #[test]
-fn slash_worker_needs_a_computed_order() {
+fn two_verifiers_agreeing_against_a_worker_slash_it_and_reopen_the_order() {
     let mut env = Env::new();
-    let worker = addr_of(&key(1));
-    env.register(worker, MIN_BOND);
+    let w = addr_of(&key(1));
+    env.register(w, MIN_BOND + 20);
     let id = env.place(BUYER, PRICE + FEE);
-    ok(env.claim(worker, id));
+    ok(env.claim(w, id));
+    let signature = sign(&key(1), env.digest(id, WRONG));
+    ok(env.call(w, 0, |m| {
+        m.submit_result(id, wrong_cid(), WRONG, Bytes::from(signature))
+    }));
+    env.register_verifiers(2);
+    // The buyer disputes (the receipt's owner may, as the seller may).
+    ok(env.call(BUYER, MIN_BOND + 5, |m| m.dispute(id)));
+    let first = env.verifier(id);
+    ok(env.verdict(id, result_cid(), RESULT));
+    // One verifier's word is not enough: a second is drawn, never the first.
+    assert_eq!(env.status(id), status::DISPUTED);
+    let (_, _, round, second, _) = ok(env.market.dispute_of(id));
+    assert_eq!(round, 2);
+    assert_ne!(second, first);
+    assert_eq!(env.market.worker_bond(w), u(MIN_BOND + 20));
+    env.host.clear_logs();
+    ok(env.verdict(id, result_cid(), RESULT));
+    assert_eq!(env.status(id), status::OPEN);
+    // The worker loses minWorkerBond (not its whole bond); it pays each verifier the fee, and the
+    // disputer gets the rest with its bond back.
+    assert_eq!(env.market.worker_bond(w), u(20));
+    assert_eq!(env.market.payout_of(first), u(FEE));
+    assert_eq!(env.market.payout_of(second), u(FEE));
+    assert_eq!(
+        env.market.payout_of(BUYER),
+        u(MIN_BOND + 5 + MIN_BOND - 2 * FEE)
+    );
+    assert_eq!(env.market.active_claims(w), 0);
+    let slashed = events::<WorkerSlashed>(&env.host);
+    assert_eq!(
+        (slashed[0].orderId, slashed[0].account, slashed[0].amount),
+        (id, w, u(MIN_BOND))
+    );
+    let resolved = events::<DisputeResolved>(&env.host);
+    assert_eq!(resolved[0].outcome, outcome::OVERTURNED);
+    // The result is gone; the escrow is still the order's.
+    let work = ok(env.market.order_work(id));
+    assert_eq!((work.2.len(), work.3), (0, B256::ZERO));
+    assert_eq!(env.market.total_escrow(), u(PRICE + FEE));
+    env.assert_solvent();
+    // The slashed worker does not get the order back (even topped up); an honest one does.
+    env.register(w, MIN_BOND);
+    assert!(matches!(err(env.claim(w, id)), Error::OrderNotClaimable(_)));
+    let honest = key(5);
+    env.register(addr_of(&honest), MIN_BOND);
+    ok(env.claim(addr_of(&honest), id));
+    ok(env.submit(&honest, id));
+    ok(env.deliver(SELLER, id));
+    assert_eq!(env.status(id), status::SETTLED);
+    assert_eq!(env.market.payout_of(addr_of(&honest)), u(FEE));
+    env.assert_solvent();
+}
+
+#[test]
+fn a_lying_first_verifier_is_the_minority_and_is_slashed() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(2);
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    let liar = env.verifier(id);
+    ok(env.verdict(id, wrong_cid(), WRONG));
+    let honest = env.verifier(id);
+    ok(env.verdict(id, result_cid(), RESULT));
+    assert_eq!(env.status(id), status::COMPUTED);
+    assert_eq!(env.market.worker_bond(liar), U256::ZERO);
+    assert_eq!(env.market.payout_of(liar), U256::ZERO);
+    assert_eq!(env.market.payout_of(honest), u(FEE));
+    // The worker gets the disputer's bond less the fee, and the liar's slash.
+    assert_eq!(
+        env.market.payout_of(addr_of(&worker)),
+        u(MIN_BOND - FEE + MIN_BOND)
+    );
+    env.assert_solvent();
+}
+
+#[test]
+fn a_verdict_must_match_the_workers_cid_as_well_as_its_hash() {
+    // Two verifiers agreeing on the hash under another CID: the worker named bytes it did not
+    // publish, and loses.
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(2);
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    let published = Bytes::from(b"bafy-published".to_vec());
+    ok(env.verdict(id, published.clone(), RESULT));
+    ok(env.verdict(id, published, RESULT));
+    assert_eq!(env.status(id), status::OPEN);
+    assert_eq!(env.market.worker_bond(addr_of(&worker)), U256::ZERO);
+    env.assert_solvent();
+}
+
+#[test]
+fn three_different_answers_are_inconclusive() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(2);
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    ok(env.verdict(id, wrong_cid(), WRONG));
+    ok(env.verdict(id, wrong_cid(), OTHER));
+    assert_eq!(env.status(id), status::OPEN);
+    // Nobody slashed, the disputer refunded, nobody paid.
+    assert_eq!(env.market.worker_bond(addr_of(&worker)), u(MIN_BOND));
+    assert_eq!(env.market.payout_of(SELLER), u(MIN_BOND));
+    assert_eq!(env.market.total_payouts(), u(MIN_BOND));
+    let resolved = events::<DisputeResolved>(&env.host);
+    assert_eq!(resolved[0].outcome, outcome::INCONCLUSIVE);
+    env.assert_solvent();
+}
+
+#[test]
+fn a_single_verifier_cannot_overturn_a_result_alone() {
+    // With one eligible verifier, a disagreement finds no second opinion: inconclusive.
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(1);
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    ok(env.verdict(id, wrong_cid(), WRONG));
+    assert_eq!(env.status(id), status::OPEN);
+    assert_eq!(env.market.worker_bond(addr_of(&worker)), u(MIN_BOND));
+    assert_eq!(env.market.payout_of(SELLER), u(MIN_BOND));
+    env.assert_solvent();
+}
+
+#[test]
+fn verifiers_are_never_the_orders_parties_nor_busy_workers() {
+    let mut env = Env::new();
+    // The buyer, the seller and a friend of nobody all register as workers; so does the worker.
+    env.register(BUYER, MIN_BOND);
+    env.register(SELLER, MIN_BOND);
+    let (id, _) = env.computed(PRICE + FEE);
+    // Nobody else is bonded: no verifier, and the dispute is refused whole.
     assert!(matches!(
-        err(env.call(SELLER, 0, |m| m.slash_worker(id))),
-        Error::InvalidOrderStatus(InvalidOrderStatus { status: 2, .. })
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(id))),
+        Error::NoVerifier(NoVerifier { orderId }) if orderId == id
     ));
+    assert_eq!(env.status(id), status::COMPUTED);
+    // A worker whose bond backs no further claim is skipped too.
+    let busy = addr_of(&key(2));
+    env.register(busy, MIN_BOND);
+    for _ in 0..CLAIMS_PER_MIN_BOND {
+        let other = env.place(STRANGER, PRICE + FEE);
+        ok(env.claim(busy, other));
+    }
     assert!(matches!(
-        err(env.call(SELLER, 0, |m| m.slash_worker(u(3)))),
-        Error::UnknownOrder(_)
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(id))),
+        Error::NoVerifier(_)
     ));
-    assert_eq!(env.market.worker_bond(worker), u(MIN_BOND));
+    // Over many draws (different orders and times), every verifier is an outsider (never the
+    // busy worker).
+    let outsiders: Vec<Address> = (3..=5).map(|n| addr_of(&key(n))).collect();
+    for &outsider in &outsiders {
+        env.register(outsider, MIN_BOND);
+    }
+    let mut drawn = std::collections::HashSet::new();
+    for _ in 0..24 {
+        let (id, _) = env.computed(PRICE + FEE);
+        ok(env.call(BUYER, MIN_BOND, |m| m.dispute(id)));
+        let verifier = env.verifier(id);
+        assert!(outsiders.contains(&verifier), "{verifier} drawn");
+        drawn.insert(verifier);
+        ok(env.verdict(id, result_cid(), RESULT));
+        ok(env.deliver(SELLER, id));
+        env.advance(7);
+    }
+    assert!(drawn.len() > 1, "the draw always picked the same verifier");
+    env.assert_solvent();
+}
+
+#[test]
+fn only_the_seller_or_the_receipt_owner_disputes_with_a_full_bond() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(1);
+    for caller in [STRANGER, addr_of(&worker), addr_of(&key(2))] {
+        assert!(matches!(
+            err(env.call(caller, MIN_BOND, |m| m.dispute(id))),
+            Error::Unauthorized(Unauthorized { account, .. }) if account == caller
+        ));
+    }
+    assert!(matches!(
+        err(env.call(SELLER, MIN_BOND - 1, |m| m.dispute(id))),
+        Error::BondTooLow(_)
+    ));
+    // The buyer sold its receipt: the new owner may dispute, the buyer no longer.
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, id)));
+    assert!(matches!(
+        err(env.call(BUYER, MIN_BOND, |m| m.dispute(id))),
+        Error::Unauthorized(_)
+    ));
+    ok(env.call(STRANGER, MIN_BOND, |m| m.dispute(id)));
+    // Not twice at once.
+    assert!(matches!(
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(id))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 7, .. })
+    ));
+    // Only a Computed order is disputed.
+    let open = env.place(BUYER, PRICE + FEE);
+    assert!(matches!(
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(open))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 1, .. })
+    ));
+    env.assert_solvent();
+}
+
+#[test]
+fn only_the_drawn_verifier_answers_and_only_in_time() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(2);
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.submit_verdict(id, result_cid(), RESULT))),
+        Error::InvalidOrderStatus(InvalidOrderStatus { status: 3, .. })
+    ));
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    let verifier = env.verifier(id);
+    for caller in [addr_of(&worker), SELLER, BUYER, STRANGER] {
+        assert!(matches!(
+            err(env.call(caller, 0, |m| m.submit_verdict(id, result_cid(), RESULT))),
+            Error::Unauthorized(_)
+        ));
+    }
+    assert!(matches!(
+        err(env.call(verifier, 0, |m| m.submit_verdict(id, Bytes::new(), RESULT))),
+        Error::InvalidCid(_)
+    ));
+    let deadline = ok(env.market.dispute_of(id)).4;
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.timeout_verifier(id))),
+        Error::DeadlineNotPassed(DeadlineNotPassed { deadline: d }) if d == deadline
+    ));
+    env.host.vm().set_block_timestamp(deadline + 1);
+    assert!(matches!(
+        err(env.verdict(id, result_cid(), RESULT)),
+        Error::ClaimExpired(_)
+    ));
+}
+
+#[test]
+fn an_unresponsive_verifier_forfeits_to_the_worker_and_is_replaced() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    env.register_verifiers(2);
+    ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+    let sleeper = env.verifier(id);
+    env.advance(CLAIM_TIMEOUT + 1);
+    env.host.clear_logs();
+    // Anyone may replace it.
+    ok(env.call(STRANGER, 0, |m| m.timeout_verifier(id)));
+    let forfeit = MIN_BOND >> 3;
+    assert_eq!(env.market.worker_bond(sleeper), u(MIN_BOND - forfeit));
+    assert_eq!(env.market.payout_of(addr_of(&worker)), u(forfeit));
+    assert_eq!(env.market.active_claims(sleeper), 0);
+    let forfeited = events::<ClaimForfeited>(&env.host);
+    assert_eq!(
+        (forfeited[0].worker, forfeited[0].amount),
+        (sleeper, u(forfeit))
+    );
+    let (_, _, round, replacement, _) = ok(env.market.dispute_of(id));
+    assert_eq!(round, 1);
+    assert_ne!(replacement, sleeper);
+    // The replacement also sleeps: nobody is left to draw (the sleeper is skipped once, and its
+    // bond no longer reaches minWorkerBond): inconclusive.
+    env.advance(CLAIM_TIMEOUT + 1);
+    ok(env.call(STRANGER, 0, |m| m.timeout_verifier(id)));
+    assert_eq!(env.status(id), status::OPEN);
+    assert_eq!(env.market.payout_of(SELLER), u(MIN_BOND));
+    env.assert_solvent();
+}
+
+#[test]
+fn a_worker_that_withdraws_its_bond_leaves_the_draw() {
+    let mut env = Env::new();
+    env.register_verifiers(3);
+    let gone = addr_of(&key(2));
+    ok(env.call(gone, 0, QueryMarket::withdraw_bond));
+    for _ in 0..12 {
+        let (id, _) = env.computed(PRICE + FEE);
+        ok(env.call(SELLER, MIN_BOND, |m| m.dispute(id)));
+        assert_ne!(env.verifier(id), gone);
+        ok(env.verdict(id, result_cid(), RESULT));
+        ok(env.deliver(SELLER, id));
+        env.advance(3);
+    }
+    // Registering again lists it again, once.
+    env.register(gone, MIN_BOND);
+    env.register(gone, 1);
+    ok(env.call(gone, 0, QueryMarket::withdraw_bond));
+    ok(env.call(addr_of(&key(3)), 0, QueryMarket::withdraw_bond));
+    ok(env.call(addr_of(&key(4)), 0, QueryMarket::withdraw_bond));
+    let (id, _) = env.computed(PRICE + FEE);
+    assert!(matches!(
+        err(env.call(SELLER, MIN_BOND, |m| m.dispute(id))),
+        Error::NoVerifier(_)
+    ));
 }
 
 // ----- refund -----
@@ -1269,8 +1633,10 @@ fn refund_after_the_deadline_pays_the_current_receipt_owner() {
         assert_eq!(env.status(id), status::REFUNDED);
     }
     // The claim on `claimed` had long timed out: its worker paid for it, to the receipt's owner.
+    // The computed order's worker did its part and is paid its fee; the seller never delivered.
     let forfeit = MIN_BOND >> 3;
-    assert_eq!(env.market.payout_of(BUYER), u(2 * (PRICE + FEE) + 2));
+    assert_eq!(env.market.payout_of(BUYER), u(2 * (PRICE + FEE) + 2 - FEE));
+    assert_eq!(env.market.payout_of(addr_of(&key(1))), u(FEE));
     assert_eq!(env.market.payout_of(STRANGER), u(PRICE + FEE + 1 + forfeit));
     assert_eq!(env.market.worker_bond(worker), u(MIN_BOND - forfeit));
     assert_eq!(env.market.active_claims(worker), 0);
@@ -1286,7 +1652,7 @@ fn refund_after_the_deadline_pays_the_current_receipt_owner() {
         vec![
             (open, BUYER, u(PRICE + FEE)),
             (claimed, STRANGER, u(PRICE + FEE + 1)),
-            (computed, BUYER, u(PRICE + FEE + 2)),
+            (computed, BUYER, u(PRICE + 2)),
         ]
     );
     assert!(matches!(
@@ -1359,8 +1725,6 @@ fn a_failed_payout_transfer_reverts_everything() {
 #[test]
 fn receipts_behave_like_erc721_tokens() {
     let mut env = Env::new();
-    assert_eq!(env.market.name(), "DataCloud Query Receipt");
-    assert_eq!(env.market.symbol(), "DCQR");
     assert!(matches!(
         err(env.market.owner_of(u(1))),
         Error::UnknownOrder(_)
@@ -1440,7 +1804,7 @@ fn views_refuse_unknown_orders() {
 
 // ----- Property: money is conserved under random call sequences -----
 
-const ACTORS: u8 = 4;
+const ACTORS: u8 = 6;
 
 #[derive(Debug, Clone, Copy)]
 enum Sig {
@@ -1475,7 +1839,19 @@ enum Op {
         order: usize,
         health: u8,
     },
-    Slash {
+    OpenDispute {
+        caller: usize,
+        order: usize,
+        value: u64,
+    },
+    /// The drawn verifier (or, for `caller` 0, `actors[0]`) answers: 0 the worker's result, 1 or
+    /// 2 two different wrong ones.
+    Verdict {
+        caller: usize,
+        order: usize,
+        answer: u8,
+    },
+    TimeoutVerifier {
         caller: usize,
         order: usize,
     },
@@ -1514,10 +1890,19 @@ enum Op {
         order: usize,
         health: u8,
     },
-    /// Dispute a computed order (working one first where none is computed).
+    /// Dispute a computed order (working one first where none is computed, and bonding an
+    /// outsider where nobody could verify).
     Dispute {
         caller: usize,
         order: usize,
+    },
+    /// Answer (or time out) the verifier of a disputed order (disputing one first where none is).
+    Judge {
+        order: usize,
+        answer: u8,
+        /// The answer of the round-2 verifier, if the first answer draws one.
+        then: u8,
+        late: bool,
     },
     /// Let an active order pass its deadline, then refund it.
     Expire {
@@ -1535,7 +1920,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (actor.clone(), order.clone()).prop_map(|(worker, order)| Op::Claim { worker, order }),
         3 => (actor.clone(), order.clone(), prop_oneof![4 => Just(Sig::Good), 1 => Just(Sig::Foreign), 1 => Just(Sig::HighS)]).prop_map(|(worker, order, sig)| Op::Submit { worker, order, sig }),
         2 => (actor.clone(), order.clone(), prop_oneof![3 => Just(1u8), 1 => 0u8..4]).prop_map(|(caller, order, health)| Op::Deliver { caller, order, health }),
-        1 => (actor.clone(), order.clone()).prop_map(|(caller, order)| Op::Slash { caller, order }),
+        1 => (actor.clone(), order.clone(), 40u64..60).prop_map(|(caller, order, value)| Op::OpenDispute { caller, order, value }),
+        1 => (actor.clone(), order.clone(), 0u8..3).prop_map(|(caller, order, answer)| Op::Verdict { caller, order, answer }),
+        1 => (actor.clone(), order.clone()).prop_map(|(caller, order)| Op::TimeoutVerifier { caller, order }),
         2 => (actor.clone(), order.clone()).prop_map(|(caller, order)| Op::Refund { caller, order }),
         2 => actor.clone().prop_map(|actor| Op::Withdraw { actor }),
         1 => actor.clone().prop_map(|worker| Op::WithdrawBond { worker }),
@@ -1543,7 +1930,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..200).prop_map(|seconds| Op::Advance { seconds }),
         2 => (actor.clone(), any::<usize>(), prop_oneof![8 => Just(Sig::Good), 1 => Just(Sig::Foreign), 1 => Just(Sig::HighS)]).prop_map(|(worker, order, sig)| Op::Work { worker, order, sig }),
         2 => (actor.clone(), any::<usize>(), prop_oneof![1 => Just(HEALTHY), 1 => 0u8..4]).prop_map(|(caller, order, health)| Op::Settle { caller, order, health }),
-        1 => (actor.clone(), any::<usize>()).prop_map(|(caller, order)| Op::Dispute { caller, order }),
+        2 => (actor.clone(), any::<usize>()).prop_map(|(caller, order)| Op::Dispute { caller, order }),
+        3 => (any::<usize>(), prop_oneof![1 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8)], 0u8..3, proptest::bool::weighted(0.15)).prop_map(|(order, answer, then, late)| Op::Judge { order, answer, then, late }),
         1 => (actor.clone(), any::<usize>()).prop_map(|(caller, order)| Op::Expire { caller, order }),
     ]
 }
@@ -1561,6 +1949,19 @@ struct ModelOrder {
     buyer: Address,
     worker: Address,
     claimed_at: u64,
+    dispute: Option<ModelDispute>,
+    upheld: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ModelDispute {
+    disputer: Address,
+    bond: u64,
+    round: u8,
+    verifier: Address,
+    deadline: u64,
+    first_verifier: Address,
+    first_vote: u8,
 }
 
 impl ModelOrder {
@@ -1595,6 +1996,67 @@ impl Model {
         let amount = (MIN_BOND >> 3).min(*bond);
         *bond -= amount;
         self.credit(holder, amount);
+    }
+    /// Whether `account` could be drawn to verify order `index` (skipping `skip` too).
+    fn eligible(&self, index: usize, skip: Address, actors: &[Address]) -> Vec<Address> {
+        let o = &self.orders[index];
+        let d = o.dispute.clone().unwrap_or_default();
+        actors
+            .iter()
+            .copied()
+            .filter(|&a| {
+                let bond = self.bonds.get(&a).copied().unwrap_or(0);
+                let active = self.active.get(&a).copied().unwrap_or(0);
+                self.registered.get(&a) == Some(&true)
+                    && bond >= MIN_BOND
+                    && (active + 1) * MIN_BOND <= CLAIMS_PER_MIN_BOND * bond
+                    && !o.is_party(a)
+                    && ![o.worker, d.disputer, d.first_verifier, skip].contains(&a)
+            })
+            .collect()
+    }
+    /// Takes up to `amount` of `account`'s bond; returns what it took.
+    fn take(&mut self, account: Address, amount: u64) -> u64 {
+        let bond = self.bonds.entry(account).or_default();
+        let taken = amount.min(*bond);
+        *bond -= taken;
+        taken
+    }
+    /// The dispute of order `index` ends with the result standing (its verifier paid the fee
+    /// from the bond, the rest and the minority's slash to the worker).
+    fn uphold(&mut self, index: usize, verifier: Address, minority: Option<Address>) {
+        let o = self.orders[index].clone();
+        let d = o.dispute.expect("disputed");
+        let paid = o.fee.min(d.bond);
+        self.credit(verifier, paid);
+        let slashed = minority.map_or(0, |m| self.take(m, MIN_BOND));
+        self.credit(o.worker, d.bond - paid + slashed);
+        let o = &mut self.orders[index];
+        o.status = status::COMPUTED;
+        o.dispute = None;
+        o.upheld = true;
+    }
+    /// The dispute of order `index` ends with the order reopened; `verifiers` (overturned) are
+    /// paid from the worker's slash.
+    fn reopen(&mut self, index: usize, verifiers: Option<[Address; 2]>) {
+        let o = self.orders[index].clone();
+        let d = o.dispute.expect("disputed");
+        let mut owed = d.bond;
+        if let Some(verifiers) = verifiers {
+            let mut slashed = self.take(o.worker, MIN_BOND);
+            for v in verifiers {
+                let paid = o.fee.min(slashed);
+                self.credit(v, paid);
+                slashed -= paid;
+            }
+            owed += slashed;
+        }
+        self.credit(d.disputer, owed);
+        *self.active.get_mut(&o.worker).expect("the worker's claim") -= 1;
+        let o = &mut self.orders[index];
+        o.status = status::OPEN;
+        o.dispute = None;
+        o.upheld = false;
     }
     fn close(&mut self, index: usize, claimant: Address, status: u8) {
         self.orders[index].status = status;
@@ -1666,10 +2128,9 @@ fn work(
         .iter()
         .enumerate()
         .filter(|(_, o)| {
-            (o.status == status::OPEN
-                || (o.status == status::CLAIMED
-                    && o.worker != account
-                    && o.claimed_at + CLAIM_TIMEOUT < now))
+            o.worker != account
+                && (o.status == status::OPEN
+                    || (o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now))
                 && now <= o.deadline
                 && !o.is_party(account)
         })
@@ -1730,6 +2191,60 @@ fn computed_order(model: &Model, now: u64, order: usize, actors: &[Address]) -> 
     }
 }
 
+/// The steps of a [`Op::Dispute`]: a computed order (worked first where none is), an outsider
+/// bonded where nobody could verify it, and the dispute by its seller or receipt owner.
+fn dispute(model: &Model, now: u64, caller: usize, order: usize, actors: &[Address]) -> Vec<Op> {
+    let (mut steps, id) = computed_order(model, now, order, actors);
+    // An order the steps place first has no parties in the model yet: its dispute may find no
+    // verifier, which the model expects too.
+    let Some(o) = model.order(U256::from(id)).cloned() else {
+        steps.push(Op::OpenDispute {
+            caller,
+            order: EXACT + id,
+            value: MIN_BOND,
+        });
+        return steps;
+    };
+    let disputer = if caller.is_multiple_of(2) {
+        o.seller
+    } else {
+        o.holder
+    };
+    let busy = [o.buyer, o.holder, o.seller, o.worker, disputer];
+    let eligible = actors.iter().any(|&a| {
+        let bond = model.bonds.get(&a).copied().unwrap_or(0);
+        let active = model.active.get(&a).copied().unwrap_or(0);
+        model.registered.get(&a) == Some(&true)
+            && bond >= MIN_BOND
+            && (active + 1) * MIN_BOND <= CLAIMS_PER_MIN_BOND * bond
+            && !busy.contains(&a)
+    });
+    // Two outsiders bonded where none could verify, so that disputes reach a second round.
+    if !eligible {
+        for outsider in (0..actors.len())
+            .filter(|&a| !busy.contains(&actors[a]))
+            .take(2)
+        {
+            let bond = model.bonds.get(&actors[outsider]).copied().unwrap_or(0);
+            let active = model.active.get(&actors[outsider]).copied().unwrap_or(0);
+            steps.push(Op::Register {
+                worker: outsider,
+                value: ((active + 1) * MIN_BOND)
+                    .div_ceil(CLAIMS_PER_MIN_BOND)
+                    .max(MIN_BOND)
+                    .saturating_sub(bond)
+                    .max(1),
+            });
+        }
+    }
+    steps.push(Op::OpenDispute {
+        caller: actor_index(actors, disputer),
+        order: EXACT + id,
+        value: MIN_BOND,
+    });
+    steps
+}
+
 /// The single operations `op` stands for: itself, or a compound operation's steps.
 fn expand(op: &Op, model: &Model, now: u64, actors: &[Address]) -> Vec<Op> {
     match *op {
@@ -1747,13 +2262,50 @@ fn expand(op: &Op, model: &Model, now: u64, actors: &[Address]) -> Vec<Op> {
             });
             steps
         }
-        Op::Dispute { caller, order } => {
-            let (mut steps, id) = computed_order(model, now, order, actors);
-            steps.push(Op::Slash {
-                caller,
-                order: EXACT + id,
-            });
-            steps
+        Op::Dispute { caller, order } => dispute(model, now, caller, order, actors),
+        Op::Judge {
+            order,
+            answer,
+            then,
+            late,
+        } => {
+            let disputed: Vec<usize> = model
+                .orders
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.status == status::DISPUTED)
+                .map(|(index, _)| index)
+                .collect();
+            let Some(&index) = disputed.get(order % disputed.len().max(1)) else {
+                return dispute(model, now, 1, order, actors);
+            };
+            let d = model.orders[index].dispute.clone().expect("disputed");
+            if late {
+                let mut steps = Vec::new();
+                if now <= d.deadline {
+                    steps.push(Op::Advance {
+                        seconds: d.deadline - now + 1,
+                    });
+                }
+                steps.push(Op::TimeoutVerifier {
+                    caller: 0,
+                    order: EXACT + index + 1,
+                });
+                return steps;
+            }
+            // The second verdict goes to whoever is drawn next (refused if nobody is).
+            vec![
+                Op::Verdict {
+                    caller: 1,
+                    order: EXACT + index + 1,
+                    answer,
+                },
+                Op::Verdict {
+                    caller: 1,
+                    order: EXACT + index + 1,
+                    answer: then,
+                },
+            ]
         }
         Op::Expire { caller, order } => {
             let active: Vec<usize> = model
@@ -1894,9 +2446,9 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let expected = model.order(id).is_some_and(|o| {
                         is_worker
                             && !o.is_party(worker)
+                            && o.worker != worker
                             && (o.status == status::OPEN
                                 || (o.status == status::CLAIMED
-                                    && o.worker != worker
                                     && o.claimed_at + CLAIM_TIMEOUT < now))
                             && now <= o.deadline
                             && backed
@@ -1979,33 +2531,141 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         }
                     }
                 }
-                Op::Slash { caller, order } => {
+                Op::OpenDispute {
+                    caller,
+                    order,
+                    value,
+                } => {
                     let id = pick_order(count, order);
-                    let caller = seller_or(&model, id, &actors, caller);
-                    let result = env.call(caller, 0, |m| m.slash_worker(id));
-                    let expected = model
-                        .order(id)
-                        .is_some_and(|o| o.seller == caller && o.status == status::COMPUTED);
-                    prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                    let caller = actors[caller];
+                    let result = env.call(caller, value, |m| m.dispute(id));
+                    let index = usize::try_from(id).expect("small").wrapping_sub(1);
+                    let allowed = model.order(id).is_some_and(|o| {
+                        (o.seller == caller || o.holder == caller)
+                            && o.status == status::COMPUTED
+                            && !o.upheld
+                            && value >= MIN_BOND
+                    });
+                    let eligible = if allowed {
+                        model.orders[index].dispute = Some(ModelDispute {
+                            disputer: caller,
+                            ..ModelDispute::default()
+                        });
+                        let eligible = model.eligible(index, Address::ZERO, &actors);
+                        model.orders[index].dispute = None;
+                        eligible
+                    } else {
+                        Vec::new()
+                    };
+                    prop_assert_eq!(result.is_ok(), !eligible.is_empty(), "{:?}", op);
                     if result.is_ok() {
-                        let index = usize::try_from(id).expect("small") - 1;
-                        let o = model.orders[index].clone();
-                        let bond = model.bonds.insert(o.worker, 0).unwrap_or(0);
-                        model.credit(o.holder, o.escrow + bond);
-                        model.close(index, o.worker, status::DISPUTED);
+                        let verifier = env.verifier(id);
+                        prop_assert!(eligible.contains(&verifier), "{verifier} drawn");
+                        *model.active.entry(verifier).or_default() += 1;
+                        let o = &mut model.orders[index];
+                        o.status = status::DISPUTED;
+                        o.dispute = Some(ModelDispute {
+                            disputer: caller,
+                            bond: value,
+                            round: 1,
+                            verifier,
+                            deadline: now + CLAIM_TIMEOUT,
+                            ..ModelDispute::default()
+                        });
+                    }
+                }
+                Op::Verdict {
+                    caller,
+                    order,
+                    answer,
+                } => {
+                    let id = pick_order(count, order);
+                    let index = usize::try_from(id).expect("small").wrapping_sub(1);
+                    let dispute = model.order(id).and_then(|o| o.dispute.clone());
+                    let caller = match &dispute {
+                        Some(d) if caller > 0 => d.verifier,
+                        _ => actors[caller],
+                    };
+                    let (cid, hash) = match answer {
+                        0 => (result_cid(), RESULT),
+                        1 => (wrong_cid(), WRONG),
+                        _ => (wrong_cid(), OTHER),
+                    };
+                    let result = env.call(caller, 0, |m| m.submit_verdict(id, cid, hash));
+                    let expected = dispute
+                        .as_ref()
+                        .is_some_and(|d| d.verifier == caller && now <= d.deadline);
+                    prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                    if let (Ok(()), Some(d)) = (result, dispute) {
+                        *model.active.get_mut(&caller).expect("assigned") -= 1;
+                        if answer == 0 {
+                            let minority = (d.round == 2).then_some(d.first_verifier);
+                            model.uphold(index, caller, minority);
+                        } else if d.round == 1 {
+                            let o = &mut model.orders[index];
+                            let entry = o.dispute.as_mut().expect("disputed");
+                            entry.round = 2;
+                            entry.first_verifier = caller;
+                            entry.first_vote = answer;
+                            let eligible = model.eligible(index, Address::ZERO, &actors);
+                            if eligible.is_empty() {
+                                model.reopen(index, None);
+                            } else {
+                                let verifier = env.verifier(id);
+                                prop_assert!(eligible.contains(&verifier), "{verifier} drawn");
+                                *model.active.entry(verifier).or_default() += 1;
+                                let entry = model.orders[index].dispute.as_mut().expect("disputed");
+                                entry.verifier = verifier;
+                                entry.deadline = now + CLAIM_TIMEOUT;
+                            }
+                        } else if answer == d.first_vote {
+                            model.reopen(index, Some([d.first_verifier, caller]));
+                        } else {
+                            model.reopen(index, None);
+                        }
+                    }
+                }
+                Op::TimeoutVerifier { caller, order } => {
+                    let id = pick_order(count, order);
+                    let index = usize::try_from(id).expect("small").wrapping_sub(1);
+                    let dispute = model.order(id).and_then(|o| o.dispute.clone());
+                    let result = env.call(actors[caller], 0, |m| m.timeout_verifier(id));
+                    let expected = dispute.as_ref().is_some_and(|d| now > d.deadline);
+                    prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
+                    if let (Ok(()), Some(d)) = (result, dispute) {
+                        let worker = model.orders[index].worker;
+                        *model.active.get_mut(&d.verifier).expect("assigned") -= 1;
+                        model.forfeit(d.verifier, worker);
+                        let eligible = model.eligible(index, d.verifier, &actors);
+                        if eligible.is_empty() {
+                            model.reopen(index, None);
+                        } else {
+                            let verifier = env.verifier(id);
+                            prop_assert!(eligible.contains(&verifier), "{verifier} drawn");
+                            *model.active.entry(verifier).or_default() += 1;
+                            let entry = model.orders[index].dispute.as_mut().expect("disputed");
+                            entry.verifier = verifier;
+                            entry.deadline = now + CLAIM_TIMEOUT;
+                        }
                     }
                 }
                 Op::Refund { caller, order } => {
                     let caller = actors[caller];
                     let id = pick_order(count, order);
                     let result = env.call(caller, 0, |m| m.refund(id));
-                    let expected = model
-                        .order(id)
-                        .is_some_and(|o| is_active(o.status) && now > o.deadline);
+                    let expected = model.order(id).is_some_and(|o| {
+                        is_active(o.status) && o.status != status::DISPUTED && now > o.deadline
+                    });
                     prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
                     if result.is_ok() {
                         let index = usize::try_from(id).expect("small") - 1;
                         let o = model.orders[index].clone();
+                        // A computed order's worker did its part: its fee, the rest to the holder.
+                        let fee = if o.status == status::COMPUTED {
+                            o.fee
+                        } else {
+                            0
+                        };
                         let claimant = if o.status == status::OPEN {
                             Address::ZERO
                         } else {
@@ -2014,7 +2674,8 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         if o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now {
                             model.forfeit(o.worker, o.holder);
                         }
-                        model.credit(o.holder, o.escrow);
+                        model.credit(o.worker, fee);
+                        model.credit(o.holder, o.escrow - fee);
                         model.close(index, claimant, status::REFUNDED);
                     }
                 }
@@ -2049,7 +2710,11 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                 }
                 Op::Advance { seconds } => env.advance(seconds),
-                Op::Work { .. } | Op::Settle { .. } | Op::Dispute { .. } | Op::Expire { .. } => {
+                Op::Work { .. }
+                | Op::Settle { .. }
+                | Op::Dispute { .. }
+                | Op::Judge { .. }
+                | Op::Expire { .. } => {
                     unreachable!("expanded above")
                 }
             }
@@ -2058,8 +2723,14 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             let m = &env.market;
             prop_assert_eq!(
                 env.host.balance(env.host.contract()),
-                m.total_escrow() + m.total_bonds() + m.total_payouts()
+                m.total_escrow() + m.total_bonds() + m.total_payouts() + m.total_dispute_bonds()
             );
+            let held: u64 = model
+                .orders
+                .iter()
+                .filter_map(|o| o.dispute.as_ref().map(|d| d.bond))
+                .sum();
+            prop_assert_eq!(m.total_dispute_bonds(), u(held));
             let escrow: u64 = model
                 .orders
                 .iter()

@@ -5,7 +5,7 @@
 //! whose buyer is refunded; then the seller winds the dataset down and takes back the stake.
 
 use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
-use alloy_sol_types::{SolCall, SolInterface, sol};
+use alloy_sol_types::{SolCall, SolInterface, SolStruct, eip712_domain, sol};
 use datacloud_contract_test_host::{Chain, Deployed, TestHost};
 use datacloud_dataset_registry::DatasetRegistry;
 use datacloud_pdp::{MerkleTree, answer_challenges};
@@ -30,6 +30,18 @@ sol!(
     #[sol(all_derives)]
     "../query-market/abi/IQueryMarket.sol"
 );
+
+sol! {
+    /// What a worker attests (EIP-712), as the market's `ATTESTATION_TYPEHASH` says.
+    struct Attestation {
+        uint256 orderId;
+        uint256 datasetId;
+        bytes32 manifestHash;
+        bytes32 templateHash;
+        bytes32 paramsHash;
+        bytes32 resultHash;
+    }
+}
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
@@ -251,15 +263,28 @@ impl Marketplace {
             IQueryMarket::claimOrderCall { order_id: order },
         );
         let result_hash = keccak256("encrypted result");
-        let digest = self.ok(
+        // The worker computes what it signs from the order's terms (the market exports no digest).
+        let terms = self.ok(
             WATCHER,
             &self.market,
             0,
-            IQueryMarket::attestationDigestCall {
-                order_id: order,
-                result_hash,
-            },
+            IQueryMarket::orderCall { order_id: order },
         );
+        let domain = eip712_domain! {
+            name: "DataCloud QueryMarket",
+            version: "1",
+            chain_id: stylus_sdk::stylus_core::ChainAccess::chain_id(self.market.host().vm()),
+            verifying_contract: self.market.address(),
+        };
+        let digest = Attestation {
+            orderId: order,
+            datasetId: terms._0,
+            manifestHash: terms._4,
+            templateHash: terms._2,
+            paramsHash: terms._3,
+            resultHash: result_hash,
+        }
+        .eip712_signing_hash(&domain);
         let (sig, recid) = self
             .worker_key
             .sign_prehash_recoverable(digest.as_slice())
@@ -290,12 +315,10 @@ impl Marketplace {
     }
 
     fn assert_market_holds_what_it_owes(&self) {
-        let escrow = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalEscrowCall {});
-        let bonds = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalBondsCall {});
-        let payouts = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalPayoutsCall {});
+        let totals = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalsCall {});
         assert_eq!(
             self.market.host().balance(self.market.address()),
-            escrow + bonds + payouts
+            totals._0 + totals._1 + totals._2 + totals._3
         );
     }
 }
@@ -465,7 +488,8 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
         Ok(IDatasetRegistry::IDatasetRegistryErrors::OpenOrders(_))
     ));
     // The deadline passes and the buyer never refunds (keeping the stake locked at no cost):
-    // the seller closes the order itself, the escrow going to the buyer; now the stake can go.
+    // the seller closes the order itself, the escrow going to the buyer less the fee of the
+    // worker, which did compute the result; now the stake can go.
     m.chain.advance(10, 86_400);
     let buyer_payout = |m: &Marketplace| {
         m.ok(
@@ -476,6 +500,7 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
         )
     };
     let owed = buyer_payout(&m);
+    let worker_owed = m.payout(m.worker);
     m.ok(
         SELLER,
         &m.market,
@@ -484,8 +509,13 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
     );
     assert_eq!(
         buyer_payout(&m) - owed,
-        ether(70),
-        "the whole escrow, to the buyer"
+        ether(60),
+        "the escrow less the worker's fee, to the buyer"
+    );
+    assert_eq!(
+        m.payout(m.worker) - worker_owed,
+        ether(10),
+        "the worker's fee"
     );
     let before = m.registry.host().balance(SELLER);
     m.ok(

@@ -39,6 +39,9 @@ use datacloud_devchain::{
 use datacloud_pdp::{challenge_leaf_index, verify_inclusion, zero_subtree_root};
 
 sol!("../../contracts/dataset-registry/abi/IDatasetRegistry.sol");
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 // `initialize` takes the ABI's seven parameters.
 #[allow(clippy::too_many_arguments)]
 mod proof_manager_abi {
@@ -651,13 +654,19 @@ fn proof_and_order_gas() {
     let claim = IQueryMarket::claimOrderCall { order_id: order };
     call(&mut node, owner, market, U256::ZERO, claim.abi_encode());
     let result_hash = B256::repeat_byte(0x77);
-    let digest = IQueryMarket::attestationDigestCall {
-        order_id: order,
+    let terms = IQueryMarket::orderCall { order_id: order };
+    let terms = call(&mut node, owner, market, U256::ZERO, terms.abi_encode());
+    let terms =
+        IQueryMarket::orderCall::abi_decode_returns(&terms.return_data).expect("order's terms");
+    let digest = common::attestation_digest(
+        node.chain().config().chain_id,
+        market,
+        order,
+        (terms._0, terms._4, terms._2, terms._3),
         result_hash,
-    };
-    let digest = call(&mut node, owner, market, U256::ZERO, digest.abi_encode());
+    );
     let signature = worker
-        .sign_hash_sync(&B256::from_slice(&digest.return_data))
+        .sign_hash_sync(&digest)
         .expect("signing the attestation");
     let sig = signature.as_bytes().to_vec();
     let submit = IQueryMarket::submitResultCall {

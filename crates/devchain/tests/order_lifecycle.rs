@@ -318,11 +318,15 @@ impl<P: Provider> Deployment<P> {
             "claimOrder"
         );
         let result_hash = keccak256("encrypted result");
-        let digest = market
-            .attestationDigest(order, result_hash)
-            .call()
-            .await
-            .expect("attestationDigest");
+        let terms = market.order(order).call().await.expect("order");
+        let chain_id = self.provider.get_chain_id().await.expect("chain id");
+        let digest = common::attestation_digest(
+            chain_id,
+            self.market,
+            order,
+            (terms._0, terms._4, terms._2, terms._3),
+            result_hash,
+        );
         let signature = self.worker.sign_hash(&digest).await.expect("sign");
         // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
         let bytes = signature.as_bytes().to_vec();
@@ -356,15 +360,13 @@ impl<P: Provider> Deployment<P> {
 
     async fn assert_market_holds_what_it_owes(&self) {
         let market = self.market();
-        let escrow = market.totalEscrow().call().await.expect("totalEscrow");
-        let bonds = market.totalBonds().call().await.expect("totalBonds");
-        let payouts = market.totalPayouts().call().await.expect("totalPayouts");
+        let totals = market.totals().call().await.expect("totals");
         assert_eq!(
             self.provider
                 .get_balance(self.market)
                 .await
                 .expect("balance"),
-            escrow + bonds + payouts
+            totals._0 + totals._1 + totals._2 + totals._3
         );
     }
 }
