@@ -8,7 +8,10 @@
 //! query on ciphertexts, stores the encrypted result and submits it with its EIP-712 attestation.
 //! Bank A decrypts only that aggregate, applies its output policy, seals the table to the buyer's
 //! key and delivers it; the market settles. The buyer opens the table, then orders a second
-//! query: a naive-Bayes fraud model fitted from encrypted counts.
+//! query: a naive-Bayes fraud model fitted from encrypted counts. Last, a dishonest worker
+//! claims a third order and attests a result it never published: Bank A disputes, two honest
+//! workers drawn by the market recompute the order, the cheater loses its bond, and the reopened
+//! order completes through an honest worker.
 //!
 //! The chain is the embedded devchain executing the contracts' real WASM, sealing a block every
 //! 200 ms (or `--rpc URL`, a devchain started with `--block-time`); each actor signs its own
@@ -49,6 +52,10 @@ use crate::GlobalArgs;
 
 /// The journey query.
 const JOURNEY_SQL: &str = "SELECT age_band, COUNT(*), AVG(amount) FROM transactions WHERE region = 'APAC' AND day > max_day - 90 GROUP BY age_band";
+/// The third order, which a dishonest worker claims first (a cube read: cheap to recompute for
+/// the dispute's two verifiers and the honest worker that completes it).
+const DISPUTE_SQL: &str =
+    "SELECT COUNT(*), AVG(amount) FROM transactions WHERE region = 'EMEA' AND day > max_day - 30";
 /// The second order: a naive-Bayes fraud model over channel and region, from encrypted counts
 /// (sums of the seller's precomputed label-masked indicators; ~10 PBS a row for the sums'
 /// carries, so the demo names two features rather than all four: `--explain` shows the cost).
@@ -100,6 +107,25 @@ struct Report {
     settlement: Vec<Balance>,
     steps: Vec<Step>,
     fraud_model: Option<SecondOrder>,
+    dispute: Option<DisputeReport>,
+}
+
+/// The disputed order.
+#[derive(Debug, Serialize)]
+struct DisputeReport {
+    order_id: String,
+    sql: String,
+    cheater: String,
+    /// The cheater's bond before and after.
+    cheater_bond_before: String,
+    cheater_bond_after: String,
+    disputer: String,
+    /// The verifiers drawn, in order.
+    verifiers: Vec<String>,
+    outcome: String,
+    /// The honest worker whose result settled the order.
+    completed_by: String,
+    result: Option<ResultTable>,
 }
 
 /// The `fraud_model` order.
@@ -401,13 +427,14 @@ async fn journey(
         .await
         .context("bonding the worker")?;
     }
-    let stop = stop_agents.clone();
-    agents.spawn(async move {
-        datacloud_agent_core::run(worker_config, "worker", stop, move |agent| {
-            Worker::new(agent, worker_store, worker_gateways, worker_options)
-        })
-        .await
-    });
+    let honest = HonestWorker {
+        config: worker_config,
+        store: worker_store,
+        gateways: worker_gateways,
+        options: worker_options,
+    };
+    let worker_stop = stop_agents.child_token();
+    let worker_task = honest.spawn(&agents, worker_stop.clone());
     agents.close();
 
     // 6. The prover answers the first proving period's challenges from the stored CAR.
@@ -526,9 +553,250 @@ async fn journey(
     report.settlement = settlement(&balances_before, &balances_after);
     clock.done("withdrawals", "seller and worker withdrew");
 
+    // 12. A dishonest worker, a dispute, re-execution by two verifiers, an honest completion.
+    worker_stop.cancel();
+    let _ = worker_task.await;
+    let second = HonestWorker {
+        config: config_of(5, "worker-2", Some(vec![node_url.clone()]))?,
+        store: open_store(&config_of(5, "worker-2", None)?, "worker-2")?,
+        gateways: gateway_client(&config_of(5, "worker-2", Some(vec![node_url.clone()]))?)?,
+        options: WorkerOptions {
+            work_dir: data_dir.join("worker-2").join("worker-work"),
+            progress: false,
+            retry: datacloud_agent_core::OrderRetry::default(),
+        },
+    };
+    let cheater = Cheater {
+        client: ChainClient::connect(&config_of(4, "cheater", None)?).await?,
+        signer: config_of(4, "cheater", None)?.signer(),
+        gateways: gateway_client(&config_of(4, "cheater", Some(vec![node_url.clone()]))?)?,
+    };
+    report.dispute = Some(
+        dispute(
+            &buyer,
+            &listing,
+            &table.schema,
+            &cheater,
+            [&honest, &second],
+            &agents,
+            &stop_agents,
+            clock,
+        )
+        .await
+        .context("the dispute")?,
+    );
+
     stop_agents.cancel();
     agents.wait().await;
     Ok(())
+}
+
+/// A worker daemon's parts, to start (and restart) it.
+#[derive(Clone)]
+struct HonestWorker {
+    config: Config,
+    store: Arc<Blockstore>,
+    gateways: datacloud_store::gateway::Client,
+    options: WorkerOptions,
+}
+
+impl HonestWorker {
+    fn spawn(
+        &self,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<Result<(), datacloud_agent_core::AgentError>> {
+        let me = self.clone();
+        tasks.spawn(async move {
+            datacloud_agent_core::run(me.config, "worker", stop, move |agent| {
+                Worker::new(agent, me.store, me.gateways, me.options)
+            })
+            .await
+        })
+    }
+}
+
+/// A worker that claims orders and attests results it never computed.
+struct Cheater {
+    client: ChainClient,
+    signer: alloy::signers::local::PrivateKeySigner,
+    gateways: datacloud_store::gateway::Client,
+}
+
+/// Step 12: with no honest worker running, FinTech B orders [`DISPUTE_SQL`] and the cheater claims it,
+/// publishes some bytes and attests the hash of others. Then the honest worker comes back and a
+/// second one starts. Bank A's daemon finds the bytes do not hash to the attestation and disputes
+/// with a bond; the market draws the two honest workers in turn, each recomputes the order and
+/// answers with the same result; the cheater loses `minWorkerBond` and the order reopens; an
+/// honest worker claims it, and it settles.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one story, told in order
+async fn dispute(
+    buyer: &Buyer,
+    listing: &Listing,
+    schema: &datacloud_query::schema::Schema,
+    cheater: &Cheater,
+    honest: [&HonestWorker; 2],
+    agents: &TaskTracker,
+    stop: &CancellationToken,
+    clock: &mut Clock,
+) -> Result<DisputeReport> {
+    use alloy::signers::Signer as _;
+    let deployments = &buyer.deployments;
+    let view = Protocol::new(&buyer.client, deployments);
+    let config = view.market_config().await?;
+    let market = IQueryMarket::new(deployments.query_market, cheater.client.provider());
+    let me = cheater.client.address();
+    cheater
+        .client
+        .send(
+            "registerWorker",
+            market
+                .registerWorker()
+                .value(config.min_worker_bond)
+                .from(me)
+                .into_transaction_request(),
+        )
+        .await?;
+    for worker in honest {
+        Worker::new(
+            &datacloud_agent_core::Agent::connect(worker.config.clone(), "worker", stop.clone())
+                .await?,
+            worker.store.clone(),
+            worker.gateways.clone(),
+            worker.options.clone(),
+        )
+        .ensure_registered()
+        .await?;
+    }
+    let bond_before = view_bond(&cheater.client, deployments, me).await?;
+
+    let query = sql::parse(DISPUTE_SQL, schema)?;
+    let placed = buyer.place_order(listing, &query, 3600).await?;
+    let order_id = placed.order_id;
+    cheater
+        .client
+        .send(
+            "claimOrder",
+            market
+                .claimOrder(order_id)
+                .from(me)
+                .into_transaction_request(),
+        )
+        .await?;
+    let published = datacloud_store::Block::new(
+        datacloud_store::Codec::Raw,
+        b"bytes the cheater published".to_vec(),
+    )?;
+    cheater.gateways.put_block(&published).await?;
+    let attested = alloy::primitives::keccak256(b"a result it never computed");
+    let terms = view.order(order_id).await?;
+    let digest = terms.attestation_digest(
+        order_id,
+        cheater.client.chain_id(),
+        deployments.query_market,
+        attested,
+    );
+    let signature = cheater.signer.sign_hash(&digest).await?;
+    cheater
+        .client
+        .send(
+            "submitResult",
+            market
+                .submitResult(
+                    order_id,
+                    alloy::primitives::Bytes::from(published.cid().to_bytes()),
+                    attested,
+                    alloy::primitives::Bytes::from(signature.as_bytes().to_vec()),
+                )
+                .from(me)
+                .into_transaction_request(),
+        )
+        .await?;
+    clock.done(
+        "dispute: cheater attests",
+        &format!("order #{order_id}: worker {me} claimed and attested a result it never published"),
+    );
+
+    // The honest workers (back) follow the chain from where they stopped.
+    for worker in honest {
+        worker.spawn(agents, stop.clone());
+    }
+    let mut verifiers: Vec<Address> = Vec::new();
+    let mut disputer = None;
+    let started = Instant::now();
+    loop {
+        ensure!(
+            started.elapsed() < Duration::from_mins(30),
+            "order #{order_id}: the dispute did not end"
+        );
+        let status = view.order_status(order_id).await?;
+        if status == OrderStatus::Disputed {
+            let d = view.dispute(order_id).await?;
+            disputer = disputer.or(d.disputer);
+            if let Some(v) = d.verifier.filter(|v| !verifiers.contains(v)) {
+                clock.done(
+                    &format!("dispute: verifier {}", verifiers.len() + 1),
+                    &format!("{v} drawn to recompute (round {})", d.round),
+                );
+                verifiers.push(v);
+            }
+        }
+        if verifiers.len() == 2 && status != OrderStatus::Disputed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bond_after = view_bond(&cheater.client, deployments, me).await?;
+    ensure!(
+        bond_before.saturating_sub(bond_after) == config.min_worker_bond,
+        "the cheater kept its bond ({bond_before} → {bond_after})"
+    );
+    clock.done(
+        "dispute: overturned",
+        &format!(
+            "both verifiers recomputed the same result: the cheater lost {} of its bond; the order reopened",
+            tokens(config.min_worker_bond)
+        ),
+    );
+    let result = buyer.wait_result(order_id, Duration::from_mins(30)).await?;
+    ensure!(
+        result.status == OrderStatus::Settled,
+        "order #{order_id} ended {}",
+        result.status
+    );
+    let completed_by = view
+        .order_work(order_id)
+        .await?
+        .worker
+        .context("a settled order has a worker")?;
+    ensure!(completed_by != me, "the cheater completed the order");
+    clock.done(
+        "dispute: honest completion",
+        &format!("order #{order_id} settled with the result of worker {completed_by}"),
+    );
+    Ok(DisputeReport {
+        order_id: order_id.to_string(),
+        sql: DISPUTE_SQL.into(),
+        cheater: me.to_string(),
+        cheater_bond_before: tokens(bond_before),
+        cheater_bond_after: tokens(bond_after),
+        disputer: disputer.map(|d| d.to_string()).unwrap_or_default(),
+        verifiers: verifiers.iter().map(ToString::to_string).collect(),
+        outcome: "overturned".into(),
+        completed_by: completed_by.to_string(),
+        result: result.table,
+    })
+}
+
+async fn view_bond(
+    client: &ChainClient,
+    deployments: &datacloud_agent_core::Deployments,
+    worker: Address,
+) -> Result<U256> {
+    let market = IQueryMarket::new(deployments.query_market, client.provider());
+    Ok(client
+        .view("workerBond", &market.workerBond(worker))
+        .await?)
 }
 
 /// FinTech B pays for `query` (`sql` is how the demo prints it), follows the order on chain until
@@ -605,7 +873,7 @@ async fn watch(
 
 /// The standard development accounts (as the devchain funds them).
 fn dev_keys() -> Result<Vec<(Address, B256)>> {
-    Ok(Node::new(ChainConfig::default(), 4)?.dev_keys())
+    Ok(Node::new(ChainConfig::default(), 6)?.dev_keys())
 }
 
 /// A devchain in this process, sealing a block every 200 ms.
@@ -733,6 +1001,26 @@ fn render(report: &Report) -> String {
             fraud.plan, fraud.plan_pbs_estimate
         );
         if let Some(table) = &fraud.result {
+            let _ = writeln!(s, "{}", table.render());
+        }
+    }
+    if let Some(d) = &report.dispute {
+        let _ = writeln!(s, "order #{}: {}", d.order_id, d.sql);
+        let _ = writeln!(
+            s,
+            "a dishonest worker {} attested a result it never published; {} disputed;",
+            d.cheater, d.disputer
+        );
+        let _ = writeln!(
+            s,
+            "verifiers {} recomputed it: {}, the cheater's bond {} → {}; settled by {}\n",
+            d.verifiers.join(" and "),
+            d.outcome,
+            d.cheater_bond_before,
+            d.cheater_bond_after,
+            d.completed_by
+        );
+        if let Some(table) = &d.result {
             let _ = writeln!(s, "{}", table.render());
         }
     }
