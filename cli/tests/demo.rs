@@ -40,6 +40,17 @@ fn demo_settles_an_exact_encrypted_journey() {
     assert_eq!(payouts[1]["wei"], "20000000000000000");
     // The second order is the fraud model, delivered as a table of the fraud_model template.
     assert_eq!(report["fraud_model"]["result"]["template"], "fraud_model");
+    // The third order: a cheater's attested result overturned by two verifiers' re-execution,
+    // the cheater's bond gone, and the order settled by one of the honest workers.
+    let dispute = &report["dispute"];
+    assert_eq!(dispute["outcome"], "overturned");
+    let verifiers = dispute["verifiers"].as_array().expect("verifiers");
+    assert_eq!(verifiers.len(), 2);
+    assert_ne!(verifiers[0], verifiers[1]);
+    assert!(!verifiers.contains(&dispute["cheater"]));
+    assert!(verifiers.contains(&dispute["completed_by"]));
+    assert_ne!(dispute["cheater_bond_before"], dispute["cheater_bond_after"]);
+    assert_eq!(dispute["result"]["template"], "cohort_stats");
     // The buyer's table: one row per age band, counts equal to the plaintext computation.
     let table = synth::generate_with_history(rows, 5, 45);
     let query =
