@@ -49,7 +49,10 @@ fn demo_settles_an_exact_encrypted_journey() {
     assert_ne!(verifiers[0], verifiers[1]);
     assert!(!verifiers.contains(&dispute["cheater"]));
     assert!(verifiers.contains(&dispute["completed_by"]));
-    assert_ne!(dispute["cheater_bond_before"], dispute["cheater_bond_after"]);
+    assert_ne!(
+        dispute["cheater_bond_before"],
+        dispute["cheater_bond_after"]
+    );
     assert_eq!(dispute["result"]["template"], "cohort_stats");
     // The buyer's table: one row per age band, counts equal to the plaintext computation.
     let table = synth::generate_with_history(rows, 5, 45);

@@ -52,6 +52,9 @@ pub struct DeployParams {
     pub fault_threshold: u64,
     /// Proofs: share of the stake slashed, in basis points ≤ 10000 (1000 = 10 %).
     pub slash_bps: u16,
+    /// Proofs: the reporter's share of a slash, in basis points ≤ 500 (500 = 5 %); the rest is
+    /// burned, so a seller reporting its own faults ends with less.
+    pub reporter_bounty_bps: u16,
     /// Market: fee paid to the worker on top of the price (0.01).
     pub worker_fee: U256,
     /// Market: least bond a worker registers with (0.5).
@@ -77,6 +80,7 @@ impl Default for DeployParams {
             challenges_per_proof: 5,
             fault_threshold: 3,
             slash_bps: 1000,
+            reporter_bounty_bps: 500,
             worker_fee: U256::from(ETHER / 100),
             min_worker_bond: U256::from(ETHER / 2),
             claim_timeout: 3600,
@@ -118,6 +122,10 @@ impl DeployParams {
             ),
             (self.fault_threshold >= 1, "fault_threshold must be ≥ 1"),
             (self.slash_bps <= 10_000, "slash_bps must be ≤ 10000"),
+            (
+                self.reporter_bounty_bps <= 500,
+                "reporter_bounty_bps must be ≤ 500",
+            ),
             (self.claim_timeout > 0, "claim_timeout must be > 0"),
             (
                 self.max_order_lifetime > 0,
@@ -213,6 +221,7 @@ pub async fn deploy(
                     params.challenges_per_proof,
                     params.fault_threshold,
                     params.slash_bps,
+                    params.reporter_bounty_bps,
                 )
                 .into_transaction_request(),
         )

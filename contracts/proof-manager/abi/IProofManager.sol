@@ -16,7 +16,8 @@ interface IProofManager {
         uint64 challengeFinality,
         uint64 challengesPerProof,
         uint64 faultThreshold,
-        uint16 slashBps
+        uint16 slashBps,
+        uint16 reporterBountyBps
     );
 
     /// A dataset's proof set was created.
@@ -32,10 +33,11 @@ interface IProofManager {
     /// A missed window or deadline was recorded.
     event FaultRecorded(uint256 indexed setId, uint64 consecutiveFaults, uint64 totalFaults);
 
-    /// The dataset's stake was slashed by `amount` (paid to the reporter through the registry).
-    event ProofSetSlashed(uint256 indexed setId, uint256 amount);
+    /// The dataset's stake was slashed by `amount`: `bounty` of it to `reporter` (a payout in the
+    /// registry), the rest burned.
+    event ProofSetSlashed(uint256 indexed setId, uint256 amount, address indexed reporter, uint256 bounty);
 
-    function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps) external;
+    function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps, uint16 reporter_bounty_bps) external;
 
     function createProofSet(uint256 dataset_id) external returns (uint256);
 
@@ -74,6 +76,8 @@ interface IProofManager {
     function faultThreshold() external view returns (uint64);
 
     function slashBps() external view returns (uint16);
+
+    function reporterBountyBps() external view returns (uint16);
 
     error AlreadyInitialized();
 

@@ -12,7 +12,8 @@ event Initialized(
     uint64 challengeFinality,
     uint64 challengesPerProof,
     uint64 faultThreshold,
-    uint16 slashBps
+    uint16 slashBps,
+    uint16 reporterBountyBps
 );
 
 /// A dataset's proof set was created.
@@ -28,5 +29,6 @@ event PossessionProven(uint256 indexed setId, uint64 blockNumber);
 /// A missed window or deadline was recorded.
 event FaultRecorded(uint256 indexed setId, uint64 consecutiveFaults, uint64 totalFaults);
 
-/// The dataset's stake was slashed by `amount` (paid to the reporter through the registry).
-event ProofSetSlashed(uint256 indexed setId, uint256 amount);
+/// The dataset's stake was slashed by `amount`: `bounty` of it to `reporter` (a payout in the
+/// registry), the rest burned.
+event ProofSetSlashed(uint256 indexed setId, uint256 amount, address indexed reporter, uint256 bounty);

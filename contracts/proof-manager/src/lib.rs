@@ -7,7 +7,15 @@
 //! anyone may answer them with Merkle proofs ([`ProofManager::prove_possession`]) until the
 //! challenge window ends. A missed window or deadline lets anyone record a fault
 //! ([`ProofManager::record_fault`]); `faultThreshold` consecutive faults slash the dataset's stake
-//! in the registry, paying the reporter.
+//! in the registry.
+//!
+//! A slash is not a prize: the reporter receives a bounty of `reporterBountyBps` of it (at most
+//! [`MAX_REPORTER_BOUNTY_BPS`], 5 %) and the rest is burned (credited to [`BURN`], whose key
+//! nobody holds). A seller that records its own faults, as its daemon does to open the next
+//! period, ends with less than before; anyone else is paid enough to watch. The buyers of the
+//! dataset's open orders lose nothing to the slash: their escrow sits in the market, which
+//! refunds it (in full, or less the fee of a worker that computed) when the dataset is not
+//! healthy at delivery or the deadline passes.
 //!
 //! Leaf and challenge derivation follow FilOzone's `PDPVerifier` and live in `datacloud-pdp`, the
 //! same `no_std` code the seller's prover runs, so a proof the prover builds is checked by exactly
@@ -49,6 +57,10 @@ pub const MAX_CHALLENGES_PER_PROOF: u64 = 16;
 pub const MAX_CHALLENGE_WINDOW: u64 = 255;
 /// Basis points in 100 %.
 pub const BPS: u16 = 10_000;
+/// The largest share of a slash the reporter may receive (5 %).
+pub const MAX_REPORTER_BOUNTY_BPS: u16 = 500;
+/// Where the rest of a slash goes: an address whose key nobody holds.
+pub const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
 /// `health` answers.
 pub const HEALTH_NONE: u8 = 0;
@@ -178,6 +190,7 @@ pub struct ProofManager {
     challenges_per_proof: StorageU64,
     fault_threshold: StorageU64,
     slash_bps: StorageU16,
+    reporter_bounty_bps: StorageU16,
     proof_set_count: StorageU256,
     proof_set_of: StorageMap<U256, StorageU256>,
     proof_sets: StorageMap<U256, ProofSet>,
@@ -193,7 +206,8 @@ impl ProofManager {
     /// # Errors
     /// `AlreadyInitialized`; `InvalidConfig` unless `challengeWindow ∈ 1..=255`,
     /// `challengeFinality ≥ 1`, `provingPeriod ≥ challengeFinality + challengeWindow`,
-    /// `challengesPerProof ∈ 1..=16`, `faultThreshold ≥ 1`, `slashBps ≤ 10000` and `registry ≠ 0`.
+    /// `challengesPerProof ∈ 1..=16`, `faultThreshold ≥ 1`, `slashBps ≤ 10000`,
+    /// `reporterBountyBps ≤ MAX_REPORTER_BOUNTY_BPS` and `registry ≠ 0`.
     ///
     /// # Events
     /// `Initialized`.
@@ -207,6 +221,7 @@ impl ProofManager {
         challenges_per_proof: u64,
         fault_threshold: u64,
         slash_bps: u16,
+        reporter_bounty_bps: u16,
     ) -> Result<(), Error> {
         if self.is_initialized() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
@@ -220,6 +235,7 @@ impl ProofManager {
             && (1..=MAX_CHALLENGES_PER_PROOF).contains(&challenges_per_proof)
             && fault_threshold >= 1
             && slash_bps <= BPS
+            && reporter_bounty_bps <= MAX_REPORTER_BOUNTY_BPS
             && registry != Address::ZERO;
         if !valid {
             return Err(Error::InvalidConfig(InvalidConfig {}));
@@ -234,6 +250,7 @@ impl ProofManager {
             .set(U64::from(challenges_per_proof));
         self.fault_threshold.set(U64::from(fault_threshold));
         self.slash_bps.set(U16::from(slash_bps));
+        self.reporter_bounty_bps.set(U16::from(reporter_bounty_bps));
         self.emit(&Initialized {
             owner,
             registry,
@@ -243,6 +260,7 @@ impl ProofManager {
             challengesPerProof: challenges_per_proof,
             faultThreshold: fault_threshold,
             slashBps: slash_bps,
+            reporterBountyBps: reporter_bounty_bps,
         });
         Ok(())
     }
@@ -422,7 +440,8 @@ impl ProofManager {
     /// Records a fault: allowed once the open challenge's window has closed unproven, or the
     /// deadline has passed. Anyone may call it. The challenge is closed and the next deadline is
     /// `provingPeriod` blocks from now. From `faultThreshold` consecutive faults on, each fault
-    /// slashes `slashBps` of the dataset's stake in the registry, credited to the caller.
+    /// slashes `slashBps` of the dataset's stake in the registry: `reporterBountyBps` of the
+    /// slash is credited to the caller, the rest to [`BURN`].
     ///
     /// # Errors
     /// `NotInitialized`; `UnknownProofSet`; `DeadlineNotPassed` when no fault is due;
@@ -464,15 +483,25 @@ impl ProofManager {
                 .stake_of(self.vm(), Call::new(), dataset_id)
                 .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
             let amount = bps_of(stake, self.slash_bps.get().to::<u16>());
-            if !amount.is_zero() {
-                let reporter = self.vm().msg_sender();
+            let bounty = bps_of(amount, self.reporter_bounty_bps.get().to::<u16>());
+            let reporter = self.vm().msg_sender();
+            // Two slashes of the registry: the bounty to the reporter, the rest burned.
+            let mut slashed = U256::ZERO;
+            for (share, to) in [(bounty, reporter), (amount - bounty, BURN)] {
+                if share.is_zero() {
+                    continue;
+                }
                 let context = Call::new_mutating(self);
-                let slashed = IDatasetRegistry::new(registry)
-                    .slash(self.vm(), context, dataset_id, amount, reporter)
+                slashed += IDatasetRegistry::new(registry)
+                    .slash(self.vm(), context, dataset_id, share, to)
                     .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
+            }
+            if !slashed.is_zero() {
                 self.emit(&ProofSetSlashed {
                     setId: set_id,
                     amount: slashed,
+                    reporter,
+                    bounty,
                 });
             }
         }
@@ -645,6 +674,12 @@ impl ProofManager {
     pub fn slash_bps(&self) -> u16 {
         self.slash_bps.get().to::<u16>()
     }
+
+    /// The reporter's share of a slash, in basis points (the rest is burned).
+    #[must_use]
+    pub fn reporter_bounty_bps(&self) -> u16 {
+        self.reporter_bounty_bps.get().to::<u16>()
+    }
 }
 
 impl ProofManager {
@@ -785,6 +820,7 @@ mod tests {
     const CHALLENGES: u64 = 5;
     const THRESHOLD: u64 = 3;
     const SLASH_BPS: u16 = 1_000;
+    const BOUNTY_BPS: u16 = MAX_REPORTER_BOUNTY_BPS;
     const STAKE: u64 = 1_000_000;
 
     /// Tree height of the test datasets' pieces (64 leaves); both datasets' pieces have it, so a
@@ -953,7 +989,7 @@ mod tests {
             let pm = &mut self.pm;
             self.host.invoke(DEPLOYER, U256::ZERO, || {
                 pm.initialize(
-                    registry, period, window, finality, challenges, threshold, bps,
+                    registry, period, window, finality, challenges, threshold, bps, BOUNTY_BPS,
                 )
             })
         }
@@ -1046,6 +1082,7 @@ mod tests {
         assert_eq!(f.pm.challenges_per_proof(), CHALLENGES);
         assert_eq!(f.pm.fault_threshold(), THRESHOLD);
         assert_eq!(f.pm.slash_bps(), SLASH_BPS);
+        assert_eq!(f.pm.reporter_bounty_bps(), BOUNTY_BPS);
         assert_eq!(f.pm.proof_set_count(), U256::ZERO);
         let event = f.last_event::<Initialized>();
         assert_eq!(
@@ -1060,9 +1097,12 @@ mod tests {
                 event.challengeFinality,
                 event.challengesPerProof,
                 event.faultThreshold,
-                event.slashBps
+                event.slashBps,
+                event.reporterBountyBps
             ),
-            (PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, SLASH_BPS)
+            (
+                PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, SLASH_BPS, BOUNTY_BPS
+            )
         );
     }
 
@@ -1099,6 +1139,21 @@ mod tests {
                 "{registry} {period} {window} {finality} {challenges} {threshold} {bps}"
             );
         }
+        // A reporter's bounty above 5 % of the slash.
+        let pm = &mut f.pm;
+        let err = f.host.invoke(DEPLOYER, U256::ZERO, || {
+            pm.initialize(
+                REGISTRY,
+                100,
+                20,
+                5,
+                5,
+                3,
+                1_000,
+                MAX_REPORTER_BOUNTY_BPS + 1,
+            )
+        });
+        assert!(matches!(err, Err(Error::InvalidConfig(_))));
         assert!(f.host.logs().is_empty());
         assert_eq!(f.pm.registry(), Address::ZERO);
         // The boundaries themselves are fine.
@@ -1675,14 +1730,23 @@ mod tests {
                 assert_eq!(f.health(DATASET), HEALTH_FAILED, "fault {fault}");
                 let amount = remaining * U256::from(SLASH_BPS) / U256::from(10_000);
                 remaining -= amount;
-                expected_slashes.push((U256::from(DATASET), amount, REPORTER, amount));
+                // 5 % of the slash to the reporter, the rest burned.
+                let bounty = amount * U256::from(BOUNTY_BPS) / U256::from(10_000);
+                expected_slashes.push((U256::from(DATASET), bounty, REPORTER, bounty));
+                let burned = amount - bounty;
+                expected_slashes.push((U256::from(DATASET), burned, BURN, burned));
                 let event = f.last_event::<ProofSetSlashed>();
-                assert_eq!((event.setId, event.amount), (U256::from(1), amount));
+                assert_eq!(
+                    (event.setId, event.amount, event.reporter, event.bounty),
+                    (U256::from(1), amount, REPORTER, bounty)
+                );
             }
         }
         assert_eq!(f.registry.borrow().slashes, expected_slashes);
-        assert_eq!(expected_slashes[0].1, U256::from(100_000));
-        assert_eq!(expected_slashes[1].1, U256::from(90_000));
+        assert_eq!(expected_slashes[0].1, U256::from(5_000));
+        assert_eq!(expected_slashes[1].1, U256::from(95_000));
+        assert_eq!(expected_slashes[2].1, U256::from(4_500));
+        assert_eq!(expected_slashes[3].1, U256::from(85_500));
         assert_eq!(f.registry.borrow().stakes[&U256::from(DATASET)], remaining);
 
         // A new valid proof heals it.
@@ -1741,7 +1805,8 @@ mod tests {
         f.registry.borrow_mut().refuse_stake = false;
         f.fault(REPORTER, 1).unwrap();
         assert_eq!(f.health(DATASET), HEALTH_FAILED);
-        assert_eq!(f.registry.borrow().slashes.len(), 1);
+        // One slash: the bounty and the burn.
+        assert_eq!(f.registry.borrow().slashes.len(), 2);
     }
 
     proptest! {
@@ -1795,6 +1860,8 @@ mod tests {
         consecutive: u64,
         stake: U256,
         slashed: U256,
+        /// Of which the reporter's bounties.
+        bounty: U256,
     }
 
     impl Model {
@@ -1872,6 +1939,7 @@ mod tests {
                 consecutive: 0,
                 stake: U256::from(STAKE),
                 slashed: U256::ZERO,
+                bounty: U256::ZERO,
             };
             for op in ops {
                 let now = f.now();
@@ -1941,6 +2009,7 @@ mod tests {
                                 let amount = model.stake * U256::from(SLASH_BPS) / U256::from(10_000);
                                 model.stake -= amount;
                                 model.slashed += amount;
+                                model.bounty += amount * U256::from(BOUNTY_BPS) / U256::from(10_000);
                             }
                         } else {
                             prop_assert!(matches!(result, Err(Error::DeadlineNotPassed(_))), "{:?}", result);
@@ -1957,7 +2026,9 @@ mod tests {
                 prop_assert_eq!(registry.stakes[&U256::from(DATASET)], model.stake);
                 let paid: U256 = registry.slashes.iter().map(|s| s.3).sum();
                 prop_assert_eq!(paid, model.slashed);
-                prop_assert!(registry.slashes.iter().all(|s| s.2 == REPORTER));
+                prop_assert!(registry.slashes.iter().all(|s| s.2 == REPORTER || s.2 == BURN));
+                let bounty: U256 = registry.slashes.iter().filter(|s| s.2 == REPORTER).map(|s| s.3).sum();
+                prop_assert_eq!(bounty, model.bounty);
             }
         }
     }

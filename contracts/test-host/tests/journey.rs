@@ -48,6 +48,8 @@ const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
 const SELLER: Address = address!("0x00000000000000000000000000000000000000b0");
 const BUYER: Address = address!("0x00000000000000000000000000000000000000c0");
 const WATCHER: Address = address!("0x00000000000000000000000000000000000000d0");
+/// Where the market's slashes are burned (`ProofManager`'s `BURN`).
+const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
 fn ether(milli: u64) -> U256 {
     U256::from(u128::from(milli) * ETHER / 1000)
@@ -111,6 +113,7 @@ impl Marketplace {
                 challenges_per_proof: 5,
                 fault_threshold: 3,
                 slash_bps: 1000,
+                reporter_bounty_bps: 500,
             },
         );
         m.ok(
@@ -305,6 +308,16 @@ impl Marketplace {
         order
     }
 
+    /// `of`'s payout in the registry (slashed stake credited to it).
+    fn registry_payout(&self, of: Address) -> U256 {
+        self.ok(
+            WATCHER,
+            &self.registry,
+            0,
+            IDatasetRegistry::payoutOfCall { account: of },
+        )
+    }
+
     fn payout(&self, of: Address) -> U256 {
         self.ok(
             WATCHER,
@@ -419,7 +432,8 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
         );
     }
     assert_eq!(m.health(dataset), 3, "three consecutive faults: Failed");
-    // The third fault slashed 10 % of the 2-token stake to the watcher.
+    // The third fault slashed 10 % of the 2-token stake: 5 % of that to the watcher, the rest
+    // burned.
     let stake = m.ok(
         WATCHER,
         &m.registry,
@@ -436,8 +450,9 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
             0,
             IDatasetRegistry::payoutOfCall { account: WATCHER }
         ),
-        ether(200)
+        ether(10)
     );
+    assert_eq!(m.registry_payout(BURN), ether(190));
 
     // Delivery on a failed dataset pays nobody but the buyer.
     m.ok(
@@ -453,6 +468,42 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
     assert!(m.payout(m.worker).is_zero());
     assert_eq!(m.payout(BUYER), ether(70));
     m.assert_market_holds_what_it_owes();
+}
+
+#[test]
+fn a_seller_reporting_its_own_faults_ends_with_less() {
+    // Audit H-2: the slash used to go to whoever recorded the fault, so a seller that stopped
+    // storing reported itself and took its stake back. Now the reporter gets 5 % of the slash.
+    let m = Marketplace::new();
+    let trees = pieces(4, &[2]);
+    let (dataset, set) = m.onboard(&trees);
+    m.prove(set, &trees);
+    let stake_of = |m: &Marketplace| {
+        m.ok(
+            WATCHER,
+            &m.registry,
+            0,
+            IDatasetRegistry::stakeOfCall {
+                dataset_id: dataset,
+            },
+        )
+    };
+    let held_before = stake_of(&m) + m.registry_payout(SELLER);
+    for _ in 0..4 {
+        m.chain.advance(101, 1212);
+        m.ok(
+            SELLER,
+            &m.proofs,
+            0,
+            IProofManager::recordFaultCall { set_id: set },
+        );
+    }
+    assert_eq!(m.health(dataset), 3);
+    let held_after = stake_of(&m) + m.registry_payout(SELLER);
+    // Two slashes (10 % of 2000, then of 1800): 380 taken, 19 back as the reporter's bounty.
+    assert_eq!(held_before - held_after, ether(361));
+    assert_eq!(m.registry_payout(SELLER), ether(19));
+    assert_eq!(m.registry_payout(BURN), ether(361));
 }
 
 #[test]

@@ -564,6 +564,7 @@ fn proof_and_order_gas() {
         challenges_per_proof: CHALLENGES,
         fault_threshold: 3,
         slash_bps: 1000,
+        reporter_bounty_bps: 500,
     };
     call(
         &mut node,

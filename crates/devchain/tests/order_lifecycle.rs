@@ -426,8 +426,16 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     );
     mined!(
         &m.provider,
-        m.proofs()
-            .initialize(registry, PROVING_PERIOD, 20, CHALLENGE_FINALITY, 5, 3, 1000),
+        m.proofs().initialize(
+            registry,
+            PROVING_PERIOD,
+            20,
+            CHALLENGE_FINALITY,
+            5,
+            3,
+            1000,
+            500
+        ),
         "proof manager initialize"
     );
     mined!(
