@@ -295,8 +295,9 @@ impl<P: Provider> Deployment<P> {
         (order, receipt)
     }
 
-    /// The worker (bonded once) claims `order` and submits a result with a signed attestation.
-    async fn compute(&self, order: U256) {
+    /// The worker (bonded once) claims `order` and submits a result with a signed attestation;
+    /// the `submitResult` receipt.
+    async fn compute(&self, order: U256) -> TransactionReceipt {
         let market = self.market();
         let worker = self.worker.address();
         if market
@@ -345,7 +346,7 @@ impl<P: Provider> Deployment<P> {
                 )
                 .from(worker),
             "submitResult"
-        );
+        )
     }
 
     async fn deliver(&self, order: U256) -> TransactionReceipt {
@@ -374,7 +375,7 @@ impl<P: Provider> Deployment<P> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // One journey, told in order.
 async fn orders_settle_refund_and_fail_over_json_rpc() {
-    let node = Node::new(ChainConfig::default(), 4).expect("dev accounts");
+    let node = Node::new(ChainConfig::default(), 6).expect("dev accounts");
     let keys = node.dev_keys();
     let rpc = Arc::new(Rpc::new(node, RpcConfig::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -390,7 +391,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
         .iter()
         .map(|(_, key)| PrivateKeySigner::from_bytes(key).expect("dev key"))
         .collect();
-    // Account 0 deploys and owns the contracts; 1 sells, 2 buys, 3 computes.
+    // Account 0 deploys and owns the contracts; 1 sells, 2 buys, 3 computes, 4 and 5 verify.
     let mut wallet = EthereumWallet::from(signers[0].clone());
     for signer in &signers[1..] {
         wallet.register_signer(signer.clone());
@@ -474,7 +475,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     assert_eq!(too_low._1, ether(60));
 
     let (order, placed) = m.place_order(dataset, 86_400).await;
-    m.compute(order).await;
+    let submitted = m.compute(order).await;
     m.assert_market_holds_what_it_owes().await;
     let buyer_payout_before = m.payout(m.buyer).await;
     let delivered = m.deliver(order).await;
@@ -501,6 +502,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
 
     eprintln!("gas used: provePossession {}", proved.gas_used);
     eprintln!("gas used: placeOrder {}", placed.gas_used);
+    eprintln!("gas used: submitResult {}", submitted.gas_used);
     eprintln!("gas used: deliverResult (settled) {}", delivered.gas_used);
 
     // ----- An order nobody computes passes its deadline and is refunded -----
@@ -543,6 +545,64 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     assert_eq!(m.payout(m.worker.address()).await, worker_before);
     assert_eq!(m.payout(m.buyer).await - buyer_payout_before, ether(60));
     m.assert_market_holds_what_it_owes().await;
+
+    // ----- A disputed result is recomputed by two drawn verifiers and overturned -----
+    let (disputed, _) = m.place_order(dataset, 86_400).await;
+    m.compute(disputed).await;
+    for verifier in &signers[4..] {
+        mined!(
+            &m.provider,
+            m.market()
+                .registerWorker()
+                .value(ether(500))
+                .from(verifier.address()),
+            "registerWorker (verifier)"
+        );
+    }
+    let opened = mined!(
+        &m.provider,
+        m.market()
+            .dispute(disputed)
+            .value(ether(500))
+            .from(m.seller),
+        "dispute"
+    );
+    let mut verdicts = Vec::new();
+    for round in 1..=2u8 {
+        let dispute = m.market().disputeOf(disputed).call().await.expect("disputeOf");
+        assert_eq!(dispute._2, round);
+        verdicts.push(mined!(
+            &m.provider,
+            m.market()
+                .submitVerdict(
+                    disputed,
+                    Bytes::from_static(b"\x01\x55\x12\x20recomputed"),
+                    keccak256("the recomputed result"),
+                )
+                .from(dispute._3),
+            "submitVerdict"
+        ));
+    }
+    assert_eq!(m.status(disputed).await, 1, "overturned: open again");
+    assert!(
+        m.market()
+            .workerBond(m.worker.address())
+            .call()
+            .await
+            .expect("workerBond")
+            .is_zero(),
+        "the worker lost minWorkerBond"
+    );
+    m.assert_market_holds_what_it_owes().await;
+    eprintln!("gas used: dispute (draws verifier 1) {}", opened.gas_used);
+    eprintln!(
+        "gas used: submitVerdict (disagrees, draws verifier 2) {}",
+        verdicts[0].gas_used
+    );
+    eprintln!(
+        "gas used: submitVerdict (overturns: slash, pay, reopen) {}",
+        verdicts[1].gas_used
+    );
 
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
