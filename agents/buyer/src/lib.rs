@@ -368,7 +368,13 @@ impl Buyer {
             .await?;
         let sealed = read_file(&self.store, &delivery, MAX_DELIVERY_BYTES)?;
         let key = DeliveryKey::load(&self.delivery_key_path(order_id))?;
-        let opened = key.open(&order_id.to_be_bytes::<32>(), &sealed)?;
+        let context = datacloud_delivery::context(
+            self.client.chain_id(),
+            &self.deployments.query_market.0.0,
+            &order_id.to_be_bytes::<32>(),
+            &work.result_hash.0,
+        );
+        let opened = key.open(&context, &sealed)?;
         out.table = Some(
             serde_json::from_slice(&opened)
                 .map_err(|e| invalid(format!("the delivered table does not parse: {e}")))?,

@@ -500,8 +500,14 @@ impl Seller {
         let buyer_key = client.view("buyerKey", &market.buyerKey(order_id)).await?;
         let plaintext = serde_json::to_vec(&table)
             .map_err(|e| SellerError::Invalid(format!("result table: {e}")))?;
-        let envelope =
-            datacloud_delivery::seal(&buyer_key, &order_id.to_be_bytes::<32>(), &plaintext)?;
+        // Sealed for this result of this order on this market: the envelope opens as nothing else.
+        let context = datacloud_delivery::context(
+            client.chain_id(),
+            &self.agent.deployments.query_market.0.0,
+            &order_id.to_be_bytes::<32>(),
+            &work.result_hash.0,
+        );
+        let envelope = datacloud_delivery::seal(&buyer_key, &context, &plaintext)?;
         let delivery_cid = store_file(&self.store, &envelope, true)?;
         let outcome = self
             .agent

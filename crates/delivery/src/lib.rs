@@ -3,8 +3,11 @@
 //! A buyer generates a delivery key pair when it orders and puts the public key in the order
 //! (`buyerKey` on `QueryMarket`). The seller, after decrypting and releasing the aggregate table,
 //! seals it to that key with HPKE (RFC 9180, base mode: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-//! ChaCha20-Poly1305) and stores the envelope by CID. Only the buyer can open it; the order id is
-//! bound into the HPKE `info`, so an envelope cannot be replayed as another order's delivery.
+//! ChaCha20-Poly1305) and stores the envelope by CID. Only the buyer can open it. The delivery's
+//! [`context`] (chain id, market, order id and the keccak-256 of the worker's attested result) is
+//! bound into the HPKE `info`, so an envelope opens only as the delivery of that result of that
+//! order on that market: it cannot be replayed as another order's, another chain's, or the
+//! delivery of a result the dispute game overturned.
 //!
 //! Envelope format: `"DCD1"` ‖ encapsulated key (32 bytes) ‖ ciphertext (plaintext + 16-byte tag).
 
@@ -101,11 +104,11 @@ impl DeliveryKey {
         Ok(DeliveryKey { secret, public })
     }
 
-    /// Opens an envelope sealed to this key for `order`.
+    /// Opens an envelope sealed to this key for `context` (see [`context`]).
     ///
     /// # Errors
     /// [`DeliveryError::Malformed`], [`DeliveryError::TooLarge`], [`DeliveryError::Open`].
-    pub fn open(&self, order: &[u8], envelope: &[u8]) -> Result<Vec<u8>, DeliveryError> {
+    pub fn open(&self, context: &[u8], envelope: &[u8]) -> Result<Vec<u8>, DeliveryError> {
         if envelope.len() > MAX_ENVELOPE_BYTES {
             return Err(DeliveryError::TooLarge(envelope.len()));
         }
@@ -122,7 +125,7 @@ impl DeliveryKey {
             &OpModeR::Base,
             &self.secret,
             &encapped,
-            &info(order),
+            &info(context),
             ciphertext,
             MAGIC,
         )
@@ -130,15 +133,34 @@ impl DeliveryKey {
     }
 }
 
-fn info(order: &[u8]) -> Vec<u8> {
-    [b"datacloud/delivery/v1/order:".as_slice(), order].concat()
+fn info(context: &[u8]) -> Vec<u8> {
+    [b"datacloud/delivery/v2:".as_slice(), context].concat()
 }
 
-/// Seals `plaintext` to the buyer's public key (from the order) for `order`.
+/// What a delivery is the delivery of: `chain_id` (8 bytes, big-endian) ‖ the market's address
+/// ‖ the order id (32 bytes) ‖ the keccak-256 of the attested result, as the seller seals it and
+/// the buyer opens it.
+#[must_use]
+pub fn context(
+    chain_id: u64,
+    market: &[u8; 20],
+    order_id: &[u8; 32],
+    result_hash: &[u8; 32],
+) -> Vec<u8> {
+    [
+        chain_id.to_be_bytes().as_slice(),
+        market,
+        order_id,
+        result_hash,
+    ]
+    .concat()
+}
+
+/// Seals `plaintext` to the buyer's public key (from the order) for `context` (see [`context`]).
 ///
 /// # Errors
 /// [`DeliveryError::PublicKey`] for a key that is not 32 bytes of X25519; [`DeliveryError::Seal`].
-pub fn seal(buyer_key: &[u8], order: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, DeliveryError> {
+pub fn seal(buyer_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, DeliveryError> {
     if buyer_key.len() != PUBLIC_KEY_LEN {
         return Err(DeliveryError::PublicKey);
     }
@@ -148,7 +170,7 @@ pub fn seal(buyer_key: &[u8], order: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
         hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, DeliveryKem, _>(
             &OpModeS::Base,
             &public,
-            &info(order),
+            &info(context),
             plaintext,
             MAGIC,
             &mut rand::rng(),
@@ -169,9 +191,20 @@ mod tests {
         fn only_the_buyer_opens_only_its_order(plaintext in proptest::collection::vec(any::<u8>(), 0..2048), flip in 0usize..4096) {
             let buyer = DeliveryKey::generate();
             let envelope = seal(&buyer.public_bytes(), b"order-7", &plaintext).unwrap();
-            prop_assert_eq!(buyer.open(b"order-7", &envelope).unwrap(), plaintext);
+            prop_assert_eq!(buyer.open(b"order-7", &envelope).unwrap(), plaintext.clone());
             prop_assert!(matches!(buyer.open(b"order-8", &envelope), Err(DeliveryError::Open)));
             prop_assert!(DeliveryKey::generate().open(b"order-7", &envelope).is_err());
+            // The same order delivered for another result (an overturned one), another market or
+            // another chain does not open.
+            let sealed = seal(&buyer.public_bytes(), &context(1, &[2; 20], &[3; 32], &[4; 32]), &plaintext).unwrap();
+            prop_assert_eq!(buyer.open(&context(1, &[2; 20], &[3; 32], &[4; 32]), &sealed).unwrap(), plaintext.clone());
+            for other in [
+                context(1, &[2; 20], &[3; 32], &[5; 32]),
+                context(1, &[9; 20], &[3; 32], &[4; 32]),
+                context(7, &[2; 20], &[3; 32], &[4; 32]),
+            ] {
+                prop_assert!(matches!(buyer.open(&other, &sealed), Err(DeliveryError::Open)));
+            }
             let mut tampered = envelope.clone();
             let i = flip % tampered.len();
             tampered[i] ^= 1;

@@ -569,7 +569,12 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     );
     let mut verdicts = Vec::new();
     for round in 1..=2u8 {
-        let dispute = m.market().disputeOf(disputed).call().await.expect("disputeOf");
+        let dispute = m
+            .market()
+            .disputeOf(disputed)
+            .call()
+            .await
+            .expect("disputeOf");
         assert_eq!(dispute._2, round);
         verdicts.push(mined!(
             &m.provider,
