@@ -321,18 +321,6 @@ impl From<IQueryMarket::disputeOfReturn> for Dispute {
     }
 }
 
-alloy::sol! {
-    /// What a worker attests (the market's `ATTESTATION_TYPEHASH`).
-    struct Attestation {
-        uint256 orderId;
-        uint256 datasetId;
-        bytes32 manifestHash;
-        bytes32 templateHash;
-        bytes32 paramsHash;
-        bytes32 resultHash;
-    }
-}
-
 impl Order {
     /// The EIP-712 digest a worker signs to attest `result_hash` for this order (order
     /// `order_id` of the market at `market` on chain `chain_id`), computed here from the order's
@@ -351,7 +339,7 @@ impl Order {
             chain_id: chain_id,
             verifying_contract: market,
         };
-        Attestation {
+        IQueryMarket::Attestation {
             orderId: order_id,
             datasetId: self.dataset_id,
             manifestHash: self.manifest_hash,

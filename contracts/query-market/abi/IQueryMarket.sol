@@ -7,6 +7,17 @@
 pragma solidity ^0.8.23;
 
 interface IQueryMarket {
+    /// What a worker signs to attest a result (EIP-712; domain name "DataCloud QueryMarket", version
+    /// "1", this chain, this market): `submitResult` recovers the signer from it.
+    struct Attestation {
+        uint256 orderId;
+        uint256 datasetId;
+        bytes32 manifestHash;
+        bytes32 templateHash;
+        bytes32 paramsHash;
+        bytes32 resultHash;
+    }
+
     /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
     event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
 

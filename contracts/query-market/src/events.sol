@@ -1,7 +1,18 @@
-// QueryMarket's events, declared once. The contract's `sol!` reads this file (src/lib.rs), and its
+// QueryMarket's events (and the attestation struct workers sign), declared once. The contract's `sol!` reads this file (src/lib.rs), and its
 // `export-abi` binary (src/main.rs) splices these declarations into the interface it prints, so the
 // committed abi/IQueryMarket.sol that agents bind carries exactly the events the contract emits.
 // Keep one blank line between events: the splice indents each block as one interface item.
+
+/// What a worker signs to attest a result (EIP-712; domain name "DataCloud QueryMarket", version
+/// "1", this chain, this market): `submitResult` recovers the signer from it.
+struct Attestation {
+    uint256 orderId;
+    uint256 datasetId;
+    bytes32 manifestHash;
+    bytes32 templateHash;
+    bytes32 paramsHash;
+    bytes32 resultHash;
+}
 
 /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
 event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);

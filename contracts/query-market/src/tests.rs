@@ -23,14 +23,6 @@ mod ext {
         interface ProofManager {
             function health(uint256 datasetId) external view returns (uint8);
         }
-        struct Attestation {
-            uint256 orderId;
-            uint256 datasetId;
-            bytes32 manifestHash;
-            bytes32 templateHash;
-            bytes32 paramsHash;
-            bytes32 resultHash;
-        }
     }
 }
 
@@ -362,7 +354,7 @@ fn domain_separator_and_digest_match_an_independent_eip712_computation() {
         verifying_contract: env.host.contract(),
     };
     assert_eq!(env.market.domain_separator(), domain.hash_struct());
-    let attestation = ext::Attestation {
+    let attestation = Attestation {
         orderId: id,
         datasetId: u(DS),
         manifestHash: manifest_hash(),

@@ -31,18 +31,6 @@ sol!(
     "../query-market/abi/IQueryMarket.sol"
 );
 
-sol! {
-    /// What a worker attests (EIP-712), as the market's `ATTESTATION_TYPEHASH` says.
-    struct Attestation {
-        uint256 orderId;
-        uint256 datasetId;
-        bytes32 manifestHash;
-        bytes32 templateHash;
-        bytes32 paramsHash;
-        bytes32 resultHash;
-    }
-}
-
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
 const SELLER: Address = address!("0x00000000000000000000000000000000000000b0");
@@ -279,7 +267,7 @@ impl Marketplace {
             chain_id: stylus_sdk::stylus_core::ChainAccess::chain_id(self.market.host().vm()),
             verifying_contract: self.market.address(),
         };
-        let digest = Attestation {
+        let digest = IQueryMarket::Attestation {
             orderId: order,
             datasetId: terms._0,
             manifestHash: terms._4,

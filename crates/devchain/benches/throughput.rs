@@ -32,7 +32,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use alloy_sol_types::{SolCall, sol};
+use alloy_sol_types::{SolCall, SolStruct as _, sol};
 use datacloud_devchain::{
     Address, B256, Bytes, ChainConfig, ExitStatus, Node, NodeConfig, Rpc, RpcConfig, U256, serve,
 };
@@ -659,13 +659,18 @@ fn proof_and_order_gas() {
     let terms = call(&mut node, owner, market, U256::ZERO, terms.abi_encode());
     let terms =
         IQueryMarket::orderCall::abi_decode_returns(&terms.return_data).expect("order's terms");
-    let digest = common::attestation_digest(
+    let digest = IQueryMarket::Attestation {
+        orderId: order,
+        datasetId: terms._0,
+        manifestHash: terms._4,
+        templateHash: terms._2,
+        paramsHash: terms._3,
+        resultHash: result_hash,
+    }
+    .eip712_signing_hash(&common::market_domain(
         node.chain().config().chain_id,
         market,
-        order,
-        (terms._0, terms._4, terms._2, terms._3),
-        result_hash,
-    );
+    ));
     let signature = worker
         .sign_hash_sync(&digest)
         .expect("signing the attestation");

@@ -24,7 +24,7 @@ use alloy::{
     rpc::types::{TransactionReceipt, TransactionRequest},
     signers::{Signer, local::PrivateKeySigner},
     sol,
-    sol_types::SolError,
+    sol_types::{SolError, SolStruct as _},
 };
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program, serve};
 use datacloud_pdp::{MerkleTree, PieceIndex, answer_challenges};
@@ -321,13 +321,15 @@ impl<P: Provider> Deployment<P> {
         let result_hash = keccak256("encrypted result");
         let terms = market.order(order).call().await.expect("order");
         let chain_id = self.provider.get_chain_id().await.expect("chain id");
-        let digest = common::attestation_digest(
-            chain_id,
-            self.market,
-            order,
-            (terms._0, terms._4, terms._2, terms._3),
-            result_hash,
-        );
+        let digest = IQueryMarket::Attestation {
+            orderId: order,
+            datasetId: terms._0,
+            manifestHash: terms._4,
+            templateHash: terms._2,
+            paramsHash: terms._3,
+            resultHash: result_hash,
+        }
+        .eip712_signing_hash(&common::market_domain(chain_id, self.market));
         let signature = self.worker.sign_hash(&digest).await.expect("sign");
         // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
         let bytes = signature.as_bytes().to_vec();

@@ -47,48 +47,18 @@ pub fn store_calldata(slot: u64, value: u64) -> Vec<u8> {
     data
 }
 
-alloy_sol_types::sol! {
-    /// What a worker attests to `QueryMarket` (its `ATTESTATION_TYPEHASH`).
-    struct Attestation {
-        uint256 orderId;
-        uint256 datasetId;
-        bytes32 manifestHash;
-        bytes32 templateHash;
-        bytes32 paramsHash;
-        bytes32 resultHash;
-    }
-}
-
-/// The EIP-712 digest a worker signs for `result_hash` on order `order_id`, from the order's
-/// terms `(datasetId, manifestHash, templateHash, paramsHash)` as `QueryMarket.order` reports
-/// them. Workers compute it themselves: the market exports no digest to sign.
+/// The EIP-712 domain of the market at `market` on chain `chain_id`: a worker signs
+/// `IQueryMarket::Attestation` (declared in the market's interface) under it. Workers compute
+/// the digest themselves: the market exports no digest to sign.
 #[allow(dead_code)] // used by some of the test crates that include this module
-pub fn attestation_digest(
+pub fn market_domain(
     chain_id: u64,
     market: alloy_primitives::Address,
-    order_id: alloy_primitives::U256,
-    terms: (
-        alloy_primitives::U256,
-        alloy_primitives::B256,
-        alloy_primitives::B256,
-        alloy_primitives::B256,
-    ),
-    result_hash: alloy_primitives::B256,
-) -> alloy_primitives::B256 {
-    use alloy_sol_types::SolStruct as _;
-    let domain = alloy_sol_types::eip712_domain! {
+) -> alloy_sol_types::Eip712Domain {
+    alloy_sol_types::eip712_domain! {
         name: "DataCloud QueryMarket",
         version: "1",
         chain_id: chain_id,
         verifying_contract: market,
-    };
-    Attestation {
-        orderId: order_id,
-        datasetId: terms.0,
-        manifestHash: terms.1,
-        templateHash: terms.2,
-        paramsHash: terms.3,
-        resultHash: result_hash,
     }
-    .eip712_signing_hash(&domain)
 }
