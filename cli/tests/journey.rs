@@ -612,6 +612,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         cluster.log("seller-2").contains("output policy refused")
     });
     let credited = chain.payout(cluster.address(buyer));
+    let worker_credited = chain.payout(cluster.address(worker));
     let early = cluster.run(buyer, "buyer", &["buyer", "refund", &third.to_string()]);
     if !early.status.success() {
         assert!(
@@ -636,10 +637,17 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         );
     }
     assert_eq!(chain.status(third), OrderStatus::Refunded);
+    // The worker computed the result the seller refused to release: it is paid its fee, the
+    // buyer gets the rest back; nothing is lost.
     assert_eq!(
         chain.payout(cluster.address(buyer)) - credited,
-        U256::from(PRICE + FEE),
-        "no money lost"
+        U256::from(PRICE),
+        "the escrow less the worker's fee, back to the buyer"
+    );
+    assert_eq!(
+        chain.payout(cluster.address(worker)) - worker_credited,
+        U256::from(FEE),
+        "the worker's fee"
     );
 
     // 4. A worker behind a tampering gateway claims nothing and submits nothing.
