@@ -29,13 +29,15 @@ const MAX_WASM_BYTES: usize = 128 * 1024;
 
 /// Sources the contract WASM depends on, relative to the workspace root. A new path dependency
 /// of a contract must be added here.
-const CONTRACT_INPUTS: [&str; 11] = [
+const CONTRACT_INPUTS: [&str; 13] = [
     "contracts/dataset-registry/src",
     "contracts/dataset-registry/Cargo.toml",
     "contracts/proof-manager/src",
     "contracts/proof-manager/Cargo.toml",
     "contracts/query-market/src",
     "contracts/query-market/Cargo.toml",
+    "contracts/dispute-game/src",
+    "contracts/dispute-game/Cargo.toml",
     "crates/pdp/src",
     "crates/pdp/Cargo.toml",
     "Cargo.toml",

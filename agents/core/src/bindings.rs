@@ -26,10 +26,21 @@ pub mod proof_manager {
 }
 
 /// `QueryMarket`: `IQueryMarket` with its calls, errors and events.
+// `initialize` takes the seven parameters the ABI fixes.
+#[allow(clippy::too_many_arguments)]
 pub mod query_market {
     alloy::sol!(
         #[sol(rpc, all_derives)]
         "../../contracts/query-market/abi/IQueryMarket.sol"
+    );
+}
+
+/// `QueryMarket`'s dispute game: `IDisputeGame`, called at the *market's* address (the market
+/// delegate-calls the game's program for these functions; its events are the market's).
+pub mod dispute_game {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        "../../contracts/dispute-game/abi/IDisputeGame.sol"
     );
 }
 
@@ -50,6 +61,7 @@ pub mod arb_wasm {
 }
 
 pub use dataset_registry::IDatasetRegistry;
+pub use dispute_game::IDisputeGame;
 pub use proof_manager::IProofManager;
 pub use query_market::IQueryMarket;
 

@@ -1,6 +1,8 @@
-//! Deploying the three contracts: each WASM is deployed with the Stylus init-code prelude,
-//! activated through `ArbWasm` (paying the data fee), and then the three are initialized with
-//! each other's addresses. The one implementation behind `datacloud deploy` and the tests.
+//! Deploying the contracts: each WASM (the three contracts and the market's dispute game) is
+//! deployed with the Stylus init-code prelude, activated through `ArbWasm` (paying the data
+//! fee), and then the three contracts are initialized with each other's addresses (the market
+//! also with the game's, which it delegate-calls). The one implementation behind
+//! `datacloud deploy` and the tests.
 
 use alloy::{
     network::TransactionBuilder,
@@ -17,7 +19,7 @@ use crate::{
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 
-/// The three contracts' WASM modules (from `datacloud-contract-artifacts`, or files).
+/// The programs' WASM modules (from `datacloud-contract-artifacts`, or files).
 #[derive(Debug, Clone, Copy)]
 pub struct ContractsWasm<'a> {
     /// `DatasetRegistry`.
@@ -26,6 +28,8 @@ pub struct ContractsWasm<'a> {
     pub proof_manager: &'a [u8],
     /// `QueryMarket`.
     pub query_market: &'a [u8],
+    /// `QueryMarket`'s dispute game.
+    pub dispute_game: &'a [u8],
 }
 
 /// Contract parameters; every one has a default and may be set in the `[deploy]` table of the
@@ -174,7 +178,7 @@ pub enum DeployError {
     },
 }
 
-/// Deploys, activates and initializes the three contracts from `client`'s account, which
+/// Deploys, activates and initializes the contracts from `client`'s account, which
 /// becomes their owner, and returns where they are.
 ///
 /// # Errors
@@ -189,6 +193,8 @@ pub async fn deploy(
         deploy_program(client, "DatasetRegistry", wasm.dataset_registry, params).await?;
     let (proof_manager, _) =
         deploy_program(client, "ProofManager", wasm.proof_manager, params).await?;
+    let (dispute_game, _) =
+        deploy_program(client, "DisputeGame", wasm.dispute_game, params).await?;
     let (query_market, _) =
         deploy_program(client, "QueryMarket", wasm.query_market, params).await?;
 
@@ -238,6 +244,7 @@ pub async fn deploy(
                     params.min_worker_bond,
                     params.claim_timeout,
                     params.max_order_lifetime,
+                    dispute_game,
                 )
                 .into_transaction_request(),
         )

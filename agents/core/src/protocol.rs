@@ -15,7 +15,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolStruct, eip712_domain};
 use cid::Cid;
 
-use crate::bindings::{IDatasetRegistry, IProofManager, IQueryMarket};
+use crate::bindings::{IDatasetRegistry, IDisputeGame, IProofManager, IQueryMarket};
 use crate::{ChainClient, ChainError, Deployments};
 
 /// Where an order is in its life (`QueryMarket.order(id)`'s last value; the contract's
@@ -272,6 +272,8 @@ pub struct MarketConfig {
     pub claim_timeout: u64,
     /// The latest deadline a new order may have, in seconds from placement.
     pub max_order_lifetime: u64,
+    /// The program the market delegate-calls for the dispute game.
+    pub dispute_game: Address,
 }
 
 impl From<IQueryMarket::configReturn> for MarketConfig {
@@ -284,11 +286,12 @@ impl From<IQueryMarket::configReturn> for MarketConfig {
             min_worker_bond: t._4,
             claim_timeout: t._5,
             max_order_lifetime: t._6,
+            dispute_game: t._7,
         }
     }
 }
 
-/// An order's dispute (`QueryMarket.disputeOf(id)`).
+/// An order's dispute (`disputeOf(id)` of the dispute game, at the market's address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispute {
     /// Who disputed (the seller or the receipt's owner); `None` when no dispute is in progress.
@@ -309,8 +312,8 @@ impl Dispute {
     pub const UPHELD: u8 = 3;
 }
 
-impl From<IQueryMarket::disputeOfReturn> for Dispute {
-    fn from(t: IQueryMarket::disputeOfReturn) -> Self {
+impl From<IDisputeGame::disputeOfReturn> for Dispute {
+    fn from(t: IDisputeGame::disputeOfReturn) -> Self {
         Self {
             disputer: (t._0 != Address::ZERO).then_some(t._0),
             bond: t._1,
@@ -488,6 +491,13 @@ impl<'a> Protocol<'a> {
         IQueryMarket::new(self.deployments.query_market, self.client.provider())
     }
 
+    /// The dispute game's functions, called at the market's address.
+    fn dispute_game(
+        &self,
+    ) -> IDisputeGame::IDisputeGameInstance<&'a alloy::providers::RootProvider> {
+        IDisputeGame::new(self.deployments.query_market, self.client.provider())
+    }
+
     fn registry(
         &self,
     ) -> IDatasetRegistry::IDatasetRegistryInstance<&'a alloy::providers::RootProvider> {
@@ -549,7 +559,7 @@ impl<'a> Protocol<'a> {
     pub async fn dispute(&self, id: U256) -> Result<Dispute, ChainError> {
         Ok(self
             .client
-            .view("disputeOf", &self.market().disputeOf(id))
+            .view("disputeOf", &self.dispute_game().disputeOf(id))
             .await?
             .into())
     }

@@ -74,6 +74,7 @@ fn wasm() -> ContractsWasm<'static> {
         dataset_registry: datacloud_contract_artifacts::dataset_registry(),
         proof_manager: datacloud_contract_artifacts::proof_manager(),
         query_market: datacloud_contract_artifacts::query_market(),
+        dispute_game: datacloud_contract_artifacts::dispute_game(),
     }
 }
 

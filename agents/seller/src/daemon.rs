@@ -9,7 +9,7 @@ use alloy::providers::Provider as _;
 use cid::Cid;
 use datacloud_agent_core::bindings::proof_manager::IProofManager::IProofManagerEvents;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
-use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
+use datacloud_agent_core::bindings::{IDisputeGame, IProofManager, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::journal::ActionRecord;
 use datacloud_agent_core::{
@@ -549,7 +549,8 @@ impl Seller {
         reason: String,
     ) -> Result<Option<Delivery>, SellerError> {
         let client = &self.agent.client;
-        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
+        // The dispute game's functions are called at the market's address.
+        let game = IDisputeGame::new(self.agent.deployments.query_market, client.provider());
         let bond = self.agent.protocol().market_config().await?.min_worker_bond;
         tracing::error!(%order_id, %reason, %bond, "disputing the worker's result: verifiers will recompute it");
         let outcome = self
@@ -558,8 +559,7 @@ impl Seller {
             .perform(
                 client,
                 &ActionKey::new(order_id, "dispute"),
-                market
-                    .dispute(order_id)
+                game.dispute(order_id)
                     .value(bond)
                     .from(client.address())
                     .into_transaction_request(),

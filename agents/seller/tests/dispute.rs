@@ -12,7 +12,7 @@ use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use alloy::signers::Signer as _;
 use common::{ETHER, chain, config, deployed, pending};
-use datacloud_agent_core::bindings::IQueryMarket;
+use datacloud_agent_core::bindings::{IDisputeGame, IQueryMarket};
 use datacloud_agent_core::{Agent, ChainClient, Deployments, OrderRetry, OrderStatus, Protocol};
 use datacloud_query::template::{Query, template_hash};
 use datacloud_seller::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
@@ -262,7 +262,8 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
                 .iter()
                 .find(|v| Some(v.address()) == dispute.verifier)
                 .expect("a bonded outsider is drawn");
-            let m = IQueryMarket::new(deployments.query_market, drawn.provider());
+            // The dispute game's functions are called at the market's address.
+            let m = IDisputeGame::new(deployments.query_market, drawn.provider());
             drawn
                 .send(
                     "submitVerdict",

@@ -25,8 +25,8 @@ use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use alloy::signers::{Signer as _, local::PrivateKeySigner};
 use cid::Cid;
-use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
+use datacloud_agent_core::bindings::{IDisputeGame, IQueryMarket};
 use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::{
     ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, Order, OrderRetry,
@@ -434,7 +434,7 @@ impl Worker {
                     order_id,
                     format!("verdict-{}-{}", dispute.round, dispute.deadline),
                 ),
-                self.market()
+                IDisputeGame::new(self.agent.deployments.query_market, client.provider())
                     .submitVerdict(order_id, Bytes::from(result_cid.to_bytes()), result_hash)
                     .from(me)
                     .into_transaction_request(),

@@ -301,6 +301,7 @@ async fn journey(
         dataset_registry: datacloud_contract_artifacts::dataset_registry(),
         proof_manager: datacloud_contract_artifacts::proof_manager(),
         query_market: datacloud_contract_artifacts::query_market(),
+        dispute_game: datacloud_contract_artifacts::dispute_game(),
     };
     let deployments = deploy(
         &deployer,

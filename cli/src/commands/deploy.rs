@@ -46,6 +46,7 @@ pub async fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<()> {
         dataset_registry: datacloud_contract_artifacts::dataset_registry(),
         proof_manager: datacloud_contract_artifacts::proof_manager(),
         query_market: datacloud_contract_artifacts::query_market(),
+        dispute_game: datacloud_contract_artifacts::dispute_game(),
     };
     let deployments = deploy(&client, &wasm, &config.deploy)
         .await
@@ -63,6 +64,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<()> {
         println!("DatasetRegistry  {}", deployments.dataset_registry);
         println!("ProofManager     {}", deployments.proof_manager);
         println!("QueryMarket      {}", deployments.query_market);
+        let game = datacloud_agent_core::Protocol::new(&client, &deployments)
+            .market_config()
+            .await?
+            .dispute_game;
+        println!("  dispute game   {game} (delegate-called by QueryMarket)");
         println!("Wrote {}", config.deployments.display());
     }
     Ok(())

@@ -4,10 +4,11 @@
 // instead of rebuilding std and the contracts.
 
 /// The contract packages, in the order `scripts/contracts` lists them.
-pub const CONTRACT_PACKAGES: [&str; 3] = [
+pub const CONTRACT_PACKAGES: [&str; 4] = [
     "datacloud-dataset-registry",
     "datacloud-proof-manager",
     "datacloud-query-market",
+    "datacloud-dispute-game",
 ];
 
 /// `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS` of the contract build.

@@ -32,9 +32,15 @@ pub fn query_market() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/datacloud_query_market.wasm"))
 }
 
-/// The three contracts, in deployment order.
+/// `QueryMarket`'s dispute game, the program the market delegate-calls for disputes.
 #[must_use]
-pub fn all() -> [ContractWasm; 3] {
+pub fn dispute_game() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/datacloud_dispute_game.wasm"))
+}
+
+/// The four programs, in deployment order.
+#[must_use]
+pub fn all() -> [ContractWasm; 4] {
     [
         ContractWasm {
             name: "DatasetRegistry",
@@ -43,6 +49,10 @@ pub fn all() -> [ContractWasm; 3] {
         ContractWasm {
             name: "ProofManager",
             wasm: proof_manager(),
+        },
+        ContractWasm {
+            name: "DisputeGame",
+            wasm: dispute_game(),
         },
         ContractWasm {
             name: "QueryMarket",

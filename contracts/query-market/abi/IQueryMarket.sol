@@ -66,7 +66,7 @@ interface IQueryMarket {
     /// `account` withdrew its payouts.
     event Withdrawn(address indexed account, uint256 amount);
 
-    function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime) external;
+    function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime, address dispute_game) external;
 
     function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline) external payable returns (uint256);
 
@@ -79,12 +79,6 @@ interface IQueryMarket {
     function submitResult(uint256 order_id, bytes calldata result_cid, bytes32 result_hash, bytes calldata signature) external;
 
     function deliverResult(uint256 order_id, bytes calldata delivery_cid) external;
-
-    function dispute(uint256 order_id) external payable;
-
-    function submitVerdict(uint256 order_id, bytes calldata result_cid, bytes32 result_hash) external;
-
-    function timeoutVerifier(uint256 order_id) external;
 
     function refund(uint256 order_id) external;
 
@@ -116,9 +110,7 @@ interface IQueryMarket {
 
     function totals() external view returns (uint256, uint256, uint256, uint256);
 
-    function disputeOf(uint256 order_id) external view returns (address, uint256, uint8, address, uint64);
-
-    function config() external view returns (address, address, address, uint256, uint256, uint64, uint64);
+    function config() external view returns (address, address, address, uint256, uint256, uint64, uint64, address);
 
     error AlreadyInitialized();
 

@@ -66,296 +66,27 @@
 #![cfg_attr(not(any(test, feature = "export-abi")), no_main)]
 extern crate alloc;
 
-use alloc::vec::Vec;
+include!("state.rs");
 
-use alloy_primitives::{
-    Address, B256, U256, address,
-    aliases::{U8, U64},
-    b256, uint,
-};
-use alloy_sol_types::sol;
+use alloy_primitives::uint;
 use stylus_sdk::{
-    abi::Bytes,
-    call::transfer::transfer_eth,
-    prelude::*,
-    storage::{
-        StorageAddress, StorageB256, StorageBool, StorageMap, StorageU8, StorageU64, StorageU256,
-    },
+    ArbResult,
+    call::{delegate_call, transfer::transfer_eth},
 };
 
-// The events live in src/events.sol, one declaration shared with the exported interface
-// (src/main.rs splices them into abi/IQueryMarket.sol, which export-abi would otherwise print without
-// events). `sol!` tracks the file, so editing it rebuilds the contract.
-sol!("src/events.sol");
-
-sol! {
-    error AlreadyInitialized();
-    error NotInitialized();
-    error InvalidConfig();
-    error UnknownOrder(uint256 orderId);
-    error DatasetNotOrderable(uint256 datasetId, bytes32 templateHash);
-    error RegistryCallFailed();
-    error ProofManagerCallFailed();
-    error PaymentTooLow(uint256 sent, uint256 required);
-    error InvalidDeadline(uint64 deadline);
-    error InvalidBuyerKey();
-    error InvalidCid();
-    error BondTooLow(uint256 bond, uint256 required);
-    error WorkerBusy(uint64 activeClaims);
-    error PartyCannotWork(uint256 orderId, address account);
-    error NotWorker(address account);
-    error OrderNotClaimable(uint256 orderId, uint8 status);
-    error OrderExpired(uint256 orderId, uint64 deadline);
-    error InvalidOrderStatus(uint256 orderId, uint8 status);
-    error Unauthorized(uint256 orderId, address account);
-    error ClaimExpired(uint256 orderId);
-    error InvalidAttestation();
-    error NoVerifier(uint256 orderId);
-    error NotReceiptOwner(uint256 orderId, address account);
-    error DeadlineNotPassed(uint64 deadline);
-    error ZeroAddress();
-    error NothingToWithdraw();
-    error TransferFailed();
-    error ArithmeticOverflow();
-}
-
-/// Everything that makes a `QueryMarket` call revert.
-#[derive(SolidityError)]
-pub enum Error {
-    /// `initialize` was called twice.
-    AlreadyInitialized(AlreadyInitialized),
-    /// A mutating function was called before `initialize`.
-    NotInitialized(NotInitialized),
-    /// `initialize` got a zero address or a zero timeout.
-    InvalidConfig(InvalidConfig),
-    /// No order has this id.
-    UnknownOrder(UnknownOrder),
-    /// The registry refused `orderTerms` (unknown or inactive dataset, template not allowed).
-    DatasetNotOrderable(DatasetNotOrderable),
-    /// The registry answered something that is not `(address, bytes32, uint256)`.
-    RegistryCallFailed(RegistryCallFailed),
-    /// `ProofManager.health` reverted or answered something that is not a `uint8`.
-    ProofManagerCallFailed(ProofManagerCallFailed),
-    /// `msg.value` is below `price + workerFee`.
-    PaymentTooLow(PaymentTooLow),
-    /// The deadline is not in `(now, now + maxOrderLifetime]`.
-    InvalidDeadline(InvalidDeadline),
-    /// The buyer key is not an X25519 public key's 32 bytes.
-    InvalidBuyerKey(InvalidBuyerKey),
-    /// A result or delivery CID is empty or longer than 128 bytes.
-    InvalidCid(InvalidCid),
-    /// The worker's bond would stay below `minWorkerBond`.
-    BondTooLow(BondTooLow),
-    /// The worker still holds claims (withdrawing its bond), or its bond backs no more.
-    WorkerBusy(WorkerBusy),
-    /// The caller is the order's buyer, receipt owner or seller: it may not work it.
-    PartyCannotWork(PartyCannotWork),
-    /// The caller is not a registered worker with at least `minWorkerBond`.
-    NotWorker(NotWorker),
-    /// The order is neither Open nor Claimed with an expired claim.
-    OrderNotClaimable(OrderNotClaimable),
-    /// The order's deadline has passed.
-    OrderExpired(OrderExpired),
-    /// The order is not in the status this function needs.
-    InvalidOrderStatus(InvalidOrderStatus),
-    /// The caller is not who this function needs for this order: its seller (`deliverResult`),
-    /// the worker holding its claim (`submitResult`), the verifier drawn for its dispute
-    /// (`submitVerdict`), or its seller or receipt owner (`dispute`).
-    Unauthorized(Unauthorized),
-    /// The worker's claim (or the verifier's assignment) timed out.
-    ClaimExpired(ClaimExpired),
-    /// The attestation is malformed, high-s, or not signed by the claiming worker.
-    InvalidAttestation(InvalidAttestation),
-    /// No listed worker is eligible to verify the order (none bonded and free, or all parties).
-    NoVerifier(NoVerifier),
-    /// The caller (or `from`) does not own the receipt.
-    NotReceiptOwner(NotReceiptOwner),
-    /// The order's deadline (or the verifier's) has not passed yet.
-    DeadlineNotPassed(DeadlineNotPassed),
-    /// The zero address is not a receipt owner.
-    ZeroAddress(ZeroAddress),
-    /// The caller has no payouts.
-    NothingToWithdraw(NothingToWithdraw),
-    /// Sending the payout failed.
-    TransferFailed(TransferFailed),
-    /// An amount overflowed (cannot happen with real balances; checked anyway).
-    ArithmeticOverflow(ArithmeticOverflow),
-}
-
-/// Order status values, as `order(...).status` reports them.
-pub mod status {
-    /// No such order.
-    pub const NONE: u8 = 0;
-    /// Paid, waiting for a worker.
-    pub const OPEN: u8 = 1;
-    /// A worker claimed it.
-    pub const CLAIMED: u8 = 2;
-    /// The worker submitted an attested result.
-    pub const COMPUTED: u8 = 3;
-    /// Delivered on a healthy dataset: seller and worker paid.
-    pub const SETTLED: u8 = 4;
-    /// Delivered on an unhealthy dataset: buyer refunded.
-    pub const FAILED: u8 = 5;
-    /// Refunded to the receipt's owner after the deadline.
-    pub const REFUNDED: u8 = 6;
-    /// Under dispute: a verifier is recomputing the result.
-    pub const DISPUTED: u8 = 7;
-}
-
-/// How a dispute ended, as `DisputeResolved.outcome` reports it.
-pub mod outcome {
-    /// The worker's result stands; the order is Computed again.
-    pub const UPHELD: u8 = 1;
-    /// Two verifiers agreed against the worker: it was slashed and the order reopened.
-    pub const OVERTURNED: u8 = 2;
-    /// No majority (or no verifier): the order reopened, nobody slashed.
-    pub const INCONCLUSIVE: u8 = 3;
-}
-
-/// `ProofManager.health` value that allows settlement.
-pub const HEALTHY: u8 = 1;
-/// Longest result CID or delivery CID accepted.
-pub const MAX_BLOB_LEN: usize = 128;
-/// A buyer key is an X25519 public key (HPKE `DHKEM(X25519, HKDF-SHA256)`): exactly 32 bytes, so
-/// no seller is handed a key it cannot seal to.
-pub const BUYER_KEY_LEN: usize = 32;
-/// Active claims one `minWorkerBond` backs.
-pub const CLAIMS_PER_MIN_BOND: u64 = 4;
-/// `Dispute.round` of an order whose result was upheld (`disputeOf` reports it as is).
-pub const UPHELD_ROUND: u8 = 3;
-/// Listed workers a verifier draw looks at, from its pseudo-random start, before it gives up.
-pub const MAX_VERIFIER_PROBES: u64 = 32;
-/// Selector of `DatasetRegistry.orderTerms(uint256,bytes32)`.
-pub const ORDER_TERMS_SELECTOR: [u8; 4] = [0x7e, 0x4f, 0x72, 0x62];
-/// Selector of `ProofManager.health(uint256)`.
-pub const HEALTH_SELECTOR: [u8; 4] = [0x78, 0x3b, 0x6d, 0x60];
-/// The `ecrecover` precompile.
-pub const ECRECOVER: Address = address!("0x0000000000000000000000000000000000000001");
-/// `keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")`.
-pub const DOMAIN_TYPEHASH: B256 =
-    b256!("0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f");
-/// `keccak256("DataCloud QueryMarket")`.
-pub const NAME_HASH: B256 =
-    b256!("0xe299334eb7330ea3bda80efb30f3168d9fe730973930c9a9f61a67ed7b66c04d");
-/// `keccak256("1")`.
-pub const VERSION_HASH: B256 =
-    b256!("0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
-/// `keccak256("Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)")`.
-pub const ATTESTATION_TYPEHASH: B256 =
-    b256!("0xa61defeef7326701ef2140620df05761692050d17be452166ba2c82d1a4ae52b");
 /// secp256k1n / 2: signatures with a larger `s` are malleable twins and refused (EIP-2).
 const HALF_CURVE_ORDER: U256 =
     uint!(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0_U256);
 
-/// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
-/// escrow, deadline, status.
-pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8);
-/// `orderWork(uint256)`: worker, claimedAt, resultCid, resultHash, deliveryCid.
-pub type OrderWorkView = (Address, u64, Bytes, B256, Bytes);
-/// `disputeOf(uint256)`: disputer, bond, round (0: none), verifier, the verifier's deadline.
-pub type DisputeView = (Address, U256, u8, Address, u64);
-
-/// One query order. Small fields follow an address so that they share its slot.
-#[storage]
-pub struct Order {
-    dataset_id: StorageU256,
-    seller: StorageAddress,
-    deadline: StorageU64,
-    status: StorageU8,
-    /// The receipt's current owner: refunds and excess go here.
-    holder: StorageAddress,
-    worker: StorageAddress,
-    claimed_at: StorageU64,
-    /// Who placed the order (it may have sold the receipt since, and still may not work it).
-    buyer: StorageAddress,
-    manifest_hash: StorageB256,
-    template_hash: StorageB256,
-    params_hash: StorageB256,
-    price: StorageU256,
-    /// The worker fee in force when the order was placed.
-    worker_fee: StorageU256,
-    escrow: StorageU256,
-    result_hash: StorageB256,
-}
-
-/// Up to [`MAX_BLOB_LEN`] bytes (a CID, a key, a signature): a length and four words. Cheaper in
-/// code than `StorageBytes`, whose length arithmetic pulls U256 division (8 KB) into the WASM.
-/// A blob rewritten shorter (a result cleared by an overturned dispute, then resubmitted) keeps
-/// stale words past its length, which `get` never reads.
-#[storage]
-pub struct Blob {
-    len: StorageU8,
-    word0: StorageB256,
-    word1: StorageB256,
-    word2: StorageB256,
-    word3: StorageB256,
-}
-
-/// A worker's bond, the number of orders it holds claimed, computed or assigned to verify, and
-/// its place in the list verifiers are drawn from.
-#[storage]
-pub struct Worker {
-    bond: StorageU256,
-    active_claims: StorageU64,
-    registered: StorageBool,
-    index: StorageU64,
-}
-
-/// A dispute over an order's result (cleared when it ends).
-#[storage]
-pub struct Dispute {
-    disputer: StorageAddress,
-    deadline: StorageU64,
-    /// 1 or 2 while a verifier is drawn, [`UPHELD_ROUND`] once the result survived a dispute
-    /// (it may not be disputed again), 0 otherwise.
-    round: StorageU8,
-    verifier: StorageAddress,
-    first_verifier: StorageAddress,
-    bond: StorageU256,
-    /// `keccak(resultHash ‖ resultCid)` of the first verifier's answer.
-    first_vote: StorageB256,
-}
-
-/// The `QueryMarket` contract.
-#[storage]
-#[entrypoint]
-pub struct QueryMarket {
-    initialized: StorageBool,
-    owner: StorageAddress,
-    claim_timeout: StorageU64,
-    registry: StorageAddress,
-    max_order_lifetime: StorageU64,
-    proof_manager: StorageAddress,
-    worker_fee: StorageU256,
-    min_worker_bond: StorageU256,
-    order_count: StorageU256,
-    total_escrow: StorageU256,
-    total_bonds: StorageU256,
-    total_payouts: StorageU256,
-    total_dispute_bonds: StorageU256,
-    worker_count: StorageU64,
-    orders: StorageMap<U256, Order>,
-    disputes: StorageMap<U256, Dispute>,
-    /// The registered workers, `0..workerCount` (swap-removed when one withdraws its bond).
-    worker_list: StorageMap<U256, StorageAddress>,
-    // An order's variable-length parts live outside `Order`, which keeps the code that lays
-    // `Order` out in storage small.
-    buyer_keys: StorageMap<U256, Blob>,
-    result_cids: StorageMap<U256, Blob>,
-    signatures: StorageMap<U256, Blob>,
-    delivery_cids: StorageMap<U256, Blob>,
-    workers: StorageMap<Address, Worker>,
-    receipt_balances: StorageMap<Address, StorageU256>,
-    open_orders: StorageMap<U256, StorageU256>,
-    payouts: StorageMap<Address, StorageU256>,
-}
-
 #[public]
 impl QueryMarket {
-    /// Sets the market up; the caller becomes `owner()`.
+    /// Sets the market up; the caller becomes `owner()`. `disputeGame` is the program the market
+    /// delegate-calls for the dispute game's functions (see the module documentation).
     ///
     /// # Errors
-    /// `AlreadyInitialized`, `InvalidConfig` (zero registry / proof manager / timeouts).
+    /// `AlreadyInitialized`, `InvalidConfig` (zero registry / proof manager / dispute game /
+    /// timeouts).
+    #[allow(clippy::too_many_arguments)] // the ABI's, one per setting
     pub fn initialize(
         &mut self,
         registry: Address,
@@ -364,12 +95,14 @@ impl QueryMarket {
         min_worker_bond: U256,
         claim_timeout: u64,
         max_order_lifetime: u64,
+        dispute_game: Address,
     ) -> Result<(), Error> {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
         }
         if registry.is_zero()
             || proof_manager.is_zero()
+            || dispute_game.is_zero()
             || claim_timeout == 0
             || max_order_lifetime == 0
         {
@@ -379,6 +112,7 @@ impl QueryMarket {
         self.owner.set(self.vm().msg_sender());
         self.registry.set(registry);
         self.proof_manager.set(proof_manager);
+        self.dispute_game.set(dispute_game);
         self.worker_fee.set(worker_fee);
         self.min_worker_bond.set(min_worker_bond);
         self.claim_timeout.set(U64::from_limbs([claim_timeout]));
@@ -764,147 +498,6 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// The order's seller or its receipt's owner disputes the Computed result, posting
-    /// `msg.value` (at least `minWorkerBond`) as its dispute bond; a verifier is drawn to
-    /// recompute it (see the module documentation for how the dispute ends).
-    ///
-    /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `Unauthorized`, `InvalidOrderStatus` (not Computed, or
-    /// a result already upheld once), `BondTooLow`, `NoVerifier`.
-    ///
-    /// # Events
-    /// `DisputeOpened(orderId, disputer, bond)`, `VerifierAssigned(orderId, verifier, 1, deadline)`.
-    #[payable]
-    pub fn dispute(&mut self, order_id: U256) -> Result<(), Error> {
-        self.require_initialized()?;
-        let current = self.status_of(order_id)?;
-        let disputer = self.vm().msg_sender();
-        let order = self.orders.getter(order_id);
-        if disputer != order.seller.get() && disputer != order.holder.get() {
-            return Err(unauthorized(order_id, disputer));
-        }
-        if current != status::COMPUTED
-            || self.disputes.getter(order_id).round.get().byte(0) == UPHELD_ROUND
-        {
-            return Err(invalid_status(order_id, current));
-        }
-        let bond = self.vm().msg_value();
-        let required = self.min_worker_bond.get();
-        if bond < required {
-            return Err(Error::BondTooLow(BondTooLow { bond, required }));
-        }
-        let held = checked_add(self.total_dispute_bonds.get(), bond)?;
-        self.total_dispute_bonds.set(held);
-        let mut entry = self.disputes.setter(order_id);
-        entry.disputer.set(disputer);
-        entry.bond.set(bond);
-        entry.round.set(U8::from(1));
-        self.set_status(order_id, status::DISPUTED);
-        if self.assign_verifier(order_id, Address::ZERO) {
-            Ok(())
-        } else {
-            Err(Error::NoVerifier(NoVerifier { orderId: order_id }))
-        }
-    }
-
-    /// The verifier drawn for a disputed order answers with the result it computed (its CID and
-    /// keccak-256; it publishes the bytes as the worker did). The answer is compared with the
-    /// worker's (hash and CID): it upholds the result, overturns it, or draws a second verifier.
-    ///
-    /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Disputed), `Unauthorized`,
-    /// `ClaimExpired` (the verifier's time is up), `InvalidCid`.
-    ///
-    /// # Events
-    /// `VerdictSubmitted`, then `VerifierAssigned` (round 2) or `DisputeResolved` (with
-    /// `WorkerSlashed` for the losing side).
-    pub fn submit_verdict(
-        &mut self,
-        order_id: U256,
-        result_cid: Bytes,
-        result_hash: B256,
-    ) -> Result<(), Error> {
-        self.require_initialized()?;
-        let current = self.status_of(order_id)?;
-        if current != status::DISPUTED {
-            return Err(invalid_status(order_id, current));
-        }
-        check_cid(&result_cid)?;
-        let entry = self.disputes.getter(order_id);
-        let verifier = entry.verifier.get();
-        let caller = self.vm().msg_sender();
-        if caller != verifier {
-            return Err(unauthorized(order_id, caller));
-        }
-        if self.vm().block_timestamp() > entry.deadline.get().as_limbs()[0] {
-            return Err(Error::ClaimExpired(ClaimExpired { orderId: order_id }));
-        }
-        let round = entry.round.get().byte(0);
-        let first_verifier = entry.first_verifier.get();
-        let first_vote = entry.first_vote.get();
-        let vote = self.vote(result_hash, &result_cid);
-        let worker_vote = self.vote(
-            self.orders.getter(order_id).result_hash.get(),
-            &self.result_cids.getter(order_id).get(),
-        );
-        self.release_claim(verifier)?;
-        self.vm().log(VerdictSubmitted {
-            orderId: order_id,
-            verifier,
-            resultCid: result_cid,
-            resultHash: result_hash,
-        });
-        if vote == worker_vote {
-            return self.uphold(order_id, verifier, first_verifier);
-        }
-        if round == 1 {
-            let mut entry = self.disputes.setter(order_id);
-            entry.round.set(U8::from(2));
-            entry.first_verifier.set(verifier);
-            entry.first_vote.set(vote);
-            if self.assign_verifier(order_id, Address::ZERO) {
-                return Ok(());
-            }
-            return self.reopen(order_id, outcome::INCONCLUSIVE, &[]);
-        }
-        if vote == first_vote {
-            return self.reopen(order_id, outcome::OVERTURNED, &[first_verifier, verifier]);
-        }
-        self.reopen(order_id, outcome::INCONCLUSIVE, &[])
-    }
-
-    /// After a verifier's deadline, anyone replaces it: it forfeits an eighth of
-    /// `minWorkerBond` to the order's worker and another verifier is drawn for the same round
-    /// (none left: the dispute is inconclusive).
-    ///
-    /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus` (not Disputed),
-    /// `DeadlineNotPassed` (the verifier still has time).
-    ///
-    /// # Events
-    /// `ClaimForfeited(orderId, verifier, amount)`, then `VerifierAssigned` or
-    /// `DisputeResolved`.
-    pub fn timeout_verifier(&mut self, order_id: U256) -> Result<(), Error> {
-        self.require_initialized()?;
-        let current = self.status_of(order_id)?;
-        if current != status::DISPUTED {
-            return Err(invalid_status(order_id, current));
-        }
-        let entry = self.disputes.getter(order_id);
-        let deadline = entry.deadline.get().as_limbs()[0];
-        if self.vm().block_timestamp() <= deadline {
-            return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
-        }
-        let verifier = entry.verifier.get();
-        let worker = self.orders.getter(order_id).worker.get();
-        self.release_claim(verifier)?;
-        self.forfeit_expired_claim(order_id, verifier, worker)?;
-        if self.assign_verifier(order_id, verifier) {
-            return Ok(());
-        }
-        self.reopen(order_id, outcome::INCONCLUSIVE, &[])
-    }
-
     /// After the deadline, anyone closes an order that is still Open, Claimed or Computed: its
     /// escrow is credited to the receipt's owner (status Refunded), less the worker's fee when
     /// the result was computed and never delivered (the worker did its part; the seller did
@@ -983,6 +576,25 @@ impl QueryMarket {
         self.vm().log(Withdrawn { account, amount });
         transfer_eth(self.vm(), account, amount)
             .map_err(|_| Error::TransferFailed(TransferFailed {}))
+    }
+
+    /// Any other call is the dispute game's (`IDisputeGame`: `dispute`, `submitVerdict`,
+    /// `timeoutVerifier`, `disputeOf`): delegate-called to `disputeGame`, which runs it on this
+    /// market's storage and balance with the caller and value preserved.
+    ///
+    /// # Errors
+    /// `NotInitialized`, or whatever the game reverts with (an unknown selector: empty data).
+    #[fallback]
+    #[payable]
+    #[allow(unsafe_code)] // delegate_call is unsafe: see SAFETY
+    pub fn forward(&mut self, calldata: &[u8]) -> ArbResult {
+        self.require_initialized()?;
+        let game = self.dispute_game.get();
+        // SAFETY: the game lays its storage out from the same declaration (state.rs), and the
+        // SDK flushes this call's storage cache before delegating and clears it, so the game's
+        // writes are what this contract reads afterwards.
+        let context = Call::new_mutating(self);
+        unsafe { delegate_call(self.vm(), context, game, calldata) }.map_err(Into::into)
     }
 
     // ----- Receipts (ERC-721-like) -----
@@ -1146,31 +758,15 @@ impl QueryMarket {
         )
     }
 
-    /// An order's dispute: disputer, bond, round (1 or 2 while in progress; [`UPHELD_ROUND`]
-    /// once its result was upheld; 0 otherwise), the verifier drawn and its deadline.
-    ///
-    /// # Errors
-    /// `UnknownOrder`.
-    pub fn dispute_of(&self, order_id: U256) -> Result<DisputeView, Error> {
-        self.status_of(order_id)?;
-        let entry = self.disputes.getter(order_id);
-        Ok((
-            entry.disputer.get(),
-            entry.bond.get(),
-            entry.round.get().byte(0),
-            entry.verifier.get(),
-            entry.deadline.get().as_limbs()[0],
-        ))
-    }
-
     /// The market's configuration: `(owner, registry, proofManager, workerFee, minWorkerBond,
-    /// claimTimeout, maxOrderLifetime)` — who initialized it, the `DatasetRegistry` and
-    /// `ProofManager` it reads, the fee charged on new orders, the bond a worker needs to claim
-    /// (and a disputer posts), the seconds a claim or a verifier's assignment lasts, and the
-    /// latest deadline a new order may have, in seconds from now. One view, not seven: each
-    /// exported function costs WASM.
+    /// claimTimeout, maxOrderLifetime, disputeGame)` — who initialized it, the `DatasetRegistry`
+    /// and `ProofManager` it reads, the fee charged on new orders, the bond a worker needs to
+    /// claim (and a disputer posts), the seconds a claim or a verifier's assignment lasts, the
+    /// latest deadline a new order may have, in seconds from now, and the program it
+    /// delegate-calls for the dispute game. One view, not eight: each exported function costs
+    /// WASM.
     #[must_use]
-    pub fn config(&self) -> (Address, Address, Address, U256, U256, u64, u64) {
+    pub fn config(&self) -> (Address, Address, Address, U256, U256, u64, u64, Address) {
         (
             self.owner.get(),
             self.registry.get(),
@@ -1179,6 +775,7 @@ impl QueryMarket {
             self.min_worker_bond.get(),
             self.claim_timeout.get().as_limbs()[0],
             self.max_order_lifetime.get().as_limbs()[0],
+            self.dispute_game.get(),
         )
     }
 }
@@ -1276,24 +873,6 @@ impl QueryMarket {
         self.vm().native_keccak256(&encoded)
     }
 
-    fn require_initialized(&self) -> Result<(), Error> {
-        if self.initialized.get() {
-            Ok(())
-        } else {
-            Err(Error::NotInitialized(NotInitialized {}))
-        }
-    }
-
-    /// The order's status, refusing orders that do not exist.
-    fn status_of(&self, order_id: U256) -> Result<u8, Error> {
-        // `byte(0)` is the whole value of a `uint8` (no panicking conversion in the WASM).
-        let current = self.orders.getter(order_id).status.get().byte(0);
-        if current == status::NONE {
-            return Err(Error::UnknownOrder(UnknownOrder { orderId: order_id }));
-        }
-        Ok(current)
-    }
-
     fn require_seller(&self, order_id: U256) -> Result<(), Error> {
         let caller = self.vm().msg_sender();
         if caller == self.orders.getter(order_id).seller.get() {
@@ -1322,234 +901,6 @@ impl QueryMarket {
         if !claimant.is_zero() {
             self.release_claim(claimant)?;
         }
-        Ok(())
-    }
-
-    /// An expired claim costs its worker an eighth of `minWorkerBond` (what is left of its bond,
-    /// if less), credited to `to`, who waited on it (the receipt's owner; for a verifier, the
-    /// order's worker).
-    fn forfeit_expired_claim(
-        &mut self,
-        order_id: U256,
-        worker: Address,
-        to: Address,
-    ) -> Result<(), Error> {
-        // A shift, not a division: U256 division would add kilobytes to the WASM.
-        let amount = self.take_bond(worker, self.min_worker_bond.get() >> 3_usize)?;
-        self.credit(to, amount)?;
-        self.vm().log(ClaimForfeited {
-            orderId: order_id,
-            worker,
-            amount,
-        });
-        Ok(())
-    }
-
-    /// Takes `amount` of `worker`'s bond (what is left of it, if less) out of the bonds and
-    /// returns what it took; the caller credits it.
-    fn take_bond(&mut self, worker: Address, amount: U256) -> Result<U256, Error> {
-        let mut entry = self.workers.setter(worker);
-        let bond = entry.bond.get();
-        let taken = amount.min(bond);
-        entry.bond.set(bond - taken);
-        let bonds = checked_sub(self.total_bonds.get(), taken)?;
-        self.total_bonds.set(bonds);
-        Ok(taken)
-    }
-
-    /// The losing side of a dispute loses `minWorkerBond` (at most its bond); returns it.
-    fn slash(&mut self, order_id: U256, account: Address) -> Result<U256, Error> {
-        let amount = self.take_bond(account, self.min_worker_bond.get())?;
-        self.vm().log(WorkerSlashed {
-            orderId: order_id,
-            account,
-            amount,
-        });
-        Ok(amount)
-    }
-
-    /// Whether a worker with `bond` and `active` claims may take one more:
-    /// `bond ≥ minWorkerBond` and `(active + 1) · minWorkerBond ≤ CLAIMS_PER_MIN_BOND · bond`.
-    fn backs_another_claim(&self, bond: U256, active: u64) -> bool {
-        // Saturating u128 (no real amount of wei reaches 2^128; U256 multiplication would add
-        // kilobytes to the WASM).
-        let wei = |amount: U256| u128::try_from(amount).unwrap_or(u128::MAX);
-        let min = self.min_worker_bond.get();
-        let needed = u128::from(active)
-            .saturating_add(1)
-            .saturating_mul(wei(min));
-        bond >= min && needed <= wei(bond).saturating_mul(u128::from(CLAIMS_PER_MIN_BOND))
-    }
-
-    /// Draws the verifier of the dispute's current round: from a pseudo-random start in the
-    /// worker list, the first of [`MAX_VERIFIER_PROBES`] workers that is none of the order's
-    /// parties, its worker, its disputer, the round-1 verifier or `skip`, and whose bond backs
-    /// one more claim. The assignment counts as a claim and is due in `claimTimeout`. `false`
-    /// when nobody qualifies.
-    fn assign_verifier(&mut self, order_id: U256, skip: Address) -> bool {
-        let count = self.worker_count.get().as_limbs()[0];
-        if count == 0 {
-            return false;
-        }
-        let order = self.orders.getter(order_id);
-        let entry = self.disputes.getter(order_id);
-        let round = entry.round.get().byte(0);
-        let excluded = [
-            order.buyer.get(),
-            order.holder.get(),
-            order.seller.get(),
-            order.worker.get(),
-            entry.disputer.get(),
-            entry.first_verifier.get(),
-            skip,
-        ];
-        let now = self.vm().block_timestamp();
-        let mut seed = [0u8; 73];
-        seed[..32].copy_from_slice(&order_id.to_be_bytes::<32>());
-        seed[32..64].copy_from_slice(order.result_hash.get().as_slice());
-        seed[64] = round;
-        seed[65..].copy_from_slice(&now.to_be_bytes());
-        let draw = self.vm().native_keccak256(&seed);
-        let mut low = [0u8; 8];
-        low.copy_from_slice(&draw[24..]);
-        let start = u64::from_be_bytes(low) % count;
-        for step in 0..count.min(MAX_VERIFIER_PROBES) {
-            let candidate = self.worker_list.get(U256::from((start + step) % count));
-            let worker = self.workers.getter(candidate);
-            let active = worker.active_claims.get().as_limbs()[0];
-            if excluded.contains(&candidate) || !self.backs_another_claim(worker.bond.get(), active)
-            {
-                continue;
-            }
-            self.workers
-                .setter(candidate)
-                .active_claims
-                .set(U64::from_limbs([active + 1]));
-            let deadline = now.saturating_add(self.claim_timeout.get().as_limbs()[0]);
-            let mut entry = self.disputes.setter(order_id);
-            entry.verifier.set(candidate);
-            entry.deadline.set(U64::from_limbs([deadline]));
-            self.vm().log(VerifierAssigned {
-                orderId: order_id,
-                verifier: candidate,
-                round,
-                deadline,
-            });
-            return true;
-        }
-        false
-    }
-
-    /// What a verifier's answer is compared by: `keccak256(resultHash ‖ resultCid)`.
-    fn vote(&self, result_hash: B256, result_cid: &[u8]) -> B256 {
-        let cid = &result_cid[..result_cid.len().min(MAX_BLOB_LEN)];
-        let mut encoded = [0u8; 32 + MAX_BLOB_LEN];
-        encoded[..32].copy_from_slice(result_hash.as_slice());
-        encoded[32..32 + cid.len()].copy_from_slice(cid);
-        self.vm().native_keccak256(&encoded[..32 + cid.len()])
-    }
-
-    /// Ends the order's dispute (its bond leaves `totalDisputeBonds`, returned for the caller to
-    /// credit) and records whether the result was upheld.
-    fn end_dispute(&mut self, order_id: U256, upheld: bool) -> Result<U256, Error> {
-        let bond = self.disputes.getter(order_id).bond.get();
-        let held = checked_sub(self.total_dispute_bonds.get(), bond)?;
-        self.total_dispute_bonds.set(held);
-        let mut entry = self.disputes.setter(order_id);
-        entry.disputer.set(Address::ZERO);
-        entry.bond.set(U256::ZERO);
-        entry
-            .round
-            .set(U8::from(if upheld { UPHELD_ROUND } else { 0 }));
-        entry.verifier.set(Address::ZERO);
-        entry.first_verifier.set(Address::ZERO);
-        entry.first_vote.set(B256::ZERO);
-        entry.deadline.set(U64::ZERO);
-        Ok(bond)
-    }
-
-    /// The worker's result stands: the dispute bond pays `verifier` the order's fee and the
-    /// rest goes to the worker, with the slash of `minority` (a round-1 verifier that answered
-    /// otherwise; zero: none). The order is Computed again.
-    fn uphold(
-        &mut self,
-        order_id: U256,
-        verifier: Address,
-        minority: Address,
-    ) -> Result<(), Error> {
-        let order = self.orders.getter(order_id);
-        let worker = order.worker.get();
-        let fee = order.worker_fee.get();
-        let bond = self.end_dispute(order_id, true)?;
-        let paid = fee.min(bond);
-        self.credit(verifier, paid)?;
-        let mut owed = bond - paid;
-        if !minority.is_zero() {
-            owed = checked_add(owed, self.slash(order_id, minority)?)?;
-        }
-        self.credit(worker, owed)?;
-        self.set_status(order_id, status::COMPUTED);
-        self.vm().log(DisputeResolved {
-            orderId: order_id,
-            outcome: outcome::UPHELD,
-        });
-        Ok(())
-    }
-
-    /// The order reopens for another worker (not this one): the worker's claim is released and
-    /// its result cleared. Overturned, the worker is slashed and that pays each of `verifiers`
-    /// the order's fee, the rest going to the disputer with its bond; inconclusive, the disputer
-    /// takes its bond back.
-    fn reopen(&mut self, order_id: U256, result: u8, verifiers: &[Address]) -> Result<(), Error> {
-        let order = self.orders.getter(order_id);
-        let worker = order.worker.get();
-        let fee = order.worker_fee.get();
-        let disputer = self.disputes.getter(order_id).disputer.get();
-        let mut owed = self.end_dispute(order_id, false)?;
-        if result == outcome::OVERTURNED {
-            let mut slashed = self.slash(order_id, worker)?;
-            for &verifier in verifiers {
-                let paid = fee.min(slashed);
-                self.credit(verifier, paid)?;
-                slashed -= paid;
-            }
-            owed = checked_add(owed, slashed)?;
-        }
-        self.credit(disputer, owed)?;
-        self.release_claim(worker)?;
-        self.orders.setter(order_id).result_hash.set(B256::ZERO);
-        self.result_cids.setter(order_id).set(&[]);
-        self.signatures.setter(order_id).set(&[]);
-        self.set_status(order_id, status::OPEN);
-        self.vm().log(DisputeResolved {
-            orderId: order_id,
-            outcome: result,
-        });
-        Ok(())
-    }
-
-    fn set_status(&mut self, order_id: U256, value: u8) {
-        self.orders.setter(order_id).status.set(status_word(value));
-    }
-
-    fn release_claim(&mut self, worker: Address) -> Result<(), Error> {
-        let mut entry = self.workers.setter(worker);
-        let active = entry.active_claims.get().as_limbs()[0]
-            .checked_sub(1)
-            .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
-        entry.active_claims.set(U64::from_limbs([active]));
-        Ok(())
-    }
-
-    /// Adds `amount` to `account`'s payouts (and to `totalPayouts`).
-    fn credit(&mut self, account: Address, amount: U256) -> Result<(), Error> {
-        if amount.is_zero() {
-            return Ok(());
-        }
-        let balance = checked_add(self.payouts.get(account), amount)?;
-        self.payouts.insert(account, balance);
-        let owed = checked_add(self.total_payouts.get(), amount)?;
-        self.total_payouts.set(owed);
         Ok(())
     }
 
@@ -1609,44 +960,6 @@ impl QueryMarket {
     }
 }
 
-impl Blob {
-    /// Stores `bytes`; the callers have checked that it holds at most [`MAX_BLOB_LEN`] bytes.
-    // A slice, not `impl AsRef<[u8]>`: one copy of this code in the WASM instead of one per caller's type.
-    fn set(&mut self, bytes: &[u8]) {
-        let len = bytes.len().min(MAX_BLOB_LEN);
-        self.len.set(U8::from_limbs([len as u64]));
-        let slots = [
-            &mut self.word0,
-            &mut self.word1,
-            &mut self.word2,
-            &mut self.word3,
-        ];
-        for (slot, chunk) in slots.into_iter().zip(bytes[..len].chunks(32)) {
-            let mut word = B256::ZERO;
-            word[..chunk.len()].copy_from_slice(chunk);
-            slot.set(word);
-        }
-    }
-
-    fn get(&self) -> Bytes {
-        let len = usize::from(self.len.get().byte(0)).min(MAX_BLOB_LEN);
-        let mut out = Vec::with_capacity(len);
-        for slot in [&self.word0, &self.word1, &self.word2, &self.word3] {
-            if out.len() >= len {
-                break;
-            }
-            let word = slot.get();
-            let take = (len - out.len()).min(32);
-            out.extend_from_slice(&word[..take]);
-        }
-        out.into()
-    }
-}
-
-fn status_word(value: u8) -> U8 {
-    U8::from_limbs([u64::from(value)])
-}
-
 /// `(address seller, bytes32 manifestHash, uint256 price)` from `orderTerms`' return data.
 fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256)> {
     let words = answer.get(..96)?;
@@ -1669,13 +982,6 @@ fn decode_health(answer: &[u8]) -> Option<u8> {
     Some(word[31])
 }
 
-fn check_cid(cid: &[u8]) -> Result<(), Error> {
-    if cid.is_empty() || cid.len() > MAX_BLOB_LEN {
-        return Err(Error::InvalidCid(InvalidCid {}));
-    }
-    Ok(())
-}
-
 /// Whether the order still holds its escrow (and counts as open for the seller's stake).
 fn is_active(current: u8) -> bool {
     matches!(
@@ -1684,28 +990,13 @@ fn is_active(current: u8) -> bool {
     )
 }
 
-fn unauthorized(order_id: U256, account: Address) -> Error {
-    Error::Unauthorized(Unauthorized {
-        orderId: order_id,
-        account,
-    })
-}
+/// The dispute game's functions, for the tests: the market runs them by delegate call to the
+/// `DisputeGame` program, whose crate compiles this same file.
+#[cfg(test)]
+mod game {
+    use super::*;
 
-fn invalid_status(order_id: U256, current: u8) -> Error {
-    Error::InvalidOrderStatus(InvalidOrderStatus {
-        orderId: order_id,
-        status: current,
-    })
-}
-
-fn checked_add(a: U256, b: U256) -> Result<U256, Error> {
-    a.checked_add(b)
-        .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))
-}
-
-fn checked_sub(a: U256, b: U256) -> Result<U256, Error> {
-    a.checked_sub(b)
-        .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))
+    include!("../../dispute-game/src/game.rs");
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod ext {
 
 const REGISTRY: Address = address!("0x00000000000000000000000000000000000000aa");
 const PROOF_MANAGER: Address = address!("0x00000000000000000000000000000000000000bb");
+const DISPUTE_GAME: Address = address!("0x00000000000000000000000000000000000000cc");
 const OWNER: Address = address!("0x0000000000000000000000000000000000000e0e");
 const BUYER: Address = address!("0x000000000000000000000000000000000000b0b1");
 const SELLER: Address = address!("0x0000000000000000000000000000000000005e11");
@@ -184,6 +185,7 @@ impl Env {
                 u(MIN_BOND),
                 CLAIM_TIMEOUT,
                 LIFETIME,
+                DISPUTE_GAME,
             )
         }));
         env
@@ -395,23 +397,30 @@ fn initialize_sets_the_config_once() {
             U256::ZERO,
             U256::ZERO,
             1,
-            1
+            1,
+            DISPUTE_GAME
         ))),
         Error::AlreadyInitialized(_)
     ));
     assert_eq!(env.market.owner(), OWNER);
+    assert_eq!(
+        env.market.config().7,
+        DISPUTE_GAME,
+        "config() names the dispute game"
+    );
 }
 
 #[test]
 fn initialize_refuses_zero_addresses_and_timeouts() {
     let mut env = Env::uninitialized();
     let bad = [
-        (Address::ZERO, PROOF_MANAGER, 1, 1),
-        (REGISTRY, Address::ZERO, 1, 1),
-        (REGISTRY, PROOF_MANAGER, 0, 1),
-        (REGISTRY, PROOF_MANAGER, 1, 0),
+        (Address::ZERO, PROOF_MANAGER, 1, 1, DISPUTE_GAME),
+        (REGISTRY, Address::ZERO, 1, 1, DISPUTE_GAME),
+        (REGISTRY, PROOF_MANAGER, 0, 1, DISPUTE_GAME),
+        (REGISTRY, PROOF_MANAGER, 1, 0, DISPUTE_GAME),
+        (REGISTRY, PROOF_MANAGER, 1, 1, Address::ZERO),
     ];
-    for (registry, proof_manager, timeout, lifetime) in bad {
+    for (registry, proof_manager, timeout, lifetime, game) in bad {
         assert!(matches!(
             err(env.call(OWNER, 0, |m| m.initialize(
                 registry,
@@ -419,7 +428,8 @@ fn initialize_refuses_zero_addresses_and_timeouts() {
                 u(FEE),
                 u(MIN_BOND),
                 timeout,
-                lifetime
+                lifetime,
+                game
             ))),
             Error::InvalidConfig(_)
         ));
@@ -1068,6 +1078,7 @@ fn submit_result_refuses_after_the_deadline() {
             u(MIN_BOND),
             10_000,
             LIFETIME,
+            DISPUTE_GAME,
         )
     }));
     let worker = key(1);
@@ -2355,6 +2366,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             u(MIN_BOND),
             CLAIM_TIMEOUT,
             LIFETIME,
+            DISPUTE_GAME,
         )
     }));
     let mut model = Model::default();

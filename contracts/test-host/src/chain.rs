@@ -4,12 +4,9 @@
 use std::fmt;
 
 use alloy_primitives::{Address, U256};
-use stylus_sdk::{ArbResult, host::VM, stylus_core::BlockAccess};
+use stylus_sdk::{host::VM, stylus_core::BlockAccess};
 
-use crate::{CallOutcome, Checkpoint, TestHost};
-
-/// A contract's router entrypoint: `stylus_sdk::abi::router_entrypoint::<C, C>`.
-pub type Entrypoint = fn(Vec<u8>, VM) -> ArbResult;
+use crate::{CallOutcome, Checkpoint, Entrypoint, TestHost};
 
 /// A contract placed at an address, with its own storage and balance ledger.
 #[derive(Clone)]

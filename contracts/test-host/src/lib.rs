@@ -12,6 +12,9 @@
 //! - outgoing calls are dispatched to per-address handlers ([`TestHost::on_call`]), each answer
 //!   becoming that call's own return data; a call with value moves balance from the contract to
 //!   the callee, and fails when the contract cannot pay;
+//! - a delegate call to an address registered with [`TestHost::on_delegate_call`] runs that
+//!   program's router on this host (its storage, balance, sender and value), rolled back if it
+//!   reverts, as `DELEGATECALL` does;
 //! - the `ecrecover` precompile (0x01) really recovers the signer (k256), and `ArbSys` (0x64)
 //!   answers `arbBlockNumber`, `arbBlockHash` and `arbChainID` from the host's block state.
 
@@ -24,6 +27,7 @@ use std::{cell::RefCell, collections::HashMap, rc::Rc, slice};
 use alloy_primitives::{Address, B256, U256, address, keccak256};
 use alloy_sol_types::{SolCall, sol};
 use stylus_sdk::{
+    host::VM,
     stylus_core::{
         AccountAccess, BlockAccess, CalldataAccess, ChainAccess, CryptographyAccess, Host,
         MemoryAccess, MessageAccess, MeteringAccess, RawLogAccess, StorageAccess, UnsafeCallAccess,
@@ -33,7 +37,10 @@ use stylus_sdk::{
 };
 
 mod chain;
-pub use chain::{Chain, Deployed, Entrypoint};
+pub use chain::{Chain, Deployed};
+
+/// A contract's router entrypoint: `stylus_sdk::abi::router_entrypoint::<C, C>`.
+pub type Entrypoint = fn(Vec<u8>, VM) -> stylus_sdk::ArbResult;
 
 /// Address of the `ecrecover` precompile.
 pub const ECRECOVER: Address = address!("0x0000000000000000000000000000000000000001");
@@ -75,6 +82,7 @@ pub type Log = (Vec<B256>, Vec<u8>);
 #[derive(Default)]
 struct Shared {
     handlers: HashMap<Address, Handler>,
+    delegates: HashMap<Address, Entrypoint>,
     return_data: Vec<u8>,
     logs: Vec<Log>,
     calls: Vec<OutgoingCall>,
@@ -137,6 +145,11 @@ impl TestHost {
             .borrow_mut()
             .handlers
             .insert(to, Box::new(handler));
+    }
+
+    /// Runs `entry` (a program's router) on this host when the contract delegate-calls `to`.
+    pub fn on_delegate_call(&self, to: Address, entry: Entrypoint) {
+        self.shared.borrow_mut().delegates.insert(to, entry);
     }
 
     /// Runs `call` as one transaction from `sender` carrying `value`: the value is credited to the
@@ -457,14 +470,38 @@ unsafe impl UnsafeCallAccess for TestHost {
     }
     unsafe fn delegate_call_contract(
         &self,
-        _to: *const u8,
-        _data: *const u8,
-        _data_len: usize,
+        to: *const u8,
+        data: *const u8,
+        data_len: usize,
         _gas: u64,
         outs_len: &mut usize,
     ) -> u8 {
-        // The DataCloud contracts never delegate-call; one would be a bug.
-        self.finish_call(Err(b"delegatecall is not used".to_vec()), outs_len)
+        // SAFETY: as for `call_contract`.
+        let call = unsafe {
+            OutgoingCall {
+                from: self.contract(),
+                to: Address::from_slice(slice::from_raw_parts(to, 20)),
+                data: slice::from_raw_parts(data, data_len).to_vec(),
+                value: U256::ZERO,
+                is_static: false,
+            }
+        };
+        self.shared.borrow_mut().calls.push(call.clone());
+        let entry = self.shared.borrow().delegates.get(&call.to).copied();
+        let outcome = match entry {
+            // As on a chain, delegating to an account without code succeeds and does nothing.
+            None => Ok(Vec::new()),
+            Some(entry) => {
+                let checkpoint = self.checkpoint();
+                let host = Box::new(self.clone());
+                let outcome = entry(call.data, VM { host });
+                if outcome.is_err() {
+                    self.restore(checkpoint);
+                }
+                outcome
+            }
+        };
+        self.finish_call(outcome, outs_len)
     }
 }
 

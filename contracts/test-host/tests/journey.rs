@@ -1,13 +1,16 @@
-//! The three contracts together, called only through their routers with calldata encoded from
-//! their committed Solidity interfaces (`contracts/*/abi/I*.sol`), as a dApp would call them:
-//! a seller registers and proves a dataset, a buyer orders, a worker attests, the seller delivers
-//! and the market settles; then the same with a dataset whose proofs lapsed, which is slashed and
-//! whose buyer is refunded; then the seller winds the dataset down and takes back the stake.
+//! The contracts together, called only through their routers with calldata encoded from their
+//! committed Solidity interfaces (`contracts/*/abi/I*.sol`), as a dApp would call them: a seller
+//! registers and proves a dataset, a buyer orders, a worker attests, the seller delivers and the
+//! market settles; then the same with a dataset whose proofs lapsed, which is slashed and whose
+//! buyer is refunded; a wrong result disputed through the market's address (which delegate-calls
+//! the dispute game) and overturned by two verifiers; then the seller winds the dataset down and
+//! takes back the stake.
 
 use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
 use alloy_sol_types::{SolCall, SolInterface, SolStruct, eip712_domain, sol};
 use datacloud_contract_test_host::{Chain, Deployed, TestHost};
 use datacloud_dataset_registry::DatasetRegistry;
+use datacloud_dispute_game::DisputeGame;
 use datacloud_pdp::{MerkleTree, answer_challenges};
 use datacloud_proof_manager::ProofManager;
 use datacloud_query_market::QueryMarket;
@@ -30,6 +33,10 @@ sol!(
     #[sol(all_derives)]
     "../query-market/abi/IQueryMarket.sol"
 );
+sol!(
+    #[sol(all_derives)]
+    "../dispute-game/abi/IDisputeGame.sol"
+);
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
@@ -48,6 +55,8 @@ struct Marketplace {
     registry: Deployed,
     proofs: Deployed,
     market: Deployed,
+    /// The dispute game's program at its own address (the market delegate-calls it).
+    game: Deployed,
     worker_key: k256::ecdsa::SigningKey,
     worker: Address,
 }
@@ -67,6 +76,14 @@ impl Marketplace {
             address!("0x0000000000000000000000000000000000001003"),
             router_entrypoint::<QueryMarket, QueryMarket>,
         );
+        let game = chain.deploy(
+            address!("0x0000000000000000000000000000000000001004"),
+            router_entrypoint::<DisputeGame, DisputeGame>,
+        );
+        market.host().on_delegate_call(
+            game.address(),
+            router_entrypoint::<DisputeGame, DisputeGame>,
+        );
         let worker_key = k256::ecdsa::SigningKey::from_slice(&[0x77; 32]).unwrap();
         let worker = Address::from_private_key(&worker_key);
         let m = Self {
@@ -74,6 +91,7 @@ impl Marketplace {
             registry,
             proofs,
             market,
+            game,
             worker_key,
             worker,
         };
@@ -115,6 +133,7 @@ impl Marketplace {
                 min_worker_bond: ether(500),
                 claim_timeout: 3600,
                 max_order_lifetime: 7 * 86_400,
+                dispute_game: m.game.address(),
             },
         );
         m
@@ -492,6 +511,102 @@ fn a_seller_reporting_its_own_faults_ends_with_less() {
     assert_eq!(held_before - held_after, ether(361));
     assert_eq!(m.registry_payout(SELLER), ether(19));
     assert_eq!(m.registry_payout(BURN), ether(361));
+}
+
+#[test]
+fn a_wrong_result_disputed_through_the_market_is_overturned_and_the_order_reopens() {
+    let m = Marketplace::new();
+    let trees = pieces(4, &[3]);
+    let (dataset, set) = m.onboard(&trees);
+    m.prove(set, &trees);
+    let order = m.order_and_compute(dataset);
+    let verifiers = [
+        address!("0x00000000000000000000000000000000000000e1"),
+        address!("0x00000000000000000000000000000000000000e2"),
+    ];
+    for verifier in verifiers {
+        m.ok(
+            verifier,
+            &m.market,
+            500,
+            IQueryMarket::registerWorkerCall {},
+        );
+    }
+    // Called at the game's own address, the game sees only its own empty storage.
+    let direct = m.send(
+        SELLER,
+        &m.game,
+        500,
+        &IDisputeGame::disputeCall { order_id: order },
+    );
+    let Err(revert) = direct else {
+        panic!("the game's own storage has no market")
+    };
+    assert!(matches!(
+        IDisputeGame::IDisputeGameErrors::abi_decode(&revert),
+        Ok(IDisputeGame::IDisputeGameErrors::NotInitialized(_))
+    ));
+    // A stranger may not dispute; the seller does, through the market's address.
+    assert!(
+        m.send(
+            WATCHER,
+            &m.market,
+            500,
+            &IDisputeGame::disputeCall { order_id: order }
+        )
+        .is_err()
+    );
+    m.ok(
+        SELLER,
+        &m.market,
+        500,
+        IDisputeGame::disputeCall { order_id: order },
+    );
+    m.assert_market_holds_what_it_owes();
+    let right = keccak256("the result the plan yields");
+    for round in 1..=2u8 {
+        let state = m.ok(
+            WATCHER,
+            &m.market,
+            0,
+            IDisputeGame::disputeOfCall { order_id: order },
+        );
+        assert_eq!((state._0, state._2), (SELLER, round));
+        assert!(verifiers.contains(&state._3), "a bonded bystander verifies");
+        m.ok(
+            state._3,
+            &m.market,
+            0,
+            IDisputeGame::submitVerdictCall {
+                order_id: order,
+                result_cid: Bytes::from_static(b"\x01\x55\x12\x20recomputed"),
+                result_hash: right,
+            },
+        );
+    }
+    // Both verifiers recomputed the same other result: overturned. The worker's bond pays each
+    // verifier the fee and the rest goes to the seller with its dispute bond back.
+    assert_eq!(
+        m.ok(
+            WATCHER,
+            &m.market,
+            0,
+            IQueryMarket::workerBondCall { worker: m.worker }
+        ),
+        U256::ZERO
+    );
+    for verifier in verifiers {
+        assert_eq!(m.payout(verifier), ether(10));
+    }
+    assert_eq!(m.payout(SELLER), ether(980));
+    let terms = m.ok(
+        WATCHER,
+        &m.market,
+        0,
+        IQueryMarket::orderCall { order_id: order },
+    );
+    assert_eq!(terms._9, 1, "Open again, for an honest worker");
+    m.assert_market_holds_what_it_owes();
 }
 
 #[test]

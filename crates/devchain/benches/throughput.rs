@@ -536,6 +536,7 @@ fn proof_and_order_gas() {
     };
     let registry = deploy("datacloud_dataset_registry");
     let proofs = deploy("datacloud_proof_manager");
+    let game = deploy("datacloud_dispute_game");
     let market = deploy("datacloud_query_market");
     let call = |node: &mut Node, from: Address, to: Address, value: U256, data: Vec<u8>| {
         let outcome = node.chain_mut().call(from, to, value, &data);
@@ -580,6 +581,7 @@ fn proof_and_order_gas() {
         min_worker_bond: ether(5),
         claim_timeout: 3600,
         max_order_lifetime: 7 * 86_400,
+        dispute_game: game,
     };
     call(
         &mut node,

@@ -270,8 +270,13 @@ fn run_program(
     let ink_price = u64::from(world.config.ink_price);
     let ink = gas.saturating_mul(ink_price);
 
-    let reentrant = world.call_stack.contains(&msg.address);
-    world.call_stack.push(msg.address);
+    // Nitro counts a program's open frames by acting address, leaving out delegate calls
+    // (`TxProcessor::PushContract`): a program delegate-calling its extension is not reentrant.
+    let delegated = msg.kind == CallKind::DelegateCall;
+    let reentrant = !delegated && world.call_stack.contains(&msg.address);
+    if !delegated {
+        world.call_stack.push(msg.address);
+    }
     let frame = Frame::new(
         std::mem::take(world),
         Arc::clone(rt),
@@ -291,7 +296,9 @@ fn run_program(
     let frame = store.into_data();
     let outs = frame.outs;
     *world = frame.world;
-    world.call_stack.pop();
+    if !delegated {
+        world.call_stack.pop();
+    }
     world.state.set_pages_open(open);
 
     let gas_left = ink_left / ink_price;

@@ -42,9 +42,18 @@ mod proof_manager_abi {
     );
 }
 use proof_manager_abi::IProofManager;
+// `initialize` takes the ABI's seven parameters.
+#[allow(clippy::too_many_arguments)]
+mod query_market_abi {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        "../../contracts/query-market/abi/IQueryMarket.sol"
+    );
+}
+use query_market_abi::IQueryMarket;
 sol!(
     #[sol(rpc, all_derives)]
-    "../../contracts/query-market/abi/IQueryMarket.sol"
+    "../../contracts/dispute-game/abi/IDisputeGame.sol"
 );
 sol! {
     #[sol(rpc)]
@@ -174,6 +183,11 @@ impl<P: Provider> Deployment<P> {
 
     fn market(&self) -> IQueryMarket::IQueryMarketInstance<&P> {
         IQueryMarket::new(self.market, &self.provider)
+    }
+
+    /// The dispute game's functions, at the market's address (it delegate-calls the game).
+    fn game(&self) -> IDisputeGame::IDisputeGameInstance<&P> {
+        IDisputeGame::new(self.market, &self.provider)
     }
 
     async fn health(&self, dataset: U256) -> u8 {
@@ -409,6 +423,8 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     .await;
     let proofs =
         deploy_and_activate(&provider, &common::contract_wasm("datacloud_proof_manager")).await;
+    let game =
+        deploy_and_activate(&provider, &common::contract_wasm("datacloud_dispute_game")).await;
     let market =
         deploy_and_activate(&provider, &common::contract_wasm("datacloud_query_market")).await;
     let m = Deployment {
@@ -443,8 +459,15 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     );
     mined!(
         &m.provider,
-        m.market()
-            .initialize(registry, proofs, ether(10), ether(500), 3600, 7 * 86_400),
+        m.market().initialize(
+            registry,
+            proofs,
+            ether(10),
+            ether(500),
+            3600,
+            7 * 86_400,
+            game
+        ),
         "market initialize"
     );
 
@@ -563,16 +586,13 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     }
     let opened = mined!(
         &m.provider,
-        m.market()
-            .dispute(disputed)
-            .value(ether(500))
-            .from(m.seller),
+        m.game().dispute(disputed).value(ether(500)).from(m.seller),
         "dispute"
     );
     let mut verdicts = Vec::new();
     for round in 1..=2u8 {
         let dispute = m
-            .market()
+            .game()
             .disputeOf(disputed)
             .call()
             .await
@@ -580,7 +600,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
         assert_eq!(dispute._2, round);
         verdicts.push(mined!(
             &m.provider,
-            m.market()
+            m.game()
                 .submitVerdict(
                     disputed,
                     Bytes::from_static(b"\x01\x55\x12\x20recomputed"),

@@ -214,6 +214,7 @@ fn all_contracts_deploy_and_activate_with_nitro_limits() {
         "datacloud_dataset_registry",
         "datacloud_proof_manager",
         "datacloud_query_market",
+        "datacloud_dispute_game",
     ] {
         let wasm = contract_wasm(name);
         let mut chain = Devchain::new(ChainConfig::default());
