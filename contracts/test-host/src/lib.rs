@@ -317,6 +317,30 @@ impl TestHost {
         Err(Vec::new())
     }
 
+    /// The call the SDK describes by raw pointers.
+    ///
+    /// # Safety
+    /// `to` points at 20 bytes and `data` at `data_len` bytes, as the SDK passes them.
+    unsafe fn outgoing(
+        &self,
+        to: *const u8,
+        data: *const u8,
+        data_len: usize,
+        value: U256,
+        is_static: bool,
+    ) -> OutgoingCall {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            OutgoingCall {
+                from: self.contract(),
+                to: Address::from_slice(slice::from_raw_parts(to, 20)),
+                data: slice::from_raw_parts(data, data_len).to_vec(),
+                value,
+                is_static,
+            }
+        }
+    }
+
     fn finish_call(&self, outcome: CallOutcome, outs_len: &mut usize) -> u8 {
         let (status, data) = match outcome {
             Ok(data) => (0, data),
@@ -433,17 +457,10 @@ unsafe impl UnsafeCallAccess for TestHost {
         _gas: u64,
         outs_len: &mut usize,
     ) -> u8 {
-        // SAFETY: the SDK passes a 20-byte address, `data_len` bytes of calldata and a
-        // 32-byte big-endian value.
-        let call = unsafe {
-            OutgoingCall {
-                from: self.contract(),
-                to: Address::from_slice(slice::from_raw_parts(to, 20)),
-                data: slice::from_raw_parts(data, data_len).to_vec(),
-                value: U256::from_be_slice(slice::from_raw_parts(value, 32)),
-                is_static: false,
-            }
-        };
+        // SAFETY: the SDK passes a 32-byte big-endian value.
+        let value = U256::from_be_slice(unsafe { slice::from_raw_parts(value, 32) });
+        // SAFETY: as `outgoing` requires.
+        let call = unsafe { self.outgoing(to, data, data_len, value, false) };
         let outcome = self.dispatch(&call);
         self.finish_call(outcome, outs_len)
     }
@@ -455,16 +472,8 @@ unsafe impl UnsafeCallAccess for TestHost {
         _gas: u64,
         outs_len: &mut usize,
     ) -> u8 {
-        // SAFETY: as for `call_contract`.
-        let call = unsafe {
-            OutgoingCall {
-                from: self.contract(),
-                to: Address::from_slice(slice::from_raw_parts(to, 20)),
-                data: slice::from_raw_parts(data, data_len).to_vec(),
-                value: U256::ZERO,
-                is_static: true,
-            }
-        };
+        // SAFETY: as `outgoing` requires.
+        let call = unsafe { self.outgoing(to, data, data_len, U256::ZERO, true) };
         let outcome = self.dispatch(&call);
         self.finish_call(outcome, outs_len)
     }
@@ -476,16 +485,8 @@ unsafe impl UnsafeCallAccess for TestHost {
         _gas: u64,
         outs_len: &mut usize,
     ) -> u8 {
-        // SAFETY: as for `call_contract`.
-        let call = unsafe {
-            OutgoingCall {
-                from: self.contract(),
-                to: Address::from_slice(slice::from_raw_parts(to, 20)),
-                data: slice::from_raw_parts(data, data_len).to_vec(),
-                value: U256::ZERO,
-                is_static: false,
-            }
-        };
+        // SAFETY: as `outgoing` requires.
+        let call = unsafe { self.outgoing(to, data, data_len, U256::ZERO, false) };
         self.shared.borrow_mut().calls.push(call.clone());
         let entry = self.shared.borrow().delegates.get(&call.to).copied();
         let outcome = match entry {
