@@ -9,7 +9,10 @@
 //!   generates a delivery key, simulates, then places the order;
 //! - [`Buyer::fetch_result`] / [`Buyer::wait_result`]: the order's state from the chain and,
 //!   once delivered, the sealed table fetched, verified and opened with the delivery key;
-//! - [`Buyer::refund`]: an order not delivered by its deadline, credited back.
+//! - [`Buyer::refund`]: an order not delivered by its deadline (or its delivery window),
+//!   credited back;
+//! - [`Buyer::verify`]: every link of an order's evidence, from the order to the seller's
+//!   signature over the delivery ([`verify`]).
 //!
 //! Everything read from the chain goes through the typed view ([`Protocol`]).
 
@@ -20,7 +23,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider as _;
 use alloy::sol_types::SolEvent as _;
-use datacloud_agent_core::bindings::query_market::IQueryMarket::OrderPlaced;
+use datacloud_agent_core::bindings::query_market::IQueryMarket::{OrderPlaced, OrderRefunded};
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::{
     ChainClient, ChainError, Config, Deployments, Health, OrderStatus, Protocol,
@@ -32,6 +35,10 @@ use datacloud_query::{Query, QueryError, Schema, template};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::{Client as GatewayClient, ClientError};
 use serde::Serialize;
+
+pub mod verify;
+
+pub use verify::{Link, LinkState, Verification};
 
 /// Largest sealed table read.
 pub const MAX_DELIVERY_BYTES: u64 = 64 * 1024 * 1024;
@@ -409,18 +416,15 @@ impl Buyer {
         }
     }
 
-    /// Closes an order not delivered by its deadline: its escrow is credited to the receipt's
-    /// owner (`withdraw` pays it out). Anyone may close an expired order, so the caller need not
-    /// own the receipt.
+    /// Closes an unfinished order: after its deadline, or once its seller has left a computed
+    /// result undelivered past the delivery window (then the seller's stake also pays the
+    /// order's price to the receipt's owner, at the registry). Its escrow is credited to the
+    /// receipt's owner (`withdraw` pays it out), less the fee of a worker that computed it.
+    /// Anyone may close such an order, so the caller need not own the receipt.
     ///
     /// # Errors
     /// [`BuyerError::Chain`], a revert saying why the market refuses.
     pub async fn refund(&self, order_id: U256) -> Result<Refund, BuyerError> {
-        let escrow = self.protocol().order(order_id).await?.escrow;
-        let holder = self
-            .client
-            .view("ownerOf", &self.market().ownerOf(order_id))
-            .await?;
         let receipt = self
             .client
             .send(
@@ -431,10 +435,25 @@ impl Buyer {
                     .into_transaction_request(),
             )
             .await?;
+        let refunded = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| OrderRefunded::decode_log_data(log.data()).ok())
+            .ok_or_else(|| ChainError::Local {
+                what: "refund".into(),
+                message: "the receipt has no OrderRefunded event".into(),
+            })?;
         Ok(Refund {
             order_id,
-            credited: escrow,
-            to: holder,
+            credited: refunded.amount,
+            to: refunded.to,
+            reason: match refunded.reason {
+                2 => RefundReason::Refused,
+                3 => RefundReason::Undelivered,
+                _ => RefundReason::Expired,
+            },
+            penalty: refunded.penalty,
             tx: receipt.transaction_hash,
         })
     }
@@ -523,15 +542,32 @@ pub struct OrderResult {
     pub table: Option<ResultTable>,
 }
 
+/// Why an order was refunded (`OrderRefunded.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    /// Its deadline passed.
+    Expired,
+    /// Its seller refused it.
+    Refused,
+    /// Its seller left the computed result undelivered past the delivery window.
+    Undelivered,
+}
+
 /// A refunded order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Refund {
     /// The order.
     pub order_id: U256,
-    /// The escrow credited.
+    /// The escrow credited (less the fee of a worker that computed the result).
     pub credited: U256,
     /// To whom: the receipt's owner.
     pub to: Address,
+    /// Why the market let it be refunded.
+    pub reason: RefundReason,
+    /// What the seller's stake paid the receipt's owner for a missed delivery (at the
+    /// registry).
+    pub penalty: U256,
     /// The transaction.
     pub tx: B256,
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use datacloud_agent_core::bindings::IDatasetRegistry;
-use datacloud_agent_core::testing::{ETHER, advance_time, config, deployed, devchain};
+use datacloud_agent_core::testing::{ETHER, HandWorker, advance_time, config, deployed, devchain};
 use datacloud_agent_core::{ChainClient, Deployments, Health, OrderStatus};
-use datacloud_buyer::{Buyer, BuyerError};
+use datacloud_buyer::{Buyer, BuyerError, LinkState};
 use datacloud_package::{MANIFEST, Manifest, Provenance, params_cid};
 use datacloud_query::template::template_hash;
 use datacloud_query::{LayoutOptions, Query, layout, synth};
@@ -27,6 +27,8 @@ struct Market {
     seller: ChainClient,
     seller_store: Arc<Blockstore>,
     deployments: Deployments,
+    /// A bonded worker (dev account 2), to submit results by hand.
+    worker: HandWorker,
 }
 
 async fn market() -> Market {
@@ -111,6 +113,8 @@ async fn market() -> Market {
         gateways: datacloud_store::gateway::Client::new([node], ClientConfig::default()).unwrap(),
         config: buyer_config,
     };
+    let worker = HandWorker::connect(&url, &dir.path().join("worker"), keys[2].1).await;
+    worker.bond(&deployments).await;
     Market {
         _stop: stop,
         _dir: dir,
@@ -118,6 +122,18 @@ async fn market() -> Market {
         seller,
         seller_store,
         deployments,
+        worker,
+    }
+}
+
+impl Market {
+    /// The worker claims `order` and submits `bytes` (published on the seller's node) attested
+    /// as hashing to `hash`.
+    async fn submit(&self, order: U256, bytes: &[u8], hash: B256) {
+        let cid = datacloud_package::store_file(&self.seller_store, bytes, true).unwrap();
+        self.worker
+            .submit(&self.deployments, order, &cid, hash)
+            .await;
     }
 }
 
@@ -245,4 +261,67 @@ async fn an_order_is_placed_followed_and_refunded_after_its_deadline() {
         .unwrap();
     assert_eq!(done.status, OrderStatus::Refunded);
     assert!(done.table.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_walks_the_evidence_and_names_the_link_that_fails() {
+    let m = market().await;
+    let listing = m.buyer.listing(1).await.unwrap();
+    let query = cohort_query(&listing.parsed_schema().unwrap());
+    let names = |v: &datacloud_buyer::Verification| -> Vec<(&'static str, LinkState)> {
+        v.links.iter().map(|l| (l.name, l.state)).collect()
+    };
+
+    // Placed: the order, its manifest, its parameters and its plan hold; no result yet.
+    let open = m.buyer.place_order(&listing, &query, 600).await.unwrap();
+    let v = m.buyer.verify(open.order_id).await.unwrap();
+    assert_eq!(
+        names(&v),
+        [
+            ("order", LinkState::Ok),
+            ("manifest", LinkState::Ok),
+            ("params", LinkState::Ok),
+            ("plan", LinkState::Ok),
+            ("result", LinkState::Pending),
+        ]
+    );
+    assert!(v.failure().is_none() && !v.complete());
+
+    // A worker attests a hash its published bytes do not have: the result link fails, and
+    // the walk stops there.
+    m.submit(
+        open.order_id,
+        b"an encrypted result",
+        keccak256(b"something else"),
+    )
+    .await;
+    let v = m.buyer.verify(open.order_id).await.unwrap();
+    let failure = v.failure().expect("a broken link");
+    assert_eq!(failure.name, "result");
+    assert!(
+        failure.detail.contains("not to the attested"),
+        "{}",
+        failure.detail
+    );
+    assert_eq!(v.links.last().unwrap().name, "result");
+
+    // Bytes that hash as attested but are no answer to the order's plan fail it too.
+    let other = m.buyer.place_order(&listing, &query, 600).await.unwrap();
+    m.submit(
+        other.order_id,
+        b"not a ciphertext",
+        keccak256(b"not a ciphertext"),
+    )
+    .await;
+    let v = m.buyer.verify(other.order_id).await.unwrap();
+    let failure = v.failure().expect("a broken link");
+    assert_eq!(failure.name, "result");
+    assert!(
+        failure.detail.contains("not an answer to the plan"),
+        "{}",
+        failure.detail
+    );
+
+    // An unknown order is an error, not a verification.
+    assert!(m.buyer.verify(U256::from(99)).await.is_err());
 }

@@ -52,5 +52,6 @@ pub use follower::{
 pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};
 pub use protocol::{
     Dataset, Dispute, Health, MarketConfig, Order, OrderStatus, OrderWork, ProofSet, Protocol,
+    delivery_digest, market_domain,
 };
 pub use retry::{Attempt, OrderRetry};

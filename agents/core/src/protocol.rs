@@ -336,12 +336,6 @@ impl Order {
         market: Address,
         result_hash: B256,
     ) -> B256 {
-        let domain = eip712_domain! {
-            name: "DataCloud QueryMarket",
-            version: "1",
-            chain_id: chain_id,
-            verifying_contract: market,
-        };
         IQueryMarket::Attestation {
             orderId: order_id,
             datasetId: self.dataset_id,
@@ -350,8 +344,39 @@ impl Order {
             paramsHash: self.params_hash,
             resultHash: result_hash,
         }
-        .eip712_signing_hash(&domain)
+        .eip712_signing_hash(&market_domain(chain_id, market))
     }
+}
+
+/// The market's EIP-712 domain: name `"DataCloud QueryMarket"`, version `"1"`, this chain, the
+/// market's address.
+#[must_use]
+pub fn market_domain(chain_id: u64, market: Address) -> alloy::sol_types::Eip712Domain {
+    eip712_domain! {
+        name: "DataCloud QueryMarket",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: market,
+    }
+}
+
+/// The EIP-712 digest a seller signs to deliver `delivery_cid` (the sealed table's CID bytes)
+/// as its answer to the result `result_hash` of order `order_id` (`deliverResult` recovers the
+/// seller from it, and `ResultDelivered` carries the signature as the buyer's evidence).
+#[must_use]
+pub fn delivery_digest(
+    chain_id: u64,
+    market: Address,
+    order_id: U256,
+    result_hash: B256,
+    delivery_cid: &[u8],
+) -> B256 {
+    IQueryMarket::Delivery {
+        orderId: order_id,
+        resultHash: result_hash,
+        deliveryCid: Bytes::copy_from_slice(delivery_cid),
+    }
+    .eip712_signing_hash(&market_domain(chain_id, market))
 }
 
 impl OrderWork {

@@ -10,6 +10,7 @@ use alloy::primitives::{Address, B256};
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, serve};
 use tokio_util::sync::CancellationToken;
 
+use crate::bindings::IQueryMarket;
 use crate::{ChainClient, Config, ConfigOverrides, ContractsWasm, Deployments, deploy};
 
 /// Wei per whole token.
@@ -92,4 +93,102 @@ pub async fn advance_time(client: &ChainClient, seconds: u64) {
         .raw_request("evm_mine".into(), Vec::<u64>::new())
         .await
         .expect("evm_mine");
+}
+
+/// A worker driven by hand: it bonds, claims and submits whatever result a test tells it to,
+/// always with a valid attestation (the attacks a dishonest worker can make).
+pub struct HandWorker {
+    /// Its chain client.
+    pub client: ChainClient,
+    /// Its key, which signs attestations.
+    pub signer: alloy::signers::local::PrivateKeySigner,
+}
+
+impl HandWorker {
+    /// Dev account `key`, its data under `dir`.
+    ///
+    /// # Panics
+    /// When the node cannot be reached.
+    pub async fn connect(url: &str, dir: &Path, key: B256) -> Self {
+        let config = config(url, dir, key);
+        Self {
+            client: ChainClient::connect(&config).await.expect("connected"),
+            signer: config.signer(),
+        }
+    }
+
+    /// Adds `minWorkerBond` to its bond (registering it the first time); returns that amount.
+    ///
+    /// # Panics
+    /// When the market refuses.
+    pub async fn bond(&self, deployments: &Deployments) -> alloy::primitives::U256 {
+        let bond = crate::Protocol::new(&self.client, deployments)
+            .market_config()
+            .await
+            .expect("the market's configuration")
+            .min_worker_bond;
+        let market = IQueryMarket::new(deployments.query_market, self.client.provider());
+        self.client
+            .send(
+                "registerWorker",
+                market
+                    .registerWorker()
+                    .value(bond)
+                    .from(self.client.address())
+                    .into_transaction_request(),
+            )
+            .await
+            .expect("registerWorker");
+        bond
+    }
+
+    /// Claims `order` and submits `cid` attested as hashing to `hash`, with a valid signature.
+    ///
+    /// # Panics
+    /// When the market refuses either.
+    pub async fn submit(
+        &self,
+        deployments: &Deployments,
+        order: alloy::primitives::U256,
+        cid: &cid::Cid,
+        hash: B256,
+    ) {
+        use alloy::signers::Signer as _;
+        let market = IQueryMarket::new(deployments.query_market, self.client.provider());
+        let me = self.client.address();
+        self.client
+            .send(
+                "claimOrder",
+                market.claimOrder(order).from(me).into_transaction_request(),
+            )
+            .await
+            .expect("claimOrder");
+        let terms = crate::Protocol::new(&self.client, deployments)
+            .order(order)
+            .await
+            .expect("the order");
+        let digest = terms.attestation_digest(
+            order,
+            self.client.chain_id(),
+            deployments.query_market,
+            hash,
+        );
+        let signature = self.signer.sign_hash(&digest).await.expect("signing");
+        // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
+        self.client
+            .send(
+                "submitResult",
+                market
+                    .submitResult(
+                        order,
+                        alloy::primitives::Bytes::from(cid.to_bytes()),
+                        hash,
+                        alloy::primitives::Bytes::from(signature.as_bytes().to_vec()),
+                    )
+                    .from(me)
+                    .into_transaction_request(),
+            )
+            .await
+            .expect("submitResult");
+    }
 }

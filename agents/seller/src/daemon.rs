@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
+use alloy::signers::Signer as _;
 use cid::Cid;
 use datacloud_agent_core::bindings::proof_manager::IProofManager::IProofManagerEvents;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::IQueryMarketEvents;
@@ -14,7 +15,7 @@ use datacloud_agent_core::follower::HandlerError;
 use datacloud_agent_core::journal::ActionRecord;
 use datacloud_agent_core::{
     ActionKey, Agent, Attempt, ChainEvent, ContractEvent, EventHandler, Health, OrderRetry,
-    OrderStatus,
+    OrderStatus, delivery_digest,
 };
 use datacloud_fhe_query::{
     BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, release,
@@ -485,6 +486,7 @@ impl Seller {
             Ok(table) => table,
             Err(e) => {
                 tracing::warn!(%order_id, error = %e, "output policy refused the release; nothing delivered");
+                self.refuse(order_id).await;
                 self.tell(SellerNews::Refused {
                     order_id,
                     reason: e.to_string(),
@@ -509,6 +511,22 @@ impl Seller {
         );
         let envelope = datacloud_delivery::seal(&buyer_key, &context, &plaintext)?;
         let delivery_cid = store_file(&self.store, &envelope, true)?;
+        // Signed: the buyer's evidence that this sealed table is the seller's answer to this
+        // result (the market checks the signature and logs it).
+        let digest = delivery_digest(
+            client.chain_id(),
+            self.agent.deployments.query_market,
+            order_id,
+            work.result_hash,
+            &delivery_cid.to_bytes(),
+        );
+        let signature = self
+            .agent
+            .config
+            .signer()
+            .sign_hash(&digest)
+            .await
+            .map_err(|e| SellerError::Invalid(format!("signing the delivery: {e}")))?;
         let outcome = self
             .agent
             .journal
@@ -516,7 +534,11 @@ impl Seller {
                 client,
                 &key,
                 market
-                    .deliverResult(order_id, Bytes::from(delivery_cid.to_bytes()))
+                    .deliverResult(
+                        order_id,
+                        Bytes::from(delivery_cid.to_bytes()),
+                        Bytes::copy_from_slice(&signature.as_bytes()),
+                    )
                     .from(me)
                     .into_transaction_request(),
             )
@@ -574,6 +596,35 @@ impl Seller {
         Ok(None)
     }
 
+    /// Refuses order `order_id` on-chain (the seller's `refund`): its escrow goes back to the
+    /// receipt's owner at once, less the fee of a worker that computed it, at no penalty —
+    /// instead of the buyer waiting for the deadline and the seller paying for a missed
+    /// delivery. Sent once (journaled under `(order, refuse)`); a refusal the market does not
+    /// take (the order was closed meanwhile) is logged, not retried.
+    async fn refuse(&self, order_id: U256) {
+        let client = &self.agent.client;
+        let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
+        let sent = self
+            .agent
+            .journal
+            .perform(
+                client,
+                &ActionKey::new(order_id, "refuse"),
+                market
+                    .refund(order_id)
+                    .from(client.address())
+                    .into_transaction_request(),
+            )
+            .await;
+        match sent {
+            Ok(outcome) if outcome.success => {
+                tracing::info!(%order_id, "order refused on-chain: its buyer is refunded");
+            }
+            Ok(_) => tracing::warn!(%order_id, "the market did not take the refusal"),
+            Err(e) => tracing::warn!(%order_id, error = %e, "refusing the order failed"),
+        }
+    }
+
     /// [`Seller::deliver`], retried: the order's own faults [`SellerOptions::retry`] times,
     /// then given up ([`SellerNews::GaveUp`]) so that one poisoned order never stalls the
     /// deliveries after it; the seller's own failures (its node, its store) until they recover.
@@ -595,7 +646,8 @@ impl Seller {
         match outcome {
             Attempt::Done(_) => Ok(()),
             Attempt::GaveUp(e) => {
-                tracing::error!(%order_id, error = %e, "delivery given up; the buyer can refund at the deadline");
+                tracing::error!(%order_id, error = %e, "delivery given up; refusing the order so that its buyer is refunded now");
+                self.refuse(order_id).await;
                 self.tell(SellerNews::GaveUp {
                     order_id,
                     reason: e.to_string(),

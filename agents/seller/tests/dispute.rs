@@ -10,53 +10,15 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
-use alloy::signers::Signer as _;
 use common::{ETHER, chain, config, deployed, pending};
 use datacloud_agent_core::bindings::{IDisputeGame, IQueryMarket};
-use datacloud_agent_core::{Agent, ChainClient, Deployments, OrderRetry, OrderStatus, Protocol};
+use datacloud_agent_core::testing::HandWorker;
+use datacloud_agent_core::{Agent, ChainClient, OrderRetry, OrderStatus, Protocol};
 use datacloud_query::template::{Query, template_hash};
 use datacloud_seller::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::{Client as GatewayClient, ClientConfig};
 use tokio_util::sync::CancellationToken;
-
-struct Worker {
-    client: ChainClient,
-    signer: alloy::signers::local::PrivateKeySigner,
-}
-
-impl Worker {
-    /// Claims `order` and submits `cid` with `hash`, attested with a valid signature.
-    async fn submit(&self, market: &Deployments, order: U256, cid: &cid::Cid, hash: B256) {
-        let m = IQueryMarket::new(market.query_market, self.client.provider());
-        let me = self.client.address();
-        self.client
-            .send(
-                "claimOrder",
-                m.claimOrder(order).from(me).into_transaction_request(),
-            )
-            .await
-            .unwrap();
-        let terms = Protocol::new(&self.client, market)
-            .order(order)
-            .await
-            .unwrap();
-        let digest =
-            terms.attestation_digest(order, self.client.chain_id(), market.query_market, hash);
-        let signature = self.signer.sign_hash(&digest).await.unwrap();
-        // r ‖ s ‖ v with v = 27 + y-parity, as the market's ecrecover expects.
-        let sig = signature.as_bytes().to_vec();
-        self.client
-            .send(
-                "submitResult",
-                m.submitResult(order, Bytes::from(cid.to_bytes()), hash, Bytes::from(sig))
-                    .from(me)
-                    .into_transaction_request(),
-            )
-            .await
-            .unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines)] // one story: a market, a seller, a worker, two disputes, a poison order
@@ -89,48 +51,21 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
     let buyer = ChainClient::connect(&config(&url, &dir.path().join("buyer"), keys[1].1))
         .await
         .unwrap();
-    let worker_config = config(&url, &dir.path().join("worker"), keys[2].1);
-    let worker = Worker {
-        client: ChainClient::connect(&worker_config).await.unwrap(),
-        signer: worker_config.signer(),
-    };
+    let worker = HandWorker::connect(&url, &dir.path().join("worker"), keys[2].1).await;
+    // Two bonded verifiers, neither a party to the orders.
+    let mut verifiers = Vec::new();
+    for key in [keys[3].1, keys[4].1] {
+        let verifier = HandWorker::connect(&url, &dir.path().join("verifier"), key).await;
+        verifier.bond(&deployments).await;
+        verifiers.push(verifier.client);
+    }
     let bond = Protocol::new(&worker.client, &deployments)
         .market_config()
         .await
         .unwrap()
         .min_worker_bond;
-    // Two bonded verifiers, neither a party to the orders.
-    let mut verifiers = Vec::new();
-    for key in [keys[3].1, keys[4].1] {
-        let client = ChainClient::connect(&config(&url, &dir.path().join("verifier"), key))
-            .await
-            .unwrap();
-        let m = IQueryMarket::new(deployments.query_market, client.provider());
-        client
-            .send(
-                "registerWorker",
-                m.registerWorker()
-                    .value(bond)
-                    .from(client.address())
-                    .into_transaction_request(),
-            )
-            .await
-            .unwrap();
-        verifiers.push(client);
-    }
     let top_up = || async {
-        let m = IQueryMarket::new(deployments.query_market, worker.client.provider());
-        worker
-            .client
-            .send(
-                "registerWorker",
-                m.registerWorker()
-                    .value(bond)
-                    .from(worker.client.address())
-                    .into_transaction_request(),
-            )
-            .await
-            .unwrap();
+        worker.bond(&deployments).await;
     };
 
     // The seller's side: its store holds what the worker published, and the order parameters.
@@ -294,8 +229,9 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
     }
 
     // 3. A poison order: a result nobody published, so no gateway serves it. Each try fails
-    //    through the order's own fault; after its tries the delivery is given up, nothing is
-    //    sent, and the seller is free for the next order.
+    //    through the order's own fault; after its tries the delivery is given up and the order
+    //    refused on-chain (one transaction, no delivery): its buyer is refunded at once, and
+    //    the seller is free for the next order.
     top_up().await;
     let (poisoned, _) = place().await;
     let never_published = datacloud_store::block::cid_of(datacloud_store::Codec::Raw, b"nowhere");
@@ -311,8 +247,8 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
     seller.deliver_or_give_up(poisoned).await.unwrap();
     assert_eq!(
         seller_nonce().await,
-        nonce,
-        "nothing sent for the poisoned order"
+        nonce + 1,
+        "one refusal sent for the poisoned order, nothing delivered"
     );
     match heard.try_recv().unwrap() {
         SellerNews::GaveUp { order_id, reason } => {
@@ -325,6 +261,20 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
         .order_status(poisoned)
         .await
         .unwrap();
-    assert_eq!(status, OrderStatus::Computed, "left for the buyer's refund");
+    assert_eq!(
+        status,
+        OrderStatus::Refunded,
+        "refused: the buyer need not wait"
+    );
+    assert!(
+        view.order_work(poisoned)
+            .await
+            .unwrap()
+            .delivery_cid
+            .is_empty()
+    );
+    // Given up again (a restart replays the event): the journal sends nothing more.
+    seller.deliver_or_give_up(poisoned).await.unwrap();
+    assert_eq!(seller_nonce().await, nonce + 1);
     stop.cancel();
 }

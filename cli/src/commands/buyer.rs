@@ -6,7 +6,7 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use datacloud_buyer::{Buyer, Listing, OrderResult};
+use datacloud_buyer::{Buyer, LinkState, Listing, OrderResult, RefundReason, Verification};
 use datacloud_query::{Query, sql};
 
 use super::common::{ChainArgs, connect, gateway_client, open_store, tokens};
@@ -24,10 +24,17 @@ pub enum BuyerCommand {
     Order(OrderArgs),
     /// The result of an order: decrypted with the delivery key, with counts and 95 % CIs.
     Result(ResultArgs),
-    /// Refund an order that was not delivered by its deadline: its escrow goes to the receipt's
-    /// owner (anyone may close an expired order; a seller does, to free its stake).
+    /// Refund an order that was not delivered by its deadline, or whose computed result its
+    /// seller left undelivered past the delivery window (the market's claim timeout; the
+    /// seller's stake then pays the price to the buyer): its escrow goes to the receipt's owner,
+    /// less the fee of a worker that computed it. Anyone may close such an order.
     Refund(RefundArgs),
-    /// Withdraw what the market credited this buyer (refunds, unspent payment).
+    /// Check every link of an order's evidence and say which fails: order → manifest → params →
+    /// plan → result → attestation → delivery → the seller's signature. Exits 1 when a link
+    /// fails.
+    Verify(VerifyArgs),
+    /// Withdraw what the market credited this buyer (refunds, unspent payment) and what the
+    /// registry did (a seller's penalty for a result it left undelivered).
     Withdraw(super::seller::ListArgs),
 }
 
@@ -124,6 +131,18 @@ pub struct RefundArgs {
     chain: ChainArgs,
 }
 
+/// `buyer verify` options.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The order id.
+    order: u64,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Dispatches `buyer …`.
 #[allow(clippy::too_many_lines)] // one arm per command, each short
 pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
@@ -215,13 +234,38 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
         BuyerCommand::Refund(args) => {
             let buyer = open_buyer(&args.chain, global).await?;
             let refund = buyer.refund(U256::from(args.order)).await?;
+            let why = match refund.reason {
+                RefundReason::Expired => "its deadline passed",
+                RefundReason::Refused => "its seller refused it",
+                RefundReason::Undelivered => "its seller did not deliver the result in time",
+            };
             println!(
-                "order #{} refunded: {} credited to {} (`datacloud buyer withdraw` pays it out; tx {})",
+                "order #{} refunded ({why}): {} credited to {} (`datacloud buyer withdraw` pays it out; tx {})",
                 refund.order_id,
                 tokens(refund.credited),
                 refund.to,
                 refund.tx
             );
+            if !refund.penalty.is_zero() {
+                println!(
+                    "  the seller's stake paid {} more to {} as a penalty",
+                    tokens(refund.penalty),
+                    refund.to
+                );
+            }
+            Ok(())
+        }
+        BuyerCommand::Verify(args) => {
+            let buyer = open_buyer(&args.chain, global).await?;
+            let verification = buyer.verify(U256::from(args.order)).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&verification)?);
+            } else {
+                print!("{}", render_verification(&verification));
+            }
+            if let Some(link) = verification.failure() {
+                bail!("order #{}: the {} link fails", args.order, link.name);
+            }
             Ok(())
         }
     }
@@ -297,6 +341,29 @@ fn indent(text: &str) -> String {
         out.push('\n');
         out
     })
+}
+
+/// An order's evidence as text: one line per link, then what was not checked.
+fn render_verification(v: &Verification) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "order #{}: {}", v.order_id, v.status);
+    for link in &v.links {
+        let mark = match link.state {
+            LinkState::Ok => "ok     ",
+            LinkState::Failed => "FAILED ",
+            LinkState::Pending => "pending",
+        };
+        let _ = writeln!(s, "  {mark} {:<12} {}", link.name, link.detail);
+    }
+    let rest = &datacloud_buyer::verify::LINKS[v.links.len()..];
+    if !rest.is_empty() {
+        let _ = writeln!(s, "  not checked: {}", rest.join(", "));
+    }
+    if v.complete() {
+        let _ = writeln!(s, "every link holds");
+    }
+    s
 }
 
 /// An order's state as text, with its table once delivered.

@@ -828,6 +828,25 @@ async fn buy(
     )
     .await?;
     let outcome = buyer.fetch_result(placed.order_id).await?;
+    let evidence = buyer.verify(placed.order_id).await?;
+    if let Some(link) = evidence.failure() {
+        bail!(
+            "order #{}: the {} link of its evidence fails: {}",
+            placed.order_id,
+            link.name,
+            link.detail
+        );
+    }
+    ensure!(
+        evidence.complete(),
+        "order #{}: its evidence stops at {:?}",
+        placed.order_id,
+        evidence.links.last().map(|l| l.name)
+    );
+    clock.done(
+        &format!("{label}verify"),
+        "every link of the evidence holds: order → manifest → params → plan → result → attestation → delivery → the seller's signature",
+    );
     Ok((placed.order_id, outcome))
 }
 

@@ -416,53 +416,71 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-/// What the market owes this account, and (`withdraw`) paying it out.
+/// What the market and the registry owe this account, and (`withdraw`) paying it out.
 pub async fn earnings(global: &GlobalArgs, args: ListArgs, withdraw: bool) -> Result<()> {
     let config = args.chain.config(global)?;
     let (client, deployments) = connect(&config).await?;
+    let me = client.address();
     let market = IQueryMarket::new(deployments.query_market, client.provider());
-    let owed = client
-        .view("payoutOf", &market.payoutOf(client.address()))
-        .await?;
+    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
+    // The market owes payments, refunds and bonds; the registry owes slashed stake (a seller's
+    // penalty for a missed delivery, paid to the buyer; a reporter's bounty).
+    let from_market = client.view("payoutOf", &market.payoutOf(me)).await?;
+    let from_registry = client.view("payoutOf", &registry.payoutOf(me)).await?;
+    let owed = from_market + from_registry;
     if withdraw {
         if owed.is_zero() {
-            bail!(
-                "nothing to withdraw: the market owes {} nothing",
-                client.address()
+            bail!("nothing to withdraw: neither the market nor the registry owes {me} anything");
+        }
+        let mut txs = Vec::new();
+        if !from_market.is_zero() {
+            let request = market.withdraw().from(me).into_transaction_request();
+            txs.push(
+                client
+                    .send("market withdraw", request)
+                    .await?
+                    .transaction_hash,
             );
         }
-        let receipt = client
-            .send(
-                "withdraw",
-                market
-                    .withdraw()
-                    .from(client.address())
-                    .into_transaction_request(),
-            )
-            .await?;
+        if !from_registry.is_zero() {
+            let request = registry.withdraw().from(me).into_transaction_request();
+            txs.push(
+                client
+                    .send("registry withdraw", request)
+                    .await?
+                    .transaction_hash,
+            );
+        }
+        let txs: Vec<String> = txs.iter().map(ToString::to_string).collect();
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "withdrawn": owed.to_string(), "tx": receipt.transaction_hash.to_string() })
+                serde_json::json!({
+                    "withdrawn": owed.to_string(),
+                    "from_market": from_market.to_string(),
+                    "from_registry": from_registry.to_string(),
+                    "txs": txs,
+                })
             );
         } else {
-            println!(
-                "withdrew {} to {} (tx {})",
-                tokens(owed),
-                client.address(),
-                receipt.transaction_hash
-            );
+            println!("withdrew {} to {me} (tx {})", tokens(owed), txs.join(", "));
         }
     } else if args.json {
         println!(
             "{}",
-            serde_json::json!({ "account": client.address().to_string(), "owed": owed.to_string() })
+            serde_json::json!({
+                "account": me.to_string(),
+                "owed": owed.to_string(),
+                "from_market": from_market.to_string(),
+                "from_registry": from_registry.to_string(),
+            })
         );
     } else {
         println!(
-            "{} is owed {} by the market",
-            client.address(),
-            tokens(owed)
+            "{me} is owed {} ({} by the market, {} by the registry)",
+            tokens(owed),
+            tokens(from_market),
+            tokens(from_registry)
         );
     }
     Ok(())

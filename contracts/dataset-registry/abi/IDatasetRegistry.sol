@@ -105,7 +105,7 @@ interface IDatasetRegistry {
 
     error TemplateNotAllowed(uint256, bytes32);
 
-    error NotProofManager(address);
+    error NotSlasher(address);
 
     error CooldownPending(uint64);
 

@@ -3,8 +3,10 @@
 //! A seller registers a dataset by its content addresses (the manifest CID and the Filecoin
 //! PieceCID), its schema hash and the query templates it allows with a price for each, staking a
 //! bond in the chain's native token. The `ProofManager` slashes that stake when the seller stops
-//! proving possession; the `QueryMarket` reads the order terms from here and must report no open
-//! order before the seller takes the stake back, a cooldown after deactivating.
+//! proving possession, and the `QueryMarket` when the seller leaves a computed result undelivered
+//! past its delivery window on a healthy dataset. The market reads the order terms from here and
+//! must report no open order before the seller takes the stake back, a cooldown after
+//! deactivating.
 //!
 //! Money: the contract holds exactly `Σ stake(dataset) + totalPayouts`. Slashed stake becomes a
 //! payout that its beneficiary pulls with `withdraw()` (withdraw pattern). Every transfer follows
@@ -78,9 +80,10 @@ sol! {
     /// Template `templateHash` is not allowed for dataset `datasetId`.
     #[derive(Debug, PartialEq, Eq)]
     error TemplateNotAllowed(uint256 datasetId, bytes32 templateHash);
-    /// Only the proof manager may slash; `caller` is not it.
+    /// Only the proof manager (missed proofs) and the query market (a missed delivery) may
+    /// slash; `caller` is neither.
     #[derive(Debug, PartialEq, Eq)]
-    error NotProofManager(address caller);
+    error NotSlasher(address caller);
     /// The withdrawal cooldown runs until timestamp `until`.
     #[derive(Debug, PartialEq, Eq)]
     error CooldownPending(uint64 until);
@@ -141,8 +144,8 @@ pub enum Error {
     InvalidTemplates(InvalidTemplates),
     /// See [`TemplateNotAllowed`].
     TemplateNotAllowed(TemplateNotAllowed),
-    /// See [`NotProofManager`].
-    NotProofManager(NotProofManager),
+    /// See [`NotSlasher`].
+    NotSlasher(NotSlasher),
     /// See [`CooldownPending`].
     CooldownPending(CooldownPending),
     /// See [`OpenOrders`].
@@ -524,10 +527,12 @@ impl DatasetRegistry {
     }
 
     /// Slashes up to `amount` of a dataset's stake (active or not) into `to`'s payout.
-    /// Returns the amount slashed: `min(amount, stake)`.
+    /// Returns the amount slashed: `min(amount, stake)`. The proof manager slashes for missed
+    /// proofs; the query market for a result its seller did not deliver in time (the order's
+    /// price, to the receipt's owner).
     ///
     /// # Errors
-    /// `NotInitialized`; `NotProofManager` for any other caller; `UnknownDataset`;
+    /// `NotInitialized`; `NotSlasher` for any other caller; `UnknownDataset`;
     /// `InvalidAddress` for a zero `to`.
     ///
     /// # Events
@@ -535,8 +540,8 @@ impl DatasetRegistry {
     pub fn slash(&mut self, dataset_id: U256, amount: U256, to: Address) -> Result<U256, Error> {
         self.require_initialized()?;
         let caller = self.vm().msg_sender();
-        if caller != self.proof_manager.get() {
-            return Err(Error::NotProofManager(NotProofManager { caller }));
+        if caller != self.proof_manager.get() && caller != self.query_market.get() {
+            return Err(Error::NotSlasher(NotSlasher { caller }));
         }
         self.require_known(dataset_id)?;
         if to.is_zero() {
@@ -1818,15 +1823,22 @@ mod tests {
     }
 
     #[test]
-    fn slash_only_by_the_proof_manager() {
+    fn slash_only_by_the_proof_manager_and_the_market() {
         let mut f = Fixture::new();
         let dataset = f.register(SELLER, MIN_STAKE);
-        for caller in [SELLER, OWNER, MARKET] {
+        for caller in [SELLER, OWNER, BENEFICIARY] {
             let err = f
                 .as_sender(caller, |reg| reg.slash(dataset, wei(1), BENEFICIARY))
                 .unwrap_err();
-            assert_eq!(err, Error::NotProofManager(NotProofManager { caller }));
+            assert_eq!(err, Error::NotSlasher(NotSlasher { caller }));
         }
+        // The market slashes a missed delivery's penalty into the receipt owner's payout.
+        let slashed = f
+            .as_sender(MARKET, |reg| reg.slash(dataset, wei(3), BENEFICIARY))
+            .unwrap();
+        assert_eq!(slashed, wei(3));
+        assert_eq!(f.reg.payout_of(BENEFICIARY), wei(3));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE) - wei(3));
         let err = f
             .as_sender(PROOF_MANAGER, |reg| reg.slash(id(2), wei(1), BENEFICIARY))
             .unwrap_err();
@@ -1840,8 +1852,9 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(err, Error::InvalidAddress(InvalidAddress {}));
-        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE));
-        assert_eq!(f.reg.total_payouts(), U256::ZERO);
+        // Only the market's slash moved anything.
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE) - wei(3));
+        assert_eq!(f.reg.total_payouts(), wei(3));
     }
 
     #[test]
@@ -2134,7 +2147,7 @@ mod tests {
                     to,
                 } => {
                     if !by_proof_manager {
-                        return Err(Error::NotProofManager(NotProofManager { caller: OTHER }));
+                        return Err(Error::NotSlasher(NotSlasher { caller: OTHER }));
                     }
                     let record = self.dataset(dataset)?;
                     let slashed = wei(amount).min(record.stake);

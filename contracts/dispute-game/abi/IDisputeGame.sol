@@ -57,6 +57,8 @@ interface IDisputeGame {
 
     error InvalidAttestation();
 
+    error InvalidDeliverySignature();
+
     error NoVerifier(uint256);
 
     error NotReceiptOwner(uint256, address);

@@ -248,7 +248,7 @@ impl QueryMarket {
 
     /// The worker's result stands: the dispute bond pays `verifier` the order's fee and the
     /// rest goes to the worker, with the slash of `minority` (a round-1 verifier that answered
-    /// otherwise; zero: none). The order is Computed again.
+    /// otherwise; zero: none). The order is Computed again, its delivery window restarted.
     fn uphold(
         &mut self,
         order_id: U256,
@@ -266,7 +266,8 @@ impl QueryMarket {
             owed = checked_add(owed, self.slash(order_id, minority)?)?;
         }
         self.credit(worker, owed)?;
-        self.set_status(order_id, status::COMPUTED);
+        // The seller's delivery window starts again: it could not deliver while disputed.
+        self.mark_computed(order_id);
         self.vm().log(DisputeResolved {
             orderId: order_id,
             outcome: outcome::UPHELD,

@@ -14,6 +14,15 @@ struct Attestation {
     bytes32 resultHash;
 }
 
+/// What a seller signs for a delivery (EIP-712, the same domain): `deliverResult` recovers the
+/// seller from it, and `ResultDelivered` carries it, so the buyer holds the seller's word that
+/// this sealed table (`deliveryCid`, the hash of its bytes) is its answer to this result.
+struct Delivery {
+    uint256 orderId;
+    bytes32 resultHash;
+    bytes deliveryCid;
+}
+
 /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
 event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
 
@@ -35,8 +44,8 @@ event OrderClaimed(uint256 indexed orderId, address indexed worker, uint64 claim
 /// The claiming worker submitted an attested result.
 event ResultSubmitted(uint256 indexed orderId, address indexed worker, bytes resultCid, bytes32 resultHash);
 
-/// The seller delivered the result, encrypted to the buyer's key.
-event ResultDelivered(uint256 indexed orderId, bytes deliveryCid);
+/// The seller delivered the result, encrypted to the buyer's key; `signature` is the seller's over `Delivery(orderId, resultHash, deliveryCid)`.
+event ResultDelivered(uint256 indexed orderId, bytes deliveryCid, bytes signature);
 
 /// The order settled on a healthy dataset: who was credited what.
 event OrderSettled(uint256 indexed orderId, uint256 sellerAmount, uint256 workerAmount, uint256 excess);
@@ -56,8 +65,8 @@ event DisputeResolved(uint256 indexed orderId, uint8 outcome);
 /// `account` lost `amount` of its bond on the losing side of a dispute over `orderId`.
 event WorkerSlashed(uint256 indexed orderId, address indexed account, uint256 amount);
 
-/// The order passed its deadline unfinished: its escrow went back to the receipt's owner.
-event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount);
+/// The order closed unfinished and `amount` of its escrow went back to the receipt's owner (the rest, for a computed result, to its worker). `reason` 1: the deadline passed; 2: the seller refused it; 3: the seller did not deliver the computed result within its window, and `penalty` of its stake went to the receipt's owner too.
+event OrderRefunded(uint256 indexed orderId, address indexed to, uint256 amount, uint8 reason, uint256 penalty);
 
 /// `account` withdrew its payouts.
 event Withdrawn(address indexed account, uint256 amount);

@@ -71,7 +71,7 @@ include!("state.rs");
 use alloy_primitives::uint;
 use stylus_sdk::{
     ArbResult,
-    call::{delegate_call, transfer::transfer_eth},
+    call::{call, delegate_call, transfer::transfer_eth},
 };
 
 /// secp256k1n / 2: signatures with a larger `s` are malleable twins and refused (EIP-2).
@@ -411,11 +411,8 @@ impl QueryMarket {
         if self.recover_signer(digest, &signature) != Some(worker) {
             return Err(Error::InvalidAttestation(InvalidAttestation {}));
         }
-        let mut order = self.orders.setter(order_id);
-
-        order.result_hash.set(result_hash);
-
-        order.status.set(status_word(status::COMPUTED));
+        self.orders.setter(order_id).result_hash.set(result_hash);
+        self.mark_computed(order_id);
         self.result_cids.setter(order_id).set(&result_cid);
         self.signatures.setter(order_id).set(&signature);
         self.vm().log(ResultSubmitted {
@@ -427,18 +424,26 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// The seller delivers the result encrypted to the buyer's key, and the order settles: on a
-    /// Healthy dataset the seller gets `price`, the worker its fee and the receipt's owner any
-    /// excess (status Settled); otherwise the receipt's owner gets the whole escrow back
-    /// (status Failed).
+    /// The seller delivers the result encrypted to the buyer's key, with its EIP-712 signature
+    /// over `Delivery(orderId, resultHash, deliveryCid)` (65 bytes `r ‖ s ‖ v`, low `s`), and the
+    /// order settles: on a Healthy dataset the seller gets `price`, the worker its fee and the
+    /// receipt's owner any excess (status Settled); otherwise the receipt's owner gets the whole
+    /// escrow back (status Failed). `ResultDelivered` carries the signature: the buyer's
+    /// evidence of what the seller delivered for which result.
     ///
     /// # Errors
     /// `NotInitialized`, `UnknownOrder`, `Unauthorized`, `InvalidOrderStatus` (not Computed),
-    /// `InvalidCid`, `ProofManagerCallFailed`.
+    /// `InvalidCid`, `InvalidDeliverySignature`, `ProofManagerCallFailed`.
     ///
     /// # Events
-    /// `ResultDelivered(orderId, deliveryCid)`, then `OrderSettled` or `OrderFailed`.
-    pub fn deliver_result(&mut self, order_id: U256, delivery_cid: Bytes) -> Result<(), Error> {
+    /// `ResultDelivered(orderId, deliveryCid, signature)`, then `OrderSettled` or `OrderFailed`.
+    #[allow(clippy::needless_pass_by_value)] // the router hands over decoded arguments by value
+    pub fn deliver_result(
+        &mut self,
+        order_id: U256,
+        delivery_cid: Bytes,
+        signature: Bytes,
+    ) -> Result<(), Error> {
         self.require_initialized()?;
         let current = self.status_of(order_id)?;
         self.require_seller(order_id)?;
@@ -446,6 +451,10 @@ impl QueryMarket {
             return Err(invalid_status(order_id, current));
         }
         check_cid(&delivery_cid)?;
+        let digest = self.delivery_digest(order_id, &delivery_cid);
+        if self.recover_signer(digest, &signature) != Some(self.vm().msg_sender()) {
+            return Err(Error::InvalidDeliverySignature(InvalidDeliverySignature {}));
+        }
         let order = self.orders.getter(order_id);
         let dataset_id = order.dataset_id.get();
         let seller = order.seller.get();
@@ -454,15 +463,7 @@ impl QueryMarket {
         let price = order.price.get();
         let fee = order.worker_fee.get();
         let escrow = order.escrow.get();
-        let health = self
-            .view_call(
-                self.proof_manager.get(),
-                HEALTH_SELECTOR,
-                &[dataset_id.to_be_bytes()],
-            )
-            .as_deref()
-            .and_then(decode_health)
-            .ok_or(Error::ProofManagerCallFailed(ProofManagerCallFailed {}))?;
+        let health = self.health(dataset_id)?;
 
         self.close_order(dataset_id, worker, escrow)?;
         self.delivery_cids.setter(order_id).set(&delivery_cid);
@@ -473,10 +474,7 @@ impl QueryMarket {
             self.credit(seller, price)?;
             self.credit(worker, fee)?;
             self.credit(holder, excess)?;
-            self.vm().log(ResultDelivered {
-                orderId: order_id,
-                deliveryCid: delivery_cid,
-            });
+            self.log_delivery(order_id, delivery_cid, signature);
             self.vm().log(OrderSettled {
                 orderId: order_id,
                 sellerAmount: price,
@@ -486,10 +484,7 @@ impl QueryMarket {
         } else {
             order.status.set(status_word(status::FAILED));
             self.credit(holder, escrow)?;
-            self.vm().log(ResultDelivered {
-                orderId: order_id,
-                deliveryCid: delivery_cid,
-            });
+            self.log_delivery(order_id, delivery_cid, signature);
             self.vm().log(OrderFailed {
                 orderId: order_id,
                 health,
@@ -498,17 +493,26 @@ impl QueryMarket {
         Ok(())
     }
 
-    /// After the deadline, anyone closes an order that is still Open, Claimed or Computed: its
-    /// escrow is credited to the receipt's owner (status Refunded), less the worker's fee when
-    /// the result was computed and never delivered (the worker did its part; the seller did
-    /// not). A claim that had timed out costs its worker as in `claimOrder`. A Disputed order
-    /// waits for its dispute to end.
+    /// Closes an unfinished order (Open, Claimed or Computed; a Disputed order waits for its
+    /// dispute to end): its escrow is credited to the receipt's owner (status Refunded), less
+    /// the worker's fee when a result was computed (the worker did its part). Allowed
+    /// - to anyone once the seller has left a computed result undelivered for `claimTimeout`
+    ///   (reason 3): on a Healthy dataset the seller's stake also pays the order's price to the
+    ///   receipt's owner (`DatasetRegistry.slash`, a payout withdrawn from the registry);
+    /// - to the seller, for an Open or Computed order (reason 2): its refusal (a poison pill, a
+    ///   release its output policy refuses) frees the buyer at once, at no penalty;
+    /// - to anyone after the deadline (reason 1), so no buyer can hold a seller's stake hostage
+    ///   by never refunding.
+    ///
+    /// A claim that had timed out costs its worker as in `claimOrder`.
     ///
     /// # Errors
-    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`.
+    /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`,
+    /// `ProofManagerCallFailed`, `RegistryCallFailed`.
     ///
     /// # Events
-    /// `ClaimForfeited` (a timed-out claim), `OrderRefunded(orderId, to, amount)`.
+    /// `ClaimForfeited` (a timed-out claim), `OrderRefunded(orderId, to, amount, reason,
+    /// penalty)`.
     pub fn refund(&mut self, order_id: U256) -> Result<(), Error> {
         self.require_initialized()?;
         let current = self.status_of(order_id)?;
@@ -519,15 +523,27 @@ impl QueryMarket {
         }
         let deadline = order.deadline.get().as_limbs()[0];
         let now = self.vm().block_timestamp();
-        if now <= deadline {
+        let computed = current == status::COMPUTED;
+        let reason = if computed
+            && order.computed_at.get().as_limbs()[0]
+                .saturating_add(self.claim_timeout.get().as_limbs()[0])
+                < now
+        {
+            refund_reason::UNDELIVERED
+        } else if self.vm().msg_sender() == order.seller.get() && current != status::CLAIMED {
+            refund_reason::REFUSED
+        } else if now > deadline {
+            refund_reason::EXPIRED
+        } else {
             return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
-        }
+        };
         let claim_lapsed = current == status::CLAIMED
             && self.claim_expired(order.claimed_at.get().as_limbs()[0], now);
         let dataset_id = order.dataset_id.get();
         let worker = order.worker.get();
         let escrow = order.escrow.get();
-        let fee = if current == status::COMPUTED {
+        let price = order.price.get();
+        let fee = if computed {
             order.worker_fee.get()
         } else {
             U256::ZERO
@@ -547,10 +563,19 @@ impl QueryMarket {
         self.credit(worker, fee)?;
         self.credit(holder, amount)?;
         self.set_status(order_id, status::REFUNDED);
+        // Interactions last: the health read and the registry's slash (which calls nobody).
+        let penalty = if reason == refund_reason::UNDELIVERED && self.health(dataset_id)? == HEALTHY
+        {
+            self.slash_stake(dataset_id, price, holder)?
+        } else {
+            U256::ZERO
+        };
         self.vm().log(OrderRefunded {
             orderId: order_id,
             to: holder,
             amount,
+            reason,
+            penalty,
         });
         Ok(())
     }
@@ -915,13 +940,68 @@ impl QueryMarket {
         encoded[128..160].copy_from_slice(order.template_hash.get().as_slice());
         encoded[160..192].copy_from_slice(order.params_hash.get().as_slice());
         encoded[192..].copy_from_slice(result_hash.as_slice());
-        let struct_hash = self.vm().native_keccak256(&encoded);
+        self.typed_digest(&encoded)
+    }
+
+    /// `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(Delivery))` (EIP-712) for the order's
+    /// current result: a `bytes` member is hashed into its word.
+    fn delivery_digest(&self, order_id: U256, delivery_cid: &[u8]) -> B256 {
+        let mut encoded = [0u8; 128];
+        encoded[..32].copy_from_slice(DELIVERY_TYPEHASH.as_slice());
+        encoded[32..64].copy_from_slice(&order_id.to_be_bytes::<32>());
+        encoded[64..96].copy_from_slice(self.orders.getter(order_id).result_hash.get().as_slice());
+        encoded[96..].copy_from_slice(self.vm().native_keccak256(delivery_cid).as_slice());
+        self.typed_digest(&encoded)
+    }
+
+    /// `keccak256(0x1901 ‖ domainSeparator ‖ keccak256(encoded))`.
+    fn typed_digest(&self, encoded: &[u8]) -> B256 {
+        let struct_hash = self.vm().native_keccak256(encoded);
         let mut message = [0u8; 66];
         message[0] = 0x19;
         message[1] = 0x01;
         message[2..34].copy_from_slice(self.domain_separator().as_slice());
         message[34..].copy_from_slice(struct_hash.as_slice());
         self.vm().native_keccak256(&message)
+    }
+
+    fn log_delivery(&self, order_id: U256, delivery_cid: Bytes, signature: Bytes) {
+        self.vm().log(ResultDelivered {
+            orderId: order_id,
+            deliveryCid: delivery_cid,
+            signature,
+        });
+    }
+
+    /// `ProofManager.health(datasetId)`.
+    fn health(&self, dataset_id: U256) -> Result<u8, Error> {
+        self.view_call(
+            self.proof_manager.get(),
+            HEALTH_SELECTOR,
+            &[dataset_id.to_be_bytes()],
+        )
+        .as_deref()
+        .and_then(decode_health)
+        .ok_or(Error::ProofManagerCallFailed(ProofManagerCallFailed {}))
+    }
+
+    /// `DatasetRegistry.slash(datasetId, amount, to)`: up to `amount` of the dataset's stake
+    /// into `to`'s payout at the registry; returns what it slashed.
+    fn slash_stake(&mut self, dataset_id: U256, amount: U256, to: Address) -> Result<U256, Error> {
+        let mut calldata = Vec::with_capacity(100);
+        calldata.extend_from_slice(&SLASH_SELECTOR);
+        calldata.extend_from_slice(&dataset_id.to_be_bytes::<32>());
+        calldata.extend_from_slice(&amount.to_be_bytes::<32>());
+        calldata.extend_from_slice(&[0u8; 12]);
+        calldata.extend_from_slice(to.as_slice());
+        let registry = self.registry.get();
+        let context = Call::new_mutating(self);
+        let answer = call(self.vm(), context, registry, &calldata)
+            .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
+        answer
+            .get(..32)
+            .map(U256::from_be_slice)
+            .ok_or(Error::RegistryCallFailed(RegistryCallFailed {}))
     }
 
     /// Static-calls `to` with `selector ‖ words` and returns its answer, `None` when it reverts.

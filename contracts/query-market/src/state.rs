@@ -49,6 +49,7 @@ sol! {
     error Unauthorized(uint256 orderId, address account);
     error ClaimExpired(uint256 orderId);
     error InvalidAttestation();
+    error InvalidDeliverySignature();
     error NoVerifier(uint256 orderId);
     error NotReceiptOwner(uint256 orderId, address account);
     error DeadlineNotPassed(uint64 deadline);
@@ -105,6 +106,9 @@ pub enum Error {
     ClaimExpired(ClaimExpired),
     /// The attestation is malformed, high-s, or not signed by the claiming worker.
     InvalidAttestation(InvalidAttestation),
+    /// The delivery's signature is malformed, high-s, or not the seller's over this order's
+    /// result and this delivery CID.
+    InvalidDeliverySignature(InvalidDeliverySignature),
     /// No listed worker is eligible to verify the order (none bonded and free, or all parties).
     NoVerifier(NoVerifier),
     /// The caller (or `from`) does not own the receipt.
@@ -135,7 +139,8 @@ pub mod status {
     pub const SETTLED: u8 = 4;
     /// Delivered on an unhealthy dataset: buyer refunded.
     pub const FAILED: u8 = 5;
-    /// Refunded to the receipt's owner after the deadline.
+    /// Refunded to the receipt's owner (after the deadline, refused by the seller, or not
+    /// delivered in time: `OrderRefunded.reason`).
     pub const REFUNDED: u8 = 6;
     /// Under dispute: a verifier is recomputing the result.
     pub const DISPUTED: u8 = 7;
@@ -149,6 +154,18 @@ pub mod outcome {
     pub const OVERTURNED: u8 = 2;
     /// No majority (or no verifier): the order reopened, nobody slashed.
     pub const INCONCLUSIVE: u8 = 3;
+}
+
+/// Why an order was refunded, as `OrderRefunded.reason` reports it.
+pub mod refund_reason {
+    /// Its deadline passed unfinished (anyone may close it).
+    pub const EXPIRED: u8 = 1;
+    /// Its seller refused it while Open or Computed (a poison pill, a release its output policy
+    /// refuses): the receipt's owner need not wait for the deadline.
+    pub const REFUSED: u8 = 2;
+    /// Its result was computed and the seller did not deliver it within `claimTimeout`: on a
+    /// healthy dataset the seller's stake pays the order's price to the receipt's owner.
+    pub const UNDELIVERED: u8 = 3;
 }
 
 /// `ProofManager.health` value that allows settlement.
@@ -182,6 +199,11 @@ pub const VERSION_HASH: B256 =
 /// `keccak256("Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)")`.
 pub const ATTESTATION_TYPEHASH: B256 =
     b256!("0xa61defeef7326701ef2140620df05761692050d17be452166ba2c82d1a4ae52b");
+/// `keccak256("Delivery(uint256 orderId,bytes32 resultHash,bytes deliveryCid)")`.
+pub const DELIVERY_TYPEHASH: B256 =
+    b256!("0x17f237025edb0828c1d363e4ff7bce3590c9cb71a92ccedf08b76e62f2e670f2");
+/// Selector of `DatasetRegistry.slash(uint256,uint256,address)`.
+pub const SLASH_SELECTOR: [u8; 4] = [0x48, 0xfd, 0x06, 0x4a];
 
 /// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
 /// escrow, deadline, status.
@@ -205,6 +227,9 @@ pub struct Order {
     claimed_at: StorageU64,
     /// Who placed the order (it may have sold the receipt since, and still may not work it).
     buyer: StorageAddress,
+    /// When its current result was submitted (or upheld by a dispute): the seller's delivery
+    /// window runs `claimTimeout` from here.
+    computed_at: StorageU64,
     manifest_hash: StorageB256,
     template_hash: StorageB256,
     params_hash: StorageB256,
@@ -364,6 +389,16 @@ impl QueryMarket {
 
     fn set_status(&mut self, order_id: U256, value: u8) {
         self.orders.setter(order_id).status.set(status_word(value));
+    }
+
+
+    /// The order holds a result (submitted, or upheld by a dispute); the seller's delivery
+    /// window starts now.
+    fn mark_computed(&mut self, order_id: U256) {
+        let now = self.vm().block_timestamp();
+        let mut order = self.orders.setter(order_id);
+        order.status.set(status_word(status::COMPUTED));
+        order.computed_at.set(U64::from_limbs([now]));
     }
 
 

@@ -19,6 +19,7 @@ mod ext {
     alloy_sol_types::sol! {
         interface Registry {
             function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price);
+            function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
         }
         interface ProofManager {
             function health(uint256 datasetId) external view returns (uint8);
@@ -31,7 +32,8 @@ const PROOF_MANAGER: Address = address!("0x0000000000000000000000000000000000000
 const DISPUTE_GAME: Address = address!("0x00000000000000000000000000000000000000cc");
 const OWNER: Address = address!("0x0000000000000000000000000000000000000e0e");
 const BUYER: Address = address!("0x000000000000000000000000000000000000b0b1");
-const SELLER: Address = address!("0x0000000000000000000000000000000000005e11");
+/// `addr_of(&seller_key())`: the seller signs its deliveries.
+const SELLER: Address = address!("0xd8291e50e2e68fb2c70d77ccdc707d291a89f209");
 const STRANGER: Address = address!("0x0000000000000000000000000000000000007777");
 const FEE: u64 = 10;
 const MIN_BOND: u64 = 50;
@@ -42,8 +44,17 @@ const PRICE: u64 = 100;
 const TEMPLATE: B256 = B256::repeat_byte(0x7e);
 const PARAMS: B256 = B256::repeat_byte(0x9a);
 const RESULT: B256 = B256::repeat_byte(0x4e);
+const STAKE: u64 = 1_000;
+const DELIVERY_CID: &[u8] = b"bafy-delivery";
 
 type Terms = Rc<RefCell<HashMap<(U256, B256), (Address, B256, U256)>>>;
+/// `DatasetRegistry.slash` calls the market made: (dataset, amount asked, to, amount slashed).
+type Slashes = Rc<RefCell<Vec<(U256, U256, Address, U256)>>>;
+
+/// The seller's key: it signs its deliveries.
+fn seller_key() -> SigningKey {
+    key(0x5e)
+}
 
 fn u(n: u64) -> U256 {
     U256::from(n)
@@ -126,6 +137,9 @@ struct Env {
     market: QueryMarket,
     terms: Terms,
     health: Rc<Cell<u8>>,
+    /// The dataset's stake at the registry (what a slash can take).
+    stake: Rc<Cell<u64>>,
+    slashes: Slashes,
 }
 
 impl Env {
@@ -137,7 +151,22 @@ impl Env {
             .borrow_mut()
             .insert((u(DS), TEMPLATE), (SELLER, manifest_hash(), u(PRICE)));
         let registry_terms = terms.clone();
+        let stake = Rc::new(Cell::new(STAKE));
+        let slashes: Slashes = Rc::default();
+        let (staked, recorded) = (stake.clone(), slashes.clone());
         host.on_call(REGISTRY, move |call| {
+            if let Ok(slash) = ext::Registry::slashCall::abi_decode(&call.data) {
+                // As the registry: only a mutating call, at most the stake.
+                if call.is_static {
+                    return Err(Vec::new());
+                }
+                let taken = slash.amount.min(u(staked.get()));
+                staked.set(staked.get() - taken.to::<u64>());
+                recorded
+                    .borrow_mut()
+                    .push((slash.datasetId, slash.amount, slash.to, taken));
+                return Ok(ext::Registry::slashCall::abi_encode_returns(&taken));
+            }
             let Ok(request) = ext::Registry::orderTermsCall::abi_decode(&call.data) else {
                 return Err(Vec::new());
             };
@@ -172,6 +201,8 @@ impl Env {
             market,
             terms,
             health,
+            stake,
+            slashes,
         }
     }
 
@@ -256,9 +287,44 @@ impl Env {
         self.submit_signed(addr_of(signer), order_id, signature)
     }
 
+    /// The seller's EIP-712 signature over `Delivery(orderId, resultHash, deliveryCid)`, computed
+    /// with alloy from the order's current result hash (independently of the contract's code).
+    fn delivery_signature(&self, signer: &SigningKey, order_id: U256, cid: &[u8]) -> Vec<u8> {
+        let delivery = Delivery {
+            orderId: order_id,
+            resultHash: ok(self.market.order_work(order_id)).3,
+            deliveryCid: Bytes::copy_from_slice(cid),
+        };
+        sign(signer, delivery.eip712_signing_hash(&self.domain()))
+    }
+
+    fn domain(&self) -> alloy_sol_types::Eip712Domain {
+        eip712_domain! {
+            name: "DataCloud QueryMarket",
+            version: "1",
+            chain_id: self.host.vm().chain_id(),
+            verifying_contract: self.host.contract(),
+        }
+    }
+
+    /// `caller` delivers `DELIVERY_CID` with the seller's signature.
     fn deliver(&mut self, caller: Address, order_id: U256) -> Result<(), Error> {
+        self.deliver_signed(caller, order_id, &seller_key())
+    }
+
+    /// `caller` delivers `DELIVERY_CID` with `signer`'s signature.
+    fn deliver_signed(
+        &mut self,
+        caller: Address,
+        order_id: U256,
+        signer: &SigningKey,
+    ) -> Result<(), Error> {
+        let signature = match self.market.order_work(order_id) {
+            Ok(_) => self.delivery_signature(signer, order_id, DELIVERY_CID),
+            Err(_) => vec![0; 65],
+        };
         self.call(caller, 0, |m| {
-            m.deliver_result(order_id, Bytes::from(b"bafy-delivery".to_vec()))
+            m.deliver_result(order_id, Bytes::from(DELIVERY_CID), Bytes::from(signature))
         })
     }
 
@@ -337,6 +403,12 @@ fn hash_constants_match_their_preimages() {
             b"Attestation(uint256 orderId,uint256 datasetId,bytes32 manifestHash,bytes32 templateHash,bytes32 paramsHash,bytes32 resultHash)"
         )
     );
+    assert_eq!(
+        DELIVERY_TYPEHASH,
+        keccak256(b"Delivery(uint256 orderId,bytes32 resultHash,bytes deliveryCid)")
+    );
+    assert_eq!(SLASH_SELECTOR, ext::Registry::slashCall::SELECTOR);
+    assert_eq!(SELLER, addr_of(&seller_key()));
     assert_eq!(
         HALF_CURVE_ORDER,
         U256::from_be_slice(&hex_literal(
@@ -452,7 +524,9 @@ fn every_mutating_function_refuses_before_initialize() {
         env.call(STRANGER, 0, |m| {
             m.submit_result(id, Bytes::from(vec![1]), RESULT, Bytes::from(vec![0; 65]))
         }),
-        env.call(SELLER, 0, |m| m.deliver_result(id, Bytes::from(vec![1]))),
+        env.call(SELLER, 0, |m| {
+            m.deliver_result(id, Bytes::from(vec![1]), Bytes::from(vec![0; 65]))
+        }),
         env.call(SELLER, MIN_BOND, |m| m.dispute(id)),
         env.call(STRANGER, 0, |m| {
             m.submit_verdict(id, Bytes::from(vec![1]), RESULT)
@@ -1106,8 +1180,11 @@ fn deliver_result_settles_on_a_healthy_dataset() {
     ));
     for cid_len in [0, 129] {
         assert!(matches!(
-            err(env.call(SELLER, 0, |m| m
-                .deliver_result(id, Bytes::from(vec![1; cid_len])))),
+            err(env.call(SELLER, 0, |m| m.deliver_result(
+                id,
+                Bytes::from(vec![1; cid_len]),
+                Bytes::new()
+            ))),
             Error::InvalidCid(_)
         ));
     }
@@ -1210,6 +1287,216 @@ fn deliver_result_needs_a_computed_order_and_a_working_proof_manager() {
         Error::ProofManagerCallFailed(_)
     ));
     assert_eq!(env.status(id), status::COMPUTED);
+}
+
+// ----- Delivery evidence, refusals and the delivery window -----
+
+#[test]
+fn a_delivery_not_signed_by_the_seller_is_refused() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE);
+    let good = env.delivery_signature(&seller_key(), id, DELIVERY_CID);
+    // Signed by the seller, but over something else than this order's result and this CID.
+    let other_result = {
+        let delivery = Delivery {
+            orderId: id,
+            resultHash: WRONG,
+            deliveryCid: Bytes::from(DELIVERY_CID),
+        };
+        sign(&seller_key(), delivery.eip712_signing_hash(&env.domain()))
+    };
+    let forged = [
+        env.delivery_signature(&key(0x77), id, DELIVERY_CID),
+        env.delivery_signature(&worker, id, DELIVERY_CID),
+        env.delivery_signature(&seller_key(), id, b"bafy-other"),
+        other_result,
+        high_s(&good),
+        good[..64].to_vec(),
+        Vec::new(),
+    ];
+    for signature in forged {
+        assert!(matches!(
+            err(env.call(SELLER, 0, |m| m.deliver_result(
+                id,
+                Bytes::from(DELIVERY_CID),
+                Bytes::from(signature)
+            ))),
+            Error::InvalidDeliverySignature(_)
+        ));
+        assert_eq!(env.status(id), status::COMPUTED);
+    }
+    env.host.clear_logs();
+    ok(env.call(SELLER, 0, |m| {
+        m.deliver_result(id, Bytes::from(DELIVERY_CID), Bytes::from(good.clone()))
+    }));
+    assert_eq!(env.status(id), status::SETTLED);
+    // The buyer's evidence: the event carries the signature, which recovers the seller.
+    let delivered = events::<ResultDelivered>(&env.host);
+    assert_eq!(delivered[0].signature.to_vec(), good);
+    let digest = Delivery {
+        orderId: id,
+        resultHash: RESULT,
+        deliveryCid: delivered[0].deliveryCid.clone(),
+    }
+    .eip712_signing_hash(&env.domain());
+    let recovered = alloy_primitives::Signature::try_from(good.as_slice())
+        .expect("65 bytes")
+        .recover_address_from_prehash(&digest)
+        .expect("recovers");
+    assert_eq!(recovered, SELLER);
+}
+
+#[test]
+fn a_seller_that_leaves_a_result_undelivered_pays_the_worker_and_a_penalty() {
+    let mut env = Env::new();
+    let (id, worker) = env.computed(PRICE + FEE + 4);
+    // Within the window (and before the deadline) nobody but the seller closes it.
+    env.advance(CLAIM_TIMEOUT);
+    for caller in [BUYER, STRANGER, addr_of(&worker)] {
+        assert!(matches!(
+            err(env.call(caller, 0, |m| m.refund(id))),
+            Error::DeadlineNotPassed(_)
+        ));
+    }
+    env.advance(1);
+    assert!(
+        env.now() <= ok(env.market.order(id)).8,
+        "before the deadline"
+    );
+    env.host.clear_logs();
+    ok(env.call(STRANGER, 0, |m| m.refund(id)));
+    assert_eq!(env.status(id), status::REFUNDED);
+    assert_eq!(env.market.payout_of(addr_of(&worker)), u(FEE));
+    assert_eq!(env.market.payout_of(BUYER), u(PRICE + 4));
+    assert_eq!(env.market.payout_of(SELLER), U256::ZERO);
+    assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
+    env.assert_solvent();
+    // The seller's stake pays the price to the receipt's owner, by a mutating call.
+    assert_eq!(
+        *env.slashes.borrow(),
+        vec![(u(DS), u(PRICE), BUYER, u(PRICE))]
+    );
+    assert!(
+        env.host
+            .calls()
+            .iter()
+            .any(|c| c.to == REGISTRY && !c.is_static)
+    );
+    let refunded = events::<OrderRefunded>(&env.host);
+    assert_eq!(
+        (refunded[0].reason, refunded[0].penalty, refunded[0].amount),
+        (refund_reason::UNDELIVERED, u(PRICE), u(PRICE + 4))
+    );
+
+    // The seller closing its own late order pays the same: a late refusal is no refusal.
+    let (late, _) = env.computed(PRICE + FEE);
+    env.advance(CLAIM_TIMEOUT + 1);
+    env.host.clear_logs();
+    ok(env.call(SELLER, 0, |m| m.refund(late)));
+    let refunded = events::<OrderRefunded>(&env.host);
+    // What is left of the stake (STAKE - PRICE) still covers the price.
+    assert_eq!(
+        (refunded[0].reason, refunded[0].penalty),
+        (refund_reason::UNDELIVERED, u(PRICE))
+    );
+
+    // The stake pays at most what it holds.
+    env.stake.set(7);
+    let (poor, _) = env.computed(PRICE + FEE);
+    env.advance(CLAIM_TIMEOUT + 1);
+    env.host.clear_logs();
+    ok(env.call(BUYER, 0, |m| m.refund(poor)));
+    assert_eq!(events::<OrderRefunded>(&env.host)[0].penalty, u(7));
+
+    // On a dataset that is not healthy the proofs' slashing is the seller's penalty: the
+    // order is refunded (worker paid) without a second one.
+    env.health.set(2);
+    let (unhealthy, _) = env.computed(PRICE + FEE);
+    env.advance(CLAIM_TIMEOUT + 1);
+    env.host.clear_logs();
+    let slashes = env.slashes.borrow().len();
+    ok(env.call(BUYER, 0, |m| m.refund(unhealthy)));
+    let refunded = events::<OrderRefunded>(&env.host);
+    assert_eq!(
+        (refunded[0].reason, refunded[0].penalty),
+        (refund_reason::UNDELIVERED, U256::ZERO)
+    );
+    assert_eq!(env.slashes.borrow().len(), slashes);
+    env.assert_solvent();
+}
+
+#[test]
+fn the_seller_refuses_an_order_and_its_buyer_is_refunded_at_once() {
+    let mut env = Env::new();
+    let worker = key(1);
+    env.register(addr_of(&worker), MIN_BOND);
+    let open = env.place(BUYER, PRICE + FEE);
+    let claimed = env.place(BUYER, PRICE + FEE);
+    ok(env.claim(addr_of(&worker), claimed));
+    let (computed, _) = env.computed(PRICE + FEE + 1);
+    // Nobody else refuses for the seller.
+    for caller in [BUYER, STRANGER, addr_of(&worker)] {
+        assert!(matches!(
+            err(env.call(caller, 0, |m| m.refund(open))),
+            Error::DeadlineNotPassed(_)
+        ));
+    }
+    // A claimed order is the worker's to finish: the seller waits for its result.
+    assert!(matches!(
+        err(env.call(SELLER, 0, |m| m.refund(claimed))),
+        Error::DeadlineNotPassed(_)
+    ));
+    env.host.clear_logs();
+    ok(env.call(SELLER, 0, |m| m.refund(open)));
+    ok(env.call(SELLER, 0, |m| m.refund(computed)));
+    assert_eq!(env.status(open), status::REFUNDED);
+    assert_eq!(env.status(computed), status::REFUNDED);
+    assert_eq!(env.status(claimed), status::CLAIMED);
+    // The buyer gets everything back, less the fee of the worker that computed.
+    assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + PRICE + 1));
+    assert_eq!(env.market.payout_of(addr_of(&worker)), u(FEE));
+    assert_eq!(env.market.active_claims(addr_of(&worker)), 1);
+    assert!(
+        env.slashes.borrow().is_empty(),
+        "a refusal costs no penalty"
+    );
+    let refunded = events::<OrderRefunded>(&env.host);
+    assert_eq!(
+        refunded
+            .iter()
+            .map(|e| (e.orderId, e.reason, e.penalty))
+            .collect::<Vec<_>>(),
+        vec![
+            (open, refund_reason::REFUSED, U256::ZERO),
+            (computed, refund_reason::REFUSED, U256::ZERO)
+        ]
+    );
+    env.assert_solvent();
+}
+
+#[test]
+fn an_upheld_dispute_restarts_the_delivery_window() {
+    let mut env = Env::new();
+    env.register_verifiers(2);
+    let (id, _) = env.computed(PRICE + FEE);
+    env.advance(CLAIM_TIMEOUT - 10);
+    ok(env.call(BUYER, MIN_BOND, |m| m.dispute(id)));
+    ok(env.verdict(id, Bytes::from(b"bafy-result".to_vec()), RESULT));
+    assert_eq!(env.status(id), status::COMPUTED);
+    // Past the first window, but the seller could not deliver while the order was disputed.
+    env.advance(20);
+    assert!(matches!(
+        err(env.call(STRANGER, 0, |m| m.refund(id))),
+        Error::DeadlineNotPassed(_)
+    ));
+    env.advance(CLAIM_TIMEOUT);
+    env.host.clear_logs();
+    ok(env.call(STRANGER, 0, |m| m.refund(id)));
+    assert_eq!(
+        events::<OrderRefunded>(&env.host)[0].reason,
+        refund_reason::UNDELIVERED
+    );
+    env.assert_solvent();
 }
 
 // ----- Disputes -----
@@ -1647,16 +1934,40 @@ fn refund_after_the_deadline_pays_the_current_receipt_owner() {
     assert_eq!(env.market.total_escrow(), U256::ZERO);
     env.assert_solvent();
     let refunds = events::<OrderRefunded>(&env.host);
+    // The computed order's result also sat undelivered past its window on a healthy dataset:
+    // the seller closing it does not make it a refusal, and its stake pays the price.
     assert_eq!(
         refunds
             .iter()
-            .map(|e| (e.orderId, e.to, e.amount))
+            .map(|e| (e.orderId, e.to, e.amount, e.reason, e.penalty))
             .collect::<Vec<_>>(),
         vec![
-            (open, BUYER, u(PRICE + FEE)),
-            (claimed, STRANGER, u(PRICE + FEE + 1)),
-            (computed, BUYER, u(PRICE + 2)),
+            (
+                open,
+                BUYER,
+                u(PRICE + FEE),
+                refund_reason::EXPIRED,
+                U256::ZERO
+            ),
+            (
+                claimed,
+                STRANGER,
+                u(PRICE + FEE + 1),
+                refund_reason::EXPIRED,
+                U256::ZERO
+            ),
+            (
+                computed,
+                BUYER,
+                u(PRICE + 2),
+                refund_reason::UNDELIVERED,
+                u(PRICE)
+            ),
         ]
+    );
+    assert_eq!(
+        *env.slashes.borrow(),
+        vec![(u(DS), u(PRICE), BUYER, u(PRICE))]
     );
     assert!(matches!(
         err(env.call(BUYER, 0, |m| m.refund(open))),
@@ -1952,6 +2263,8 @@ struct ModelOrder {
     buyer: Address,
     worker: Address,
     claimed_at: u64,
+    /// When its result was submitted or upheld: the delivery window runs from here.
+    computed_at: u64,
     dispute: Option<ModelDispute>,
     upheld: bool,
 }
@@ -1982,6 +2295,9 @@ struct Model {
     active: HashMap<Address, u64>,
     /// Everything ever credited to each account.
     owed: HashMap<Address, u64>,
+    /// The stake the registry's mock holds (one for every dataset), and every penalty it paid.
+    stake: u64,
+    penalties: Vec<(U256, U256, Address, U256)>,
 }
 
 impl Model {
@@ -2027,7 +2343,7 @@ impl Model {
     }
     /// The dispute of order `index` ends with the result standing (its verifier paid the fee
     /// from the bond, the rest and the minority's slash to the worker).
-    fn uphold(&mut self, index: usize, verifier: Address, minority: Option<Address>) {
+    fn uphold(&mut self, index: usize, verifier: Address, minority: Option<Address>, now: u64) {
         let o = self.orders[index].clone();
         let d = o.dispute.expect("disputed");
         let paid = o.fee.min(d.bond);
@@ -2036,6 +2352,7 @@ impl Model {
         self.credit(o.worker, d.bond - paid + slashed);
         let o = &mut self.orders[index];
         o.status = status::COMPUTED;
+        o.computed_at = now;
         o.dispute = None;
         o.upheld = true;
     }
@@ -2369,7 +2686,10 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             DISPUTE_GAME,
         )
     }));
-    let mut model = Model::default();
+    let mut model = Model {
+        stake: STAKE,
+        ..Model::default()
+    };
 
     for op in ops {
         for op in &expand(op, &model, env.now(), &actors) {
@@ -2504,8 +2824,9 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     });
                     prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
                     if result.is_ok() {
-                        model.orders[usize::try_from(id).expect("small") - 1].status =
-                            status::COMPUTED;
+                        let o = &mut model.orders[usize::try_from(id).expect("small") - 1];
+                        o.status = status::COMPUTED;
+                        o.computed_at = now;
                     }
                 }
                 Op::Deliver {
@@ -2516,7 +2837,11 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let id = pick_order(count, order);
                     let caller = seller_or(&model, id, &actors, caller);
                     env.health.set(health);
-                    let result = env.deliver(caller, id);
+                    // Signed with the order's seller's key (another caller is refused anyway).
+                    let signer = model
+                        .order(id)
+                        .map_or(&keys[0], |o| &keys[actor_index(&actors, o.seller)]);
+                    let result = env.deliver_signed(caller, id, signer);
                     let expected = model
                         .order(id)
                         .is_some_and(|o| o.seller == caller && o.status == status::COMPUTED);
@@ -2604,7 +2929,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         *model.active.get_mut(&caller).expect("assigned") -= 1;
                         if answer == 0 {
                             let minority = (d.round == 2).then_some(d.first_verifier);
-                            model.uphold(index, caller, minority);
+                            model.uphold(index, caller, minority, now);
                         } else if d.round == 1 {
                             let o = &mut model.orders[index];
                             let entry = o.dispute.as_mut().expect("disputed");
@@ -2657,11 +2982,23 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let caller = actors[caller];
                     let id = pick_order(count, order);
                     let result = env.call(caller, 0, |m| m.refund(id));
-                    let expected = model.order(id).is_some_and(|o| {
-                        is_active(o.status) && o.status != status::DISPUTED && now > o.deadline
+                    let reason = model.order(id).and_then(|o| {
+                        if !is_active(o.status) || o.status == status::DISPUTED {
+                            None
+                        } else if o.status == status::COMPUTED
+                            && o.computed_at + CLAIM_TIMEOUT < now
+                        {
+                            Some(refund_reason::UNDELIVERED)
+                        } else if caller == o.seller && o.status != status::CLAIMED {
+                            Some(refund_reason::REFUSED)
+                        } else if now > o.deadline {
+                            Some(refund_reason::EXPIRED)
+                        } else {
+                            None
+                        }
                     });
-                    prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
-                    if result.is_ok() {
+                    prop_assert_eq!(result.is_ok(), reason.is_some(), "{:?}", op);
+                    if let Some(reason) = reason {
                         let index = usize::try_from(id).expect("small") - 1;
                         let o = model.orders[index].clone();
                         // A computed order's worker did its part: its fee, the rest to the holder.
@@ -2681,7 +3018,26 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         model.credit(o.worker, fee);
                         model.credit(o.holder, o.escrow - fee);
                         model.close(index, claimant, status::REFUNDED);
+                        // A result left undelivered on a healthy dataset costs the seller's
+                        // stake the order's price, paid at the registry to the holder.
+                        let penalty = if reason == refund_reason::UNDELIVERED
+                            && env.health.get() == HEALTHY
+                        {
+                            let taken = o.price.min(model.stake);
+                            model.stake -= taken;
+                            model
+                                .penalties
+                                .push((u(o.dataset), u(o.price), o.holder, u(taken)));
+                            taken
+                        } else {
+                            0
+                        };
+                        let event = events::<OrderRefunded>(&env.host)
+                            .pop()
+                            .expect("OrderRefunded");
+                        prop_assert_eq!((event.reason, event.penalty), (reason, u(penalty)));
                     }
+                    prop_assert_eq!(&*env.slashes.borrow(), &model.penalties);
                 }
                 Op::Withdraw { actor } => {
                     let actor = actors[actor];

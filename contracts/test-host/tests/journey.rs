@@ -40,11 +40,24 @@ sol!(
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
-const SELLER: Address = address!("0x00000000000000000000000000000000000000b0");
+/// The address of `seller_key()`: the seller signs its deliveries.
+const SELLER: Address = address!("0xd8291e50e2e68fb2c70d77ccdc707d291a89f209");
 const BUYER: Address = address!("0x00000000000000000000000000000000000000c0");
 const WATCHER: Address = address!("0x00000000000000000000000000000000000000d0");
 /// Where the market's slashes are burned (`ProofManager`'s `BURN`).
 const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
+
+fn seller_key() -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[0x5e; 32]).unwrap()
+}
+
+/// `r ‖ s ‖ v` (v 27/28, low s) over a prehashed digest.
+fn sign(key: &k256::ecdsa::SigningKey, digest: B256) -> Bytes {
+    let (sig, recid) = key.sign_prehash_recoverable(digest.as_slice()).unwrap();
+    let mut signature = sig.to_bytes().to_vec();
+    signature.push(27 + recid.to_byte());
+    signature.into()
+}
 
 fn ether(milli: u64) -> U256 {
     U256::from(u128::from(milli) * ETHER / 1000)
@@ -280,12 +293,6 @@ impl Marketplace {
             0,
             IQueryMarket::orderCall { order_id: order },
         );
-        let domain = eip712_domain! {
-            name: "DataCloud QueryMarket",
-            version: "1",
-            chain_id: stylus_sdk::stylus_core::ChainAccess::chain_id(self.market.host().vm()),
-            verifying_contract: self.market.address(),
-        };
         let digest = IQueryMarket::Attestation {
             orderId: order,
             datasetId: terms._0,
@@ -294,13 +301,8 @@ impl Marketplace {
             paramsHash: terms._3,
             resultHash: result_hash,
         }
-        .eip712_signing_hash(&domain);
-        let (sig, recid) = self
-            .worker_key
-            .sign_prehash_recoverable(digest.as_slice())
-            .unwrap();
-        let mut signature = sig.to_bytes().to_vec();
-        signature.push(27 + recid.to_byte());
+        .eip712_signing_hash(&self.domain());
+        let signature = sign(&self.worker_key, digest);
         self.ok(
             self.worker,
             &self.market,
@@ -309,10 +311,47 @@ impl Marketplace {
                 order_id: order,
                 result_cid: Bytes::from_static(b"\x01\x55\x12\x20result"),
                 result_hash,
-                signature: signature.into(),
+                signature,
             },
         );
         order
+    }
+
+    /// The market's EIP-712 domain.
+    fn domain(&self) -> alloy_sol_types::Eip712Domain {
+        eip712_domain! {
+            name: "DataCloud QueryMarket",
+            version: "1",
+            chain_id: stylus_sdk::stylus_core::ChainAccess::chain_id(self.market.host().vm()),
+            verifying_contract: self.market.address(),
+        }
+    }
+
+    /// The seller delivers a sealed table for the order's result, signing what it delivers.
+    fn deliver(&self, order: U256) {
+        let delivery_cid = Bytes::from_static(b"\x01\x55\x12\x20delivery");
+        let work = self.ok(
+            WATCHER,
+            &self.market,
+            0,
+            IQueryMarket::orderWorkCall { order_id: order },
+        );
+        let digest = IQueryMarket::Delivery {
+            orderId: order,
+            resultHash: work._3,
+            deliveryCid: delivery_cid.clone(),
+        }
+        .eip712_signing_hash(&self.domain());
+        self.ok(
+            SELLER,
+            &self.market,
+            0,
+            IQueryMarket::deliverResultCall {
+                order_id: order,
+                delivery_cid,
+                signature: sign(&seller_key(), digest),
+            },
+        );
     }
 
     /// `of`'s payout in the registry (slashed stake credited to it).
@@ -393,15 +432,7 @@ fn a_proven_dataset_is_sold_and_the_market_settles() {
         "the buyer holds the receipt"
     );
     m.assert_market_holds_what_it_owes();
-    m.ok(
-        SELLER,
-        &m.market,
-        0,
-        IQueryMarket::deliverResultCall {
-            order_id: order,
-            delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20delivery"),
-        },
-    );
+    m.deliver(order);
     assert_eq!(m.payout(SELLER), ether(50));
     assert_eq!(m.payout(m.worker), ether(10));
     assert_eq!(m.payout(BUYER), ether(10), "the overpayment comes back");
@@ -462,15 +493,7 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
     assert_eq!(m.registry_payout(BURN), ether(190));
 
     // Delivery on a failed dataset pays nobody but the buyer.
-    m.ok(
-        SELLER,
-        &m.market,
-        0,
-        IQueryMarket::deliverResultCall {
-            order_id: order,
-            delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20delivery"),
-        },
-    );
+    m.deliver(order);
     assert!(m.payout(SELLER).is_zero());
     assert!(m.payout(m.worker).is_zero());
     assert_eq!(m.payout(BUYER), ether(70));
@@ -643,7 +666,10 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
     ));
     // The deadline passes and the buyer never refunds (keeping the stake locked at no cost):
     // the seller closes the order itself, the escrow going to the buyer less the fee of the
-    // worker, which did compute the result; now the stake can go.
+    // worker, which did compute the result; now the stake can go. The seller had left that
+    // result undelivered past its window on a healthy dataset, so the registry pays the
+    // order's price from the stake to the buyer (the market's `slash`, a real cross-contract
+    // call).
     m.chain.advance(10, 86_400);
     let buyer_payout = |m: &Marketplace| {
         m.ok(
@@ -671,6 +697,11 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
         ether(10),
         "the worker's fee"
     );
+    assert_eq!(
+        m.registry_payout(BUYER),
+        ether(50),
+        "the penalty, the price"
+    );
     let before = m.registry.host().balance(SELLER);
     m.ok(
         SELLER,
@@ -680,6 +711,7 @@ fn a_buyer_cannot_lock_the_sellers_stake_by_never_refunding() {
             dataset_id: dataset,
         },
     );
-    assert_eq!(m.registry.host().balance(SELLER) - before, ether(2000));
+    assert_eq!(m.registry.host().balance(SELLER) - before, ether(1950));
+    m.ok(BUYER, &m.registry, 0, IDatasetRegistry::withdrawCall {});
     assert!(m.registry.host().balance(m.registry.address()).is_zero());
 }

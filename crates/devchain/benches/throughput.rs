@@ -688,14 +688,31 @@ fn proof_and_order_gas() {
         "{:<58} {:>9} gas",
         "gas: submitResult (EIP-712 attestation, ecrecover)", submitted.gas_used
     );
+    // The seller signs what it delivers (EIP-712 over the order, the result and the CID).
+    let seller_key = PrivateKeySigner::from_bytes(&node.dev_keys()[1].1).expect("a dev key");
+    assert_eq!(seller_key.address(), seller);
+    let delivery_cid = Bytes::from_static(b"\x01\x55\x12\x20sealed-table-cid-bytes");
+    let digest = IQueryMarket::Delivery {
+        orderId: order,
+        resultHash: result_hash,
+        deliveryCid: delivery_cid.clone(),
+    }
+    .eip712_signing_hash(&common::market_domain(
+        node.chain().config().chain_id,
+        market,
+    ));
+    let signature = seller_key
+        .sign_hash_sync(&digest)
+        .expect("signing the delivery");
     let deliver = IQueryMarket::deliverResultCall {
         order_id: order,
-        delivery_cid: Bytes::from_static(b"\x01\x55\x12\x20sealed-table-cid-bytes"),
+        delivery_cid,
+        signature: Bytes::from(signature.as_bytes().to_vec()),
     };
     let delivered = call(&mut node, seller, market, U256::ZERO, deliver.abi_encode());
     println!(
         "{:<58} {:>9} gas",
-        "gas: deliverResult (health check, settlement)", delivered.gas_used
+        "gas: deliverResult (signature, health check, settlement)", delivered.gas_used
     );
 }
 

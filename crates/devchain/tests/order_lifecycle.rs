@@ -168,6 +168,8 @@ struct Deployment<P> {
     proofs: Address,
     market: Address,
     seller: Address,
+    /// The seller's key: it signs its deliveries.
+    seller_key: PrivateKeySigner,
     buyer: Address,
     worker: PrivateKeySigner,
 }
@@ -365,11 +367,28 @@ impl<P: Provider> Deployment<P> {
         )
     }
 
+    /// The seller delivers a sealed table for the order's result, with its EIP-712 signature
+    /// over what it delivers.
     async fn deliver(&self, order: U256) -> TransactionReceipt {
+        let delivery_cid = Bytes::from_static(b"\x01\x55\x12\x20delivery");
+        let market = self.market();
+        let result_hash = market.orderWork(order).call().await.expect("orderWork")._3;
+        let chain_id = self.provider.get_chain_id().await.expect("chain id");
+        let digest = IQueryMarket::Delivery {
+            orderId: order,
+            resultHash: result_hash,
+            deliveryCid: delivery_cid.clone(),
+        }
+        .eip712_signing_hash(&common::market_domain(chain_id, self.market));
+        let signature = self.seller_key.sign_hash(&digest).await.expect("sign");
         mined!(
             &self.provider,
-            self.market()
-                .deliverResult(order, Bytes::from_static(b"\x01\x55\x12\x20delivery"))
+            market
+                .deliverResult(
+                    order,
+                    delivery_cid,
+                    Bytes::from(signature.as_bytes().to_vec())
+                )
                 .from(self.seller),
             "deliverResult"
         )
@@ -433,6 +452,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
         proofs,
         market,
         seller: signers[1].address(),
+        seller_key: signers[1].clone(),
         buyer: signers[2].address(),
         worker: signers[3].clone(),
     };
