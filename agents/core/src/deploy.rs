@@ -7,6 +7,7 @@
 use alloy::{
     network::TransactionBuilder,
     primitives::{Address, U256},
+    providers::Provider as _,
     rpc::types::TransactionRequest,
 };
 use serde::{Deserialize, Serialize};
@@ -179,7 +180,9 @@ pub enum DeployError {
 }
 
 /// Deploys, activates and initializes the contracts from `client`'s account, which
-/// becomes their owner, and returns where they are.
+/// becomes their owner, and returns where they are. Each `initialize` names the nonce that
+/// deployed its program: the contracts accept it only from their deployer, so nobody can
+/// configure them between the two transactions.
 ///
 /// # Errors
 /// [`DeployError`]; contracts deployed before the failure stay on chain, unused.
@@ -189,13 +192,13 @@ pub async fn deploy(
     params: &DeployParams,
 ) -> Result<Deployments, DeployError> {
     params.validate().map_err(DeployError::Params)?;
-    let (dataset_registry, deploy_block) =
+    let (dataset_registry, deploy_block, registry_nonce) =
         deploy_program(client, "DatasetRegistry", wasm.dataset_registry, params).await?;
-    let (proof_manager, _) =
+    let (proof_manager, _, proofs_nonce) =
         deploy_program(client, "ProofManager", wasm.proof_manager, params).await?;
-    let (dispute_game, _) =
+    let (dispute_game, _, _) =
         deploy_program(client, "DisputeGame", wasm.dispute_game, params).await?;
-    let (query_market, _) =
+    let (query_market, _, market_nonce) =
         deploy_program(client, "QueryMarket", wasm.query_market, params).await?;
 
     let provider = client.provider();
@@ -210,6 +213,7 @@ pub async fn deploy(
                     params.min_stake,
                     params.withdraw_cooldown,
                     params.min_piece_height,
+                    registry_nonce,
                 )
                 .into_transaction_request(),
         )
@@ -228,6 +232,7 @@ pub async fn deploy(
                     params.fault_threshold,
                     params.slash_bps,
                     params.reporter_bounty_bps,
+                    proofs_nonce,
                 )
                 .into_transaction_request(),
         )
@@ -245,6 +250,7 @@ pub async fn deploy(
                     params.claim_timeout,
                     params.max_order_lifetime,
                     dispute_game,
+                    market_nonce,
                 )
                 .into_transaction_request(),
         )
@@ -261,13 +267,14 @@ pub async fn deploy(
     Ok(deployments)
 }
 
-/// Deploys and activates one program; returns its address and the deployment's block.
+/// Deploys and activates one program; returns its address, the deployment's block and the
+/// nonce of the deploying transaction (its `initialize` asks for it).
 async fn deploy_program(
     client: &ChainClient,
     contract: &'static str,
     wasm: &[u8],
     params: &DeployParams,
-) -> Result<(Address, u64), DeployError> {
+) -> Result<(Address, u64, u64), DeployError> {
     let code =
         stylus::program_code(wasm).map_err(|source| DeployError::Code { contract, source })?;
     let deploy =
@@ -278,6 +285,18 @@ async fn deploy_program(
         .ok_or(DeployError::NoContractAddress { contract })?;
     // `wait_receipt` refuses receipts without a block number.
     let block = receipt.block_number.unwrap_or_default();
+    // The address is `CREATE(me, nonce)`; the nonce is a recent one of ours (the client may
+    // have retried), found from the account's current count down.
+    let me = client.address();
+    let count = client
+        .with_retry("reading the deployer's nonce", || async {
+            client.provider().get_transaction_count(me).await
+        })
+        .await?;
+    let nonce = (0..count)
+        .rev()
+        .find(|&nonce| me.create(nonce) == address)
+        .ok_or(DeployError::NoContractAddress { contract })?;
 
     // Ask the chain what activation costs (a call with the cap as value), then pay that with
     // a margin: the data fee can rise between the call and the transaction, and ArbWasm
@@ -311,5 +330,5 @@ async fn deploy_program(
         )
         .await?;
     tracing::info!(%address, version = estimate.version, %fee, "{contract} deployed and activated");
-    Ok((address, block))
+    Ok((address, block, nonce))
 }

@@ -174,7 +174,7 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
         .send(
             "initialize again",
             registry
-                .initialize(d.proof_manager, d.query_market, U256::ZERO, 0, 2)
+                .initialize(d.proof_manager, d.query_market, U256::ZERO, 0, 2, 0)
                 .into_transaction_request(),
         )
         .await

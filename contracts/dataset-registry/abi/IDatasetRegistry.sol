@@ -31,7 +31,7 @@ interface IDatasetRegistry {
     /// `to` pulled its payout.
     event Withdrawn(address indexed to, uint256 amount);
 
-    function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown, uint8 min_piece_height) external;
+    function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown, uint8 min_piece_height, uint64 deploy_nonce) external;
 
     function registerDataset(bytes calldata manifest_cid, bytes calldata piece_cid, bytes32 schema_hash, bytes32[] memory template_hashes, uint256[] memory prices) external payable returns (uint256);
 
@@ -104,6 +104,8 @@ interface IDatasetRegistry {
     error InvalidTemplates();
 
     error TemplateNotAllowed(uint256, bytes32);
+
+    error NotDeployer();
 
     error NotSlasher(address);
 

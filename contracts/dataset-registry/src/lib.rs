@@ -31,6 +31,8 @@ use stylus_sdk::{
     },
 };
 
+include!("../../deployer.rs");
+
 /// Longest CID accepted, in bytes (a `CIDv1` with a 512-bit multihash fits comfortably).
 pub const MAX_CID_LEN: usize = 128;
 /// Most templates a dataset may register with.
@@ -47,6 +49,9 @@ sol! {
     /// `initialize` was already called.
     #[derive(Debug, PartialEq, Eq)]
     error AlreadyInitialized();
+    /// The caller of `initialize` did not deploy this program with the nonce it names.
+    #[derive(Debug, PartialEq, Eq)]
+    error NotDeployer();
     /// `initialize` has not been called yet.
     #[derive(Debug, PartialEq, Eq)]
     error NotInitialized();
@@ -144,6 +149,8 @@ pub enum Error {
     InvalidTemplates(InvalidTemplates),
     /// See [`TemplateNotAllowed`].
     TemplateNotAllowed(TemplateNotAllowed),
+    /// See [`NotDeployer`].
+    NotDeployer(NotDeployer),
     /// See [`NotSlasher`].
     NotSlasher(NotSlasher),
     /// See [`CooldownPending`].
@@ -258,8 +265,14 @@ impl DatasetRegistry {
     /// piece tree (2^height leaves of 32 bytes) a dataset may register: a proof over fewer
     /// leaves says too little about the data.
     ///
+    /// Only the account that deployed the program may call it, naming the nonce of its
+    /// deploying transaction (`deployNonce`): the program's address must be the `CREATE`
+    /// address of `(msg.sender, deployNonce)`, so nobody can front-run the initialization
+    /// between the deployment and this call (contracts/deployer.rs).
+    ///
     /// # Errors
-    /// `AlreadyInitialized` on a second call; `InvalidAddress` for a zero proof manager or market.
+    /// `AlreadyInitialized` on a second call; `NotDeployer`; `InvalidAddress` for a zero proof
+    /// manager or market.
     ///
     /// # Events
     /// `Initialized`.
@@ -270,9 +283,14 @@ impl DatasetRegistry {
         min_stake: U256,
         withdraw_cooldown: u64,
         min_piece_height: u8,
+        deploy_nonce: u64,
     ) -> Result<(), Error> {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
+        }
+        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
+        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+            return Err(Error::NotDeployer(NotDeployer {}));
         }
         if proof_manager.is_zero() || query_market.is_zero() {
             return Err(Error::InvalidAddress(InvalidAddress {}));
@@ -861,9 +879,9 @@ fn checked(value: Option<U256>) -> Result<U256, Error> {
 mod tests {
     use std::{cell::Cell, collections::HashMap, rc::Rc};
 
-    use alloy_primitives::{Address, B256, U256, keccak256};
+    use alloy_primitives::{Address, B256, U256, address, keccak256};
     use alloy_sol_types::{SolCall, SolError, SolEvent, sol};
-    use datacloud_contract_test_host::{OutgoingCall, TestHost};
+    use datacloud_contract_test_host::{OutgoingCall, TestHost, create_address};
     use proptest::prelude::*;
     use stylus_sdk::abi::Bytes;
 
@@ -876,6 +894,8 @@ mod tests {
     }
 
     const OWNER: Address = Address::repeat_byte(0x0A);
+    /// The nonce of OWNER's transaction that deployed the registry.
+    const DEPLOY_NONCE: u64 = 0x1234;
     const PROOF_MANAGER: Address = Address::repeat_byte(0x0B);
     const MARKET: Address = Address::repeat_byte(0x0C);
     const SELLER: Address = Address::repeat_byte(0x51);
@@ -932,6 +952,9 @@ mod tests {
         /// An uninitialized registry whose market answers zero open orders.
         fn bare() -> Self {
             let host = TestHost::new();
+            // Deployed by OWNER with its DEPLOY_NONCE-th transaction.
+            host.vm()
+                .set_contract_address(create_address(OWNER, DEPLOY_NONCE));
             let reg = DatasetRegistry::from(&host);
             let open_orders = Rc::new(Cell::new(Some(U256::ZERO)));
             let answer = Rc::clone(&open_orders);
@@ -953,8 +976,14 @@ mod tests {
             let mut f = Self::bare();
             f.host
                 .invoke(OWNER, U256::ZERO, || {
-                    f.reg
-                        .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN, MIN_HEIGHT)
+                    f.reg.initialize(
+                        PROOF_MANAGER,
+                        MARKET,
+                        wei(MIN_STAKE),
+                        COOLDOWN,
+                        MIN_HEIGHT,
+                        DEPLOY_NONCE,
+                    )
                 })
                 .unwrap();
             f.host.clear_logs();
@@ -1031,8 +1060,14 @@ mod tests {
         let mut f = Fixture::bare();
         f.host
             .invoke(OWNER, U256::ZERO, || {
-                f.reg
-                    .initialize(PROOF_MANAGER, MARKET, wei(MIN_STAKE), COOLDOWN, MIN_HEIGHT)
+                f.reg.initialize(
+                    PROOF_MANAGER,
+                    MARKET,
+                    wei(MIN_STAKE),
+                    COOLDOWN,
+                    MIN_HEIGHT,
+                    DEPLOY_NONCE,
+                )
             })
             .unwrap();
         assert_eq!(f.reg.owner(), OWNER);
@@ -1054,10 +1089,63 @@ mod tests {
     }
 
     #[test]
+    fn a_stranger_cannot_front_run_initialize() {
+        let mut f = Fixture::bare();
+        // Between the deployment and OWNER's initialize, another account (knowing OWNER's
+        // nonce, or guessing) tries to configure the registry its own way.
+        for (sender, nonce) in [
+            (OTHER, DEPLOY_NONCE),
+            (OTHER, 0),
+            (OWNER, DEPLOY_NONCE + 1),
+            (OWNER, 0),
+        ] {
+            let err = f
+                .as_sender(sender, |reg| {
+                    reg.initialize(OTHER, OTHER, U256::ZERO, 0, 0, nonce)
+                })
+                .unwrap_err();
+            assert_eq!(err, Error::NotDeployer(NotDeployer {}), "{sender} {nonce}");
+        }
+        assert!(f.host.logs().is_empty());
+        f.as_sender(OWNER, |reg| {
+            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0, 0, DEPLOY_NONCE)
+        })
+        .unwrap();
+        assert_eq!(f.reg.owner(), OWNER);
+    }
+
+    #[test]
+    fn create_preimage_hashes_to_the_create_address() {
+        // Every length of nonce encoding: 0 (the empty string), one byte below 0x80, 0x80 (a
+        // one-byte string), up to eight bytes.
+        let mut nonces = vec![0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, u64::MAX];
+        nonces.extend((0..64).map(|shift| 1u64 << shift));
+        for sender in [OWNER, OTHER, Address::ZERO, Address::repeat_byte(0xff)] {
+            for &nonce in &nonces {
+                let (preimage, len) = create_preimage(sender, nonce);
+                assert_eq!(
+                    Address::from_slice(&keccak256(&preimage[..len])[12..]),
+                    create_address(sender, nonce),
+                    "{sender} {nonce}"
+                );
+            }
+        }
+        // A published vector: the first contracts of 0x6ac7…dbf0.
+        let sender = address!("0x6ac7ea33f8831ea9dcc53393aaa88b25a785dbf0");
+        let (preimage, len) = create_preimage(sender, 1);
+        assert_eq!(
+            Address::from_slice(&keccak256(&preimage[..len])[12..]),
+            address!("0x343c43a37d37dff08ae8c4a11544c718abb4fcf8")
+        );
+    }
+
+    #[test]
     fn initialize_runs_once() {
         let mut f = Fixture::new();
         let err = f
-            .as_sender(OTHER, |reg| reg.initialize(OTHER, OTHER, U256::ZERO, 0, 0))
+            .as_sender(OTHER, |reg| {
+                reg.initialize(OTHER, OTHER, U256::ZERO, 0, 0, DEPLOY_NONCE)
+            })
             .unwrap_err();
         assert_eq!(err, Error::AlreadyInitialized(AlreadyInitialized {}));
         assert_eq!(f.reg.owner(), OWNER);
@@ -1071,13 +1159,15 @@ mod tests {
         let mut f = Fixture::bare();
         for (pm, market) in [(Address::ZERO, MARKET), (PROOF_MANAGER, Address::ZERO)] {
             let err = f
-                .as_sender(OWNER, |reg| reg.initialize(pm, market, U256::ZERO, 0, 0))
+                .as_sender(OWNER, |reg| {
+                    reg.initialize(pm, market, U256::ZERO, 0, 0, DEPLOY_NONCE)
+                })
                 .unwrap_err();
             assert_eq!(err, Error::InvalidAddress(InvalidAddress {}));
         }
         // Still initializable afterwards.
         f.as_sender(OWNER, |reg| {
-            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0, 0)
+            reg.initialize(PROOF_MANAGER, MARKET, U256::ZERO, 0, 0, DEPLOY_NONCE)
         })
         .unwrap();
     }

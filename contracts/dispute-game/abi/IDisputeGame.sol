@@ -17,6 +17,8 @@ interface IDisputeGame {
 
     error AlreadyInitialized();
 
+    error NotDeployer();
+
     error NotInitialized();
 
     error InvalidConfig();

@@ -37,7 +37,7 @@ interface IProofManager {
     /// registry), the rest burned.
     event ProofSetSlashed(uint256 indexed setId, uint256 amount, address indexed reporter, uint256 bounty);
 
-    function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps, uint16 reporter_bounty_bps) external;
+    function initialize(address registry, uint64 proving_period, uint64 challenge_window, uint64 challenge_finality, uint64 challenges_per_proof, uint64 fault_threshold, uint16 slash_bps, uint16 reporter_bounty_bps, uint64 deploy_nonce) external;
 
     function createProofSet(uint256 dataset_id) external returns (uint256);
 
@@ -80,6 +80,8 @@ interface IProofManager {
     function reporterBountyBps() external view returns (uint16);
 
     error AlreadyInitialized();
+
+    error NotDeployer();
 
     error NotInitialized();
 

@@ -45,6 +45,8 @@ use stylus_sdk::{
     },
 };
 
+include!("../../deployer.rs");
+
 /// Address of Arbitrum's `ArbSys` precompile.
 pub const ARB_SYS: Address = address!("0x0000000000000000000000000000000000000064");
 
@@ -81,6 +83,8 @@ sol! {
 
     /// `initialize` was already called.
     error AlreadyInitialized();
+    /// The caller of `initialize` did not deploy this program with the nonce it names.
+    error NotDeployer();
     /// `initialize` has not been called yet.
     error NotInitialized();
     /// A configuration value is out of range.
@@ -137,6 +141,8 @@ sol_interface! {
 #[derive(SolidityError, Debug)]
 pub enum Error {
     AlreadyInitialized(AlreadyInitialized),
+    /// See [`NotDeployer`].
+    NotDeployer(NotDeployer),
     NotInitialized(NotInitialized),
     InvalidConfig(InvalidConfig),
     NotDatasetOwner(NotDatasetOwner),
@@ -203,8 +209,13 @@ impl ProofManager {
     /// Periods are in L2 blocks. A proving period must fit the finality delay and the window:
     /// `provingPeriod ≥ challengeFinality + challengeWindow`.
     ///
+    /// Only the account that deployed the program may call it, naming the nonce of its
+    /// deploying transaction (`deployNonce`): the program's address must be the `CREATE`
+    /// address of `(msg.sender, deployNonce)`, so nobody can front-run the initialization
+    /// between the deployment and this call (contracts/deployer.rs).
+    ///
     /// # Errors
-    /// `AlreadyInitialized`; `InvalidConfig` unless `challengeWindow ∈ 1..=255`,
+    /// `AlreadyInitialized`; `NotDeployer`; `InvalidConfig` unless `challengeWindow ∈ 1..=255`,
     /// `challengeFinality ≥ 1`, `provingPeriod ≥ challengeFinality + challengeWindow`,
     /// `challengesPerProof ∈ 1..=16`, `faultThreshold ≥ 1`, `slashBps ≤ 10000`,
     /// `reporterBountyBps ≤ MAX_REPORTER_BOUNTY_BPS` and `registry ≠ 0`.
@@ -222,9 +233,14 @@ impl ProofManager {
         fault_threshold: u64,
         slash_bps: u16,
         reporter_bounty_bps: u16,
+        deploy_nonce: u64,
     ) -> Result<(), Error> {
         if self.is_initialized() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
+        }
+        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
+        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+            return Err(Error::NotDeployer(NotDeployer {}));
         }
         let fits_period = challenge_finality
             .checked_add(challenge_window)
@@ -789,7 +805,9 @@ mod tests {
 
     use alloy_primitives::keccak256;
     use alloy_sol_types::{SolCall, SolEvent};
-    use datacloud_contract_test_host::{ARB_SYS as HOST_ARB_SYS, OutgoingCall, TestHost};
+    use datacloud_contract_test_host::{
+        ARB_SYS as HOST_ARB_SYS, OutgoingCall, TestHost, create_address,
+    };
     use datacloud_pdp::{MerkleTree, answer_challenges, challenge_leaf_index};
     use proptest::prelude::*;
 
@@ -805,6 +823,8 @@ mod tests {
         }
     }
 
+    /// The nonce of DEPLOYER's transaction that deployed the proof manager.
+    const DEPLOY_NONCE: u64 = 3;
     const REGISTRY: Address = Address::repeat_byte(0x5E);
     const DEPLOYER: Address = Address::repeat_byte(0xD0);
     const SELLER: Address = Address::repeat_byte(0xA1);
@@ -935,6 +955,9 @@ mod tests {
         fn bare() -> Self {
             let host = TestHost::new();
             host.set_block(1_000);
+            // Deployed by DEPLOYER with its DEPLOY_NONCE-th transaction.
+            host.vm()
+                .set_contract_address(create_address(DEPLOYER, DEPLOY_NONCE));
             let pm = ProofManager::from(&host);
             let registry = Rc::new(RefCell::new(RegistryModel::default()));
             let (tree, other) = (build_tree(1), build_tree(2));
@@ -989,7 +1012,15 @@ mod tests {
             let pm = &mut self.pm;
             self.host.invoke(DEPLOYER, U256::ZERO, || {
                 pm.initialize(
-                    registry, period, window, finality, challenges, threshold, bps, BOUNTY_BPS,
+                    registry,
+                    period,
+                    window,
+                    finality,
+                    challenges,
+                    threshold,
+                    bps,
+                    BOUNTY_BPS,
+                    DEPLOY_NONCE,
                 )
             })
         }
@@ -1116,6 +1147,27 @@ mod tests {
     }
 
     #[test]
+    fn only_the_deployer_initializes() {
+        let mut f = Fixture::bare();
+        // Another account front-running the deployer's initialize, and the deployer naming a
+        // nonce that did not deploy this program.
+        for (sender, nonce) in [(SELLER, DEPLOY_NONCE), (DEPLOYER, DEPLOY_NONCE - 1)] {
+            let pm = &mut f.pm;
+            let err = f.host.invoke(sender, U256::ZERO, || {
+                pm.initialize(REGISTRY, 100, 20, 5, 5, 3, 1_000, 0, nonce)
+            });
+            assert!(
+                matches!(err, Err(Error::NotDeployer(_))),
+                "{sender} {nonce}"
+            );
+        }
+        assert!(f.host.logs().is_empty());
+        f.initialize(REGISTRY, PERIOD, WINDOW, FINALITY, CHALLENGES, THRESHOLD, 0)
+            .unwrap();
+        assert_eq!(f.pm.owner(), DEPLOYER);
+    }
+
+    #[test]
     fn initialize_rejects_out_of_range_config() {
         let bad: [(Address, u64, u64, u64, u64, u64, u16); 10] = [
             (Address::ZERO, 100, 20, 5, 5, 3, 1_000),
@@ -1151,6 +1203,7 @@ mod tests {
                 3,
                 1_000,
                 MAX_REPORTER_BOUNTY_BPS + 1,
+                DEPLOY_NONCE,
             )
         });
         assert!(matches!(err, Err(Error::InvalidConfig(_))));

@@ -75,7 +75,7 @@ interface IQueryMarket {
     /// `account` withdrew its payouts.
     event Withdrawn(address indexed account, uint256 amount);
 
-    function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime, address dispute_game) external;
+    function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime, address dispute_game, uint64 deploy_nonce) external;
 
     function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline) external payable returns (uint256);
 
@@ -122,6 +122,8 @@ interface IQueryMarket {
     function config() external view returns (address, address, address, uint256, uint256, uint64, uint64, address);
 
     error AlreadyInitialized();
+
+    error NotDeployer();
 
     error NotInitialized();
 

@@ -67,6 +67,7 @@
 extern crate alloc;
 
 include!("state.rs");
+include!("../../deployer.rs");
 
 use alloy_primitives::uint;
 use stylus_sdk::{
@@ -83,9 +84,14 @@ impl QueryMarket {
     /// Sets the market up; the caller becomes `owner()`. `disputeGame` is the program the market
     /// delegate-calls for the dispute game's functions (see the module documentation).
     ///
+    /// Only the account that deployed the program may call it, naming the nonce of its
+    /// deploying transaction (`deployNonce`): the program's address must be the `CREATE`
+    /// address of `(msg.sender, deployNonce)`, so nobody can front-run the initialization
+    /// between the deployment and this call (contracts/deployer.rs).
+    ///
     /// # Errors
-    /// `AlreadyInitialized`, `InvalidConfig` (zero registry / proof manager / dispute game /
-    /// timeouts).
+    /// `AlreadyInitialized`, `NotDeployer`, `InvalidConfig` (zero registry / proof manager /
+    /// dispute game / timeouts).
     #[allow(clippy::too_many_arguments)] // the ABI's, one per setting
     pub fn initialize(
         &mut self,
@@ -96,9 +102,14 @@ impl QueryMarket {
         claim_timeout: u64,
         max_order_lifetime: u64,
         dispute_game: Address,
+        deploy_nonce: u64,
     ) -> Result<(), Error> {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
+        }
+        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
+        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+            return Err(Error::NotDeployer(NotDeployer {}));
         }
         if registry.is_zero()
             || proof_manager.is_zero()

@@ -29,6 +29,7 @@ sol!("../query-market/src/events.sol");
 
 sol! {
     error AlreadyInitialized();
+    error NotDeployer();
     error NotInitialized();
     error InvalidConfig();
     error UnknownOrder(uint256 orderId);
@@ -64,6 +65,8 @@ sol! {
 pub enum Error {
     /// `initialize` was called twice.
     AlreadyInitialized(AlreadyInitialized),
+    /// The caller of `initialize` did not deploy this program with the nonce it names.
+    NotDeployer(NotDeployer),
     /// A mutating function was called before `initialize`.
     NotInitialized(NotInitialized),
     /// `initialize` got a zero address or a zero timeout.

@@ -9,7 +9,7 @@ use std::{
 
 use alloy_primitives::{Address, B256, U256, address, keccak256};
 use alloy_sol_types::{SolCall, SolError, SolEvent, SolStruct, eip712_domain};
-use datacloud_contract_test_host::TestHost;
+use datacloud_contract_test_host::{TestHost, create_address};
 use k256::ecdsa::SigningKey;
 use proptest::prelude::*;
 
@@ -30,6 +30,8 @@ mod ext {
 const REGISTRY: Address = address!("0x00000000000000000000000000000000000000aa");
 const PROOF_MANAGER: Address = address!("0x00000000000000000000000000000000000000bb");
 const DISPUTE_GAME: Address = address!("0x00000000000000000000000000000000000000cc");
+/// The nonce of OWNER's transaction that deployed the market.
+const DEPLOY_NONCE: u64 = 0x80;
 const OWNER: Address = address!("0x0000000000000000000000000000000000000e0e");
 const BUYER: Address = address!("0x000000000000000000000000000000000000b0b1");
 /// `addr_of(&seller_key())`: the seller signs its deliveries.
@@ -145,6 +147,9 @@ struct Env {
 impl Env {
     fn uninitialized() -> Self {
         let host = TestHost::new();
+        // Deployed by OWNER with its DEPLOY_NONCE-th transaction.
+        host.vm()
+            .set_contract_address(create_address(OWNER, DEPLOY_NONCE));
         let market = QueryMarket::from(&host);
         let terms: Terms = Rc::default();
         terms
@@ -217,6 +222,7 @@ impl Env {
                 CLAIM_TIMEOUT,
                 LIFETIME,
                 DISPUTE_GAME,
+                DEPLOY_NONCE,
             )
         }));
         env
@@ -470,7 +476,8 @@ fn initialize_sets_the_config_once() {
             U256::ZERO,
             1,
             1,
-            DISPUTE_GAME
+            DISPUTE_GAME,
+            DEPLOY_NONCE
         ))),
         Error::AlreadyInitialized(_)
     ));
@@ -480,6 +487,33 @@ fn initialize_sets_the_config_once() {
         DISPUTE_GAME,
         "config() names the dispute game"
     );
+}
+
+#[test]
+fn only_the_deployer_initializes() {
+    let mut env = Env::uninitialized();
+    // Front-running the deployer's initialize (a stranger, even naming the right nonce), or the
+    // deployer naming a nonce that did not create this program.
+    for (sender, nonce) in [
+        (STRANGER, DEPLOY_NONCE),
+        (OWNER, DEPLOY_NONCE + 1),
+        (OWNER, 0),
+    ] {
+        assert!(matches!(
+            err(env.call(sender, 0, |m| m.initialize(
+                STRANGER,
+                STRANGER,
+                U256::ZERO,
+                U256::ZERO,
+                1,
+                1,
+                STRANGER,
+                nonce
+            ))),
+            Error::NotDeployer(_)
+        ));
+    }
+    assert_eq!(env.market.owner(), Address::ZERO);
 }
 
 #[test]
@@ -501,7 +535,8 @@ fn initialize_refuses_zero_addresses_and_timeouts() {
                 u(MIN_BOND),
                 timeout,
                 lifetime,
-                game
+                game,
+                DEPLOY_NONCE
             ))),
             Error::InvalidConfig(_)
         ));
@@ -1153,6 +1188,7 @@ fn submit_result_refuses_after_the_deadline() {
             10_000,
             LIFETIME,
             DISPUTE_GAME,
+            DEPLOY_NONCE,
         )
     }));
     let worker = key(1);
@@ -2684,6 +2720,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             CLAIM_TIMEOUT,
             LIFETIME,
             DISPUTE_GAME,
+            DEPLOY_NONCE,
         )
     }));
     let mut model = Model {

@@ -110,6 +110,14 @@ impl Default for TestHost {
     }
 }
 
+/// The address `CREATE` gives the program `deployer` deploys with its `nonce`-th transaction
+/// (alloy's RLP and keccak: the reference the contracts' own `create_preimage` is checked
+/// against). The contracts' `initialize` accepts only its deployer.
+#[must_use]
+pub fn create_address(deployer: Address, nonce: u64) -> Address {
+    deployer.create(nonce)
+}
+
 impl TestHost {
     /// A fresh host at block 1 with the contract at `TestVM`'s default address.
     #[must_use]

@@ -8,7 +8,7 @@
 
 use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
 use alloy_sol_types::{SolCall, SolInterface, SolStruct, eip712_domain, sol};
-use datacloud_contract_test_host::{Chain, Deployed, TestHost};
+use datacloud_contract_test_host::{Chain, Deployed, TestHost, create_address};
 use datacloud_dataset_registry::DatasetRegistry;
 use datacloud_dispute_game::DisputeGame;
 use datacloud_pdp::{MerkleTree, answer_challenges};
@@ -78,19 +78,19 @@ impl Marketplace {
     fn new() -> Self {
         let mut chain = Chain::new();
         let registry = chain.deploy(
-            address!("0x0000000000000000000000000000000000001001"),
+            create_address(OWNER, 0),
             router_entrypoint::<DatasetRegistry, DatasetRegistry>,
         );
         let proofs = chain.deploy(
-            address!("0x0000000000000000000000000000000000001002"),
+            create_address(OWNER, 1),
             router_entrypoint::<ProofManager, ProofManager>,
         );
         let market = chain.deploy(
-            address!("0x0000000000000000000000000000000000001003"),
+            create_address(OWNER, 2),
             router_entrypoint::<QueryMarket, QueryMarket>,
         );
         let game = chain.deploy(
-            address!("0x0000000000000000000000000000000000001004"),
+            create_address(OWNER, 3),
             router_entrypoint::<DisputeGame, DisputeGame>,
         );
         market.host().on_delegate_call(
@@ -118,6 +118,7 @@ impl Marketplace {
                 min_stake: ether(1000),
                 withdraw_cooldown: 86_400,
                 min_piece_height: 2,
+                deploy_nonce: 0,
             },
         );
         m.ok(
@@ -133,6 +134,7 @@ impl Marketplace {
                 fault_threshold: 3,
                 slash_bps: 1000,
                 reporter_bounty_bps: 500,
+                deploy_nonce: 1,
             },
         );
         m.ok(
@@ -147,6 +149,7 @@ impl Marketplace {
                 claim_timeout: 3600,
                 max_order_lifetime: 7 * 86_400,
                 dispute_game: m.game.address(),
+                deploy_nonce: 2,
             },
         );
         m

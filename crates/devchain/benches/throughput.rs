@@ -149,6 +149,7 @@ fn registry_node(config: NodeConfig) -> (Node, Address, Vec<PrivateKeySigner>) {
         min_stake: ether(1),
         withdraw_cooldown: 3600,
         min_piece_height: 2,
+        deploy_nonce: common::deploy_nonce(owner, registry),
     };
     let outcome = chain.call(owner, registry, U256::ZERO, &init.abi_encode());
     assert!(outcome.is_success(), "{outcome:?}");
@@ -549,6 +550,7 @@ fn proof_and_order_gas() {
         min_stake: ether(1),
         withdraw_cooldown: 86_400,
         min_piece_height: 2,
+        deploy_nonce: common::deploy_nonce(owner, registry),
     };
     call(
         &mut node,
@@ -566,6 +568,7 @@ fn proof_and_order_gas() {
         fault_threshold: 3,
         slash_bps: 1000,
         reporter_bounty_bps: 500,
+        deploy_nonce: common::deploy_nonce(owner, proofs),
     };
     call(
         &mut node,
@@ -582,6 +585,7 @@ fn proof_and_order_gas() {
         claim_timeout: 3600,
         max_order_lifetime: 7 * 86_400,
         dispute_game: game,
+        deploy_nonce: common::deploy_nonce(owner, market),
     };
     call(
         &mut node,

@@ -459,8 +459,14 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
 
     mined!(
         &m.provider,
-        m.registry()
-            .initialize(proofs, market, ether(1000), 86_400, 2),
+        m.registry().initialize(
+            proofs,
+            market,
+            ether(1000),
+            86_400,
+            2,
+            common::deploy_nonce(signers[0].address(), registry)
+        ),
         "registry initialize"
     );
     mined!(
@@ -473,7 +479,8 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
             5,
             3,
             1000,
-            500
+            500,
+            common::deploy_nonce(signers[0].address(), proofs)
         ),
         "proof manager initialize"
     );
@@ -486,7 +493,8 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
             ether(500),
             3600,
             7 * 86_400,
-            game
+            game,
+            common::deploy_nonce(signers[0].address(), market)
         ),
         "market initialize"
     );

@@ -11,7 +11,7 @@ use datacloud_devchain::{
 
 sol! {
     interface IDatasetRegistry {
-        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight) external;
+        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight, uint64 deployNonce) external;
         function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
         function datasetCount() external view returns (uint256);
         function datasetOwner(uint256 datasetId) external view returns (address);
@@ -20,6 +20,7 @@ sol! {
         event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
         error StakeTooLow(uint256 sent, uint256 minimum);
         error AlreadyInitialized();
+        error NotDeployer();
     }
 }
 
@@ -49,7 +50,18 @@ fn registry_chain(wasm: &[u8]) -> (Devchain, Address) {
         minStake: U256::from(MIN_STAKE),
         withdrawCooldown: 3600,
         minPieceHeight: 2,
+        deployNonce: common::deploy_nonce(DEPLOYER, registry),
     };
+    // Between the deployment and the deployer's initialize, a stranger (here the seller) tries
+    // to configure the registry its own way: the program is not its CREATE address.
+    let front_run = IDatasetRegistry::initializeCall {
+        proofManager: SELLER,
+        queryMarket: SELLER,
+        ..init.clone()
+    };
+    let outcome = chain.call(SELLER, registry, U256::ZERO, &front_run.abi_encode());
+    assert_eq!(outcome.status, ExitStatus::Revert);
+    assert!(IDatasetRegistry::NotDeployer::abi_decode(&outcome.return_data).is_ok());
     let outcome = chain.call(DEPLOYER, registry, U256::ZERO, &init.abi_encode());
     assert_eq!(outcome.status, ExitStatus::Success, "{outcome:?}");
     assert_eq!(outcome.logs.len(), 1, "Initialized event");
@@ -168,6 +180,7 @@ fn registry_custom_error_reverts_and_changes_nothing() {
         minStake: U256::ZERO,
         withdrawCooldown: 0,
         minPieceHeight: 0,
+        deployNonce: 0,
     };
     let outcome = chain.call(SELLER, registry, U256::ZERO, &again.abi_encode());
     assert_eq!(outcome.status, ExitStatus::Revert);

@@ -23,7 +23,7 @@ use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program
 sol! {
     #[sol(rpc)]
     interface IDatasetRegistry {
-        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight) external;
+        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight, uint64 deployNonce) external;
         function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
         function datasetCount() external view returns (uint256);
         function datasetOwner(uint256 datasetId) external view returns (address);
@@ -68,6 +68,7 @@ async fn deploy_activate_initialize(provider: &impl Provider, wasm: &[u8]) -> Ad
         .expect("deploy receipt");
     assert!(receipt.status());
     let registry = receipt.contract_address.expect("contract address");
+    let deployer = receipt.from;
     assert!(
         !provider
             .get_code_at(registry)
@@ -101,6 +102,7 @@ async fn deploy_activate_initialize(provider: &impl Provider, wasm: &[u8]) -> Ad
             U256::from(MIN_STAKE),
             3600,
             2,
+            common::deploy_nonce(deployer, registry),
         )
         .send()
         .await

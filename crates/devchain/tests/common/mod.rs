@@ -62,3 +62,18 @@ pub fn market_domain(
         verifying_contract: market,
     }
 }
+
+/// The nonce with which `deployer` deployed `program` (its `CREATE` address is
+/// `deployer.create(nonce)`): what the contracts' `initialize` asks of their deployer.
+///
+/// # Panics
+/// When no nonce below 2^16 gives that address.
+#[allow(dead_code)] // used by some of the test crates that include this module
+pub fn deploy_nonce(
+    deployer: alloy_primitives::Address,
+    program: alloy_primitives::Address,
+) -> u64 {
+    (0..1 << 16)
+        .find(|&nonce| deployer.create(nonce) == program)
+        .expect("a CREATE address of the deployer")
+}
