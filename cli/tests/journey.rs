@@ -516,7 +516,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     };
     let args = order_env(
         "SELECT COUNT(*), SUM(amount) FROM transactions WHERE amount > 30",
-        "3600",
+        "86400",
     );
     let first = order_id(&cluster.run_ok(
         buyer,
@@ -580,7 +580,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     cluster.stop("seller", true);
     let args = order_env(
         "SELECT region, COUNT(*) FROM transactions GROUP BY region",
-        "3600",
+        "86400",
     );
     let second = order_id(&cluster.run_ok(
         buyer,
@@ -605,7 +605,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     // Deadlines are in chain seconds: the devchain's clock advances at least a second a block.
     let args = order_env(
         "SELECT channel, COUNT(*) FROM transactions GROUP BY channel",
-        "3600",
+        "86400",
     );
     let credited = chain.payout(cluster.address(buyer));
     let worker_credited = chain.payout(cluster.address(worker));
@@ -644,7 +644,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     cluster.spawn("spy", spy, "spy", &["worker", "run", "--quiet"], &hostile);
     let args = order_env(
         "SELECT age_band, COUNT(*) FROM transactions GROUP BY age_band",
-        "3600",
+        "86400",
     );
     let fourth = order_id(&cluster.run_ok(
         buyer,

@@ -26,12 +26,12 @@ use alloy::sol_types::SolEvent as _;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::{OrderPlaced, OrderRefunded};
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::{
-    ChainClient, ChainError, Config, Deployments, Health, OrderStatus, Protocol,
+    ChainClient, ChainError, Config, Deployments, Health, OrderStatus, Protocol, claim_window,
 };
 use datacloud_delivery::{DeliveryError, DeliveryKey};
 use datacloud_fhe_query::{ResultTable, SampleStatistics};
 use datacloud_package::{Manifest, PackageError, fetch_manifest, params_block, read_file};
-use datacloud_query::{Query, QueryError, Schema, template};
+use datacloud_query::{Query, QueryError, Schema, plan, template};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::{Client as GatewayClient, ClientError};
 use serde::Serialize;
@@ -42,6 +42,12 @@ pub use verify::{Link, LinkState, Verification};
 
 /// Largest sealed table read.
 pub const MAX_DELIVERY_BYTES: u64 = 64 * 1024 * 1024;
+/// What a default deadline leaves after one claim window: time for a second worker, the
+/// delivery and a dispute.
+pub const DEFAULT_DEADLINE_SLACK: u64 = 3600;
+/// Seconds a deadline keeps beyond one claim window for the blocks between reading the head
+/// and the order's inclusion.
+const DEADLINE_MARGIN: u64 = 60;
 /// How often [`Buyer::wait_result`] looks at the order.
 const WAIT_POLL: Duration = Duration::from_millis(250);
 
@@ -84,6 +90,19 @@ pub enum BuyerError {
         order_id: U256,
         /// Why.
         reason: String,
+    },
+    /// The deadline asked leaves no time for one claim on the plan.
+    #[error(
+        "a deadline {given} s from now is too short for this query: its plan needs about {pbs} bootstraps, so one worker's claim lasts up to {} s; give --deadline {needed} or more (nothing was paid)",
+        needed - DEADLINE_MARGIN
+    )]
+    DeadlineTooShort {
+        /// Seconds asked.
+        given: u64,
+        /// The fewest seconds accepted.
+        needed: u64,
+        /// The plan's estimated bootstraps.
+        pbs: u64,
     },
     /// Waiting for a delivery ran out of time.
     #[error("order #{order_id} is still {status} after {} s", .waited.as_secs())]
@@ -139,6 +158,38 @@ impl Buyer {
 
     fn market(&self) -> IQueryMarket::IQueryMarketInstance<&alloy::providers::RootProvider> {
         IQueryMarket::new(self.deployments.query_market, self.client.provider())
+    }
+
+    /// The order's plan's estimated bootstraps, its deadline in seconds from now (`asked`, or
+    /// one claim window plus [`DEFAULT_DEADLINE_SLACK`]), and the market's configuration.
+    async fn timing(
+        &self,
+        listing: &Listing,
+        query: &Query,
+        asked: Option<u64>,
+    ) -> Result<(u64, u64, datacloud_agent_core::MarketConfig), BuyerError> {
+        let layout = &listing
+            .manifest
+            .as_ref()
+            .ok_or_else(|| BuyerError::Dataset {
+                id: listing.id,
+                reason: "its manifest was not fetched".into(),
+            })?
+            .layout;
+        let pbs = plan(query, layout).map_err(BuyerError::QueryRefused)?.pbs;
+        let config = self.protocol().market_config().await?;
+        let window = claim_window(config.claim_timeout, pbs);
+        // Blocks come and go between the head read and the order's inclusion.
+        let needed = window + DEADLINE_MARGIN;
+        let seconds = asked.unwrap_or(window + DEFAULT_DEADLINE_SLACK);
+        if seconds < needed {
+            return Err(BuyerError::DeadlineTooShort {
+                given: seconds,
+                needed,
+                pbs,
+            });
+        }
+        Ok((pbs, seconds, config))
     }
 
     /// The delivery key file of `order_id`.
@@ -236,22 +287,28 @@ impl Buyer {
         })
     }
 
-    /// Checks `query` against the listing (so a refused query costs nothing), publishes its
-    /// parameters, generates the delivery key and places the order, paying price + worker fee.
+    /// Checks `query` against the listing (so a refused query costs nothing), plans it on the
+    /// manifest (the order carries the plan's PBS estimate, which sets how long a claim lasts),
+    /// publishes its parameters, generates the delivery key and places the order, paying the
+    /// price and the worker fee. The deadline is `deadline_seconds` from now, by default one
+    /// claim window plus [`DEFAULT_DEADLINE_SLACK`].
     ///
     /// # Errors
-    /// [`BuyerError::QueryRefused`] and [`BuyerError::OrderRefused`] before anything is paid;
-    /// otherwise the chain, the gateways or the key file.
+    /// [`BuyerError::QueryRefused`], [`BuyerError::DeadlineTooShort`] and
+    /// [`BuyerError::OrderRefused`] before anything is paid; otherwise the chain, the gateways
+    /// or the key file.
     pub async fn place_order(
         &self,
         listing: &Listing,
         query: &Query,
-        deadline_seconds: u64,
+        deadline_seconds: Option<u64>,
     ) -> Result<PlacedOrder, BuyerError> {
         let allowed: Vec<String> = listing.templates.iter().map(|(t, _)| t.clone()).collect();
         query
             .validate(&listing.parsed_schema()?, &allowed)
             .map_err(BuyerError::QueryRefused)?;
+        let (pbs_estimate, deadline_seconds, config) =
+            self.timing(listing, query, deadline_seconds).await?;
         if !listing.active {
             return Err(BuyerError::Dataset {
                 id: listing.id,
@@ -269,7 +326,7 @@ impl Buyer {
                     .priceOf(U256::from(listing.id), template_hash),
             )
             .await?;
-        let fee = self.protocol().market_config().await?.worker_fee;
+        let fee = config.worker_fee;
         // The parameters first: a worker must find them as soon as the order exists.
         let block = params_block(query)?;
         self.gateways.put_block(&block).await?;
@@ -299,6 +356,7 @@ impl Buyer {
                 B256::from(query.params_hash()),
                 Bytes::copy_from_slice(&delivery.public_bytes()),
                 head.header.timestamp + deadline_seconds,
+                pbs_estimate,
             )
             .value(price + fee)
             .from(self.client.address());
@@ -336,6 +394,8 @@ impl Buyer {
             paid: price + fee,
             price,
             params_cid: block.cid().to_string(),
+            pbs_estimate,
+            deadline: head.header.timestamp + deadline_seconds,
             delivery_key: key_path,
             tx: receipt.transaction_hash,
         })
@@ -517,6 +577,10 @@ pub struct PlacedOrder {
     pub price: U256,
     /// The parameters' CID (keccak-256 of the canonical parameters: the order's paramsHash).
     pub params_cid: String,
+    /// The plan's estimated bootstraps, recorded with the order (it sets the claim window).
+    pub pbs_estimate: u64,
+    /// The block timestamp after which the order can be refunded.
+    pub deadline: u64,
     /// The delivery key file.
     pub delivery_key: PathBuf,
     /// The transaction.

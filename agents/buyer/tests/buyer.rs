@@ -150,6 +150,18 @@ fn cohort_query(schema: &datacloud_query::Schema) -> Query {
     .unwrap()
 }
 
+/// The head block's timestamp.
+async fn head_timestamp(client: &ChainClient) -> u64 {
+    client
+        .provider()
+        .get_block(alloy::eips::BlockId::latest())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp
+}
+
 async fn nonce(client: &ChainClient, who: Address) -> u64 {
     client.provider().get_transaction_count(who).await.unwrap()
 }
@@ -201,20 +213,32 @@ async fn a_query_the_dataset_does_not_allow_costs_nothing() {
     let before = nonce(&m.buyer.client, m.buyer.client.address()).await;
     let refused = m
         .buyer
-        .place_order(&listing, &histogram, 3600)
+        .place_order(&listing, &histogram, None)
         .await
         .unwrap_err();
     assert!(matches!(refused, BuyerError::QueryRefused(_)), "{refused}");
     // A deadline past the market's longest order lifetime is refused by the simulation.
     let too_late = m
         .buyer
-        .place_order(&listing, &cohort_query(&schema), 365 * 86_400)
+        .place_order(&listing, &cohort_query(&schema), Some(365 * 86_400))
         .await
         .unwrap_err();
     assert!(
         matches!(too_late, BuyerError::OrderRefused(_)),
         "{too_late}"
     );
+    // One too short for a claim on the plan is refused before anything is sent, saying what
+    // would do.
+    let too_soon = m
+        .buyer
+        .place_order(&listing, &cohort_query(&schema), Some(600))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_soon, BuyerError::DeadlineTooShort { given: 600, .. }),
+        "{too_soon}"
+    );
+    assert!(too_soon.to_string().contains("--deadline"), "{too_soon}");
     assert_eq!(
         nonce(&m.buyer.client, m.buyer.client.address()).await,
         before,
@@ -227,7 +251,7 @@ async fn an_order_is_placed_followed_and_refunded_after_its_deadline() {
     let m = market().await;
     let listing = m.buyer.listing(1).await.unwrap();
     let query = cohort_query(&listing.parsed_schema().unwrap());
-    let placed = m.buyer.place_order(&listing, &query, 600).await.unwrap();
+    let placed = m.buyer.place_order(&listing, &query, None).await.unwrap();
 
     // The parameters were published to the seller's node under the hash the order pays for.
     let order = datacloud_agent_core::Protocol::new(&m.seller, &m.deployments)
@@ -239,7 +263,20 @@ async fn an_order_is_placed_followed_and_refunded_after_its_deadline() {
     assert_eq!(published.to_string(), placed.params_cid);
     assert!(m.seller_store.has(&published).unwrap());
     assert_eq!(order.escrow, placed.paid);
-    assert!(placed.delivery_key.exists());
+    // The order carries the plan's estimate, and the default deadline leaves one claim window
+    // (the market's claim timeout plus the plan's time) and an hour.
+    assert_eq!(order.pbs_estimate, placed.pbs_estimate);
+    assert_eq!(order.deadline, placed.deadline);
+    let timeout = datacloud_agent_core::Protocol::new(&m.seller, &m.deployments)
+        .market_config()
+        .await
+        .unwrap()
+        .claim_timeout;
+    let window = datacloud_agent_core::claim_window(timeout, placed.pbs_estimate);
+    assert!(
+        placed.deadline >= head_timestamp(&m.buyer.client).await + window,
+        "{placed:?}"
+    );
     assert_eq!(
         placed.delivery_key,
         m.buyer.delivery_key_path(placed.order_id)
@@ -251,7 +288,8 @@ async fn an_order_is_placed_followed_and_refunded_after_its_deadline() {
 
     // Not before the deadline; after it, the escrow comes back.
     assert!(m.buyer.refund(placed.order_id).await.is_err());
-    advance_time(&m.buyer.client, 601).await;
+    let now = head_timestamp(&m.buyer.client).await;
+    advance_time(&m.buyer.client, placed.deadline - now + 1).await;
     let refund = m.buyer.refund(placed.order_id).await.unwrap();
     assert_eq!(refund.credited, placed.paid);
     let done = m
@@ -273,7 +311,7 @@ async fn verify_walks_the_evidence_and_names_the_link_that_fails() {
     };
 
     // Placed: the order, its manifest, its parameters and its plan hold; no result yet.
-    let open = m.buyer.place_order(&listing, &query, 600).await.unwrap();
+    let open = m.buyer.place_order(&listing, &query, None).await.unwrap();
     let v = m.buyer.verify(open.order_id).await.unwrap();
     assert_eq!(
         names(&v),
@@ -306,7 +344,7 @@ async fn verify_walks_the_evidence_and_names_the_link_that_fails() {
     assert_eq!(v.links.last().unwrap().name, "result");
 
     // Bytes that hash as attested but are no answer to the order's plan fail it too.
-    let other = m.buyer.place_order(&listing, &query, 600).await.unwrap();
+    let other = m.buyer.place_order(&listing, &query, None).await.unwrap();
     m.submit(
         other.order_id,
         b"not a ciphertext",

@@ -207,6 +207,20 @@ pub struct Order {
     pub deadline: u64,
     /// Where it is in its life.
     pub status: OrderStatus,
+    /// The buyer's estimate of the plan's programmable bootstraps: each claim on the order
+    /// lasts `claimTimeout + pbs_estimate / PBS_PER_SECOND` seconds.
+    pub pbs_estimate: u64,
+}
+
+/// The market's pace for claims: a claim lasts `claimTimeout` plus a second per this many of
+/// the plan's estimated bootstraps (the contract's `PBS_PER_SECOND`).
+pub const PBS_PER_SECOND: u64 = 20;
+
+/// How long a claim lasts on an order whose plan bootstraps `pbs` times, under a market whose
+/// `claimTimeout` is `claim_timeout` (the contract's rule; a deadline must leave one).
+#[must_use]
+pub fn claim_window(claim_timeout: u64, pbs: u64) -> u64 {
+    claim_timeout.saturating_add(pbs / PBS_PER_SECOND)
 }
 
 impl TryFrom<IQueryMarket::orderReturn> for Order {
@@ -224,6 +238,7 @@ impl TryFrom<IQueryMarket::orderReturn> for Order {
             escrow: t._7,
             deadline: t._8,
             status: OrderStatus::try_from(t._9)?,
+            pbs_estimate: t._10,
         })
     }
 }

@@ -760,7 +760,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
         .unwrap()
         .header
         .timestamp;
-    let deadline = now + 3_000;
+    let deadline = now + 7_200;
     let params = keccak256("params");
     buyer
         .send(
@@ -772,6 +772,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
                     params,
                     Bytes::from(vec![7u8; 32]),
                     deadline,
+                    0,
                 )
                 .value(price + fee)
                 .into_transaction_request(),
@@ -793,6 +794,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
             escrow: price + fee,
             deadline,
             status: OrderStatus::Open,
+            pbs_estimate: 0,
         }
     );
     assert_ne!(order.manifest_hash, B256::ZERO);

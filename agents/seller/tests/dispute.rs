@@ -98,7 +98,8 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
                 B256::from(template_hash("cohort_stats")),
                 B256::from(query.params_hash()),
                 Bytes::from(vec![7u8; 32]),
-                head.header.timestamp + 3600,
+                head.header.timestamp + 7200,
+                0,
             )
             .value(price + fee)
             .from(buyer.address());

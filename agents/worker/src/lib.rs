@@ -255,6 +255,14 @@ impl Worker {
             Prepared::Ready(ready) => *ready,
             Prepared::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         };
+        // The claim lasts as long as the order's estimate says: an understated one would expire
+        // mid-evaluation and cost this worker part of its bond.
+        if order.pbs_estimate < chosen.pbs {
+            return Ok(Outcome::Skipped(format!(
+                "the order's PBS estimate {} is below its plan's {}: its claim would lapse mid-evaluation",
+                order.pbs_estimate, chosen.pbs
+            )));
+        }
 
         // Claim, once.
         let market = self.market();

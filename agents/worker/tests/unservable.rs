@@ -60,7 +60,8 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         .unwrap()
         .header
         .timestamp;
-    // An order on dataset 1 paid by `client`, due in 600 s.
+    // An order on dataset 1 paid by `client`, due in two hours (one claim window is the
+    // market's hour and the plan's time).
     let place = |client: &ChainClient, params: &'static str| {
         let call = IQueryMarket::new(deployments.query_market, client.provider())
             .placeOrder(
@@ -68,7 +69,8 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
                 template,
                 keccak256(params),
                 Bytes::from(vec![9u8; 32]),
-                now + 600,
+                now + 7200,
+                0,
             )
             .value(price + fee)
             .into_transaction_request();
@@ -135,7 +137,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         OrderStatus::Open
     );
 
-    advance_time(&agent.client, 601).await;
+    advance_time(&agent.client, 7201).await;
     match worker.serve(order).await.unwrap() {
         Outcome::Skipped(reason) => assert!(reason.contains("deadline"), "{reason}"),
         other @ Outcome::Submitted { .. } => panic!("served an expired order: {other:?}"),

@@ -94,9 +94,11 @@ pub struct OrderArgs {
     /// `aggregates` also take comma-separated names, `where` a SQL condition. Repeat it.
     #[arg(long = "param", value_name = "KEY=VALUE", requires = "template", value_parser = parse_param)]
     params_kv: Vec<(String, String)>,
-    /// Seconds until the order may be refunded if not delivered.
-    #[arg(long, default_value_t = 3600)]
-    deadline: u64,
+    /// Seconds until the order may be refunded if not delivered. At least one claim window:
+    /// the market's claim timeout plus a second per 20 of the plan's estimated bootstraps (a
+    /// shorter one is refused before paying). Default: one claim window plus an hour.
+    #[arg(long, value_name = "SECONDS")]
+    deadline: Option<u64>,
     #[command(flatten)]
     chain: ChainArgs,
     /// Print JSON.
@@ -208,6 +210,10 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                     tokens(placed.paid - placed.price)
                 );
                 println!("  parameters {}", placed.params_cid);
+                println!(
+                    "  plan: ~{} bootstraps; refundable after timestamp {} if not delivered",
+                    placed.pbs_estimate, placed.deadline
+                );
                 println!("  delivery key {}", placed.delivery_key.display());
                 println!("next: `datacloud buyer result {} --wait`", placed.order_id);
             }

@@ -672,7 +672,7 @@ async fn dispute(
     let bond_before = view_bond(&cheater.client, deployments, me).await?;
 
     let query = sql::parse(DISPUTE_SQL, schema)?;
-    let placed = buyer.place_order(listing, &query, 3600).await?;
+    let placed = buyer.place_order(listing, &query, None).await?;
     let order_id = placed.order_id;
     cheater
         .client
@@ -810,7 +810,7 @@ async fn buy(
     clock: &mut Clock,
     label: &str,
 ) -> Result<(U256, OrderResult)> {
-    let placed = buyer.place_order(listing, query, 3600).await?;
+    let placed = buyer.place_order(listing, query, None).await?;
     clock.done(
         &format!("{label}order"),
         &format!(

@@ -203,7 +203,7 @@ impl QueryMarket {
                 .setter(candidate)
                 .active_claims
                 .set(U64::from_limbs([active + 1]));
-            let deadline = now.saturating_add(self.claim_timeout.get().as_limbs()[0]);
+            let deadline = now.saturating_add(self.claim_window(order_id));
             let mut entry = self.disputes.setter(order_id);
             entry.verifier.set(candidate);
             entry.deadline.set(U64::from_limbs([deadline]));

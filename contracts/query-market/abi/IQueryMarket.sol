@@ -77,7 +77,7 @@ interface IQueryMarket {
 
     function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime, address dispute_game, uint64 deploy_nonce) external;
 
-    function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline) external payable returns (uint256);
+    function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline, uint64 pbs_estimate) external payable returns (uint256);
 
     function registerWorker() external payable;
 
@@ -99,7 +99,7 @@ interface IQueryMarket {
 
     function transferFrom(address from, address to, uint256 token_id) external;
 
-    function order(uint256 order_id) external view returns (uint256, address, bytes32, bytes32, bytes32, uint256, uint256, uint256, uint64, uint8);
+    function order(uint256 order_id) external view returns (uint256, address, bytes32, bytes32, bytes32, uint256, uint256, uint256, uint64, uint8, uint64);
 
     function orderWork(uint256 order_id) external view returns (address, uint64, bytes memory, bytes32, bytes memory);
 

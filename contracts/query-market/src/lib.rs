@@ -134,11 +134,15 @@ impl QueryMarket {
 
     /// Pays a query on `datasetId` with `templateHash` into escrow and mints its receipt to the
     /// caller. `msg.value` must cover the registry's price plus `workerFee`; any excess is returned
-    /// to the receipt's owner at settlement.
+    /// to the receipt's owner at settlement. `pbsEstimate` is the planner's count of the
+    /// programmable bootstraps the order's plan needs (recomputable by anyone from the
+    /// parameters and the manifest: workers refuse an understated one); a claim lasts
+    /// `claimTimeout + pbsEstimate / PBS_PER_SECOND` seconds, and the deadline must leave one
+    /// claim that long.
     ///
     /// # Errors
-    /// `NotInitialized`, `InvalidBuyerKey` (not [`BUYER_KEY_LEN`] bytes), `InvalidDeadline`,
-    /// `DatasetNotOrderable`,
+    /// `NotInitialized`, `InvalidBuyerKey` (not [`BUYER_KEY_LEN`] bytes), `InvalidDeadline`
+    /// (before one claim window from now, or past `maxOrderLifetime`), `DatasetNotOrderable`,
     /// `RegistryCallFailed`, `PaymentTooLow`.
     ///
     /// # Events
@@ -152,13 +156,16 @@ impl QueryMarket {
         params_hash: B256,
         buyer_key: Bytes,
         deadline: u64,
+        pbs_estimate: u64,
     ) -> Result<U256, Error> {
         self.require_initialized()?;
         if buyer_key.len() != BUYER_KEY_LEN {
             return Err(Error::InvalidBuyerKey(InvalidBuyerKey {}));
         }
         let now = self.vm().block_timestamp();
-        if deadline <= now
+        // Long enough for one claim on the plan to run its course.
+        let window = claim_window_for(self.claim_timeout.get().as_limbs()[0], pbs_estimate);
+        if deadline < now.saturating_add(window)
             || deadline > now.saturating_add(self.max_order_lifetime.get().as_limbs()[0])
         {
             return Err(Error::InvalidDeadline(InvalidDeadline { deadline }));
@@ -194,6 +201,7 @@ impl QueryMarket {
         order.deadline.set(U64::from_limbs([deadline]));
         order.status.set(status_word(status::OPEN));
         order.holder.set(buyer);
+        order.pbs_estimate.set(U64::from_limbs([pbs_estimate]));
         order.buyer.set(buyer);
         order.manifest_hash.set(manifest_hash);
         order.template_hash.set(template_hash);
@@ -341,8 +349,7 @@ impl QueryMarket {
         // back.
         let claimable = previous != worker
             && (current == status::OPEN
-                || (current == status::CLAIMED
-                    && self.claim_expired(order.claimed_at.get().as_limbs()[0], now)));
+                || (current == status::CLAIMED && self.claim_expired(order_id, now)));
         if !claimable {
             return Err(Error::OrderNotClaimable(OrderNotClaimable {
                 orderId: order_id,
@@ -402,13 +409,12 @@ impl QueryMarket {
         }
         let order = self.orders.getter(order_id);
         let worker = order.worker.get();
-        let claimed_at = order.claimed_at.get().as_limbs()[0];
         let deadline = order.deadline.get().as_limbs()[0];
         if self.vm().msg_sender() != worker {
             return Err(unauthorized(order_id, self.vm().msg_sender()));
         }
         let now = self.vm().block_timestamp();
-        if self.claim_expired(claimed_at, now) {
+        if self.claim_expired(order_id, now) {
             return Err(Error::ClaimExpired(ClaimExpired { orderId: order_id }));
         }
         if now > deadline {
@@ -548,8 +554,7 @@ impl QueryMarket {
         } else {
             return Err(Error::DeadlineNotPassed(DeadlineNotPassed { deadline }));
         };
-        let claim_lapsed = current == status::CLAIMED
-            && self.claim_expired(order.claimed_at.get().as_limbs()[0], now);
+        let claim_lapsed = current == status::CLAIMED && self.claim_expired(order_id, now);
         let dataset_id = order.dataset_id.get();
         let worker = order.worker.get();
         let escrow = order.escrow.get();
@@ -714,6 +719,7 @@ impl QueryMarket {
             order.escrow.get(),
             order.deadline.get().as_limbs()[0],
             current,
+            order.pbs_estimate.get().as_limbs()[0],
         ))
     }
 
@@ -918,8 +924,10 @@ impl QueryMarket {
         }
     }
 
-    fn claim_expired(&self, claimed_at: u64, now: u64) -> bool {
-        claimed_at.saturating_add(self.claim_timeout.get().as_limbs()[0]) < now
+    /// Whether the order's claim is older than its claim window.
+    fn claim_expired(&self, order_id: U256, now: u64) -> bool {
+        let claimed_at = self.orders.getter(order_id).claimed_at.get().as_limbs()[0];
+        claimed_at.saturating_add(self.claim_window(order_id)) < now
     }
 
     /// Takes an order's escrow out of `totalEscrow` and the order out of the open count and the

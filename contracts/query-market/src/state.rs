@@ -178,6 +178,12 @@ pub const MAX_BLOB_LEN: usize = 128;
 /// A buyer key is an X25519 public key (HPKE `DHKEM(X25519, HKDF-SHA256)`): exactly 32 bytes, so
 /// no seller is handed a key it cannot seal to.
 pub const BUYER_KEY_LEN: usize = 32;
+/// The pace a claim is given, in programmable bootstraps a second: a claim (and a verifier's
+/// assignment) lasts `claimTimeout + pbsEstimate / PBS_PER_SECOND` seconds, so an order whose plan
+/// bootstraps a lot is not taken from its worker mid-evaluation. A 2-core worker bootstraps
+/// ~60 a second on the default parameters (measured by the engine's bench); 20 leaves it a
+/// threefold margin.
+pub const PBS_PER_SECOND: u64 = 20;
 /// Active claims one `minWorkerBond` backs.
 pub const CLAIMS_PER_MIN_BOND: u64 = 4;
 /// `Dispute.round` of an order whose result was upheld (`disputeOf` reports it as is).
@@ -209,8 +215,8 @@ pub const DELIVERY_TYPEHASH: B256 =
 pub const SLASH_SELECTOR: [u8; 4] = [0x48, 0xfd, 0x06, 0x4a];
 
 /// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
-/// escrow, deadline, status.
-pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8);
+/// escrow, deadline, status, pbsEstimate.
+pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8, u64);
 /// `orderWork(uint256)`: worker, claimedAt, resultCid, resultHash, deliveryCid.
 pub type OrderWorkView = (Address, u64, Bytes, B256, Bytes);
 /// `disputeOf(uint256)`: disputer, bond, round (0: none), verifier, the verifier's deadline.
@@ -226,6 +232,10 @@ pub struct Order {
     status: StorageU8,
     /// The receipt's current owner: refunds and excess go here.
     holder: StorageAddress,
+    /// The buyer's estimate of the plan's programmable bootstraps (anyone recomputes it from
+    /// the parameters and the manifest; a worker refuses an understated one): it lengthens the
+    /// claim.
+    pbs_estimate: StorageU64,
     worker: StorageAddress,
     claimed_at: StorageU64,
     /// Who placed the order (it may have sold the receipt since, and still may not work it).
@@ -395,6 +405,14 @@ impl QueryMarket {
     }
 
 
+    /// How long a claim on (or a verifier's assignment to) an order lasts: `claimTimeout` plus
+    /// a second per [`PBS_PER_SECOND`] of its plan's estimated bootstraps.
+    fn claim_window(&self, order_id: U256) -> u64 {
+        let pbs = self.orders.getter(order_id).pbs_estimate.get().as_limbs()[0];
+        claim_window_for(self.claim_timeout.get().as_limbs()[0], pbs)
+    }
+
+
     /// The order holds a result (submitted, or upheld by a dispute); the seller's delivery
     /// window starts now.
     fn mark_computed(&mut self, order_id: U256) {
@@ -460,6 +478,11 @@ impl Blob {
         }
         out.into()
     }
+}
+
+/// `timeout + pbs / PBS_PER_SECOND`, saturating (a u64 division: no U256 arithmetic).
+fn claim_window_for(timeout: u64, pbs: u64) -> u64 {
+    timeout.saturating_add(pbs / PBS_PER_SECOND)
 }
 
 fn status_word(value: u8) -> U8 {

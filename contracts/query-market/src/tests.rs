@@ -256,6 +256,7 @@ impl Env {
                 PARAMS,
                 Bytes::from(vec![0xAB; 32]),
                 deadline,
+                0,
             )
         }))
     }
@@ -550,8 +551,15 @@ fn every_mutating_function_refuses_before_initialize() {
     let id = u(1);
     let results: Vec<Result<(), Error>> = vec![
         env.call(BUYER, PRICE + FEE, |m| {
-            m.place_order(u(DS), TEMPLATE, PARAMS, Bytes::from(vec![1]), 1_700_000_100)
-                .map(|_| ())
+            m.place_order(
+                u(DS),
+                TEMPLATE,
+                PARAMS,
+                Bytes::from(vec![1]),
+                1_700_000_100,
+                0,
+            )
+            .map(|_| ())
         }),
         env.call(STRANGER, MIN_BOND, QueryMarket::register_worker),
         env.call(STRANGER, 0, QueryMarket::withdraw_bond),
@@ -591,6 +599,7 @@ fn place_order_escrows_and_mints_a_receipt() {
             PARAMS,
             Bytes::from(vec![0xAB; 32]),
             deadline,
+            1234,
         )
     }));
     assert_eq!(id, u(1));
@@ -607,7 +616,8 @@ fn place_order_escrows_and_mints_a_receipt() {
             u(FEE),
             u(value),
             deadline,
-            status::OPEN
+            status::OPEN,
+            1234
         )
     );
     assert_eq!(
@@ -658,9 +668,16 @@ fn place_order_keeps_the_fee_in_force_when_placed() {
     env.terms
         .borrow_mut()
         .insert((u(8), TEMPLATE), (STRANGER, B256::ZERO, U256::ZERO));
-    let deadline = env.now() + 10;
+    let deadline = env.now() + CLAIM_TIMEOUT;
     let id = ok(env.call(BUYER, FEE, |m| {
-        m.place_order(u(8), TEMPLATE, PARAMS, Bytes::from(vec![1; 32]), deadline)
+        m.place_order(
+            u(8),
+            TEMPLATE,
+            PARAMS,
+            Bytes::from(vec![1; 32]),
+            deadline,
+            0,
+        )
     }));
     let order = ok(env.market.order(id));
     assert_eq!((order.1, order.5, order.6), (STRANGER, U256::ZERO, u(FEE)));
@@ -679,24 +696,28 @@ fn place_order_refuses_bad_input() {
                     PARAMS,
                     Bytes::from(vec![7; key_len]),
                     deadline,
+                    0,
                 )
             })
         };
+    let soon = now + CLAIM_TIMEOUT;
     let full = PRICE + FEE;
     assert!(matches!(
-        err(place(&mut env, DS, TEMPLATE, 32, now + 10, full - 1)),
+        err(place(&mut env, DS, TEMPLATE, 32, soon, full - 1)),
         Error::PaymentTooLow(PaymentTooLow { sent, required }) if sent == u(full - 1) && required == u(full)
     ));
     assert!(matches!(
-        err(place(&mut env, 99, TEMPLATE, 32, now + 10, full)),
+        err(place(&mut env, 99, TEMPLATE, 32, soon, full)),
         Error::DatasetNotOrderable(DatasetNotOrderable { datasetId, templateHash })
             if datasetId == u(99) && templateHash == TEMPLATE
     ));
     assert!(matches!(
-        err(place(&mut env, DS, B256::ZERO, 32, now + 10, full)),
+        err(place(&mut env, DS, B256::ZERO, 32, soon, full)),
         Error::DatasetNotOrderable(_)
     ));
-    for deadline in [now - 1, now, now + LIFETIME + 1] {
+    // Before one claim could run its course (`claimTimeout` for a plan of no bootstraps), or
+    // past the order lifetime.
+    for deadline in [now - 1, now, now + 1, soon - 1, now + LIFETIME + 1] {
         assert!(matches!(
             err(place(&mut env, DS, TEMPLATE, 32, deadline, full)),
             Error::InvalidDeadline(InvalidDeadline { deadline: d }) if d == deadline
@@ -705,7 +726,7 @@ fn place_order_refuses_bad_input() {
     // A buyer key is an X25519 public key: a seller cannot seal to anything else.
     for key_len in [0, 1, 31, 33, 128, 129] {
         assert!(matches!(
-            err(place(&mut env, DS, TEMPLATE, key_len, now + 10, full)),
+            err(place(&mut env, DS, TEMPLATE, key_len, soon, full)),
             Error::InvalidBuyerKey(_)
         ));
     }
@@ -715,21 +736,69 @@ fn place_order_refuses_bad_input() {
     assert!(env.host.logs().is_empty());
     // Bounds are inclusive where they should be.
     ok(place(&mut env, DS, TEMPLATE, 32, now + LIFETIME, full));
-    ok(place(&mut env, DS, TEMPLATE, 32, now + 1, full));
+    ok(place(&mut env, DS, TEMPLATE, 32, soon, full));
+}
+
+#[test]
+fn a_deadline_too_short_for_the_plan_is_refused_and_a_long_plan_gets_a_long_claim() {
+    let mut env = Env::new();
+    let now = env.now();
+    // A plan of 2 000 bootstraps: 100 s more than `claimTimeout` for one claim.
+    let pbs = 100 * PBS_PER_SECOND;
+    let window = CLAIM_TIMEOUT + 100;
+    let place = |env: &mut Env, deadline: u64| {
+        env.call(BUYER, PRICE + FEE, |m| {
+            m.place_order(
+                u(DS),
+                TEMPLATE,
+                PARAMS,
+                Bytes::from(vec![7; 32]),
+                deadline,
+                pbs,
+            )
+        })
+    };
+    assert!(matches!(
+        err(place(&mut env, now + window - 1)),
+        Error::InvalidDeadline(_)
+    ));
+    let id = ok(place(&mut env, now + window + 50));
+    assert_eq!(ok(env.market.order(id)).10, pbs);
+    // Its claim outlasts `claimTimeout` by the plan's time: no other worker takes it over, and
+    // its worker still submits, until the window has passed.
+    let (first, second) = (key(1), key(2));
+    env.register(addr_of(&first), MIN_BOND);
+    env.register(addr_of(&second), MIN_BOND);
+    ok(env.claim(addr_of(&first), id));
+    env.advance(window);
+    assert!(matches!(
+        err(env.claim(addr_of(&second), id)),
+        Error::OrderNotClaimable(_)
+    ));
+    let checkpoint = env.host.checkpoint();
+    ok(env.submit(&first, id));
+    env.host.restore(checkpoint);
+    env.advance(1);
+    assert!(matches!(
+        err(env.submit(&first, id)),
+        Error::ClaimExpired(_)
+    ));
+    ok(env.claim(addr_of(&second), id));
 }
 
 #[test]
 fn place_order_reports_a_registry_answering_garbage() {
     let mut env = Env::new();
     env.host.on_call(REGISTRY, |_| Ok(vec![1, 2, 3]));
-    let deadline = env.now() + 10;
+    let deadline = env.now() + CLAIM_TIMEOUT;
     assert!(matches!(
         err(env.call(BUYER, PRICE + FEE, |m| m.place_order(
             u(DS),
             TEMPLATE,
             PARAMS,
             Bytes::from(vec![1; 32]),
-            deadline
+            deadline,
+            0
         ))),
         Error::RegistryCallFailed(_)
     ));
@@ -1177,25 +1246,14 @@ fn submit_result_checks_caller_status_time_and_cid() {
 
 #[test]
 fn submit_result_refuses_after_the_deadline() {
-    let mut env = Env::uninitialized();
-    // A claim timeout longer than the order's life.
-    ok(env.call(OWNER, 0, |m| {
-        m.initialize(
-            REGISTRY,
-            PROOF_MANAGER,
-            u(FEE),
-            u(MIN_BOND),
-            10_000,
-            LIFETIME,
-            DISPUTE_GAME,
-            DEPLOY_NONCE,
-        )
-    }));
+    let mut env = Env::new();
     let worker = key(1);
     env.register(addr_of(&worker), MIN_BOND);
     let id = env.place(BUYER, PRICE + FEE);
+    // Claimed late: the claim would run past the order's deadline (500 s from placement).
+    env.advance(450);
     ok(env.claim(addr_of(&worker), id));
-    env.advance(501);
+    env.advance(51);
     assert!(matches!(
         err(env.submit(&worker, id)),
         Error::OrderExpired(OrderExpired { orderId, .. }) if orderId == id
@@ -2170,6 +2228,8 @@ enum Op {
         dataset: usize,
         delta: i64,
         offset: u64,
+        /// The plan's estimated bootstraps (each `PBS_PER_SECOND` of them a second of claim).
+        pbs: u64,
     },
     Register {
         worker: usize,
@@ -2265,7 +2325,7 @@ fn op() -> impl Strategy<Value = Op> {
     let actor = 0..usize::from(ACTORS);
     let order = 0usize..8;
     prop_oneof![
-        3 => (actor.clone(), 0usize..3, -5i64..40, 0u64..1100).prop_map(|(buyer, dataset, delta, offset)| Op::Place { buyer, dataset, delta, offset }),
+        3 => (actor.clone(), 0usize..3, -5i64..40, 0u64..1100, prop_oneof![2 => Just(0u64), 1 => 0u64..4000]).prop_map(|(buyer, dataset, delta, offset, pbs)| Op::Place { buyer, dataset, delta, offset, pbs }),
         2 => (actor.clone(), 0u64..80).prop_map(|(worker, value)| Op::Register { worker, value }),
         3 => (actor.clone(), order.clone()).prop_map(|(worker, order)| Op::Claim { worker, order }),
         3 => (actor.clone(), order.clone(), prop_oneof![4 => Just(Sig::Good), 1 => Just(Sig::Foreign), 1 => Just(Sig::HighS)]).prop_map(|(worker, order, sig)| Op::Submit { worker, order, sig }),
@@ -2301,6 +2361,8 @@ struct ModelOrder {
     claimed_at: u64,
     /// When its result was submitted or upheld: the delivery window runs from here.
     computed_at: u64,
+    /// The plan's estimated bootstraps: they lengthen its claims.
+    pbs: u64,
     dispute: Option<ModelDispute>,
     upheld: bool,
 }
@@ -2431,6 +2493,11 @@ fn datasets(actors: &[Address]) -> [(u64, Option<(Address, u64)>); 3] {
     ]
 }
 
+/// How long a claim (or a verifier's assignment) on an order of `pbs` estimated bootstraps lasts.
+fn window(pbs: u64) -> u64 {
+    CLAIM_TIMEOUT + pbs / PBS_PER_SECOND
+}
+
 /// An `order` index at or above this names order id `order - EXACT` (compound operations use it).
 const EXACT: usize = 1 << 32;
 
@@ -2486,7 +2553,7 @@ fn work(
         .filter(|(_, o)| {
             o.worker != account
                 && (o.status == status::OPEN
-                    || (o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now))
+                    || (o.status == status::CLAIMED && o.claimed_at + window(o.pbs) < now))
                 && now <= o.deadline
                 && !o.is_party(account)
         })
@@ -2507,6 +2574,7 @@ fn work(
             dataset,
             delta: 0,
             offset: LIFETIME,
+            pbs: (order % 3) as u64 * 1000,
         });
         model.orders.len() + 1
     } else {
@@ -2738,6 +2806,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     dataset,
                     delta,
                     offset,
+                    pbs,
                 } => {
                     let (dataset_id, terms) = datasets(&actors)[dataset];
                     let price = terms.map_or(0, |(_, price)| price);
@@ -2752,10 +2821,13 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             PARAMS,
                             Bytes::from(vec![1; 32]),
                             deadline,
+                            pbs,
                         )
                     });
-                    let expected =
-                        terms.is_some() && value >= price + FEE && offset > 0 && offset <= LIFETIME;
+                    let expected = terms.is_some()
+                        && value >= price + FEE
+                        && offset >= window(pbs)
+                        && offset <= LIFETIME;
                     prop_assert_eq!(result.is_ok(), expected, "{:?}", op);
                     if let Ok(id) = result {
                         prop_assert_eq!(id, u(count as u64 + 1));
@@ -2769,6 +2841,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             status: status::OPEN,
                             holder: buyer,
                             buyer,
+                            pbs,
                             ..ModelOrder::default()
                         });
                     }
@@ -2810,7 +2883,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             && o.worker != worker
                             && (o.status == status::OPEN
                                 || (o.status == status::CLAIMED
-                                    && o.claimed_at + CLAIM_TIMEOUT < now))
+                                    && o.claimed_at + window(o.pbs) < now))
                             && now <= o.deadline
                             && backed
                     });
@@ -2855,7 +2928,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     let expected = model.order(id).is_some_and(|o| {
                         o.status == status::CLAIMED
                             && o.worker == worker
-                            && o.claimed_at + CLAIM_TIMEOUT >= now
+                            && o.claimed_at + window(o.pbs) >= now
                             && now <= o.deadline
                             && matches!(sig, Sig::Good)
                     });
@@ -2935,7 +3008,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             bond: value,
                             round: 1,
                             verifier,
-                            deadline: now + CLAIM_TIMEOUT,
+                            deadline: now + window(o.pbs),
                             ..ModelDispute::default()
                         });
                     }
@@ -2980,9 +3053,10 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                                 let verifier = env.verifier(id);
                                 prop_assert!(eligible.contains(&verifier), "{verifier} drawn");
                                 *model.active.entry(verifier).or_default() += 1;
+                                let pbs = model.orders[index].pbs;
                                 let entry = model.orders[index].dispute.as_mut().expect("disputed");
                                 entry.verifier = verifier;
-                                entry.deadline = now + CLAIM_TIMEOUT;
+                                entry.deadline = now + window(pbs);
                             }
                         } else if answer == d.first_vote {
                             model.reopen(index, Some([d.first_verifier, caller]));
@@ -3009,9 +3083,10 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             let verifier = env.verifier(id);
                             prop_assert!(eligible.contains(&verifier), "{verifier} drawn");
                             *model.active.entry(verifier).or_default() += 1;
+                            let pbs = model.orders[index].pbs;
                             let entry = model.orders[index].dispute.as_mut().expect("disputed");
                             entry.verifier = verifier;
-                            entry.deadline = now + CLAIM_TIMEOUT;
+                            entry.deadline = now + window(pbs);
                         }
                     }
                 }
@@ -3049,7 +3124,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         } else {
                             o.worker
                         };
-                        if o.status == status::CLAIMED && o.claimed_at + CLAIM_TIMEOUT < now {
+                        if o.status == status::CLAIMED && o.claimed_at + window(o.pbs) < now {
                             model.forfeit(o.worker, o.holder);
                         }
                         model.credit(o.worker, fee);

@@ -262,6 +262,7 @@ impl Marketplace {
                 params_hash: keccak256("region = APAC, last 90 days"),
                 buyer_key: Bytes::from_static(&[0x42; 32]),
                 deadline,
+                pbs_estimate: 0,
             },
         );
         if self

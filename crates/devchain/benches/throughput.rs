@@ -644,6 +644,7 @@ fn proof_and_order_gas() {
         params_hash: B256::repeat_byte(0x42),
         buyer_key: Bytes::from_static(&[0x42; 32]),
         deadline,
+        pbs_estimate: 0,
     };
     let placed = call(&mut node, buyer, market, ether(3), place.abi_encode());
     println!(

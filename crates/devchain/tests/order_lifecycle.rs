@@ -298,6 +298,7 @@ impl<P: Provider> Deployment<P> {
                 keccak256("region = APAC, last 90 days"),
                 Bytes::from_static(&[0x42; 32]),
                 deadline,
+                0,
             )
             .value(ether(60))
             .from(self.buyer);
@@ -516,6 +517,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
             keccak256("region = APAC, last 90 days"),
             Bytes::from_static(&[0x42; 32]),
             deadline,
+            0,
         )
         .value(ether(59))
         .from(m.buyer)
@@ -559,7 +561,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     eprintln!("gas used: deliverResult (settled) {}", delivered.gas_used);
 
     // ----- An order nobody computes passes its deadline and is refunded -----
-    let (late, _) = m.place_order(dataset, 3600).await;
+    let (late, _) = m.place_order(dataset, 3700).await;
     let Err(refused) = m.market().refund(late).from(m.buyer).call().await else {
         panic!("refund before the deadline must revert");
     };
@@ -569,7 +571,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     );
     let _: String = m
         .provider
-        .raw_request("evm_increaseTime".into(), (3601_u64,))
+        .raw_request("evm_increaseTime".into(), (3701_u64,))
         .await
         .expect("evm_increaseTime");
     mine(&m.provider, 1).await;
