@@ -667,6 +667,55 @@ async fn responses_over_the_configured_bounds_are_refused() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_gateway_that_drips_its_answer_is_cut_off_and_the_next_one_asked() {
+    let data = sample(20 * 1024, 12);
+    let (_sdir, store, root) = server_with(&data, 4096);
+    // A hostile gateway sends a valid CAR header for the root and the length of a first
+    // section, then that section one byte every 100 ms: never silent long enough for the read
+    // timeout, never done.
+    async fn drip(State(prefix): State<Vec<u8>>) -> impl IntoResponse {
+        let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) });
+        let rest = futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Some((Ok::<_, std::io::Error>(vec![0u8]), ()))
+        });
+        (
+            [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
+            axum::body::Body::from_stream(futures_util::StreamExt::chain(first, rest)),
+        )
+    }
+    let mut prefix = raw_car(&[root], &[]);
+    varint(1000, &mut prefix);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dripping = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/ipfs/{*rest}", axum::routing::get(drip))
+        .with_state(prefix);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let honest = start_gateway(store).await;
+    let (_cdir, local) = temp_store();
+    let config = ClientConfig {
+        read_timeout: std::time::Duration::from_secs(10),
+        response_timeout: std::time::Duration::from_secs(1),
+        ..ClientConfig::default()
+    };
+
+    let started = std::time::Instant::now();
+    let alone = Client::new([&dripping], config).unwrap();
+    let error = alone.fetch_dag(&root, &local, true).await.unwrap_err();
+    assert!(matches!(error, ClientError::TooSlow { .. }), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (_, blocks) = blocks_of(&data, 4096);
+    assert_nothing_stored(&local, &blocks);
+
+    // With an honest gateway after it, the fetch completes from that one.
+    let both = Client::new([&dripping, &honest.base], config).unwrap();
+    let fetched = both.fetch_dag(&root, &local, true).await.unwrap();
+    assert_eq!(fetched.gateway.trim_end_matches('/'), honest.base);
+    honest.shutdown().await;
+}
+
 /// A `UnixFS` directory node (`dag-pb`, `Data.Type = Directory`) naming `entries`, encoded by
 /// hand as go-merkledag does: Links (Hash, Name, Tsize) before Data.
 fn directory(entries: &[(&str, Cid)]) -> Block {

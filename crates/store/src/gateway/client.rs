@@ -38,6 +38,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Longest silence allowed while reading a response.
     pub read_timeout: Duration,
+    /// Longest one request to one gateway may take, response read whole: a gateway that drips
+    /// its bytes just inside `read_timeout` is cut off here and the next one asked.
+    pub response_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +50,8 @@ impl Default for ClientConfig {
             max_total_bytes: 64 * 1024 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_mins(1),
+            // A 64 GiB CAR at 40 MiB/s; packages are far smaller.
+            response_timeout: Duration::from_hours(1),
         }
     }
 }
@@ -135,6 +140,14 @@ pub enum ClientError {
         gateway: String,
         /// A block the DAG links to that never came.
         missing: Cid,
+    },
+    /// One request took longer than [`ClientConfig::response_timeout`].
+    #[error("gateway {gateway} took more than {} s to answer one request", .limit.as_secs())]
+    TooSlow {
+        /// The gateway asked.
+        gateway: String,
+        /// The bound.
+        limit: Duration,
     },
     /// A block or the whole response exceeds the configured bound.
     #[error("gateway {gateway} sent a {what} over the {limit}-byte limit")]
@@ -392,7 +405,16 @@ impl Client {
     {
         let mut failures = Vec::new();
         for gateway in &self.gateways {
-            match attempt(gateway).await {
+            let limit = self.config.response_timeout;
+            let answered = tokio::time::timeout(limit, attempt(gateway))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ClientError::TooSlow {
+                        gateway: gateway.to_string(),
+                        limit,
+                    })
+                });
+            match answered {
                 Ok(value) => return Ok(value),
                 Err(e) if e.is_local() => return Err(e),
                 Err(e) => {
