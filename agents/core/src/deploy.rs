@@ -45,11 +45,16 @@ pub struct DeployParams {
     /// Registry: the smallest piece a dataset registers, as its tree height (2^height leaves of
     /// 32 bytes), 2..=58 (8: an 8 KiB padded piece; a proof over fewer leaves says too little).
     pub min_piece_height: u8,
-    /// Proofs: blocks per proving period (100).
+    /// Proofs: L2 blocks per proving period (57 600: 4 hours of Arbitrum's ~0.25 s blocks).
+    /// Periods are counted in L2 blocks because the challenge seed is `ArbSys.arbBlockHash`;
+    /// the defaults are sized for Arbitrum's block time (on a devchain mining every 200 ms,
+    /// 57 600 blocks are 3.2 hours).
     pub proving_period: u64,
-    /// Proofs: blocks a challenge may be answered in, 1..=255 (20).
+    /// Proofs: L2 blocks a challenge may be answered in, 1..=255 (240: a minute on Arbitrum;
+    /// `arbBlockHash` answers for the last 256 blocks only).
     pub challenge_window: u64,
-    /// Proofs: blocks between opening a period and its challenge epoch, ≥ 1 (2).
+    /// Proofs: L2 blocks between opening a period and its challenge epoch, ≥ 1 (8: 2 seconds
+    /// on Arbitrum).
     pub challenge_finality: u64,
     /// Proofs: leaves challenged per proof, 1..=16 (5).
     pub challenges_per_proof: u64,
@@ -79,9 +84,9 @@ impl Default for DeployParams {
             min_stake: U256::from(ETHER),
             withdraw_cooldown: 86_400,
             min_piece_height: 8,
-            proving_period: 100,
-            challenge_window: 20,
-            challenge_finality: 2,
+            proving_period: 4 * 3600 * 4,
+            challenge_window: 240,
+            challenge_finality: 8,
             challenges_per_proof: 5,
             fault_threshold: 3,
             slash_bps: 1000,

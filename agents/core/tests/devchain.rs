@@ -108,7 +108,7 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&chain.url, dir.path());
     config.deploy = DeployParams {
-        proving_period: 240,
+        proving_period: 600,
         claim_timeout: 600,
         min_stake: U256::from(3 * ETHER),
         min_piece_height: 12,
@@ -147,7 +147,7 @@ async fn deploy_initializes_the_contracts_with_the_parameters() {
             .view("provingPeriod", &proofs.provingPeriod())
             .await
             .unwrap(),
-        240
+        600
     );
     let market_config = Protocol::new(&client, &d).market_config().await.unwrap();
     assert_eq!(market_config.claim_timeout, 600);

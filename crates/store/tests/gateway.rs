@@ -667,6 +667,19 @@ async fn responses_over_the_configured_bounds_are_refused() {
     server.shutdown().await;
 }
 
+/// A CAR answer that starts with `prefix`, then drips one zero byte every 100 ms, forever.
+async fn drip(State(prefix): State<Vec<u8>>) -> impl IntoResponse {
+    let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) });
+    let rest = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Some((Ok::<_, std::io::Error>(vec![0u8]), ()))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
+        axum::body::Body::from_stream(futures_util::StreamExt::chain(first, rest)),
+    )
+}
+
 #[tokio::test]
 async fn a_gateway_that_drips_its_answer_is_cut_off_and_the_next_one_asked() {
     let data = sample(20 * 1024, 12);
@@ -674,17 +687,6 @@ async fn a_gateway_that_drips_its_answer_is_cut_off_and_the_next_one_asked() {
     // A hostile gateway sends a valid CAR header for the root and the length of a first
     // section, then that section one byte every 100 ms: never silent long enough for the read
     // timeout, never done.
-    async fn drip(State(prefix): State<Vec<u8>>) -> impl IntoResponse {
-        let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(prefix) });
-        let rest = futures_util::stream::unfold((), |()| async {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            Some((Ok::<_, std::io::Error>(vec![0u8]), ()))
-        });
-        (
-            [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
-            axum::body::Body::from_stream(futures_util::StreamExt::chain(first, rest)),
-        )
-    }
     let mut prefix = raw_car(&[root], &[]);
     varint(1000, &mut prefix);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
