@@ -6,7 +6,9 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use datacloud_agent_core::bindings::IDatasetRegistry;
-use datacloud_agent_core::testing::{ETHER, HandWorker, advance_time, config, deployed, devchain};
+use datacloud_agent_core::testing::{
+    ETHER, HandWorker, advance_time, config, deployed, devchain, head_timestamp,
+};
 use datacloud_agent_core::{ChainClient, Deployments, Health, OrderStatus};
 use datacloud_buyer::{Buyer, BuyerError, LinkState};
 use datacloud_package::{MANIFEST, Manifest, Provenance, params_cid};
@@ -148,18 +150,6 @@ fn cohort_query(schema: &datacloud_query::Schema) -> Query {
         schema,
     )
     .unwrap()
-}
-
-/// The head block's timestamp.
-async fn head_timestamp(client: &ChainClient) -> u64 {
-    client
-        .provider()
-        .get_block(alloy::eips::BlockId::latest())
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .timestamp
 }
 
 async fn nonce(client: &ChainClient, who: Address) -> u64 {

@@ -77,6 +77,22 @@ pub async fn deployed(url: &str, dir: &Path, key: B256) -> (Config, ChainClient,
     (config, client, deployments)
 }
 
+/// The head block's timestamp.
+///
+/// # Panics
+/// When the node cannot answer.
+pub async fn head_timestamp(client: &ChainClient) -> u64 {
+    use alloy::providers::Provider as _;
+    client
+        .provider()
+        .get_block(alloy::eips::BlockId::latest())
+        .await
+        .expect("the head block")
+        .expect("a head block")
+        .header
+        .timestamp
+}
+
 /// Moves the devchain's clock `seconds` ahead and mines a block at the new time.
 ///
 /// # Panics

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
-use datacloud_agent_core::testing::{ETHER, advance_time, config, deployed, devchain};
+use datacloud_agent_core::testing::{
+    ETHER, advance_time, config, deployed, devchain, head_timestamp,
+};
 use datacloud_agent_core::{Agent, ChainClient, OrderStatus, Protocol};
 use datacloud_query::template::template_hash;
 use datacloud_store::Blockstore;
@@ -52,14 +54,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
         .unwrap();
     let market = IQueryMarket::new(deployments.query_market, buyer.provider());
     let fee = buyer.view("config", &market.config()).await.unwrap()._3;
-    let now = buyer
-        .provider()
-        .get_block(alloy::eips::BlockId::latest())
-        .await
-        .unwrap()
-        .unwrap()
-        .header
-        .timestamp;
+    let now = head_timestamp(&buyer).await;
     // An order on dataset 1 paid by `client`, due in two hours (one claim window is the
     // market's hour and the plan's time).
     let place = |client: &ChainClient, params: &'static str| {
