@@ -9,8 +9,12 @@
 //! - a buyer over the seller's differential-privacy budget is refused a release, and the seller
 //!   refuses the order on-chain: the buyer is refunded at once (the worker paid its fee);
 //! - a worker behind a gateway that tampers with blocks claims nothing and submits nothing;
-//! - a seller that stops proving has a Degraded dataset: delivery refunds the buyer and pays
-//!   nobody;
+//! - a seller that stops proving has a Degraded dataset: delivery pays the worker its fee and
+//!   refunds the buyer the rest;
+//! - a worker that attests a result it did not compute (the test itself, a third party on the
+//!   chain) is disputed by the seller's daemon, two worker daemons drawn as verifiers recompute
+//!   the order, the cheater loses its bond and the order completes through an honest worker;
+//! - an order whose recorded PBS estimate understates its plan is claimed by no worker;
 //! - a query the dataset does not allow is refused before any money moves.
 
 use std::future::IntoFuture as _;
@@ -23,7 +27,9 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent as _;
-use datacloud_agent_core::bindings::query_market::IQueryMarket::ResultSubmitted;
+use datacloud_agent_core::bindings::query_market::IQueryMarket::{
+    DisputeResolved, ResultSubmitted,
+};
 use datacloud_agent_core::bindings::{IProofManager, IQueryMarket};
 use datacloud_agent_core::{
     Deployments, Health, Order, OrderStatus, OrderWork, config::DEVCHAIN_CHAIN_ID,
@@ -258,6 +264,32 @@ impl Chain {
         self.runtime
             .block_on(market.payoutOf(who).call().into_future())
             .unwrap()
+    }
+
+    fn worker_bond(&self, who: Address) -> U256 {
+        let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
+        self.runtime
+            .block_on(market.workerBond(who).call().into_future())
+            .unwrap()
+    }
+
+    /// The outcomes of the order's resolved disputes (1 upheld, 2 overturned, 3 inconclusive).
+    fn dispute_outcomes(&self, order: u64) -> Vec<u8> {
+        let filter = Filter::new()
+            .address(self.deployments.query_market)
+            .event_signature(DisputeResolved::SIGNATURE_HASH)
+            .topic1(U256::from(order))
+            .from_block(0);
+        self.runtime
+            .block_on(self.provider.get_logs(&filter))
+            .unwrap()
+            .iter()
+            .map(|log| {
+                DisputeResolved::decode_log_data(log.data())
+                    .unwrap()
+                    .outcome
+            })
+            .collect()
     }
 
     fn balance(&self, who: Address) -> U256 {
@@ -673,7 +705,8 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     );
     cluster.stop("spy", true);
 
-    // 5. A seller that stops proving: Degraded, and delivery refunds the buyer.
+    // 5. A seller that stops proving: Degraded, and delivery refunds the buyer (less the fee of
+    //    the worker, which did its part).
     onboard(&cluster, seller_b, "seller-b", "Bank B");
     assert_eq!(chain.health(2), Health::Degraded, "never proven");
     let port_b = free_port();
@@ -705,6 +738,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     });
     let balance_before = chain.balance(cluster.address(buyer));
     let credited_before = chain.payout(cluster.address(buyer));
+    let worker_before = chain.payout(cluster.address(worker));
     let out = cluster.run_ok(
         buyer,
         "buyer",
@@ -735,11 +769,155 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     );
     assert_eq!(
         chain.payout(cluster.address(buyer)) - credited_before,
-        U256::from(PRICE + FEE),
-        "the buyer is credited its whole escrow back"
+        U256::from(PRICE),
+        "the buyer is credited its escrow back, less the fee of the worker that computed"
+    );
+    assert_eq!(
+        chain.payout(cluster.address(worker)) - worker_before,
+        U256::from(FEE),
+        "the worker did its part and is paid"
     );
     assert!(
         chain.balance(cluster.address(buyer)) < balance_before,
         "only gas was spent"
     );
+
+    // 6. A dishonest worker, a dispute, re-execution by two verifiers, an honest completion.
+    //    The cheater is the test itself (dev key 0, a party to nothing); the buyer is key 5,
+    //    whose DP budget on dataset 1 is untouched; the verifiers are the worker and spy daemons.
+    cluster.stop("worker-3", true);
+    let (cheater, buyer_c) = (0, seller_b);
+    let out = cluster.run_ok(
+        buyer_c,
+        "buyer-c",
+        &[
+            "buyer",
+            "order",
+            "1",
+            "--template",
+            "cohort_stats",
+            "--param",
+            "aggregates=count",
+            "--json",
+        ],
+    );
+    let sixth = order_id(&out);
+    let deployments = cluster.deployments();
+    let forged = datacloud_store::Block::new(
+        datacloud_store::Codec::Raw,
+        b"not the answer to order six".to_vec(),
+    )
+    .unwrap();
+    let seller_credited = chain.payout(cluster.address(seller));
+    chain.runtime.block_on(async {
+        let hand = datacloud_agent_core::testing::HandWorker::connect(
+            &cluster.rpc,
+            &cluster.path("cheater"),
+            cluster.keys[cheater],
+        )
+        .await;
+        hand.bond(&deployments).await;
+        // Published where the seller looks, and attested as hashing to something else.
+        datacloud_store::gateway::Client::new(
+            [backup.as_str()],
+            datacloud_store::gateway::ClientConfig::default(),
+        )
+        .unwrap()
+        .put_block(&forged)
+        .await
+        .unwrap();
+        hand.submit(
+            &deployments,
+            U256::from(sixth),
+            forged.cid(),
+            alloy::primitives::keccak256(b"a hash of nothing"),
+        )
+        .await;
+    });
+    for (name, key, role) in [("verifier-1", worker, "worker"), ("verifier-2", spy, "spy")] {
+        cluster.spawn(name, key, role, &["worker", "run", "--quiet"], &gateways);
+    }
+    chain.wait_status(sixth, OrderStatus::Settled, Duration::from_mins(10));
+    let honest = chain.worker_of(sixth).unwrap();
+    assert!(
+        [cluster.address(worker), cluster.address(spy)].contains(&honest),
+        "completed by {honest}"
+    );
+    assert_eq!(
+        chain.worker_bond(cluster.address(cheater)),
+        U256::ZERO,
+        "the cheater lost its bond"
+    );
+    assert_eq!(
+        chain.results_submitted(sixth),
+        2,
+        "the forgery, then the honest result"
+    );
+    assert_eq!(chain.dispute_outcomes(sixth), vec![2], "overturned once");
+    assert!(
+        chain.payout(cluster.address(seller)) - seller_credited > U256::from(PRICE),
+        "the seller is paid the price and the disputer's share of the slash"
+    );
+
+    // 7. An order whose recorded PBS estimate understates its plan (a GROUP BY on a dataset
+    //    without a cube is a row scan; the order says 0): no worker claims it, since its claim
+    //    window would lapse mid-evaluation and cost the worker part of its bond.
+    let query = datacloud_query::template::Query::from_json(
+        r#"{"template": "cohort_stats", "aggregates": ["count"], "group_by": ["region"]}"#,
+    )
+    .unwrap();
+    let params = datacloud_package::params_block(&query).unwrap();
+    let seventh = chain.runtime.block_on(async {
+        datacloud_store::gateway::Client::new(
+            [backup.as_str()],
+            datacloud_store::gateway::ClientConfig::default(),
+        )
+        .unwrap()
+        .put_block(&params)
+        .await
+        .unwrap();
+        let buyer = datacloud_agent_core::testing::HandWorker::connect(
+            &cluster.rpc,
+            &cluster.path("cheater"),
+            cluster.keys[cheater],
+        )
+        .await
+        .client;
+        let now = datacloud_agent_core::testing::head_timestamp(&buyer).await;
+        let market = IQueryMarket::new(deployments.query_market, buyer.provider());
+        buyer
+            .send(
+                "placeOrder",
+                market
+                    .placeOrder(
+                        U256::from(1),
+                        B256::from(datacloud_query::template::template_hash("cohort_stats")),
+                        B256::from(query.params_hash()),
+                        alloy::primitives::Bytes::from(vec![9u8; 32]),
+                        now + 7200,
+                        0,
+                    )
+                    .value(U256::from(PRICE + FEE))
+                    .from(buyer.address())
+                    .into_transaction_request(),
+            )
+            .await
+            .unwrap();
+        market.orderCount().call().await.unwrap().to::<u64>()
+    });
+    wait_for(
+        Duration::from_mins(2),
+        "both workers to skip order 7",
+        || {
+            ["verifier-1", "verifier-2"]
+                .iter()
+                .all(|name| cluster.log(name).contains("is below its plan's"))
+        },
+    );
+    assert_eq!(
+        chain.status(seventh),
+        OrderStatus::Open,
+        "nobody claimed it"
+    );
+    assert_eq!(chain.worker_of(seventh), None);
 }

@@ -62,8 +62,9 @@ pub struct DeployParams {
     pub fault_threshold: u64,
     /// Proofs: share of the stake slashed, in basis points ≤ 10000 (1000 = 10 %).
     pub slash_bps: u16,
-    /// Proofs: the reporter's share of a slash, in basis points ≤ 500 (500 = 5 %); the rest is
-    /// burned, so a seller reporting its own faults ends with less.
+    /// Proofs: the reporter's share of a slash, in basis points ≤ 500 (500 = 5 %); the rest
+    /// compensates the dataset's open orders, then is burned, so a seller reporting its own
+    /// faults ends with less.
     pub reporter_bounty_bps: u16,
     /// Market: fee paid to the worker on top of the price (0.01).
     pub worker_fee: U256,

@@ -251,19 +251,10 @@ impl Worker {
 
         // What to compute, checked before claiming: an order this worker cannot serve stays
         // open for others.
-        let (chosen, package) = match self.prepare(order_id, &order).await? {
+        let (chosen, package) = match self.prepare(order_id, &order, Purpose::Claim).await? {
             Prepared::Ready(ready) => *ready,
             Prepared::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         };
-        // The claim lasts as long as the order's estimate says: an understated one would expire
-        // mid-evaluation and cost this worker part of its bond.
-        if order.pbs_estimate < chosen.pbs {
-            return Ok(Outcome::Skipped(format!(
-                "the order's PBS estimate {} is below its plan's {}: its claim would lapse mid-evaluation",
-                order.pbs_estimate, chosen.pbs
-            )));
-        }
-
         // Claim, once.
         let market = self.market();
         if order.status == OrderStatus::Open {
@@ -339,8 +330,14 @@ impl Worker {
 
     /// What order `order_id` computes: its dataset's manifest, its parameters (checked against
     /// the templates), the plan, and the package entries the plan reads, fetched and verified.
-    /// An order this worker cannot compute is [`Prepared::Skip`]ped with the reason.
-    async fn prepare(&self, order_id: U256, order: &Order) -> Result<Prepared, WorkerError> {
+    /// An order this worker cannot compute is [`Prepared::Skip`]ped with the reason; so is one
+    /// to claim whose recorded estimate is below its plan's, before anything is downloaded.
+    async fn prepare(
+        &self,
+        order_id: U256,
+        order: &Order,
+        purpose: Purpose,
+    ) -> Result<Prepared, WorkerError> {
         let view = self.agent.protocol();
         let dataset = view.dataset(order.dataset_id).await?;
         let Ok(root) = dataset.manifest() else {
@@ -377,6 +374,15 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return Ok(Prepared::Skip(format!("no plan: {e}"))),
         };
+        // The claim lasts as long as the order's estimate says: an understated one would expire
+        // mid-evaluation and cost this worker part of its bond. (A verifier drawn for such an
+        // order computes anyway: skipping would cost it its assignment's forfeit for sure.)
+        if purpose == Purpose::Claim && order.pbs_estimate < chosen.pbs {
+            return Ok(Prepared::Skip(format!(
+                "the order's PBS estimate {} is below its plan's {}: its claim would lapse mid-evaluation",
+                order.pbs_estimate, chosen.pbs
+            )));
+        }
         let package = match self
             .fetch_package(root, &entries_for(&chosen, &manifest.layout))
             .await
@@ -425,7 +431,7 @@ impl Worker {
                 "this worker is not the order's verifier now".into(),
             ));
         }
-        let (chosen, package) = match self.prepare(order_id, &order).await? {
+        let (chosen, package) = match self.prepare(order_id, &order, Purpose::Verify).await? {
             Prepared::Ready(ready) => *ready,
             // The verifier's assignment lapses and another is drawn: that costs this worker an
             // eighth of the minimum bond, less than a wrong verdict would.
@@ -576,6 +582,13 @@ impl Worker {
         }
         Ok(file.root)
     }
+}
+
+/// Why [`Worker::prepare`] is asked: to claim the order, or to verify a disputed result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Claim,
+    Verify,
 }
 
 /// What [`Worker::prepare`] found.

@@ -25,8 +25,17 @@ interface IDatasetRegistry {
     /// The owner took a deactivated dataset's stake back.
     event StakeWithdrawn(uint256 indexed datasetId, address indexed to, uint256 amount);
 
-    /// The proof manager slashed `amount` of a dataset's stake, credited to `to`'s payout.
+    /// The proof manager (a reporter's bounty) or the query market (a missed delivery's penalty)
+    /// slashed `amount` of a dataset's stake, credited to `to`'s payout.
     event StakeSlashed(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+    /// A lapse's slash of `amount`: `perOrder` reserved for each of the `orders` open on the dataset,
+    /// `burned` credited to the burn address.
+    event StakeSlashedForBuyers(uint256 indexed datasetId, uint256 amount, uint256 perOrder, uint256 orders, uint256 burned);
+
+    /// A closing order's share of its dataset's lapses: `amount` to the receipt's owner `to`, `burned`
+    /// above the order's price.
+    event Compensated(uint256 indexed datasetId, address indexed to, uint256 amount, uint256 burned);
 
     /// `to` pulled its payout.
     event Withdrawn(address indexed to, uint256 amount);
@@ -44,6 +53,10 @@ interface IDatasetRegistry {
     function withdrawStake(uint256 dataset_id) external;
 
     function slash(uint256 dataset_id, uint256 amount, address to) external returns (uint256);
+
+    function slashForBuyers(uint256 dataset_id, uint256 amount) external returns (uint256);
+
+    function compensate(uint256 dataset_id, uint256 since, address to, uint256 cap) external returns (uint256);
 
     function withdraw() external;
 
@@ -75,11 +88,15 @@ interface IDatasetRegistry {
 
     function priceOf(uint256 dataset_id, bytes32 template_hash) external view returns (uint256);
 
-    function orderTerms(uint256 dataset_id, bytes32 template_hash) external view returns (address, bytes32, uint256);
+    function orderTerms(uint256 dataset_id, bytes32 template_hash) external view returns (address, bytes32, uint256, uint256);
 
     function payoutOf(address account) external view returns (uint256);
 
     function totalPayouts() external view returns (uint256);
+
+    function compensationIndex(uint256 dataset_id) external view returns (uint256);
+
+    function reservedCompensation() external view returns (uint256);
 
     error AlreadyInitialized();
 
@@ -108,6 +125,8 @@ interface IDatasetRegistry {
     error NotDeployer();
 
     error NotSlasher(address);
+
+    error NotMarket(address);
 
     error CooldownPending(uint64);
 

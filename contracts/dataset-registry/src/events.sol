@@ -21,8 +21,17 @@ event DatasetDeactivated(uint256 indexed datasetId);
 /// The owner took a deactivated dataset's stake back.
 event StakeWithdrawn(uint256 indexed datasetId, address indexed to, uint256 amount);
 
-/// The proof manager slashed `amount` of a dataset's stake, credited to `to`'s payout.
+/// The proof manager (a reporter's bounty) or the query market (a missed delivery's penalty)
+/// slashed `amount` of a dataset's stake, credited to `to`'s payout.
 event StakeSlashed(uint256 indexed datasetId, address indexed to, uint256 amount);
+
+/// A lapse's slash of `amount`: `perOrder` reserved for each of the `orders` open on the dataset,
+/// `burned` credited to the burn address.
+event StakeSlashedForBuyers(uint256 indexed datasetId, uint256 amount, uint256 perOrder, uint256 orders, uint256 burned);
+
+/// A closing order's share of its dataset's lapses: `amount` to the receipt's owner `to`, `burned`
+/// above the order's price.
+event Compensated(uint256 indexed datasetId, address indexed to, uint256 amount, uint256 burned);
 
 /// `to` pulled its payout.
 event Withdrawn(address indexed to, uint256 amount);

@@ -8,8 +8,16 @@
 //! must report no open order before the seller takes the stake back, a cooldown after
 //! deactivating.
 //!
-//! Money: the contract holds exactly `Σ stake(dataset) + totalPayouts`. Slashed stake becomes a
-//! payout that its beneficiary pulls with `withdraw()` (withdraw pattern). Every transfer follows
+//! A lapse's slash compensates the buyers it strands first: `slashForBuyers` reserves an equal
+//! share of it for every order open on the dataset (the market's `openOrderCount`), advancing the
+//! dataset's compensation index; when an order closes, the market has the registry pay the receipt's
+//! owner what the index gained since the order was placed, at most the order's price
+//! (`compensate`). What is not reserved (no open order, rounding) and what exceeds a price is
+//! burned: credited to [`BURN`], whose key nobody holds.
+//!
+//! Money: the contract holds exactly `Σ stake(dataset) + totalPayouts + reservedCompensation`.
+//! Slashed stake becomes a payout that its beneficiary pulls with `withdraw()` (withdraw
+//! pattern). Every transfer follows
 //! checks-effects-interactions, and reentrancy is refused by the SDK itself: the `reentrant`
 //! feature of `stylus-sdk` is off, so a call back into this contract during a transfer reverts.
 
@@ -18,7 +26,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use alloy_primitives::{Address, B256, U8, U64, U256};
+use alloy_primitives::{Address, B256, U8, U64, U256, address};
 use alloy_sol_types::{SolEvent, TopicList, abi::token::WordToken, sol};
 use datacloud_pdp::PieceRef;
 use stylus_sdk::{
@@ -32,6 +40,7 @@ use stylus_sdk::{
 };
 
 include!("../../deployer.rs");
+include!("../../div.rs");
 
 /// Longest CID accepted, in bytes (a `CIDv1` with a 512-bit multihash fits comfortably).
 pub const MAX_CID_LEN: usize = 128;
@@ -39,6 +48,8 @@ pub const MAX_CID_LEN: usize = 128;
 pub const MAX_TEMPLATES_AT_REGISTRATION: usize = 32;
 /// Most distinct templates a dataset may ever know, so that `templatesOf` stays bounded.
 pub const MAX_TEMPLATES: usize = 64;
+/// Where burned stake goes: a payout nobody can withdraw (no key is known for this address).
+pub const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
 // The events live in src/events.sol, one declaration shared with the exported interface
 // (src/main.rs splices them into abi/IDatasetRegistry.sol, which export-abi would otherwise print without
@@ -89,6 +100,9 @@ sol! {
     /// slash; `caller` is neither.
     #[derive(Debug, PartialEq, Eq)]
     error NotSlasher(address caller);
+    /// Only the query market may pay an order's compensation; `caller` is not it.
+    #[derive(Debug, PartialEq, Eq)]
+    error NotMarket(address caller);
     /// The withdrawal cooldown runs until timestamp `until`.
     #[derive(Debug, PartialEq, Eq)]
     error CooldownPending(uint64 until);
@@ -153,6 +167,8 @@ pub enum Error {
     NotDeployer(NotDeployer),
     /// See [`NotSlasher`].
     NotSlasher(NotSlasher),
+    /// See [`NotMarket`].
+    NotMarket(NotMarket),
     /// See [`CooldownPending`].
     CooldownPending(CooldownPending),
     /// See [`OpenOrders`].
@@ -236,6 +252,9 @@ pub struct DatasetRecord {
     /// Every template ever set, in the order first set.
     templates: StorageVec<StorageB256>,
     terms: StorageMap<B256, TemplateTerms>,
+    /// Σ over the lapses' slashes of each one's share per then-open order: an order is owed
+    /// what this gained since it was placed.
+    compensation_index: StorageU256,
 }
 
 /// The registry's storage.
@@ -253,6 +272,8 @@ pub struct DatasetRegistry {
     datasets: StorageMap<U256, DatasetRecord>,
     payouts: StorageMap<Address, StorageU256>,
     total_payouts: StorageU256,
+    /// Σ over open orders of what each is owed from its dataset's compensation index.
+    reserved_compensation: StorageU256,
 }
 
 /// What `dataset(uint256)` returns: owner, manifest CID, piece CID, schema hash, stake, active,
@@ -567,13 +588,10 @@ impl DatasetRegistry {
         }
         let stake = self.datasets.getter(dataset_id).stake.get();
         let slashed = amount.min(stake);
-        // `slashed <= stake`, so neither subtraction nor the payout totals can really fail.
-        let total = checked(self.total_payouts.get().checked_add(slashed))?;
-        let payout = checked(self.payouts.get(to).checked_add(slashed))?;
+        // `slashed <= stake`, so neither the subtraction nor the payout totals can really fail.
         let remaining = checked(stake.checked_sub(slashed))?;
         self.datasets.setter(dataset_id).stake.set(remaining);
-        self.total_payouts.set(total);
-        self.payouts.setter(to).set(payout);
+        self.credit(to, slashed)?;
         emit(
             self.vm(),
             &StakeSlashed {
@@ -583,6 +601,110 @@ impl DatasetRegistry {
             },
         );
         Ok(slashed)
+    }
+
+    /// Slashes up to `amount` of a dataset's stake for the buyers its lapse strands: an equal
+    /// share of the slash is reserved for each order open on the dataset now (the market's
+    /// `openOrderCount`), paid to the order's receipt owner when it closes (`compensate`); the
+    /// rest (all of it with no open order, the rounding otherwise) is burned. Returns the amount
+    /// slashed: `min(amount, stake)`. The proof manager calls it for a lapse's slash, less the
+    /// reporter's bounty.
+    ///
+    /// # Errors
+    /// `NotInitialized`; `NotSlasher` for any caller but the proof manager; `UnknownDataset`;
+    /// `MarketCallFailed` when `openOrderCount` fails.
+    ///
+    /// # Events
+    /// `StakeSlashedForBuyers`.
+    pub fn slash_for_buyers(&mut self, dataset_id: U256, amount: U256) -> Result<U256, Error> {
+        self.require_initialized()?;
+        let caller = self.vm().msg_sender();
+        if caller != self.proof_manager.get() {
+            return Err(Error::NotSlasher(NotSlasher { caller }));
+        }
+        self.require_known(dataset_id)?;
+        let orders = IQueryMarket::new(self.query_market.get())
+            .open_order_count(self.vm(), Call::new(), dataset_id)
+            .map_err(|_| Error::MarketCallFailed(MarketCallFailed {}))?;
+        let stake = self.datasets.getter(dataset_id).stake.get();
+        let slashed = amount.min(stake);
+        let (per_order, burned) = match u32::try_from(orders) {
+            Ok(orders) if orders != 0 => div_small(slashed, orders),
+            // More open orders than that cannot happen; the slash is then burned whole.
+            _ => (U256::ZERO, slashed),
+        };
+        // `per_order · orders = slashed − burned`; `slashed <= stake`: nothing here can fail.
+        let reserved = checked(slashed.checked_sub(burned))?;
+        let index = self.datasets.getter(dataset_id).compensation_index.get();
+        let mut record = self.datasets.setter(dataset_id);
+        record.stake.set(checked(stake.checked_sub(slashed))?);
+        record
+            .compensation_index
+            .set(checked(index.checked_add(per_order))?);
+        let total_reserved = checked(self.reserved_compensation.get().checked_add(reserved))?;
+        self.reserved_compensation.set(total_reserved);
+        self.credit(BURN, burned)?;
+        emit(
+            self.vm(),
+            &StakeSlashedForBuyers {
+                datasetId: dataset_id,
+                amount: slashed,
+                perOrder: per_order,
+                orders,
+                burned,
+            },
+        );
+        Ok(slashed)
+    }
+
+    /// Pays a closing order its compensation: what the dataset's compensation index gained
+    /// since `since` (the index the order was placed at, from `orderTerms`), at most `cap` (the
+    /// order's price) to `to` (the receipt's owner) and the excess burned. Returns the amount
+    /// paid to `to`. Only the query market calls it, once per order as the order closes.
+    ///
+    /// # Errors
+    /// `NotInitialized`; `NotMarket` for any other caller; `UnknownDataset`; `InvalidAddress`
+    /// for a zero `to`; `ArithmeticOverflow` for a `since` above the index (no order was placed
+    /// at it).
+    ///
+    /// # Events
+    /// `Compensated` when anything was owed.
+    pub fn compensate(
+        &mut self,
+        dataset_id: U256,
+        since: U256,
+        to: Address,
+        cap: U256,
+    ) -> Result<U256, Error> {
+        self.require_initialized()?;
+        let caller = self.vm().msg_sender();
+        if caller != self.query_market.get() {
+            return Err(Error::NotMarket(NotMarket { caller }));
+        }
+        self.require_known(dataset_id)?;
+        if to.is_zero() {
+            return Err(Error::InvalidAddress(InvalidAddress {}));
+        }
+        let index = self.datasets.getter(dataset_id).compensation_index.get();
+        let owed = checked(index.checked_sub(since))?;
+        if owed.is_zero() {
+            return Ok(U256::ZERO);
+        }
+        let paid = owed.min(cap);
+        let reserved = checked(self.reserved_compensation.get().checked_sub(owed))?;
+        self.reserved_compensation.set(reserved);
+        self.credit(to, paid)?;
+        self.credit(BURN, owed - paid)?;
+        emit(
+            self.vm(),
+            &Compensated {
+                datasetId: dataset_id,
+                to,
+                amount: paid,
+                burned: owed - paid,
+            },
+        );
+        Ok(paid)
     }
 
     /// Sends the caller its whole payout.
@@ -733,8 +855,8 @@ impl DatasetRegistry {
         Ok(terms.price.get())
     }
 
-    /// What the query market needs to take an order: the seller, `keccak256(manifestCid)` and
-    /// the price.
+    /// What the query market needs to take an order: the seller, `keccak256(manifestCid)`, the
+    /// price and the dataset's compensation index (what `compensate` later counts from).
     ///
     /// # Errors
     /// `UnknownDataset`; `DatasetInactive`; `TemplateNotAllowed`.
@@ -742,7 +864,7 @@ impl DatasetRegistry {
         &self,
         dataset_id: U256,
         template_hash: B256,
-    ) -> Result<(Address, B256, U256), Error> {
+    ) -> Result<(Address, B256, U256, U256), Error> {
         self.require_known(dataset_id)?;
         let record = self.datasets.getter(dataset_id);
         if !record.active.get() {
@@ -753,7 +875,12 @@ impl DatasetRegistry {
             return Err(not_allowed(dataset_id, template_hash));
         }
         let manifest_hash = self.vm().native_keccak256(&record.manifest_cid.get());
-        Ok((record.owner.get(), manifest_hash, terms.price.get()))
+        Ok((
+            record.owner.get(),
+            manifest_hash,
+            terms.price.get(),
+            record.compensation_index.get(),
+        ))
     }
 
     /// What `account` may pull with `withdraw()`.
@@ -766,6 +893,19 @@ impl DatasetRegistry {
     #[must_use]
     pub fn total_payouts(&self) -> U256 {
         self.total_payouts.get()
+    }
+
+    /// What an order open on `datasetId` since its placement is owed per lapse so far, summed:
+    /// an order placed at index `i` is owed `compensationIndex − i` (at most its price).
+    #[must_use]
+    pub fn compensation_index(&self, dataset_id: U256) -> U256 {
+        self.datasets.getter(dataset_id).compensation_index.get()
+    }
+
+    /// Σ compensation reserved for orders still open.
+    #[must_use]
+    pub fn reserved_compensation(&self) -> U256 {
+        self.reserved_compensation.get()
     }
 }
 
@@ -809,6 +949,15 @@ impl DatasetRegistry {
         if !self.datasets.getter(dataset_id).active.get() {
             return Err(inactive(dataset_id));
         }
+        Ok(())
+    }
+
+    /// Adds `amount` to `to`'s payout and to `totalPayouts`.
+    fn credit(&mut self, to: Address, amount: U256) -> Result<(), Error> {
+        let total = checked(self.total_payouts.get().checked_add(amount))?;
+        let payout = checked(self.payouts.get(to).checked_add(amount))?;
+        self.total_payouts.set(total);
+        self.payouts.setter(to).set(payout);
         Ok(())
     }
 
@@ -877,7 +1026,11 @@ fn checked(value: Option<U256>) -> Result<U256, Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::{cell::Cell, collections::HashMap, rc::Rc};
+    use std::{
+        cell::{Cell, RefCell},
+        collections::HashMap,
+        rc::Rc,
+    };
 
     use alloy_primitives::{Address, B256, U256, address, keccak256};
     use alloy_sol_types::{SolCall, SolError, SolEvent, sol};
@@ -941,11 +1094,15 @@ mod tests {
         piece_cid_of(8, 0x42)
     }
 
-    /// A registry and its host; `open_orders` is what the market answers (`None`: it reverts).
+    /// A registry and its host; `open_orders` is what the market answers per dataset (absent:
+    /// zero), `market_down` makes it revert.
     struct Fixture {
         host: TestHost,
         reg: DatasetRegistry,
-        open_orders: Rc<Cell<Option<U256>>>,
+        open_orders: Rc<RefCell<HashMap<U256, U256>>>,
+        market_down: Rc<Cell<bool>>,
+        /// The market's open orders in the property test: dataset, index placed at.
+        orders: Vec<(U256, U256)>,
     }
 
     impl Fixture {
@@ -956,19 +1113,28 @@ mod tests {
             host.vm()
                 .set_contract_address(create_address(OWNER, DEPLOY_NONCE));
             let reg = DatasetRegistry::from(&host);
-            let open_orders = Rc::new(Cell::new(Some(U256::ZERO)));
-            let answer = Rc::clone(&open_orders);
+            let open_orders = Rc::new(RefCell::new(HashMap::new()));
+            let market_down = Rc::new(Cell::new(false));
+            let (answer, down) = (Rc::clone(&open_orders), Rc::clone(&market_down));
             host.on_call(MARKET, move |call: &OutgoingCall| {
-                Market::openOrderCountCall::abi_decode(&call.data).map_err(|_| Vec::new())?;
-                answer
-                    .get()
-                    .map(|count| Market::openOrderCountCall::abi_encode_returns(&count))
-                    .ok_or_else(|| b"market down".to_vec())
+                let request =
+                    Market::openOrderCountCall::abi_decode(&call.data).map_err(|_| Vec::new())?;
+                if down.get() {
+                    return Err(b"market down".to_vec());
+                }
+                let count = answer
+                    .borrow()
+                    .get(&request.datasetId)
+                    .copied()
+                    .unwrap_or_default();
+                Ok(Market::openOrderCountCall::abi_encode_returns(&count))
             });
             Self {
                 host,
                 reg,
                 open_orders,
+                market_down,
+                orders: Vec::new(),
             }
         }
 
@@ -1671,7 +1837,7 @@ mod tests {
         let dataset = f.register(SELLER, MIN_STAKE);
         assert_eq!(
             f.reg.order_terms(dataset, template(2)).unwrap(),
-            (SELLER, keccak256(b"bafy-manifest"), wei(20))
+            (SELLER, keccak256(b"bafy-manifest"), wei(20), U256::ZERO)
         );
         f.host.clear_logs();
         f.set_time(START + 100);
@@ -1761,7 +1927,8 @@ mod tests {
             (
                 SELLER,
                 keccak256(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),
-                wei(50)
+                wei(50),
+                U256::ZERO
             )
         );
         assert_eq!(
@@ -1850,13 +2017,13 @@ mod tests {
             Error::UnknownDataset(UnknownDataset { datasetId: id(9) })
         );
 
-        f.open_orders.set(Some(id(3)));
+        f.open_orders.borrow_mut().insert(dataset, id(3));
         let err = f
             .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
             .unwrap_err();
         assert_eq!(err, Error::OpenOrders(OpenOrders { count: id(3) }));
 
-        f.open_orders.set(None);
+        f.market_down.set(true);
         let err = f
             .as_sender(SELLER, |reg| reg.withdraw_stake(dataset))
             .unwrap_err();
@@ -1999,6 +2166,127 @@ mod tests {
     }
 
     #[test]
+    fn a_lapse_is_shared_by_the_open_orders_and_the_rounding_burned() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        let (_, _, _, placed_at) = f.reg.order_terms(dataset, template(1)).unwrap();
+        assert_eq!(placed_at, U256::ZERO);
+        f.open_orders.borrow_mut().insert(dataset, id(3));
+        let slashed = f
+            .as_sender(PROOF_MANAGER, |reg| reg.slash_for_buyers(dataset, wei(500)))
+            .unwrap();
+        assert_eq!(slashed, wei(500));
+        // 166 for each of the three orders, 2 burned.
+        assert_eq!(f.reg.compensation_index(dataset), wei(166));
+        assert_eq!(f.reg.reserved_compensation(), wei(498));
+        assert_eq!(f.reg.payout_of(BURN), wei(2));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), wei(MIN_STAKE - 500));
+        assert_eq!(f.balance(), wei(MIN_STAKE));
+        let events = f.events::<StakeSlashedForBuyers>();
+        assert_eq!(
+            (
+                events[0].datasetId,
+                events[0].amount,
+                events[0].perOrder,
+                events[0].orders,
+                events[0].burned
+            ),
+            (dataset, wei(500), wei(166), id(3), wei(2))
+        );
+        // An order placed now counts from the new index: it is owed nothing for this lapse.
+        assert_eq!(f.reg.order_terms(dataset, template(1)).unwrap().3, wei(166));
+
+        // With nothing open, a lapse is burned whole; the slash is capped at the stake.
+        f.open_orders.borrow_mut().clear();
+        let slashed = f
+            .as_sender(PROOF_MANAGER, |reg| {
+                reg.slash_for_buyers(dataset, U256::MAX)
+            })
+            .unwrap();
+        assert_eq!(slashed, wei(MIN_STAKE - 500));
+        assert_eq!(f.reg.compensation_index(dataset), wei(166));
+        assert_eq!(f.reg.payout_of(BURN), wei(MIN_STAKE - 500 + 2));
+        assert_eq!(f.reg.stake_of(dataset).unwrap(), U256::ZERO);
+    }
+
+    proptest! {
+        #[test]
+        fn div_small_is_exact(low in any::<u128>(), high in any::<u128>(), divisor in 1u32..) {
+            let amount = (U256::from(high) << 128) | U256::from(low);
+            let (quotient, rest) = div_small(amount, divisor);
+            prop_assert_eq!(quotient, amount / U256::from(divisor));
+            prop_assert_eq!(rest, amount % U256::from(divisor));
+        }
+    }
+
+    #[test]
+    fn a_closing_order_is_paid_its_share_once_at_most_its_price() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.open_orders.borrow_mut().insert(dataset, id(2));
+        f.as_sender(PROOF_MANAGER, |reg| reg.slash_for_buyers(dataset, wei(400)))
+            .unwrap();
+        // Only the market pays compensation, and only the proof manager slashes for buyers.
+        for caller in [SELLER, PROOF_MANAGER, BENEFICIARY] {
+            let err = f
+                .as_sender(caller, |reg| {
+                    reg.compensate(dataset, U256::ZERO, BENEFICIARY, wei(500))
+                })
+                .unwrap_err();
+            assert_eq!(err, Error::NotMarket(NotMarket { caller }));
+        }
+        for caller in [SELLER, MARKET] {
+            let err = f
+                .as_sender(caller, |reg| reg.slash_for_buyers(dataset, wei(1)))
+                .unwrap_err();
+            assert_eq!(err, Error::NotSlasher(NotSlasher { caller }));
+        }
+        // An index no order was placed at.
+        let err = f
+            .as_sender(MARKET, |reg| {
+                reg.compensate(dataset, wei(201), OTHER, wei(1))
+            })
+            .unwrap_err();
+        assert_eq!(err, Error::ArithmeticOverflow(ArithmeticOverflow {}));
+        // The first order's price is 150: it is paid 150 of its 200, and 50 are burned.
+        let paid = f
+            .as_sender(MARKET, |reg| {
+                reg.compensate(dataset, U256::ZERO, BENEFICIARY, wei(150))
+            })
+            .unwrap();
+        assert_eq!(paid, wei(150));
+        assert_eq!(f.reg.payout_of(BENEFICIARY), wei(150));
+        assert_eq!(f.reg.payout_of(BURN), wei(50));
+        assert_eq!(f.reg.reserved_compensation(), wei(200));
+        let events = f.events::<Compensated>();
+        assert_eq!(
+            (events[0].to, events[0].amount, events[0].burned),
+            (BENEFICIARY, wei(150), wei(50))
+        );
+        // The second is paid in full; an order placed after the lapse is owed nothing.
+        let paid = f
+            .as_sender(MARKET, |reg| {
+                reg.compensate(dataset, U256::ZERO, OTHER, wei(1_000))
+            })
+            .unwrap();
+        assert_eq!(paid, wei(200));
+        let paid = f
+            .as_sender(MARKET, |reg| {
+                reg.compensate(dataset, wei(200), OTHER, wei(1_000))
+            })
+            .unwrap();
+        assert_eq!(paid, U256::ZERO);
+        assert_eq!(f.reg.reserved_compensation(), U256::ZERO);
+        assert_eq!(
+            f.balance(),
+            f.reg.stake_of(dataset).unwrap() + f.reg.total_payouts()
+        );
+        // The buyer pulls its compensation like any payout.
+        f.as_sender(BENEFICIARY, DatasetRegistry::withdraw).unwrap();
+        assert_eq!(f.host.balance(BENEFICIARY), wei(150));
+    }
+
+    #[test]
     fn slash_during_the_cooldown_reduces_what_the_owner_withdraws() {
         let mut f = Fixture::new();
         let dataset = f.register(SELLER, MIN_STAKE);
@@ -2103,8 +2391,21 @@ mod tests {
         Wait {
             seconds: u64,
         },
-        SetOpenOrders {
-            count: u64,
+        /// The proof manager slashes a lapse for the dataset's buyers.
+        SlashForBuyers {
+            dataset: u64,
+            amount: u64,
+        },
+        /// The market takes an order on the dataset (at its current compensation index).
+        OpenOrder {
+            dataset: u64,
+        },
+        /// The market closes its `order`-th open order (modulo their number) with price `cap`,
+        /// paying `to`.
+        CloseOrder {
+            order: usize,
+            cap: u64,
+            to: usize,
         },
     }
 
@@ -2129,7 +2430,11 @@ mod tests {
                 .prop_map(|(sender, dataset)| Op::WithdrawStake { sender, dataset }),
             2 => (0..3usize).prop_map(|account| Op::Withdraw { account }),
             2 => (0..2 * COOLDOWN).prop_map(|seconds| Op::Wait { seconds }),
-            1 => (0..2u64).prop_map(|count| Op::SetOpenOrders { count }),
+            3 => (1..4u64, 0..2 * MIN_STAKE)
+                .prop_map(|(dataset, amount)| Op::SlashForBuyers { dataset, amount }),
+            3 => (1..4u64).prop_map(|dataset| Op::OpenOrder { dataset }),
+            3 => (any::<usize>(), 0..MIN_STAKE, 0..3usize)
+                .prop_map(|(order, cap, to)| Op::CloseOrder { order, cap, to }),
         ]
     }
 
@@ -2139,6 +2444,7 @@ mod tests {
         stake: U256,
         active: bool,
         deactivated_at: u64,
+        compensation_index: U256,
     }
 
     /// What the registry should hold and what every account should have received.
@@ -2147,7 +2453,8 @@ mod tests {
         datasets: Vec<ModelDataset>,
         payouts: HashMap<Address, U256>,
         received: HashMap<Address, U256>,
-        open_orders: u64,
+        /// Open orders: dataset and the compensation index each was placed at.
+        orders: Vec<(u64, U256)>,
         now: u64,
     }
 
@@ -2179,6 +2486,10 @@ mod tests {
             }
         }
 
+        fn open_on(&self, dataset: u64) -> u64 {
+            self.orders.iter().filter(|(d, _)| *d == dataset).count() as u64
+        }
+
         fn dataset(&mut self, dataset: u64) -> Result<&mut ModelDataset, Error> {
             usize::try_from(dataset)
                 .ok()
@@ -2201,6 +2512,7 @@ mod tests {
         }
 
         /// Applies `op` to the model; returns the outcome the contract must give.
+        #[allow(clippy::too_many_lines)] // one arm per operation
         fn apply(&mut self, op: &Op) -> Result<U256, Error> {
             match *op {
                 Op::Register { seller, stake } => {
@@ -2215,6 +2527,7 @@ mod tests {
                         stake: wei(stake),
                         active: true,
                         deactivated_at: 0,
+                        compensation_index: U256::ZERO,
                     });
                     Ok(U256::from(self.datasets.len()))
                 }
@@ -2246,7 +2559,8 @@ mod tests {
                     Ok(slashed)
                 }
                 Op::WithdrawStake { sender, dataset } => {
-                    let (now, open) = (self.now, self.open_orders);
+                    let now = self.now;
+                    let open = self.open_on(dataset);
                     let record = self.owned(dataset, ACCOUNTS[sender])?;
                     if record.active {
                         return Err(Error::DatasetStillActive(DatasetStillActive {
@@ -2277,7 +2591,37 @@ mod tests {
                     *self.received.entry(account).or_default() += amount;
                     Ok(U256::ZERO)
                 }
-                Op::Wait { .. } | Op::SetOpenOrders { .. } => Ok(U256::ZERO),
+                Op::SlashForBuyers { dataset, amount } => {
+                    let orders = self.open_on(dataset);
+                    let record = self.dataset(dataset)?;
+                    let slashed = wei(amount).min(record.stake);
+                    record.stake -= slashed;
+                    let per_order = if orders == 0 {
+                        U256::ZERO
+                    } else {
+                        slashed / wei(orders)
+                    };
+                    record.compensation_index += per_order;
+                    *self.payouts.entry(BURN).or_default() += slashed - per_order * wei(orders);
+                    Ok(slashed)
+                }
+                Op::OpenOrder { dataset } => {
+                    let index = self.dataset(dataset)?.compensation_index;
+                    self.orders.push((dataset, index));
+                    Ok(U256::ZERO)
+                }
+                Op::CloseOrder { order, cap, to } => {
+                    if self.orders.is_empty() {
+                        return Ok(U256::ZERO);
+                    }
+                    let (dataset, since) = self.orders.remove(order % self.orders.len());
+                    let owed = self.dataset(dataset)?.compensation_index - since;
+                    let paid = owed.min(wei(cap));
+                    *self.payouts.entry(ACCOUNTS[to]).or_default() += paid;
+                    *self.payouts.entry(BURN).or_default() += owed - paid;
+                    Ok(paid)
+                }
+                Op::Wait { .. } => Ok(U256::ZERO),
             }
         }
     }
@@ -2317,9 +2661,33 @@ mod tests {
                 f.set_time(now);
                 Ok(U256::ZERO)
             }
-            Op::SetOpenOrders { count } => {
-                f.open_orders.set(Some(wei(count)));
+            Op::SlashForBuyers { dataset, amount } => f.as_sender(PROOF_MANAGER, |reg| {
+                reg.slash_for_buyers(id(dataset), wei(amount))
+            }),
+            // The market reads the index from `orderTerms` and counts the order as open.
+            Op::OpenOrder { dataset } => {
+                let index = f
+                    .reg
+                    .order_terms(id(dataset), template(1))
+                    .map(|terms| terms.3)
+                    .or_else(|err| match err {
+                        // Orders outlive their dataset's deactivation.
+                        Error::DatasetInactive(_) => Ok(f.reg.compensation_index(id(dataset))),
+                        err => Err(err),
+                    })?;
+                f.orders.push((id(dataset), index));
+                *f.open_orders.borrow_mut().entry(id(dataset)).or_default() += U256::from(1);
                 Ok(U256::ZERO)
+            }
+            Op::CloseOrder { order, cap, to } => {
+                if f.orders.is_empty() {
+                    return Ok(U256::ZERO);
+                }
+                let (dataset, since) = f.orders.remove(order % f.orders.len());
+                *f.open_orders.borrow_mut().entry(dataset).or_default() -= U256::from(1);
+                f.as_sender(MARKET, |reg| {
+                    reg.compensate(dataset, since, ACCOUNTS[to], wei(cap))
+                })
             }
         }
     }
@@ -2338,9 +2706,6 @@ mod tests {
                 if let Op::Wait { seconds } = op {
                     model.now += seconds;
                 }
-                if let Op::SetOpenOrders { count } = op {
-                    model.open_orders = *count;
-                }
                 let expected = model.apply(op);
                 let actual = execute(&mut f, op);
                 prop_assert_eq!(&actual, &expected, "{:?}", op);
@@ -2354,8 +2719,17 @@ mod tests {
                     staked += stake;
                 }
                 let total_payouts = f.reg.total_payouts();
-                prop_assert_eq!(f.balance(), staked + total_payouts);
-                let mut owed = U256::ZERO;
+                // Reserved: what the open orders are owed.
+                let mut reserved = U256::ZERO;
+                for (dataset, since) in &model.orders {
+                    reserved += model.datasets[usize::try_from(*dataset).unwrap() - 1]
+                        .compensation_index
+                        - since;
+                }
+                prop_assert_eq!(f.reg.reserved_compensation(), reserved);
+                prop_assert_eq!(f.balance(), staked + total_payouts + reserved);
+                let mut owed = model.payouts.get(&BURN).copied().unwrap_or_default();
+                prop_assert_eq!(f.reg.payout_of(BURN), owed);
                 for account in ACCOUNTS {
                     let payout = model.payouts.get(&account).copied().unwrap_or_default();
                     prop_assert_eq!(f.reg.payout_of(account), payout);

@@ -10,12 +10,13 @@
 //! in the registry.
 //!
 //! A slash is not a prize: the reporter receives a bounty of `reporterBountyBps` of it (at most
-//! [`MAX_REPORTER_BOUNTY_BPS`], 5 %) and the rest is burned (credited to [`BURN`], whose key
-//! nobody holds). A seller that records its own faults, as its daemon does to open the next
-//! period, ends with less than before; anyone else is paid enough to watch. The buyers of the
-//! dataset's open orders lose nothing to the slash: their escrow sits in the market, which
-//! refunds it (in full, or less the fee of a worker that computed) when the dataset is not
-//! healthy at delivery or the deadline passes.
+//! [`MAX_REPORTER_BOUNTY_BPS`], 5 %) and the rest goes first to the buyers the lapse strands: the
+//! registry's `slashForBuyers` reserves an equal share for each order open on the dataset, paid to
+//! the receipt's owner (at most the order's price) when the order closes, and burns what is left
+//! (everything when no order is open). A seller that records its own faults, as its daemon does
+//! to open the next period, ends with less than before; anyone else is paid enough to watch. The
+//! buyers' escrow itself sits in the market, which refunds it (in full, or less the fee of a
+//! worker that computed) when the dataset is not healthy at delivery or the deadline passes.
 //!
 //! Leaf and challenge derivation follow FilOzone's `PDPVerifier` and live in `datacloud-pdp`, the
 //! same `no_std` code the seller's prover runs, so a proof the prover builds is checked by exactly
@@ -46,6 +47,7 @@ use stylus_sdk::{
 };
 
 include!("../../deployer.rs");
+include!("../../div.rs");
 
 /// Address of Arbitrum's `ArbSys` precompile.
 pub const ARB_SYS: Address = address!("0x0000000000000000000000000000000000000064");
@@ -61,8 +63,6 @@ pub const MAX_CHALLENGE_WINDOW: u64 = 255;
 pub const BPS: u16 = 10_000;
 /// The largest share of a slash the reporter may receive (5 %).
 pub const MAX_REPORTER_BOUNTY_BPS: u16 = 500;
-/// Where the rest of a slash goes: an address whose key nobody holds.
-pub const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
 /// `health` answers.
 pub const HEALTH_NONE: u8 = 0;
@@ -134,6 +134,7 @@ sol_interface! {
         function pieceOf(uint256 dataset_id) external view returns (bytes32, uint8);
         function stakeOf(uint256 dataset_id) external view returns (uint256);
         function slash(uint256 dataset_id, uint256 amount, address to) external returns (uint256);
+        function slashForBuyers(uint256 dataset_id, uint256 amount) external returns (uint256);
     }
 }
 
@@ -457,7 +458,8 @@ impl ProofManager {
     /// deadline has passed. Anyone may call it. The challenge is closed and the next deadline is
     /// `provingPeriod` blocks from now. From `faultThreshold` consecutive faults on, each fault
     /// slashes `slashBps` of the dataset's stake in the registry: `reporterBountyBps` of the
-    /// slash is credited to the caller, the rest to [`BURN`].
+    /// slash is credited to the caller, the rest reserved for the buyers of the dataset's open
+    /// orders (burned when there is none; `DatasetRegistry.slashForBuyers`).
     ///
     /// # Errors
     /// `NotInitialized`; `UnknownProofSet`; `DeadlineNotPassed` when no fault is due;
@@ -501,16 +503,20 @@ impl ProofManager {
             let amount = bps_of(stake, self.slash_bps.get().to::<u16>());
             let bounty = bps_of(amount, self.reporter_bounty_bps.get().to::<u16>());
             let reporter = self.vm().msg_sender();
-            // Two slashes of the registry: the bounty to the reporter, the rest burned.
+            // Two slashes of the registry: the bounty to the reporter, the rest for the buyers.
+            let failed = |_| Error::RegistryCallFailed(RegistryCallFailed {});
             let mut slashed = U256::ZERO;
-            for (share, to) in [(bounty, reporter), (amount - bounty, BURN)] {
-                if share.is_zero() {
-                    continue;
-                }
+            if !bounty.is_zero() {
                 let context = Call::new_mutating(self);
                 slashed += IDatasetRegistry::new(registry)
-                    .slash(self.vm(), context, dataset_id, share, to)
-                    .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
+                    .slash(self.vm(), context, dataset_id, bounty, reporter)
+                    .map_err(failed)?;
+            }
+            if amount > bounty {
+                let context = Call::new_mutating(self);
+                slashed += IDatasetRegistry::new(registry)
+                    .slash_for_buyers(self.vm(), context, dataset_id, amount - bounty)
+                    .map_err(failed)?;
             }
             if !slashed.is_zero() {
                 self.emit(&ProofSetSlashed {
@@ -776,27 +782,12 @@ fn fault_due(epoch: u64, window: u64, deadline: u64, now: u64) -> bool {
 }
 
 /// `amount · bps / 10000`, rounded down, without overflow: with `amount = q·10000 + r`, that is
-/// `q·bps + r·bps / 10000` exactly, and neither term can overflow. The division by 10000 is a
-/// schoolbook long division over 32-bit words (native 64-bit WASM arithmetic): ruint's generic
-/// 256-bit division costs about 8 KB of contract code.
+/// `q·bps + r·bps / 10000` exactly, and neither term can overflow (`div_small`: no 256-bit
+/// division in the program).
 fn bps_of(amount: U256, bps: u16) -> U256 {
-    let scale = u64::from(BPS);
-    let mut quotient = [0u8; 32];
-    let mut rest = 0u64;
-    for (word, out) in amount
-        .to_be_bytes::<32>()
-        .chunks_exact(4)
-        .zip(quotient.chunks_exact_mut(4))
-    {
-        let current =
-            (rest << 32) | u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
-        // `rest < 10000`, so `current < 10000 · 2^32` and its quotient fits in 32 bits.
-        let digit = u32::try_from(current / scale).unwrap_or(u32::MAX);
-        out.copy_from_slice(&digit.to_be_bytes());
-        rest = current % scale;
-    }
+    let (quotient, rest) = div_small(amount, u32::from(BPS));
     let bps = u64::from(bps);
-    U256::from_be_bytes(quotient) * U256::from(bps) + U256::from(rest * bps / scale)
+    quotient * U256::from(bps) + U256::from(rest.as_limbs()[0] * bps / u64::from(BPS))
 }
 
 #[cfg(test)]
@@ -820,8 +811,12 @@ mod tests {
             function pieceOf(uint256 datasetId) external view returns (bytes32, uint8);
             function stakeOf(uint256 datasetId) external view returns (uint256);
             function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
+            function slashForBuyers(uint256 datasetId, uint256 amount) external returns (uint256);
         }
     }
+
+    /// How the test registry model records a `slashForBuyers` call in its `slashes`.
+    const FOR_BUYERS: Address = Address::ZERO;
 
     /// The nonce of DEPLOYER's transaction that deployed the proof manager.
     const DEPLOY_NONCE: u64 = 3;
@@ -854,7 +849,8 @@ mod tests {
         /// `pieceOf`: each dataset's registered piece root and height.
         pieces: HashMap<U256, (B256, u8)>,
         stakes: HashMap<U256, U256>,
-        /// `(datasetId, amount asked, to, slashed)` per `slash` call.
+        /// `(datasetId, amount asked, to, slashed)` per `slash` call; `to` is [`FOR_BUYERS`] for
+        /// a `slashForBuyers` call.
         slashes: Vec<(U256, U256, Address, U256)>,
         refuse_slash: bool,
         refuse_stake: bool,
@@ -897,6 +893,19 @@ mod tests {
                 *stake -= slashed;
                 self.slashes.push((c.datasetId, c.amount, c.to, slashed));
                 return Ok(Registry::slashCall::abi_encode_returns(&slashed));
+            }
+            if let Ok(c) = Registry::slashForBuyersCall::abi_decode(&call.data) {
+                assert!(!call.is_static, "slashForBuyers changes state");
+                assert_eq!(call.value, U256::ZERO);
+                if self.refuse_slash {
+                    return Err(b"NotSlasher".to_vec());
+                }
+                let stake = self.stakes.get_mut(&c.datasetId).ok_or_else(unknown)?;
+                let slashed = c.amount.min(*stake);
+                *stake -= slashed;
+                self.slashes
+                    .push((c.datasetId, c.amount, FOR_BUYERS, slashed));
+                return Ok(Registry::slashForBuyersCall::abi_encode_returns(&slashed));
             }
             Err(Vec::new())
         }
@@ -1783,11 +1792,11 @@ mod tests {
                 assert_eq!(f.health(DATASET), HEALTH_FAILED, "fault {fault}");
                 let amount = remaining * U256::from(SLASH_BPS) / U256::from(10_000);
                 remaining -= amount;
-                // 5 % of the slash to the reporter, the rest burned.
+                // 5 % of the slash to the reporter, the rest for the buyers.
                 let bounty = amount * U256::from(BOUNTY_BPS) / U256::from(10_000);
                 expected_slashes.push((U256::from(DATASET), bounty, REPORTER, bounty));
-                let burned = amount - bounty;
-                expected_slashes.push((U256::from(DATASET), burned, BURN, burned));
+                let rest = amount - bounty;
+                expected_slashes.push((U256::from(DATASET), rest, FOR_BUYERS, rest));
                 let event = f.last_event::<ProofSetSlashed>();
                 assert_eq!(
                     (event.setId, event.amount, event.reporter, event.bounty),
@@ -2079,7 +2088,7 @@ mod tests {
                 prop_assert_eq!(registry.stakes[&U256::from(DATASET)], model.stake);
                 let paid: U256 = registry.slashes.iter().map(|s| s.3).sum();
                 prop_assert_eq!(paid, model.slashed);
-                prop_assert!(registry.slashes.iter().all(|s| s.2 == REPORTER || s.2 == BURN));
+                prop_assert!(registry.slashes.iter().all(|s| s.2 == REPORTER || s.2 == FOR_BUYERS));
                 let bounty: U256 = registry.slashes.iter().filter(|s| s.2 == REPORTER).map(|s| s.3).sum();
                 prop_assert_eq!(bounty, model.bounty);
             }

@@ -180,7 +180,7 @@ impl QueryMarket {
                 datasetId: dataset_id,
                 templateHash: template_hash,
             }))?;
-        let (seller, manifest_hash, price) =
+        let (seller, manifest_hash, price, compensation_index) =
             decode_order_terms(&answer).ok_or(Error::RegistryCallFailed(RegistryCallFailed {}))?;
         let worker_fee = self.worker_fee.get();
         let required = checked_add(price, worker_fee)?;
@@ -209,6 +209,7 @@ impl QueryMarket {
         order.price.set(price);
         order.worker_fee.set(worker_fee);
         order.escrow.set(value);
+        order.compensation_index.set(compensation_index);
 
         let open = checked_add(self.open_orders.get(dataset_id), U256::from(1))?;
         self.buyer_keys.setter(order_id).set(&buyer_key);
@@ -444,13 +445,16 @@ impl QueryMarket {
     /// The seller delivers the result encrypted to the buyer's key, with its EIP-712 signature
     /// over `Delivery(orderId, resultHash, deliveryCid)` (65 bytes `r ‖ s ‖ v`, low `s`), and the
     /// order settles: on a Healthy dataset the seller gets `price`, the worker its fee and the
-    /// receipt's owner any excess (status Settled); otherwise the receipt's owner gets the whole
-    /// escrow back (status Failed). `ResultDelivered` carries the signature: the buyer's
-    /// evidence of what the seller delivered for which result.
+    /// receipt's owner any excess (status Settled); otherwise the worker gets its fee (it did its
+    /// part) and the receipt's owner the rest of the escrow (status Failed). `ResultDelivered`
+    /// carries the signature: the buyer's evidence of what the seller delivered for which
+    /// result. Last, the registry pays the receipt's owner the order's compensation (its share
+    /// of the lapses slashed from the dataset while it was open, at most its price).
     ///
     /// # Errors
     /// `NotInitialized`, `UnknownOrder`, `Unauthorized`, `InvalidOrderStatus` (not Computed),
-    /// `InvalidCid`, `InvalidDeliverySignature`, `ProofManagerCallFailed`.
+    /// `InvalidCid`, `InvalidDeliverySignature`, `ProofManagerCallFailed`,
+    /// `RegistryCallFailed`.
     ///
     /// # Events
     /// `ResultDelivered(orderId, deliveryCid, signature)`, then `OrderSettled` or `OrderFailed`.
@@ -499,15 +503,17 @@ impl QueryMarket {
                 excess,
             });
         } else {
+            // The worker did its part; the buyer gets the rest back.
             order.status.set(status_word(status::FAILED));
-            self.credit(holder, escrow)?;
+            self.credit(worker, fee)?;
+            self.credit(holder, checked_sub(escrow, fee)?)?;
             self.log_delivery(order_id, delivery_cid, signature);
             self.vm().log(OrderFailed {
                 orderId: order_id,
                 health,
             });
         }
-        Ok(())
+        self.compensate(order_id, holder)
     }
 
     /// Closes an unfinished order (Open, Claimed or Computed; a Disputed order waits for its
@@ -521,7 +527,8 @@ impl QueryMarket {
     /// - to anyone after the deadline (reason 1), so no buyer can hold a seller's stake hostage
     ///   by never refunding.
     ///
-    /// A claim that had timed out costs its worker as in `claimOrder`.
+    /// A claim that had timed out costs its worker as in `claimOrder`. Last, the registry pays
+    /// the receipt's owner the order's compensation, as in `deliverResult`.
     ///
     /// # Errors
     /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`,
@@ -586,6 +593,7 @@ impl QueryMarket {
         } else {
             U256::ZERO
         };
+        self.compensate(order_id, holder)?;
         self.vm().log(OrderRefunded {
             orderId: order_id,
             to: holder,
@@ -1007,12 +1015,38 @@ impl QueryMarket {
     /// `DatasetRegistry.slash(datasetId, amount, to)`: up to `amount` of the dataset's stake
     /// into `to`'s payout at the registry; returns what it slashed.
     fn slash_stake(&mut self, dataset_id: U256, amount: U256, to: Address) -> Result<U256, Error> {
-        let mut calldata = Vec::with_capacity(100);
-        calldata.extend_from_slice(&SLASH_SELECTOR);
-        calldata.extend_from_slice(&dataset_id.to_be_bytes::<32>());
-        calldata.extend_from_slice(&amount.to_be_bytes::<32>());
-        calldata.extend_from_slice(&[0u8; 12]);
-        calldata.extend_from_slice(to.as_slice());
+        self.registry_call(
+            SLASH_SELECTOR,
+            &[
+                dataset_id.to_be_bytes(),
+                amount.to_be_bytes(),
+                address_word(to),
+            ],
+        )
+    }
+
+    /// `DatasetRegistry.compensate(...)`, as a closing order's last step: its share of the
+    /// lapses slashed from its dataset while it was open, at most its price, into `holder`'s
+    /// payout at the registry.
+    fn compensate(&mut self, order_id: U256, holder: Address) -> Result<(), Error> {
+        let order = self.orders.getter(order_id);
+        let words = [
+            order.dataset_id.get().to_be_bytes(),
+            order.compensation_index.get().to_be_bytes(),
+            address_word(holder),
+            order.price.get().to_be_bytes(),
+        ];
+        self.registry_call(COMPENSATE_SELECTOR, &words).map(drop)
+    }
+
+    /// Calls the registry with `selector ‖ words` (hand-encoded, as [`Self::view_call`]) and
+    /// returns the first word of its answer.
+    fn registry_call(&mut self, selector: [u8; 4], words: &[[u8; 32]]) -> Result<U256, Error> {
+        let mut calldata = Vec::with_capacity(4 + 32 * words.len());
+        calldata.extend_from_slice(&selector);
+        for word in words {
+            calldata.extend_from_slice(word);
+        }
         let registry = self.registry.get();
         let context = Call::new_mutating(self);
         let answer = call(self.vm(), context, registry, &calldata)
@@ -1059,9 +1093,10 @@ impl QueryMarket {
     }
 }
 
-/// `(address seller, bytes32 manifestHash, uint256 price)` from `orderTerms`' return data.
-fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256)> {
-    let words = answer.get(..96)?;
+/// `(address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex)` from
+/// `orderTerms`' return data.
+fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256, U256)> {
+    let words = answer.get(..128)?;
     if words[..12].iter().any(|&byte| byte != 0) {
         return None;
     }
@@ -1069,7 +1104,15 @@ fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256)> {
         Address::from_slice(&words[12..32]),
         B256::from_slice(&words[32..64]),
         U256::from_be_slice(&words[64..96]),
+        U256::from_be_slice(&words[96..128]),
     ))
+}
+
+/// `address` as an ABI word.
+fn address_word(address: Address) -> [u8; 32] {
+    let mut word = [0u8; 32];
+    word[12..].copy_from_slice(address.as_slice());
+    word
 }
 
 /// The `uint8` from `health`'s return data.

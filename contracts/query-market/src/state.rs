@@ -213,6 +213,8 @@ pub const DELIVERY_TYPEHASH: B256 =
     b256!("0x17f237025edb0828c1d363e4ff7bce3590c9cb71a92ccedf08b76e62f2e670f2");
 /// Selector of `DatasetRegistry.slash(uint256,uint256,address)`.
 pub const SLASH_SELECTOR: [u8; 4] = [0x48, 0xfd, 0x06, 0x4a];
+/// Selector of `DatasetRegistry.compensate(uint256,uint256,address,uint256)`.
+pub const COMPENSATE_SELECTOR: [u8; 4] = [0xdb, 0x06, 0x03, 0xf4];
 
 /// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
 /// escrow, deadline, status, pbsEstimate.
@@ -251,6 +253,9 @@ pub struct Order {
     worker_fee: StorageU256,
     escrow: StorageU256,
     result_hash: StorageB256,
+    /// The dataset's compensation index at placement (`orderTerms`): the order is owed what
+    /// the lapses slashed from the dataset while it was open (`DatasetRegistry.compensate`).
+    compensation_index: StorageU256,
 }
 
 /// Up to [`MAX_BLOB_LEN`] bytes (a CID, a key, a signature): a length and four words. Cheaper in

@@ -18,8 +18,9 @@ use super::*;
 mod ext {
     alloy_sol_types::sol! {
         interface Registry {
-            function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price);
+            function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex);
             function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
+            function compensate(uint256 datasetId, uint256 since, address to, uint256 cap) external returns (uint256);
         }
         interface ProofManager {
             function health(uint256 datasetId) external view returns (uint8);
@@ -52,6 +53,8 @@ const DELIVERY_CID: &[u8] = b"bafy-delivery";
 type Terms = Rc<RefCell<HashMap<(U256, B256), (Address, B256, U256)>>>;
 /// `DatasetRegistry.slash` calls the market made: (dataset, amount asked, to, amount slashed).
 type Slashes = Rc<RefCell<Vec<(U256, U256, Address, U256)>>>;
+/// `DatasetRegistry.compensate` calls the market made: (dataset, since, to, cap, paid).
+type Compensations = Rc<RefCell<Vec<(U256, U256, Address, U256, U256)>>>;
 
 /// The seller's key: it signs its deliveries.
 fn seller_key() -> SigningKey {
@@ -142,6 +145,9 @@ struct Env {
     /// The dataset's stake at the registry (what a slash can take).
     stake: Rc<Cell<u64>>,
     slashes: Slashes,
+    /// The dataset's compensation index at the registry (`orderTerms` answers it).
+    compensation_index: Rc<Cell<u64>>,
+    compensations: Compensations,
 }
 
 impl Env {
@@ -159,7 +165,28 @@ impl Env {
         let stake = Rc::new(Cell::new(STAKE));
         let slashes: Slashes = Rc::default();
         let (staked, recorded) = (stake.clone(), slashes.clone());
+        let compensation_index = Rc::new(Cell::new(0));
+        let compensations: Compensations = Rc::default();
+        let (index, paid_out) = (compensation_index.clone(), compensations.clone());
         host.on_call(REGISTRY, move |call| {
+            if let Ok(request) = ext::Registry::compensateCall::abi_decode(&call.data) {
+                // As the registry: what the index gained since placement, at most the price.
+                if call.is_static {
+                    return Err(Vec::new());
+                }
+                let owed = u(index.get())
+                    .checked_sub(request.since)
+                    .ok_or_else(|| b"ArithmeticOverflow".to_vec())?;
+                let paid = owed.min(request.cap);
+                paid_out.borrow_mut().push((
+                    request.datasetId,
+                    request.since,
+                    request.to,
+                    request.cap,
+                    paid,
+                ));
+                return Ok(ext::Registry::compensateCall::abi_encode_returns(&paid));
+            }
             if let Ok(slash) = ext::Registry::slashCall::abi_decode(&call.data) {
                 // As the registry: only a mutating call, at most the stake.
                 if call.is_static {
@@ -185,6 +212,7 @@ impl Env {
                             seller,
                             manifestHash: manifest,
                             price,
+                            compensationIndex: u(index.get()),
                         },
                     ))
                 }
@@ -208,6 +236,8 @@ impl Env {
             health,
             stake,
             slashes,
+            compensation_index,
+            compensations,
         }
     }
 
@@ -415,6 +445,7 @@ fn hash_constants_match_their_preimages() {
         keccak256(b"Delivery(uint256 orderId,bytes32 resultHash,bytes deliveryCid)")
     );
     assert_eq!(SLASH_SELECTOR, ext::Registry::slashCall::SELECTOR);
+    assert_eq!(COMPENSATE_SELECTOR, ext::Registry::compensateCall::SELECTOR);
     assert_eq!(SELLER, addr_of(&seller_key()));
     assert_eq!(
         HALF_CURVE_ORDER,
@@ -1335,7 +1366,7 @@ fn deliver_result_settles_on_a_healthy_dataset() {
 }
 
 #[test]
-fn deliver_result_refunds_the_buyer_when_the_dataset_is_not_healthy() {
+fn a_delivery_on_an_unhealthy_dataset_pays_the_worker_and_refunds_the_buyer_the_rest() {
     for health in [0u8, 2, 3] {
         let mut env = Env::new();
         let (id, worker) = env.computed(PRICE + FEE + 3);
@@ -1343,9 +1374,10 @@ fn deliver_result_refunds_the_buyer_when_the_dataset_is_not_healthy() {
         env.host.clear_logs();
         ok(env.deliver(SELLER, id));
         assert_eq!(env.status(id), status::FAILED);
-        assert_eq!(env.market.payout_of(BUYER), u(PRICE + FEE + 3));
+        // The worker did its part and is paid; the buyer gets the rest, the seller nothing.
+        assert_eq!(env.market.payout_of(BUYER), u(PRICE + 3));
         assert_eq!(env.market.payout_of(SELLER), U256::ZERO);
-        assert_eq!(env.market.payout_of(addr_of(&worker)), U256::ZERO);
+        assert_eq!(env.market.payout_of(addr_of(&worker)), u(FEE));
         assert_eq!(env.market.worker_bond(addr_of(&worker)), u(MIN_BOND));
         assert_eq!(env.market.active_claims(addr_of(&worker)), 0);
         assert_eq!(env.market.open_order_count(u(DS)), U256::ZERO);
@@ -1355,6 +1387,38 @@ fn deliver_result_refunds_the_buyer_when_the_dataset_is_not_healthy() {
         assert!(events::<OrderSettled>(&env.host).is_empty());
         assert_eq!(events::<ResultDelivered>(&env.host).len(), 1);
     }
+}
+
+#[test]
+fn a_closing_order_is_compensated_for_the_lapses_while_it_was_open() {
+    // Slashed stake refunds the stranded buyers first (issue 16 item 2): each order carries the
+    // registry's compensation index from its placement and, closing however it closes, has the
+    // registry pay its receipt's owner what the index gained since.
+    let mut env = Env::new();
+    let refused = env.place(BUYER, PRICE + FEE);
+    env.compensation_index.set(40);
+    let (delivered, _worker) = env.computed(PRICE + FEE);
+    env.compensation_index.set(70);
+    ok(env.call(SELLER, 0, |m| m.refund(refused)));
+    ok(env.deliver(SELLER, delivered));
+    assert_eq!(
+        *env.compensations.borrow(),
+        vec![
+            // Open through both lapses: 70, at most its price.
+            (u(DS), U256::ZERO, BUYER, u(PRICE), u(70)),
+            // Placed after the first: 30.
+            (u(DS), u(40), BUYER, u(PRICE), u(30)),
+        ]
+    );
+    // A registry that refuses the compensation refuses the close: nothing is half done.
+    let (stuck, _) = env.computed(PRICE + FEE);
+    env.compensation_index.set(0);
+    assert!(matches!(
+        err(env.deliver(SELLER, stuck)),
+        Error::RegistryCallFailed(_)
+    ));
+    assert_eq!(env.status(stuck), status::COMPUTED);
+    env.assert_solvent();
 }
 
 #[test]
@@ -2284,6 +2348,10 @@ enum Op {
     Advance {
         seconds: u64,
     },
+    /// A lapse at the registry: the compensation index of every dataset grows by `per_order`.
+    Lapse {
+        per_order: u64,
+    },
     // Compound operations: they pick an order and actors that fit from the model (deterministically
     // from their indices) and expand into the single operations above, so that the deep states get
     // reached. Each expanded step is checked against the model like any other.
@@ -2338,6 +2406,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => actor.clone().prop_map(|worker| Op::WithdrawBond { worker }),
         1 => (actor.clone(), actor.clone(), proptest::option::weighted(0.9, actor.clone()), order).prop_map(|(caller, from, to, order)| Op::Transfer { caller, from, to, order }),
         2 => (0u64..200).prop_map(|seconds| Op::Advance { seconds }),
+        1 => (1u64..80).prop_map(|per_order| Op::Lapse { per_order }),
         2 => (actor.clone(), any::<usize>(), prop_oneof![8 => Just(Sig::Good), 1 => Just(Sig::Foreign), 1 => Just(Sig::HighS)]).prop_map(|(worker, order, sig)| Op::Work { worker, order, sig }),
         2 => (actor.clone(), any::<usize>(), prop_oneof![1 => Just(HEALTHY), 1 => 0u8..4]).prop_map(|(caller, order, health)| Op::Settle { caller, order, health }),
         2 => (actor.clone(), any::<usize>()).prop_map(|(caller, order)| Op::Dispute { caller, order }),
@@ -2365,6 +2434,8 @@ struct ModelOrder {
     pbs: u64,
     dispute: Option<ModelDispute>,
     upheld: bool,
+    /// The registry's compensation index when it was placed.
+    placed_at_index: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -2396,6 +2467,9 @@ struct Model {
     /// The stake the registry's mock holds (one for every dataset), and every penalty it paid.
     stake: u64,
     penalties: Vec<(U256, U256, Address, U256)>,
+    /// The registry mock's compensation index, and the compensations each closing order asked.
+    compensation_index: u64,
+    compensations: Vec<(U256, U256, Address, U256, U256)>,
 }
 
 impl Model {
@@ -2476,11 +2550,22 @@ impl Model {
         o.dispute = None;
         o.upheld = false;
     }
+    /// Closes an order: its claimant's claim ends and the registry pays its receipt's owner its
+    /// compensation (what the index gained since placement, at most the price).
     fn close(&mut self, index: usize, claimant: Address, status: u8) {
         self.orders[index].status = status;
         if !claimant.is_zero() {
             *self.active.get_mut(&claimant).expect("an active worker") -= 1;
         }
+        let o = &self.orders[index];
+        let owed = self.compensation_index - o.placed_at_index;
+        self.compensations.push((
+            u(o.dataset),
+            u(o.placed_at_index),
+            o.holder,
+            u(o.price),
+            u(owed.min(o.price)),
+        ));
     }
 }
 
@@ -2842,6 +2927,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             holder: buyer,
                             buyer,
                             pbs,
+                            placed_at_index: model.compensation_index,
                             ..ModelOrder::default()
                         });
                     }
@@ -2965,7 +3051,9 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             model.credit(o.holder, o.escrow - o.price - o.fee);
                             model.close(index, o.worker, status::SETTLED);
                         } else {
-                            model.credit(o.holder, o.escrow);
+                            // The worker is paid; the buyer gets the rest.
+                            model.credit(o.worker, o.fee);
+                            model.credit(o.holder, o.escrow - o.fee);
                             model.close(index, o.worker, status::FAILED);
                         }
                     }
@@ -3182,6 +3270,10 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                 }
                 Op::Advance { seconds } => env.advance(seconds),
+                Op::Lapse { per_order } => {
+                    model.compensation_index += per_order;
+                    env.compensation_index.set(model.compensation_index);
+                }
                 Op::Work { .. }
                 | Op::Settle { .. }
                 | Op::Dispute { .. }
@@ -3210,6 +3302,8 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                 .map(|o| o.escrow)
                 .sum();
             prop_assert_eq!(m.total_escrow(), u(escrow));
+            // Every closed order asked the registry for its compensation, once, from its index.
+            prop_assert_eq!(&*env.compensations.borrow(), &model.compensations);
             prop_assert_eq!(m.total_bonds(), u(model.bonds.values().sum::<u64>()));
             let mut unwithdrawn = U256::ZERO;
             for &actor in &actors {

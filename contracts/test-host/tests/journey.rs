@@ -44,7 +44,7 @@ const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
 const SELLER: Address = address!("0xd8291e50e2e68fb2c70d77ccdc707d291a89f209");
 const BUYER: Address = address!("0x00000000000000000000000000000000000000c0");
 const WATCHER: Address = address!("0x00000000000000000000000000000000000000d0");
-/// Where the market's slashes are burned (`ProofManager`'s `BURN`).
+/// Where slashed stake is burned (`DatasetRegistry`'s `BURN`).
 const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
 fn seller_key() -> k256::ecdsa::SigningKey {
@@ -377,6 +377,40 @@ impl Marketplace {
         )
     }
 
+    fn reserved_compensation(&self) -> U256 {
+        self.ok(
+            WATCHER,
+            &self.registry,
+            0,
+            IDatasetRegistry::reservedCompensationCall {},
+        )
+    }
+
+    /// The registry holds `Σ stake + totalPayouts + reservedCompensation` (all of `datasets`).
+    fn assert_registry_holds_what_it_owes(&self, datasets: &[U256]) {
+        let staked: U256 = datasets
+            .iter()
+            .map(|&dataset_id| {
+                self.ok(
+                    WATCHER,
+                    &self.registry,
+                    0,
+                    IDatasetRegistry::stakeOfCall { dataset_id },
+                )
+            })
+            .sum();
+        let payouts = self.ok(
+            WATCHER,
+            &self.registry,
+            0,
+            IDatasetRegistry::totalPayoutsCall {},
+        );
+        assert_eq!(
+            self.registry.host().balance(self.registry.address()),
+            staked + payouts + self.reserved_compensation()
+        );
+    }
+
     fn assert_market_holds_what_it_owes(&self) {
         let totals = self.ok(WATCHER, &self.market, 0, IQueryMarket::totalsCall {});
         assert_eq!(
@@ -456,7 +490,9 @@ fn a_proven_dataset_is_sold_and_the_market_settles() {
 }
 
 #[test]
-fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
+fn a_dataset_whose_proofs_lapse_is_slashed_and_its_open_orders_compensated() {
+    // Issue 16 item 2: slashed stake refunds the dataset's open orders' buyers first, then is
+    // burned; the reporter's bounty is small.
     let m = Marketplace::new();
     let trees = pieces(2, &[4]);
     let (dataset, set) = m.onboard(&trees);
@@ -475,7 +511,7 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
     }
     assert_eq!(m.health(dataset), 3, "three consecutive faults: Failed");
     // The third fault slashed 10 % of the 2-token stake: 5 % of that to the watcher, the rest
-    // burned.
+    // (190) reserved for the one open order.
     let stake = m.ok(
         WATCHER,
         &m.registry,
@@ -485,23 +521,48 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_buyer_refunded() {
         },
     );
     assert_eq!(stake, ether(1800));
-    assert_eq!(
-        m.ok(
-            WATCHER,
-            &m.registry,
-            0,
-            IDatasetRegistry::payoutOfCall { account: WATCHER }
-        ),
-        ether(10)
+    assert_eq!(m.registry_payout(WATCHER), ether(10));
+    assert!(m.registry_payout(BURN).is_zero());
+    assert_eq!(m.reserved_compensation(), ether(190));
+    m.assert_registry_holds_what_it_owes(&[dataset]);
+    // An order placed after the lapse is owed nothing for it.
+    let later = m.ok(
+        BUYER,
+        &m.market,
+        60,
+        IQueryMarket::placeOrderCall {
+            dataset_id: dataset,
+            template_hash: keccak256("cohort_stats/1"),
+            params_hash: keccak256("region = EMEA"),
+            buyer_key: Bytes::from_static(&[0x42; 32]),
+            deadline: m.market.host().vm().block_timestamp_now() + 86_400,
+            pbs_estimate: 0,
+        },
     );
-    assert_eq!(m.registry_payout(BURN), ether(190));
 
-    // Delivery on a failed dataset pays nobody but the buyer.
+    // Delivery on a failed dataset: the worker is paid its fee (it did its part), the seller
+    // nothing, the buyer the rest of its escrow in the market, and its compensation in the
+    // registry: its share of the slash, at most its price (50); the rest of the share burned.
     m.deliver(order);
     assert!(m.payout(SELLER).is_zero());
-    assert!(m.payout(m.worker).is_zero());
-    assert_eq!(m.payout(BUYER), ether(70));
+    assert_eq!(m.payout(m.worker), ether(10));
+    assert_eq!(m.payout(BUYER), ether(60));
+    assert_eq!(m.registry_payout(BUYER), ether(50));
+    assert_eq!(m.registry_payout(BURN), ether(140));
+    assert!(m.reserved_compensation().is_zero());
     m.assert_market_holds_what_it_owes();
+    m.assert_registry_holds_what_it_owes(&[dataset]);
+
+    // The later order, refused by the seller, gets its escrow back and no compensation.
+    m.ok(
+        SELLER,
+        &m.market,
+        0,
+        IQueryMarket::refundCall { order_id: later },
+    );
+    assert_eq!(m.payout(BUYER), ether(120));
+    assert_eq!(m.registry_payout(BUYER), ether(50));
+    m.assert_registry_holds_what_it_owes(&[dataset]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
-    primitives::{Address, B256, Bytes, U256, keccak256},
+    primitives::{Address, B256, Bytes, U256, address, keccak256},
     providers::{Provider, ProviderBuilder},
     rpc::types::{TransactionReceipt, TransactionRequest},
     signers::{Signer, local::PrivateKeySigner},
@@ -198,6 +198,11 @@ impl<P: Provider> Deployment<P> {
 
     async fn payout(&self, of: Address) -> U256 {
         self.market().payoutOf(of).call().await.expect("payoutOf")
+    }
+
+    /// `of`'s payout at the registry (slashes and compensation).
+    async fn registry_payout(&self, of: Address) -> U256 {
+        self.registry().payoutOf(of).call().await.expect("payoutOf")
     }
 
     async fn status(&self, order: U256) -> u8 {
@@ -590,15 +595,53 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
     m.compute(doomed).await;
     mine(&m.provider, PROVING_PERIOD + 1).await;
     assert_eq!(m.health(weak).await, DEGRADED, "deadline passed unproven");
+    // A watcher records three faults: the third slashes 10 % of the stake, 5 % of that its
+    // bounty and the rest reserved for the one open order's buyer.
+    let watcher = signers[5].address();
+    let mut slashing = None;
+    for fault in 1..=3 {
+        if fault > 1 {
+            mine(&m.provider, PROVING_PERIOD + 1).await;
+        }
+        slashing = Some(mined!(
+            &m.provider,
+            m.proofs().recordFault(weak_set).from(watcher),
+            "recordFault"
+        ));
+    }
+    eprintln!(
+        "gas used: recordFault (slash for buyers) {}",
+        slashing.expect("three faults").gas_used
+    );
+    assert_eq!(m.registry_payout(watcher).await, ether(10));
+    assert_eq!(
+        m.registry()
+            .reservedCompensation()
+            .call()
+            .await
+            .expect("reservedCompensation"),
+        ether(190)
+    );
     let seller_before = m.payout(m.seller).await;
     let worker_before = m.payout(m.worker.address()).await;
     let buyer_payout_before = m.payout(m.buyer).await;
     let failed = m.deliver(doomed).await;
     eprintln!("gas used: deliverResult (failed) {}", failed.gas_used);
     assert_eq!(m.status(doomed).await, STATUS_FAILED);
+    // The worker did its part and is paid its fee; the buyer gets the rest.
     assert_eq!(m.payout(m.seller).await, seller_before);
-    assert_eq!(m.payout(m.worker.address()).await, worker_before);
-    assert_eq!(m.payout(m.buyer).await - buyer_payout_before, ether(60));
+    assert_eq!(
+        m.payout(m.worker.address()).await - worker_before,
+        ether(10)
+    );
+    assert_eq!(m.payout(m.buyer).await - buyer_payout_before, ether(50));
+    // And the registry pays the buyer its share of the slash, at most the price; the rest burns.
+    assert_eq!(m.registry_payout(m.buyer).await, ether(50));
+    assert_eq!(
+        m.registry_payout(address!("0x000000000000000000000000000000000000dEaD"))
+            .await,
+        ether(140)
+    );
     m.assert_market_holds_what_it_owes().await;
 
     // ----- A disputed result is recomputed by two drawn verifiers and overturned -----
