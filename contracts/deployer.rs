@@ -40,3 +40,15 @@ fn create_preimage(sender: Address, nonce: u64) -> ([u8; 31], usize) {
     out[0] = 0xc0 + payload;
     (out, usize::from(payload) + 1)
 }
+
+/// Whether the caller of `vm`'s program deployed it with its `nonce`-th transaction: the
+/// program's address is the `CREATE` address of `(msg.sender, nonce)`.
+fn deployed_by_caller<V>(vm: &V, nonce: u64) -> bool
+where
+    V: stylus_sdk::stylus_core::MessageAccess
+        + stylus_sdk::stylus_core::CryptographyAccess
+        + stylus_sdk::stylus_core::AccountAccess,
+{
+    let (preimage, len) = create_preimage(vm.msg_sender(), nonce);
+    vm.native_keccak256(&preimage[..len])[12..] == vm.contract_address()[..]
+}

@@ -15,6 +15,8 @@
 //!   chain) is disputed by the seller's daemon, two worker daemons drawn as verifiers recompute
 //!   the order, the cheater loses its bond and the order completes through an honest worker;
 //! - an order whose recorded PBS estimate understates its plan is claimed by no worker;
+//! - a receipt's owner that disputes an honest result loses its bond to the worker and the
+//!   verifier, and the order is delivered;
 //! - a query the dataset does not allow is refused before any money moves.
 
 use std::future::IntoFuture as _;
@@ -151,6 +153,25 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Places `SELECT COUNT(*)` on dataset 1 through the CLI and returns the order's id.
+    fn order_count(&self, key: usize, role: &str) -> u64 {
+        let out = self.run_ok(
+            key,
+            role,
+            &[
+                "buyer",
+                "order",
+                "1",
+                "--template",
+                "cohort_stats",
+                "--param",
+                "aggregates=count",
+                "--json",
+            ],
+        );
+        order_id(&out)
     }
 
     /// Starts a daemon; its log goes to `<dir>/<name>.log`.
@@ -787,21 +808,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     //    whose DP budget on dataset 1 is untouched; the verifiers are the worker and spy daemons.
     cluster.stop("worker-3", true);
     let (cheater, buyer_c) = (0, seller_b);
-    let out = cluster.run_ok(
-        buyer_c,
-        "buyer-c",
-        &[
-            "buyer",
-            "order",
-            "1",
-            "--template",
-            "cohort_stats",
-            "--param",
-            "aggregates=count",
-            "--json",
-        ],
-    );
-    let sixth = order_id(&out);
+    let sixth = cluster.order_count(buyer_c, "buyer-c");
     let deployments = cluster.deployments();
     let forged = datacloud_store::Block::new(
         datacloud_store::Codec::Raw,
@@ -920,4 +927,59 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         "nobody claimed it"
     );
     assert_eq!(chain.worker_of(seventh), None);
+
+    // 8. The other way round: a receipt's owner (the test, with buyer C's key) disputes an
+    //    honest result to take the worker's bond. The drawn verifier recomputes the same bytes,
+    //    the result is upheld, and the disputer's bond goes to the verifier (its fee) and the
+    //    worker (the rest). The seller daemon is down meanwhile, so that the order waits
+    //    Computed; once back, it delivers.
+    cluster.stop("seller-2", true);
+    let eighth = cluster.order_count(buyer_c, "buyer-c");
+    chain.wait_status(eighth, OrderStatus::Computed, Duration::from_mins(5));
+    let honest = chain.worker_of(eighth).unwrap();
+    let honest_credited = chain.payout(honest);
+    let bond = chain.runtime.block_on(async {
+        let disputer = datacloud_agent_core::testing::HandWorker::connect(
+            &cluster.rpc,
+            &cluster.path("disputer"),
+            cluster.keys[buyer_c],
+        )
+        .await
+        .client;
+        let bond = datacloud_agent_core::Protocol::new(&disputer, &deployments)
+            .market_config()
+            .await
+            .unwrap()
+            .min_worker_bond;
+        // The dispute game's functions are called at the market's address.
+        let game = datacloud_agent_core::bindings::IDisputeGame::new(
+            deployments.query_market,
+            disputer.provider(),
+        );
+        disputer
+            .send(
+                "dispute",
+                game.dispute(U256::from(eighth))
+                    .value(bond)
+                    .from(disputer.address())
+                    .into_transaction_request(),
+            )
+            .await
+            .unwrap();
+        bond
+    });
+    wait_for(
+        Duration::from_mins(5),
+        "the dispute on order 8 to end",
+        || !chain.dispute_outcomes(eighth).is_empty(),
+    );
+    assert_eq!(chain.dispute_outcomes(eighth), vec![1], "upheld");
+    assert_eq!(chain.status(eighth), OrderStatus::Computed);
+    assert_eq!(
+        chain.payout(honest) - honest_credited,
+        bond - U256::from(FEE),
+        "the disputer's bond, less the verifier's fee, went to the honest worker"
+    );
+    cluster.spawn("seller-3", seller, "seller", &seller_args, &gateways);
+    chain.wait_status(eighth, OrderStatus::Settled, Duration::from_mins(3));
 }

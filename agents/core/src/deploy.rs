@@ -58,7 +58,7 @@ pub struct DeployParams {
     pub challenge_finality: u64,
     /// Proofs: leaves challenged per proof, 1..=16 (5).
     pub challenges_per_proof: u64,
-    /// Proofs: consecutive faults that slash the stake, ≥ 1 (3).
+    /// Proofs: faults within 8 proving periods that slash the stake, 1 to 16 (3).
     pub fault_threshold: u64,
     /// Proofs: share of the stake slashed, in basis points ≤ 10000 (1000 = 10 %).
     pub slash_bps: u16,

@@ -491,8 +491,9 @@ pub struct ProofSet {
     pub last_proven_block: u64,
     /// Faults ever recorded.
     pub faults: u64,
-    /// Faults since the last accepted proof.
-    pub consecutive_faults: u64,
+    /// Faults within the sliding window of the last `FAULT_WINDOW_PERIODS` (8) proving periods
+    /// (at most `faultThreshold`): the threshold of them is a lapse.
+    pub recent_faults: u64,
 }
 
 impl From<IProofManager::proofSetReturn> for ProofSet {
@@ -505,7 +506,7 @@ impl From<IProofManager::proofSetReturn> for ProofSet {
             deadline: t._4,
             last_proven_block: t._5,
             faults: t._6,
-            consecutive_faults: t._7,
+            recent_faults: t._7,
         }
     }
 }

@@ -691,7 +691,7 @@ impl EventHandler for Seller {
                 self.deliver_or_give_up(resolved.orderId).await?;
             }
             ContractEvent::ProofManager(IProofManagerEvents::FaultRecorded(fault)) => {
-                tracing::warn!(set = %fault.setId, consecutive = fault.consecutiveFaults, "fault recorded");
+                tracing::warn!(set = %fault.setId, recent = fault.recentFaults, "fault recorded");
             }
             _ => {}
         }

@@ -309,8 +309,7 @@ impl DatasetRegistry {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
         }
-        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
-        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+        if !deployed_by_caller(self.vm(), deploy_nonce) {
             return Err(Error::NotDeployer(NotDeployer {}));
         }
         if proof_manager.is_zero() || query_market.is_zero() {

@@ -30,8 +30,9 @@ interface IProofManager {
     /// The open challenge was answered at `blockNumber`.
     event PossessionProven(uint256 indexed setId, uint64 blockNumber);
 
-    /// A missed window or deadline was recorded.
-    event FaultRecorded(uint256 indexed setId, uint64 consecutiveFaults, uint64 totalFaults);
+    /// A missed window or deadline was recorded: `recentFaults` within the sliding window (this one
+    /// included), `totalFaults` ever.
+    event FaultRecorded(uint256 indexed setId, uint64 recentFaults, uint64 totalFaults);
 
     /// The dataset's stake was slashed by `amount`: `bounty` of it to `reporter` (a payout in the
     /// registry), the rest burned.

@@ -6,8 +6,11 @@
 //! blocks ahead; once that block exists its hash seeds `challengesPerProof` leaf challenges, and
 //! anyone may answer them with Merkle proofs ([`ProofManager::prove_possession`]) until the
 //! challenge window ends. A missed window or deadline lets anyone record a fault
-//! ([`ProofManager::record_fault`]); `faultThreshold` consecutive faults slash the dataset's stake
-//! in the registry.
+//! ([`ProofManager::record_fault`]); `faultThreshold` faults within a sliding window of
+//! [`FAULT_WINDOW_PERIODS`] proving periods slash the dataset's stake in the registry. Faults are
+//! counted over time, not in a row: a proof in between does not forgive them, so a seller that
+//! stores part of the data cannot stay clear by proving now and then (audit M-7), and proofs
+//! made back to back do not age a fault out any faster.
 //!
 //! A slash is not a prize: the reporter receives a bounty of `reporterBountyBps` of it (at most
 //! [`MAX_REPORTER_BOUNTY_BPS`], 5 %) and the rest goes first to the buyers the lapse strands: the
@@ -42,7 +45,8 @@ use datacloud_pdp::{Node, PieceIndex, verify_inclusion};
 use stylus_sdk::{
     prelude::*,
     storage::{
-        StorageAddress, StorageB256, StorageMap, StorageU16, StorageU64, StorageU256, StorageVec,
+        StorageAddress, StorageArray, StorageB256, StorageBool, StorageMap, StorageU16, StorageU64,
+        StorageU256, StorageVec,
     },
 };
 
@@ -59,6 +63,10 @@ pub const MAX_CHALLENGES_PER_PROOF: u64 = 16;
 /// `ArbSys.arbBlockHash` only answers for the 256 blocks before the current one, and a proof may
 /// land at `challengeEpoch + challengeWindow`.
 pub const MAX_CHALLENGE_WINDOW: u64 = 255;
+/// Most faults `faultThreshold` may ask for (the proof set keeps that many fault blocks).
+pub const MAX_FAULT_THRESHOLD: u64 = 16;
+/// The sliding window faults are counted over, in proving periods.
+pub const FAULT_WINDOW_PERIODS: u64 = 8;
 /// Basis points in 100 %.
 pub const BPS: u16 = 10_000;
 /// The largest share of a slash the reporter may receive (5 %).
@@ -68,9 +76,9 @@ pub const MAX_REPORTER_BOUNTY_BPS: u16 = 500;
 pub const HEALTH_NONE: u8 = 0;
 /// The last challenge was proven and no fault is due.
 pub const HEALTH_HEALTHY: u8 = 1;
-/// Never proven yet, faulted fewer than `faultThreshold` times in a row, or a fault is due.
+/// Never proven yet, its last period ended in a fault, or a fault is due.
 pub const HEALTH_DEGRADED: u8 = 2;
-/// At least `faultThreshold` consecutive faults.
+/// At least `faultThreshold` faults in the last `FAULT_WINDOW_PERIODS` proving periods.
 pub const HEALTH_FAILED: u8 = 3;
 
 // The events live in src/events.sol, one declaration shared with the exported interface
@@ -181,7 +189,10 @@ pub struct ProofSet {
     deadline: StorageU64,
     last_proven_block: StorageU64,
     faults: StorageU64,
-    consecutive_faults: StorageU64,
+    /// Whether its last period ended in a fault (a proof clears it).
+    faulted_last: StorageBool,
+    /// The blocks of its last `faultThreshold` faults: fault `n` (from 0) at `n % threshold`.
+    fault_blocks: StorageArray<StorageU64, 16>,
 }
 
 /// The `ProofManager` contract.
@@ -239,8 +250,7 @@ impl ProofManager {
         if self.is_initialized() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
         }
-        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
-        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+        if !deployed_by_caller(self.vm(), deploy_nonce) {
             return Err(Error::NotDeployer(NotDeployer {}));
         }
         let fits_period = challenge_finality
@@ -250,7 +260,7 @@ impl ProofManager {
             && challenge_finality >= 1
             && fits_period
             && (1..=MAX_CHALLENGES_PER_PROOF).contains(&challenges_per_proof)
-            && fault_threshold >= 1
+            && (1..=MAX_FAULT_THRESHOLD).contains(&fault_threshold)
             && slash_bps <= BPS
             && reporter_bounty_bps <= MAX_REPORTER_BOUNTY_BPS
             && registry != Address::ZERO;
@@ -444,7 +454,7 @@ impl ProofManager {
         let deadline = now.saturating_add(self.proving_period.get().to::<u64>());
         let mut set = self.proof_sets.setter(set_id);
         set.last_proven_block.set(U64::from(now));
-        set.consecutive_faults.set(U64::ZERO);
+        set.faulted_last.set(false);
         set.challenge_epoch.set(U64::ZERO);
         set.deadline.set(U64::from(deadline));
         self.emit(&PossessionProven {
@@ -456,8 +466,8 @@ impl ProofManager {
 
     /// Records a fault: allowed once the open challenge's window has closed unproven, or the
     /// deadline has passed. Anyone may call it. The challenge is closed and the next deadline is
-    /// `provingPeriod` blocks from now. From `faultThreshold` consecutive faults on, each fault
-    /// slashes `slashBps` of the dataset's stake in the registry: `reporterBountyBps` of the
+    /// `provingPeriod` blocks from now. A fault that makes `faultThreshold` within the last
+    /// [`FAULT_WINDOW_PERIODS`] proving periods (itself included) slashes `slashBps` of the dataset's stake in the registry: `reporterBountyBps` of the
     /// slash is credited to the caller, the rest reserved for the buyers of the dataset's open
     /// orders (burned when there is none; `DatasetRegistry.slashForBuyers`).
     ///
@@ -480,23 +490,29 @@ impl ProofManager {
         }
         let dataset_id = set.dataset_id.get();
         // Counters are bounded by the number of blocks, far below u64::MAX.
-        let faults = set.faults.get().to::<u64>().saturating_add(1);
-        let consecutive = set.consecutive_faults.get().to::<u64>().saturating_add(1);
+        let before = set.faults.get().to::<u64>();
+        let faults = before.saturating_add(1);
+        let threshold = self.fault_threshold.get().to::<u64>();
 
         // Effects before the registry call (checks-effects-interactions).
         let next_deadline = now.saturating_add(self.proving_period.get().to::<u64>());
         let mut set = self.proof_sets.setter(set_id);
         set.faults.set(U64::from(faults));
-        set.consecutive_faults.set(U64::from(consecutive));
+        set.faulted_last.set(true);
+        // `threshold <= 16`, so the slot exists.
+        if let Some(mut slot) = set.fault_blocks.setter(ring_slot(before, threshold)) {
+            slot.set(U64::from(now));
+        }
         set.challenge_epoch.set(U64::ZERO);
         set.deadline.set(U64::from(next_deadline));
+        let recent = self.recent_faults(set_id, now);
         self.emit(&FaultRecorded {
             setId: set_id,
-            consecutiveFaults: consecutive,
+            recentFaults: recent,
             totalFaults: faults,
         });
 
-        if consecutive >= self.fault_threshold.get().to::<u64>() {
+        if recent >= threshold {
             let stake = IDatasetRegistry::new(registry)
                 .stake_of(self.vm(), Call::new(), dataset_id)
                 .map_err(|_| Error::RegistryCallFailed(RegistryCallFailed {}))?;
@@ -530,8 +546,9 @@ impl ProofManager {
         Ok(())
     }
 
-    /// Health of `datasetId`'s proof set: 0 None (no proof set), 1 Healthy (proven, no fault in a
-    /// row and none due), 2 Degraded (otherwise), 3 Failed (`faultThreshold` consecutive faults).
+    /// Health of `datasetId`'s proof set: 0 None (no proof set), 1 Healthy (proven, its last
+    /// period proven and no fault due), 2 Degraded (otherwise), 3 Failed (`faultThreshold` faults
+    /// within the last [`FAULT_WINDOW_PERIODS`] proving periods).
     ///
     /// # Errors
     /// `ArbSysCallFailed`.
@@ -540,17 +557,16 @@ impl ProofManager {
         if set_id.is_zero() {
             return Ok(HEALTH_NONE);
         }
-        let set = self.proof_sets.getter(set_id);
-        let consecutive = set.consecutive_faults.get().to::<u64>();
-        if consecutive >= self.fault_threshold.get().to::<u64>() {
+        let now = self.now()?;
+        if self.recent_faults(set_id, now) >= self.fault_threshold.get().to::<u64>() {
             return Ok(HEALTH_FAILED);
         }
-        if consecutive > 0 || set.last_proven_block.get().is_zero() {
+        let set = self.proof_sets.getter(set_id);
+        if set.faulted_last.get() || set.last_proven_block.get().is_zero() {
             return Ok(HEALTH_DEGRADED);
         }
         let epoch = set.challenge_epoch.get().to::<u64>();
         let deadline = set.deadline.get().to::<u64>();
-        let now = self.now()?;
         if fault_due(
             epoch,
             self.challenge_window.get().to::<u64>(),
@@ -569,16 +585,18 @@ impl ProofManager {
         self.proof_set_of.get(dataset_id)
     }
 
-    /// A proof set's state. `challengeEpoch` is 0 when no challenge is open.
+    /// A proof set's state: dataset, pieces, leaves, `challengeEpoch` (0 when no challenge is
+    /// open), deadline, last proven block, faults in all, faults within the sliding window.
     ///
     /// # Errors
-    /// `UnknownProofSet`.
+    /// `UnknownProofSet`; `ArbSysCallFailed`.
     #[allow(clippy::type_complexity)] // The ABI's return tuple.
     pub fn proof_set(
         &self,
         set_id: U256,
     ) -> Result<(U256, u64, u64, u64, u64, u64, u64, u64), Error> {
         self.require_proof_set(set_id)?;
+        let recent = self.recent_faults(set_id, self.now()?);
         let set = self.proof_sets.getter(set_id);
         let pieces = set.cumulative.len();
         let total = match pieces.checked_sub(1) {
@@ -594,7 +612,7 @@ impl ProofManager {
             set.deadline.get().to::<u64>(),
             set.last_proven_block.get().to::<u64>(),
             set.faults.get().to::<u64>(),
-            set.consecutive_faults.get().to::<u64>(),
+            recent,
         ))
     }
 
@@ -734,6 +752,29 @@ impl ProofManager {
     }
 
     /// The current L2 block number.
+    /// How many of the set's last `faultThreshold` faults lie within the sliding window ending
+    /// at `now` (`FAULT_WINDOW_PERIODS` proving periods): `faultThreshold` of them is a lapse.
+    fn recent_faults(&self, set_id: U256, now: u64) -> u64 {
+        let set = self.proof_sets.getter(set_id);
+        let threshold = self.fault_threshold.get().to::<u64>();
+        let window = self
+            .proving_period
+            .get()
+            .to::<u64>()
+            .saturating_mul(FAULT_WINDOW_PERIODS);
+        let kept = set.faults.get().to::<u64>().min(threshold);
+        (0..kept)
+            .filter(|&slot| {
+                let block = set
+                    .fault_blocks
+                    .get(usize::try_from(slot).unwrap_or(usize::MAX))
+                    .unwrap_or_default()
+                    .to::<u64>();
+                block.saturating_add(window) >= now
+            })
+            .count() as u64
+    }
+
     fn now(&self) -> Result<u64, Error> {
         let number = IArbSys::new(ARB_SYS)
             .arb_block_number(self.vm(), Call::new())
@@ -776,6 +817,11 @@ impl ProofManager {
 
 /// Whether a fault may be recorded at `now`: the open challenge (`epoch ≠ 0`) went unproven
 /// through its window, or the deadline has passed.
+/// The `fault_blocks` slot of fault number `fault` (from 0) among the last `threshold`.
+fn ring_slot(fault: u64, threshold: u64) -> usize {
+    usize::try_from(fault % threshold.max(1)).unwrap_or(0)
+}
+
 fn fault_due(epoch: u64, window: u64, deadline: u64, now: u64) -> bool {
     let window_missed = epoch != 0 && now > epoch.saturating_add(window);
     window_missed || now > deadline
@@ -1178,7 +1224,7 @@ mod tests {
 
     #[test]
     fn initialize_rejects_out_of_range_config() {
-        let bad: [(Address, u64, u64, u64, u64, u64, u16); 10] = [
+        let bad: [(Address, u64, u64, u64, u64, u64, u16); 11] = [
             (Address::ZERO, 100, 20, 5, 5, 3, 1_000),
             (REGISTRY, 100, 0, 5, 5, 3, 1_000),
             (REGISTRY, 400, 256, 5, 5, 3, 1_000),
@@ -1188,6 +1234,8 @@ mod tests {
             (REGISTRY, 100, 20, 5, 0, 3, 1_000),
             (REGISTRY, 100, 20, 5, 17, 3, 1_000),
             (REGISTRY, 100, 20, 5, 5, 0, 1_000),
+            // More faults than the set keeps blocks for.
+            (REGISTRY, 100, 20, 5, 5, MAX_FAULT_THRESHOLD + 1, 1_000),
             (REGISTRY, 100, 20, 5, 5, 3, 10_001),
         ];
         let mut f = Fixture::bare();
@@ -1722,7 +1770,7 @@ mod tests {
         );
         let event = f.last_event::<FaultRecorded>();
         assert_eq!(
-            (event.setId, event.consecutiveFaults, event.totalFaults),
+            (event.setId, event.recentFaults, event.totalFaults),
             (U256::from(1), 1, 1)
         );
         // The new deadline must pass again before the next fault.
@@ -1778,13 +1826,16 @@ mod tests {
 
         let mut remaining = U256::from(STAKE);
         let mut expected_slashes = Vec::new();
+        let mut fault_blocks = Vec::new();
         for fault in 1..=THRESHOLD + 1 {
             if fault > 1 {
                 f.host.mine(PERIOD + 1);
             }
+            fault_blocks.push(f.now());
             f.fault(REPORTER, 1).unwrap();
             let state = f.state();
-            assert_eq!((state.6, state.7), (fault, fault));
+            // Faults in all, and within the window (the last THRESHOLD are kept).
+            assert_eq!((state.6, state.7), (fault, fault.min(THRESHOLD)));
             if fault < THRESHOLD {
                 assert_eq!(f.health(DATASET), HEALTH_DEGRADED, "fault {fault}");
                 assert!(f.events::<ProofSetSlashed>().is_empty());
@@ -1811,16 +1862,83 @@ mod tests {
         assert_eq!(expected_slashes[3].1, U256::from(85_500));
         assert_eq!(f.registry.borrow().stakes[&U256::from(DATASET)], remaining);
 
-        // A new valid proof heals it.
+        // A new valid proof does not forgive recent faults: still Failed.
+        let oldest_recent = fault_blocks[fault_blocks.len() - usize::try_from(THRESHOLD).unwrap()];
         let epoch = f.open_and_ripen();
         let (leaves, proofs) = f.valid_proof(epoch);
         f.submit(SELLER, 1, leaves, proofs).unwrap();
+        assert_eq!(f.state().7, THRESHOLD);
+        assert_eq!(f.health(DATASET), HEALTH_FAILED);
+        // Proving every period, it is Healthy again once the oldest of them leaves the window.
+        while f.now() <= oldest_recent + FAULT_WINDOW_PERIODS * PERIOD {
+            assert_eq!(f.health(DATASET), HEALTH_FAILED);
+            f.host.mine(PERIOD / 2);
+            let epoch = f.open_and_ripen();
+            let (leaves, proofs) = f.valid_proof(epoch);
+            f.submit(SELLER, 1, leaves, proofs).unwrap();
+        }
         let state = f.state();
-        assert_eq!((state.6, state.7), (THRESHOLD + 1, 0));
+        assert_eq!(state.6, THRESHOLD + 1);
+        assert!(state.7 < THRESHOLD);
         assert_eq!(f.health(DATASET), HEALTH_HEALTHY);
         // And the deadline passing degrades it again.
         f.host.mine(PERIOD + 1);
         assert_eq!(f.health(DATASET), HEALTH_DEGRADED);
+    }
+
+    #[test]
+    fn a_seller_storing_part_of_the_data_cannot_reroll_past_the_threshold() {
+        // Audit M-7: with faults counted in a row, a seller that answers some challenges (it
+        // stores part of the data) faulted twice, proved once when its luck held, and started
+        // over: Healthy between lapses, never slashed. Counted over a window, the third fault
+        // within it slashes, proofs in between or not.
+        let mut f = Fixture::with_set();
+        for round in 0..2 {
+            for _ in 0..THRESHOLD - 1 {
+                f.host.mine(PERIOD + 1);
+                f.fault(REPORTER, 1).unwrap();
+            }
+            // A lucky proof: it would have reset a consecutive count.
+            let epoch = f.open_and_ripen();
+            let (leaves, proofs) = f.valid_proof(epoch);
+            f.submit(SELLER, 1, leaves, proofs).unwrap();
+            if round == 0 {
+                assert_eq!(
+                    f.health(DATASET),
+                    HEALTH_HEALTHY,
+                    "two faults, then a proof"
+                );
+                assert!(f.events::<ProofSetSlashed>().is_empty());
+            }
+        }
+        // The third fault came with the second round: Failed, and slashed.
+        assert_eq!(f.health(DATASET), HEALTH_FAILED);
+        assert_eq!(
+            f.events::<ProofSetSlashed>().len(),
+            2,
+            "two faults over the threshold"
+        );
+        assert!(f.registry.borrow().stakes[&U256::from(DATASET)] < U256::from(STAKE));
+    }
+
+    #[test]
+    fn proofs_made_back_to_back_do_not_age_a_fault_out() {
+        let mut f = Fixture::with_set();
+        for _ in 0..THRESHOLD - 1 {
+            f.host.mine(PERIOD + 1);
+            f.fault(REPORTER, 1).unwrap();
+        }
+        // Ten proofs in a row, as fast as challenges ripen: time, not proofs, ages faults out.
+        for _ in 0..10 {
+            let epoch = f.open_and_ripen();
+            let (leaves, proofs) = f.valid_proof(epoch);
+            f.submit(SELLER, 1, leaves, proofs).unwrap();
+        }
+        assert_eq!(f.state().7, THRESHOLD - 1);
+        f.host.mine(PERIOD + 1);
+        f.fault(REPORTER, 1).unwrap();
+        assert_eq!(f.health(DATASET), HEALTH_FAILED);
+        assert_eq!(f.events::<ProofSetSlashed>().len(), 1);
     }
 
     #[test]
@@ -1919,7 +2037,10 @@ mod tests {
         deadline: u64,
         last_proven: u64,
         faults: u64,
-        consecutive: u64,
+        /// The block of every fault, in order.
+        fault_blocks: Vec<u64>,
+        /// Whether the last period ended in a fault.
+        faulted_last: bool,
         stake: U256,
         slashed: U256,
         /// Of which the reporter's bounties.
@@ -1931,10 +2052,22 @@ mod tests {
             (self.epoch != 0 && now > self.epoch + WINDOW) || now > self.deadline
         }
 
+        /// Faults within the last `FAULT_WINDOW_PERIODS` proving periods, at most the threshold.
+        fn recent(&self, now: u64) -> u64 {
+            let within = self
+                .fault_blocks
+                .iter()
+                .rev()
+                .take(usize::try_from(THRESHOLD).unwrap())
+                .filter(|&&block| block + FAULT_WINDOW_PERIODS * PERIOD >= now)
+                .count();
+            within as u64
+        }
+
         fn health(&self, now: u64) -> u8 {
-            if self.consecutive >= THRESHOLD {
+            if self.recent(now) >= THRESHOLD {
                 HEALTH_FAILED
-            } else if self.consecutive == 0 && self.last_proven > 0 && !self.fault_due(now) {
+            } else if !self.faulted_last && self.last_proven > 0 && !self.fault_due(now) {
                 HEALTH_HEALTHY
             } else {
                 HEALTH_DEGRADED
@@ -1998,7 +2131,8 @@ mod tests {
                 deadline: 1_000 + PERIOD,
                 last_proven: 0,
                 faults: 0,
-                consecutive: 0,
+                fault_blocks: Vec::new(),
+                faulted_last: false,
                 stake: U256::from(STAKE),
                 slashed: U256::ZERO,
                 bounty: U256::ZERO,
@@ -2036,7 +2170,7 @@ mod tests {
                         } else {
                             prop_assert!(result.is_ok(), "{:?}", result);
                             model.last_proven = now;
-                            model.consecutive = 0;
+                            model.faulted_last = false;
                             model.epoch = 0;
                             model.deadline = now + PERIOD;
                         }
@@ -2064,10 +2198,11 @@ mod tests {
                         if model.fault_due(now) {
                             prop_assert!(result.is_ok(), "{:?}", result);
                             model.faults += 1;
-                            model.consecutive += 1;
+                            model.fault_blocks.push(now);
+                            model.faulted_last = true;
                             model.epoch = 0;
                             model.deadline = now + PERIOD;
-                            if model.consecutive >= THRESHOLD {
+                            if model.recent(now) >= THRESHOLD {
                                 let amount = model.stake * U256::from(SLASH_BPS) / U256::from(10_000);
                                 model.stake -= amount;
                                 model.slashed += amount;
@@ -2081,7 +2216,7 @@ mod tests {
                 let state = f.state();
                 prop_assert_eq!(
                     (state.3, state.4, state.5, state.6, state.7),
-                    (model.epoch, model.deadline, model.last_proven, model.faults, model.consecutive)
+                    (model.epoch, model.deadline, model.last_proven, model.faults, model.recent(f.now()))
                 );
                 prop_assert_eq!(f.health(DATASET), model.health(f.now()));
                 let registry = f.registry.borrow();

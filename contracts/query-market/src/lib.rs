@@ -107,8 +107,7 @@ impl QueryMarket {
         if self.initialized.get() {
             return Err(Error::AlreadyInitialized(AlreadyInitialized {}));
         }
-        let (preimage, len) = create_preimage(self.vm().msg_sender(), deploy_nonce);
-        if self.vm().native_keccak256(&preimage[..len])[12..] != self.vm().contract_address()[..] {
+        if !deployed_by_caller(self.vm(), deploy_nonce) {
             return Err(Error::NotDeployer(NotDeployer {}));
         }
         if registry.is_zero()

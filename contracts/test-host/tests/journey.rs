@@ -509,7 +509,11 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_open_orders_compensated() {
             IProofManager::recordFaultCall { set_id: set },
         );
     }
-    assert_eq!(m.health(dataset), 3, "three consecutive faults: Failed");
+    assert_eq!(
+        m.health(dataset),
+        3,
+        "three faults within the window: Failed"
+    );
     // The third fault slashed 10 % of the 2-token stake: 5 % of that to the watcher, the rest
     // (190) reserved for the one open order.
     let stake = m.ok(
