@@ -29,6 +29,11 @@ pub struct OwnedDataset {
     pub car: PathBuf,
     /// The TFHE client key (mode 0600).
     pub client_key: PathBuf,
+    /// The plaintext rows (mode 0600, sealed like the client key): what the seller checks a
+    /// decrypted result against before releasing anything of it. A dataset recorded without
+    /// them has its results refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<PathBuf>,
     /// The layout (to plan what a worker computed).
     pub layout: LayoutHeader,
     /// The templates allowed.
@@ -52,6 +57,11 @@ pub struct PendingDataset {
     pub car: PathBuf,
     /// The TFHE client key (mode 0600).
     pub client_key: PathBuf,
+    /// The plaintext rows (mode 0600, sealed like the client key): what the seller checks a
+    /// decrypted result against before releasing anything of it. A dataset recorded without
+    /// them has its results refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<PathBuf>,
     /// The layout.
     pub layout: LayoutHeader,
     /// The templates allowed.
@@ -80,6 +90,7 @@ impl PendingDataset {
             piece_cid: self.piece_cid.clone(),
             car: self.car.clone(),
             client_key: self.client_key.clone(),
+            rows: self.rows.clone(),
             layout: self.layout.clone(),
             templates: self.templates.clone(),
         }

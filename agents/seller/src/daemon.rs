@@ -18,11 +18,12 @@ use datacloud_agent_core::{
     OrderStatus, delivery_digest,
 };
 use datacloud_fhe_query::{
-    BudgetLedger, EncryptedResult, Passphrase, Policy, SellerKey, decrypt, release,
+    BudgetLedger, CheckError, EncryptedResult, Passphrase, Policy, SellerKey, load_rows,
+    open_result, release,
 };
 use datacloud_package::{params_cid, query_from_params, read_file, store_file};
 use datacloud_pdp::{PieceProver, challenge_leaf_index};
-use datacloud_query::plan;
+use datacloud_query::{Table, plan};
 use datacloud_store::Blockstore;
 use datacloud_store::gateway::Client as GatewayClient;
 use tokio::sync::{Mutex, mpsc};
@@ -134,6 +135,8 @@ pub struct Seller {
     options: SellerOptions,
     provers: Arc<Mutex<HashMap<u64, PieceProver<std::fs::File>>>>,
     keys: Arc<Mutex<HashMap<u64, Arc<SellerKey>>>>,
+    /// Each dataset's plaintext rows, opened once.
+    rows: Arc<Mutex<HashMap<u64, Arc<Table>>>>,
     /// `(challengeWindow, challengeFinality)`: fixed at deployment.
     timing: Arc<std::sync::OnceLock<(u64, u64)>>,
     news: Option<mpsc::UnboundedSender<SellerNews>>,
@@ -165,6 +168,7 @@ impl Seller {
             options,
             provers: Arc::default(),
             keys: Arc::default(),
+            rows: Arc::default(),
             timing: Arc::default(),
             news,
         }
@@ -388,10 +392,35 @@ impl Seller {
         Ok(key)
     }
 
+    async fn rows_of(&self, dataset: &OwnedDataset) -> Result<Arc<Table>, SellerError> {
+        let mut rows = self.rows.lock().await;
+        if let Some(table) = rows.get(&dataset.dataset_id) {
+            return Ok(table.clone());
+        }
+        let path = dataset.rows.as_ref().ok_or_else(|| {
+            SellerError::Invalid(format!(
+                "dataset {} was recorded without its plaintext rows, so no result can be checked and none is released",
+                dataset.dataset_id
+            ))
+        })?;
+        let table = tokio::task::block_in_place(|| {
+            load_rows(path, self.options.passphrase.as_ref(), &dataset.layout)
+        })
+        .map_err(|e| match e {
+            CheckError::Key(e) => SellerError::Key(e),
+            e => SellerError::file(path, e),
+        })?;
+        let table = Arc::new(table);
+        rows.insert(dataset.dataset_id, table.clone());
+        Ok(table)
+    }
+
     /// Delivers order `order_id`'s result if it is for one of this seller's datasets and
     /// waits for delivery; `None` when the order is not this seller's to deliver, or when its
     /// result does not match the worker's attestation (its hash, or the shape of the order's
-    /// plan): that result is disputed instead ([`SellerNews::Disputed`]: verifiers recompute it).
+    /// plan) or does not decrypt to the plan's computation on the seller's own rows: that result
+    /// is disputed instead ([`SellerNews::Disputed`]: verifiers recompute it), and nothing of it
+    /// is released.
     ///
     /// # Errors
     /// [`SellerError`].
@@ -464,7 +493,21 @@ impl Seller {
             }
         };
         let secret = self.key_of(&dataset).await?;
-        let aggregates = tokio::task::block_in_place(|| decrypt(&encrypted, &secret));
+        let rows = self.rows_of(&dataset).await?;
+        // Nothing decrypted is released unless it is the order's computation on the seller's
+        // own rows: anything else (a victim row's blocks, key-probing blocks) is disputed.
+        let opened = tokio::task::block_in_place(|| {
+            open_result(&encrypted, &chosen, &dataset.layout, &secret, &rows)
+        });
+        let aggregates = match opened {
+            Ok(aggregates) => aggregates,
+            Err(CheckError::NotTheComputation(what)) => {
+                let reason = format!("the attested result is not the order's computation: {what}");
+                return self.dispute(order_id, reason).await;
+            }
+            Err(CheckError::Key(e)) => return Err(e.into()),
+            Err(e @ CheckError::Rows(_)) => return Err(SellerError::Invalid(e.to_string())),
+        };
         let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
         let buyer: Address = client.view("ownerOf", &market.ownerOf(order_id)).await?;
         let ledger_path = self
@@ -563,8 +606,9 @@ impl Seller {
     /// Disputes order `order_id`'s computed result instead of delivering it, posting the
     /// market's `minWorkerBond` as the dispute bond: verifiers drawn by the market recompute the
     /// order, and the bond comes back (with the worker's slash) only if two of them agree that
-    /// the result is wrong. Sent once (journaled under `(order, dispute)`); only for faults
-    /// anyone can check from the attested CID and hash and the order's plan.
+    /// the result is wrong. Sent once (journaled under `(order, dispute)`); for faults anyone can
+    /// check from the attested CID and hash and the order's plan, and for a decryption that is
+    /// not the plan's computation (any honest verifier's result differs from it).
     async fn dispute(
         &self,
         order_id: U256,

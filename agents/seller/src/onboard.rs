@@ -11,7 +11,7 @@ use cid::Cid;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
 use datacloud_agent_core::journal::{ActionJournal, ActionKey};
 use datacloud_agent_core::{ChainClient, Deployments};
-use datacloud_fhe_query::{Passphrase, SellerKey, encrypt, sample_statistics};
+use datacloud_fhe_query::{Passphrase, SellerKey, encrypt, sample_statistics, save_rows};
 use datacloud_package::{Manifest, Provenance, publish};
 use datacloud_pdp::PieceProver;
 use datacloud_query::layout::LayoutOptions;
@@ -41,6 +41,8 @@ pub struct OnboardOptions {
     pub passphrase: Option<Passphrase>,
     /// Publish sample statistics in the manifest under this total ε (`None`: publish none).
     pub sample_epsilon: Option<f64>,
+    /// Smallest number of rows any published figure is derived from (the sample statistics').
+    pub min_cohort: u64,
 }
 
 /// What onboarding produced.
@@ -117,7 +119,9 @@ pub async fn onboard(
         },
         sample: options
             .sample_epsilon
-            .map(|epsilon| sample_statistics(table, epsilon, &mut rand::rng())),
+            .map(|epsilon| {
+                sample_statistics(table, epsilon, options.min_cohort, &mut rand::rng())
+            }),
     };
     let server_key = key.server_key_bytes()?;
     let root = tokio::task::block_in_place(|| publish(store, &manifest, &server_key, &dataset))?;
@@ -126,6 +130,8 @@ pub async fn onboard(
         Some(passphrase) => key.save_sealed(&key_path, passphrase)?,
         None => key.save(&key_path)?,
     }
+    let rows_path = dir.join(format!("{root}.rows"));
+    save_rows(table, &rows_path, options.passphrase.as_ref())?;
     let car_path = dir.join(format!("{root}.car"));
     let file = std::fs::File::create(&car_path).map_err(|e| SellerError::file(&car_path, e))?;
     store
@@ -147,6 +153,7 @@ pub async fn onboard(
         piece_cid: piece_cid.to_string(),
         car: car_path,
         client_key: key_path,
+        rows: Some(rows_path),
         layout: dataset.header.clone(),
         templates: options.templates.clone(),
         schema_hash: keccak256(manifest.schema.as_bytes()),

@@ -2,7 +2,9 @@
 //! dispute bond instead of delivering, two verifiers drawn by the market answer with the result
 //! they computed, and the worker is slashed while the order reopens. Two faults, both facts
 //! about the bytes under the attested CID: they do not hash to the attested hash; they hash right
-//! but are not an answer to the order's plan. Real devchain over HTTP, real contract WASM.
+//! but are not an answer to the order's plan. A third is disputed too, with nothing released: a
+//! well-formed result that does not decrypt to the plan's computation on the seller's rows.
+//! Real devchain over HTTP, real contract WASM.
 
 mod common;
 
@@ -14,6 +16,8 @@ use common::{ETHER, chain, config, deployed, pending};
 use datacloud_agent_core::bindings::{IDisputeGame, IQueryMarket};
 use datacloud_agent_core::testing::HandWorker;
 use datacloud_agent_core::{Agent, ChainClient, OrderRetry, OrderStatus, Protocol};
+use datacloud_fhe_query::eval::EncryptedGroup;
+use datacloud_fhe_query::{EncryptedResult, EvaluationKey, SellerKey, save_rows};
 use datacloud_query::template::{Query, template_hash};
 use datacloud_seller::{Seller, SellerBook, SellerNews, SellerOptions, finish_pending};
 use datacloud_store::Blockstore;
@@ -34,7 +38,14 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
     // A registered dataset in the seller's book.
     std::fs::create_dir_all(&seller_dir).unwrap();
     let mut book = SellerBook::load(&seller_dir).unwrap();
-    book.pending.push(pending(&seller_dir, "bank-a"));
+    // A real client key and the seller's plaintext rows (the 4 rows `pending` lays out).
+    let mut bank = pending(&seller_dir, "bank-a");
+    let key = SellerKey::generate();
+    key.save(&bank.client_key).unwrap();
+    let rows = seller_dir.join("bank-a.rows");
+    save_rows(&datacloud_query::synth::generate(4, 1), &rows, None).unwrap();
+    bank.rows = Some(rows);
+    book.pending.push(bank);
     book.save(&seller_dir).unwrap();
     let dataset = finish_pending(&seller_client, &deployments, &seller_dir)
         .await
@@ -229,7 +240,60 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
         assert!(heard.try_recv().is_err());
     }
 
-    // 3. A poison order: a result nobody published, so no gateway serves it. Each try fails
+    // 3. A result with the plan's shape, conformant blocks, published, hashed and attested
+    //    right, that is not the plan's computation: trivial ciphertexts of the largest count the
+    //    plan's width holds and a chosen sum, the shape of the decryption-oracle attack. The seller decrypts it, finds
+    //    it differs from its own computation on its rows, releases nothing and disputes.
+    top_up().await;
+    let (order, _) = place().await;
+    let chosen = datacloud_query::plan(&query, &layout).unwrap();
+    let b = &chosen.bound;
+    let sk = EvaluationKey::from_compressed(&key.server_key());
+    let trivial = |value: u64, blocks: u32| -> tfhe::integer::RadixCiphertext {
+        sk.integer_key()
+            .create_trivial_radix(value, blocks as usize)
+    };
+    let forged = EncryptedResult {
+        rows: 4,
+        groups: vec![EncryptedGroup {
+            count: trivial((1 << (2 * b.count_blocks)) - 1, b.count_blocks),
+            sum: b.want_sum.then(|| trivial(123_456, b.sum_blocks)),
+            squares: b.want_squares.then(|| trivial(7, b.square_blocks)),
+            terms: Vec::new(),
+        }],
+    };
+    let bytes = forged.to_bytes().unwrap();
+    let published = datacloud_package::store_file(&store, &bytes, true).unwrap();
+    worker
+        .submit(&deployments, order, &published, keccak256(&bytes))
+        .await;
+    let nonce = seller_nonce().await;
+    assert!(seller.deliver(order).await.unwrap().is_none());
+    assert_eq!(seller_nonce().await, nonce + 1, "one dispute, no delivery");
+    match heard.try_recv().unwrap() {
+        SellerNews::Disputed { order_id, reason } => {
+            assert_eq!(order_id, order);
+            assert!(
+                reason.contains("not the order's computation")
+                    && reason.contains("exceeds the dataset's 4 rows"),
+                "{reason}"
+            );
+        }
+        _ => panic!("order {order}: no dispute"),
+    }
+    assert_eq!(
+        view.order_status(order).await.unwrap(),
+        OrderStatus::Disputed
+    );
+    assert!(
+        view.order_work(order)
+            .await
+            .unwrap()
+            .delivery_cid
+            .is_empty()
+    );
+
+    // 4. A poison order: a result nobody published, so no gateway serves it. Each try fails
     //    through the order's own fault; after its tries the delivery is given up and the order
     //    refused on-chain (one transaction, no delivery): its buyer is refunded at once, and
     //    the seller is free for the next order.

@@ -349,6 +349,7 @@ async fn journey(
             layout: LayoutOptions::default(),
             passphrase: None,
             sample_epsilon: Some(1.0),
+            min_cohort: 10,
         },
         &|n| bar.inc(n),
     )

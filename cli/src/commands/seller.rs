@@ -81,6 +81,10 @@ pub struct OnboardArgs {
     /// Publish no sample statistics.
     #[arg(long)]
     no_sample: bool,
+    /// Smallest number of rows a published sample statistic is derived from (a category value
+    /// or a flag on fewer rows is withheld).
+    #[arg(long, default_value_t = 10)]
+    min_cohort: u64,
     #[command(flatten)]
     key: KeyPassphrase,
     #[command(flatten)]
@@ -178,6 +182,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
         },
         passphrase: args.key.get(),
         sample_epsilon: (!args.no_sample).then_some(args.sample_epsilon),
+        min_cohort: args.min_cohort,
     };
     anyhow::ensure!(
         (1..=65_536).contains(&args.chunk_rows),

@@ -6,9 +6,11 @@ use thiserror::Error;
 pub enum KeyError {
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
-    #[error("{0} has mode {1:o}; a client key must be readable by its owner only (chmod 600)")]
+    #[error(
+        "{0} has mode {1:o}; a client key or the seller's rows must be readable by their owner only (chmod 600)"
+    )]
     Permissions(String, u32),
-    #[error("key file is {0} bytes, over the limit")]
+    #[error("private file is {0} bytes, over the limit")]
     TooLarge(u64),
     #[error("not a valid key: {0}")]
     Deserialize(String),
@@ -50,4 +52,16 @@ pub enum PolicyError {
     Ledger(String, String),
     #[error("invalid policy: {0}")]
     Invalid(String),
+}
+
+/// Why the seller releases nothing of a worker's result: what it decrypted is not the
+/// computation the order paid for (audit C-1), or the seller cannot tell.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error("the seller's plaintext rows: {0}")]
+    Rows(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("the decrypted result is not the order's computation: {0}")]
+    NotTheComputation(String),
 }

@@ -108,7 +108,9 @@ impl EncryptedResult {
         let result: EncryptedResult =
             safe_deserialize(bytes, MAX_RESULT_BYTES).map_err(LayoutError::Deserialize)?;
         let b = &plan.bound;
-        let fits = |ct: &RadixCiphertext, w: u32| ct.blocks().len() == w as usize;
+        let fits = |ct: &RadixCiphertext, w: u32| {
+            ct.blocks().len() == w as usize && ct.blocks().iter().all(conformant)
+        };
         let ok = result.groups.len() == b.group_count()
             && result.groups.iter().all(|g| {
                 fits(&g.count, b.count_blocks)
@@ -123,11 +125,33 @@ impl EncryptedResult {
             });
         if !ok {
             return Err(LayoutError::Mismatch(
-                "result shape does not match the plan".into(),
+                "result shape does not match the plan, or a block is not a ciphertext of the dataset's parameters".into(),
             ));
         }
         Ok(result)
     }
+}
+
+/// A block of a worker's result is a ciphertext of the dataset's parameters: TFHE-rs'
+/// conformance check for [`crate::keys::PARAMETERS`] (LWE dimension and modulus, message and
+/// carry moduli, atomic pattern), with the metadata a computation may leave — a degree within
+/// the block's message and carry space, a noise level the server key would still bootstrap —
+/// instead of a fresh block's. A block claiming a wider message space (so that decryption
+/// would return more phase bits, noise included) or another key's dimension is refused before
+/// anything is decrypted.
+fn conformant(block: &Block) -> bool {
+    use tfhe::conformance::ParameterSetConformant as _;
+    use tfhe::integer::parameters::RadixCiphertextConformanceParams;
+    let params = crate::keys::PARAMETERS;
+    let fresh = RadixCiphertextConformanceParams::from_pbs_parameters(params, 1).shortint_params;
+    let max_degree = fresh.message_modulus.0 * fresh.carry_modulus.0 - 1;
+    block.degree.get() <= max_degree
+        && block.noise_level().get() <= params.max_noise_level.get()
+        && block.is_conformant(&tfhe::shortint::parameters::CiphertextConformanceParams {
+            degree: block.degree,
+            noise_level: block.noise_level(),
+            ..fresh
+        })
 }
 
 /// Evaluates `plan` on a whole dataset; `progress(rows_done)` is called as chunks finish.

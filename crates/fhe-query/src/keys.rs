@@ -88,7 +88,7 @@ impl SellerKey {
     /// # Errors
     /// [`KeyError::Io`] (the file exists, or cannot be written).
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        write_new_private(path, &to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?)
+        write_private(path, &to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?, None)
     }
 
     /// Writes the key to `path` like [`Self::save`], sealed under `passphrase`: ChaCha20-Poly1305
@@ -99,9 +99,11 @@ impl SellerKey {
     /// [`KeyError::Io`] (the file exists, or cannot be written), [`KeyError::Sealed`] for an
     /// empty passphrase.
     pub fn save_sealed(&self, path: &Path, passphrase: &Passphrase) -> Result<(), KeyError> {
-        let bytes = to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?;
-        let sealed = seal::seal(&bytes, &passphrase.0, SEAL_ITERATIONS)?;
-        write_new_private(path, &sealed)
+        write_private(
+            path,
+            &to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?,
+            Some(passphrase),
+        )
     }
 
     /// Reads a key written by [`SellerKey::save`]; refuses a file others can read.
@@ -122,27 +124,7 @@ impl SellerKey {
     /// [`KeyError::PassphraseRequired`], [`KeyError::Sealed`] (a wrong passphrase or a damaged
     /// file: the two cannot be told apart, by design).
     pub fn load_with(path: &Path, passphrase: Option<&Passphrase>) -> Result<Self, KeyError> {
-        let io = |e| KeyError::Io(path.display().to_string(), e);
-        let metadata = std::fs::metadata(path).map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = metadata.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyError::Permissions(path.display().to_string(), mode));
-            }
-        }
-        if metadata.len() > MAX_CLIENT_KEY_BYTES {
-            return Err(KeyError::TooLarge(metadata.len()));
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
-        let plain = if seal::is_sealed(&bytes) {
-            let passphrase = passphrase
-                .ok_or_else(|| KeyError::PassphraseRequired(path.display().to_string()))?;
-            seal::open(&bytes, &passphrase.0)?
-        } else {
-            bytes
-        };
+        let plain = read_private(path, passphrase, MAX_CLIENT_KEY_BYTES)?;
         let client = safe_deserialize(plain.as_slice(), MAX_CLIENT_KEY_BYTES)
             .map_err(KeyError::Deserialize)?;
         Ok(SellerKey { client })
@@ -172,6 +154,51 @@ impl EvaluationKey {
         let key: CompressedServerKey =
             safe_deserialize(bytes, MAX_SERVER_KEY_BYTES).map_err(KeyError::Deserialize)?;
         Ok(Self::from_compressed(&key))
+    }
+}
+
+/// Writes `bytes` to a new private file: sealed under `passphrase` when there is one (see
+/// [`SellerKey::save_sealed`]), mode 0600, never overwriting, synced.
+pub(crate) fn write_private(
+    path: &Path,
+    bytes: &[u8],
+    passphrase: Option<&Passphrase>,
+) -> Result<(), KeyError> {
+    match passphrase {
+        Some(passphrase) => {
+            write_new_private(path, &seal::seal(bytes, &passphrase.0, SEAL_ITERATIONS)?)
+        }
+        None => write_new_private(path, bytes),
+    }
+}
+
+/// Reads a file written by [`write_private`]: refuses one others can read or one over `max`
+/// bytes, and opens a sealed one with `passphrase`.
+pub(crate) fn read_private(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    max: u64,
+) -> Result<Vec<u8>, KeyError> {
+    let io = |e| KeyError::Io(path.display().to_string(), e);
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Permissions(path.display().to_string(), mode));
+        }
+    }
+    if metadata.len() > max {
+        return Err(KeyError::TooLarge(metadata.len()));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    if seal::is_sealed(&bytes) {
+        let passphrase =
+            passphrase.ok_or_else(|| KeyError::PassphraseRequired(path.display().to_string()))?;
+        seal::open(&bytes, &passphrase.0)
+    } else {
+        Ok(bytes)
     }
 }
 

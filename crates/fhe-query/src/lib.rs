@@ -14,6 +14,8 @@
 //! - [`eval`]: parallel, streaming evaluation on ciphertexts; partial results combine (their sums
 //!   keep their carries for the seller: `accumulate`).
 //! - [`decrypt`]: a worker's encrypted result into aggregates, with the seller's key.
+//! - [`check`]: the seller's plaintext rows, and the check that a decrypted result is the
+//!   order's computation before anything of it is released.
 //! - [`policy`]: minimum cohort, DP noise and budget, confidence intervals.
 //! - [`result`]: the released table and its rendering.
 //! - [`model`]: what `fraud_model` and `linear_regression` release — a naive-Bayes scoring model
@@ -24,6 +26,7 @@
 //! everywhere, tests included: radix integers of 2-bit blocks ([`datacloud_query::BLOCK_BITS`]).
 
 mod accumulate;
+pub mod check;
 pub mod decrypt;
 pub mod encrypt;
 pub mod error;
@@ -36,9 +39,10 @@ pub mod result;
 pub mod sample;
 pub mod seeded;
 
+pub use check::{load_rows, open_result, save_rows};
 pub use decrypt::decrypt;
 pub use encrypt::{EncryptedDataset, encrypt};
-pub use error::{KeyError, LayoutError, PolicyError};
+pub use error::{CheckError, KeyError, LayoutError, PolicyError};
 pub use eval::{
     EncryptedResult, combine, complete, evaluate, evaluate_chunk, evaluate_cube, evaluate_totals,
 };

@@ -22,9 +22,12 @@ pub struct NaiveBayes {
     pub label: String,
     /// Add-α (Laplace) smoothing pseudo-count used in every ratio.
     pub alpha: u32,
-    /// Rows the model was fitted on, and how many had the label.
-    pub rows: f64,
-    pub positives: f64,
+    /// Rows the model was fitted on, and how many had the label; `None` when the model is
+    /// withheld (either count, or the rows without the label, under the minimum cohort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positives: Option<f64>,
     /// `ln((positives + α) / (negatives + α))`; `None` when the whole model is withheld.
     pub prior_log_odds: Option<f64>,
     pub weights: Vec<FeatureWeight>,
@@ -38,10 +41,14 @@ pub struct NaiveBayes {
 pub struct FeatureWeight {
     pub feature: String,
     pub value: String,
-    /// Rows with this value, and those of them with the label (after DP noise, if any).
-    pub rows: f64,
-    pub positives: f64,
-    /// `None` when the value's rows are under the minimum cohort (scored as no evidence).
+    /// Rows with this value, and those of them with the label (after DP noise, if any); `None`
+    /// when the weight is withheld.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positives: Option<f64>,
+    /// `None` when the value's rows, or those of them with or without the label, are under the
+    /// minimum cohort: the weight is derived from them (scored as no evidence).
     pub log_odds: Option<f64>,
 }
 
@@ -53,8 +60,11 @@ pub(crate) struct FeatureCounts {
 }
 
 impl NaiveBayes {
-    /// Fits the model from (possibly noisy) counts; values with fewer than `min_rows` rows get
-    /// no weight, and a model over fewer than `min_rows` rows has no prior either.
+    /// Fits the model from (possibly noisy) counts. Every released figure is derived from at
+    /// least `min_rows` rows: a value gets a weight (and its counts are shown) only if its rows
+    /// with the label and its rows without it each number `min_rows` or more — one fraudster in
+    /// a cohort of 84 is a cell of 1 — and the whole model (prior, counts, weights) is withheld
+    /// unless the rows with and without the label do.
     pub(crate) fn fit(
         label: &str,
         alpha: u32,
@@ -66,7 +76,7 @@ impl NaiveBayes {
         let a = f64::from(alpha);
         let positives = positives.clamp(0.0, rows.max(0.0));
         let negatives = (rows - positives).max(0.0);
-        let whole = rows >= min_rows;
+        let whole = positives >= min_rows && negatives >= min_rows;
         let mut withheld = 0;
         let mut weights = Vec::new();
         for f in features {
@@ -76,29 +86,33 @@ impl NaiveBayes {
                 let p = p.clamp(0.0, n.max(0.0));
                 let given_label = (p + a) / (positives + a * k);
                 let given_other = ((n - p).max(0.0) + a) / (negatives + a * k);
-                let released = whole && n >= min_rows;
+                let released = whole && p >= min_rows && n - p >= min_rows;
                 withheld += usize::from(!released);
                 weights.push(FeatureWeight {
                     feature: f.feature.clone(),
                     value: value.clone(),
-                    rows: n,
-                    positives: p,
+                    rows: released.then_some(n),
+                    positives: released.then_some(p),
                     log_odds: released.then(|| (given_label / given_other).ln()),
                 });
             }
         }
         let note = if whole {
             (withheld > 0).then(|| {
-                format!("{withheld} value(s) under {min_rows} rows have no weight (scored as 0)")
+                format!(
+                    "{withheld} value(s) with fewer than {min_rows} rows with or without the label have no weight (scored as 0)"
+                )
             })
         } else {
-            Some(format!("fewer than {min_rows} rows: the model is withheld"))
+            Some(format!(
+                "fewer than {min_rows} rows with or without the label: the model is withheld"
+            ))
         };
         NaiveBayes {
             label: label.into(),
             alpha,
-            rows,
-            positives,
+            rows: whole.then_some(rows),
+            positives: whole.then_some(positives),
             prior_log_odds: whole.then(|| ((positives + a) / (negatives + a)).ln()),
             weights,
             note,
@@ -131,11 +145,22 @@ impl NaiveBayes {
     }
 
     fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "naive-Bayes model of {} (add-{} smoothing) over {:.0} rows, {:.0} with the label",
-            self.label, self.alpha, self.rows, self.positives
-        );
+        match (self.rows, self.positives) {
+            (Some(rows), Some(positives)) => {
+                let _ = writeln!(
+                    out,
+                    "naive-Bayes model of {} (add-{} smoothing) over {rows:.0} rows, {positives:.0} with the label",
+                    self.label, self.alpha
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "naive-Bayes model of {} (add-{} smoothing)",
+                    self.label, self.alpha
+                );
+            }
+        }
         match self.prior_log_odds {
             Some(p) => {
                 let _ = writeln!(out, "  prior log-odds: {p:.4}");
@@ -145,16 +170,14 @@ impl NaiveBayes {
             }
         }
         for w in &self.weights {
-            let _ = writeln!(
-                out,
-                "  {}={}: {} ({:.0} rows, {:.0} with the label)",
-                w.feature,
-                w.value,
-                w.log_odds
-                    .map_or_else(|| "withheld".into(), |l| format!("{l:+.4}")),
-                w.rows,
-                w.positives
-            );
+            let _ = match (w.log_odds, w.rows, w.positives) {
+                (Some(l), Some(rows), Some(positives)) => writeln!(
+                    out,
+                    "  {}={}: {l:+.4} ({rows:.0} rows, {positives:.0} with the label)",
+                    w.feature, w.value
+                ),
+                _ => writeln!(out, "  {}={}: withheld", w.feature, w.value),
+            };
         }
         if let Some(note) = &self.note {
             let _ = writeln!(out, "  note: {note}");
@@ -171,7 +194,9 @@ impl NaiveBayes {
 pub struct RegressionFit {
     pub target: String,
     pub features: Vec<String>,
-    pub rows: f64,
+    /// Rows fitted on; `None` when the fit is withheld (fewer than the minimum cohort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<f64>,
     /// The intercept first, then one per feature, in the query's order. Empty when withheld.
     pub coefficients: Vec<Coefficient>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,7 +240,7 @@ impl RegressionFit {
         let mut fit = RegressionFit {
             target: target.into(),
             features: features.to_vec(),
-            rows: stats.rows,
+            rows: None,
             coefficients: Vec::new(),
             r_squared: None,
             residual_std_error: None,
@@ -225,6 +250,7 @@ impl RegressionFit {
             fit.note = Some(format!("fewer than {min_rows} rows: the fit is withheld"));
             return fit;
         }
+        fit.rows = Some(stats.rows);
         let sxx: Vec<Vec<f64>> = (0..k).map(|i| stats.cross[i][..k].to_vec()).collect();
         let sxy: Vec<f64> = (0..k).map(|i| stats.cross[i][k]).collect();
         let syy = stats.cross[k][k];
@@ -297,13 +323,20 @@ impl RegressionFit {
     }
 
     fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "OLS of {} on {} over {:.0} rows",
-            self.target,
-            self.features.join(", "),
-            self.rows
-        );
+        let _ = match self.rows {
+            Some(rows) => writeln!(
+                out,
+                "OLS of {} on {} over {rows:.0} rows",
+                self.target,
+                self.features.join(", ")
+            ),
+            None => writeln!(
+                out,
+                "OLS of {} on {}",
+                self.target,
+                self.features.join(", ")
+            ),
+        };
         for c in &self.coefficients {
             let _ = writeln!(
                 out,
@@ -475,6 +508,49 @@ mod tests {
             NaiveBayes::fit("is_fraud", 1, 100.0, 10.0, &features, 500.0)
                 .score([])
                 .is_none()
+        );
+    }
+
+    /// The demo's old `region=LATAM: +0.4550 (84 rows, 1 with the label)`: 84 rows is a cohort,
+    /// but the weight is derived from one labelled row. It is withheld, counts included, as is
+    /// the weight of a value whose rows all carry the label.
+    #[test]
+    fn a_weight_from_one_labelled_row_is_withheld_with_its_counts() {
+        let features = [FeatureCounts {
+            feature: "region".into(),
+            values: vec!["EU".into(), "LATAM".into(), "APAC".into()],
+            counts: vec![(400.0, 40.0), (84.0, 1.0), (12.0, 12.0)],
+        }];
+        let m = NaiveBayes::fit("is_fraud", 1, 496.0, 53.0, &features, 10.0);
+        let [eu, latam, apac] = &m.weights[..] else {
+            panic!("three weights")
+        };
+        assert!(eu.log_odds.is_some() && eu.rows == Some(400.0) && eu.positives == Some(40.0));
+        for w in [latam, apac] {
+            assert_eq!(
+                (w.log_odds, w.rows, w.positives),
+                (None, None, None),
+                "{}",
+                w.value
+            );
+        }
+        let text = {
+            let mut out = String::new();
+            m.render(&mut out);
+            out
+        };
+        assert!(text.contains("region=LATAM: withheld"), "{text}");
+        assert!(!text.contains("1 with the label"), "{text}");
+        // A model over one labelled row releases nothing, not even its counts.
+        let one = NaiveBayes::fit("is_fraud", 1, 496.0, 1.0, &features, 10.0);
+        assert_eq!(
+            (one.rows, one.positives, one.prior_log_odds),
+            (None, None, None)
+        );
+        assert!(
+            one.weights
+                .iter()
+                .all(|w| w.rows.is_none() && w.log_odds.is_none())
         );
     }
 }

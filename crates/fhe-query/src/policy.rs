@@ -442,24 +442,7 @@ fn release_fraud_model(
     }
     let rate_row = |group: Vec<String>, n: f64, p: f64| ResultRow {
         group,
-        cell: if n < policy.min_cohort as f64 {
-            Cell::Suppressed {
-                reason: format!("fewer than {} rows", policy.min_cohort),
-            }
-        } else {
-            let p = p.clamp(0.0, n);
-            Cell::Released {
-                count: n,
-                sum: Some(p),
-                avg: None,
-                var: None,
-                stddev: None,
-                rate: Some(Estimate {
-                    value: if n > 0.0 { p / n } else { 0.0 },
-                    ci95: wilson(p, n),
-                }),
-            }
-        },
+        cell: rate_cell(policy, n, p),
     };
     let rows = match shape.cohort {
         Some(cohort) => per_column
@@ -506,6 +489,39 @@ fn release_fraud_model(
         min_cohort: policy.min_cohort,
         epsilon: policy.epsilon,
         model: Some(Model::NaiveBayes(model)),
+    }
+}
+
+/// A cohort's rate of the label, with its Wilson interval. A rate is derived from the cohort's
+/// rows with the label and those without it: both must be cohorts (a rate of 1/84 names the one
+/// fraudster as surely as a cell of 1 does).
+#[allow(clippy::cast_precision_loss)] // the minimum cohort is a small count
+fn rate_cell(policy: &Policy, n: f64, p: f64) -> Cell {
+    let k = policy.min_cohort as f64;
+    let p = p.clamp(0.0, n.max(0.0));
+    if n < k {
+        Cell::Suppressed {
+            reason: format!("fewer than {} rows", policy.min_cohort),
+        }
+    } else if p < k || n - p < k {
+        Cell::Suppressed {
+            reason: format!(
+                "fewer than {} rows with or without the label",
+                policy.min_cohort
+            ),
+        }
+    } else {
+        Cell::Released {
+            count: n,
+            sum: Some(p),
+            avg: None,
+            var: None,
+            stddev: None,
+            rate: Some(Estimate {
+                value: if n > 0.0 { p / n } else { 0.0 },
+                ci95: wilson(p, n),
+            }),
+        }
     }
 }
 
@@ -711,6 +727,99 @@ mod tests {
             (mean_abs - 2.0).abs() < 0.1,
             "E|X| of Laplace(b) is b, got {mean_abs}"
         );
+    }
+
+    /// A cell of 1 in every template, released under the default policy (k = 10): one row of
+    /// region APAC, and one fraudster among the EMEA rows. No released figure is derived from
+    /// it: the cohort's statistics, its histogram buckets, its fraud rate and model weight, and
+    /// a regression on it are all withheld, counts included.
+    #[test]
+    #[allow(clippy::too_many_lines)] // one paragraph per template
+    fn every_template_withholds_a_cell_of_one() {
+        let mut table = datacloud_query::synth::generate(2_000, 4);
+        let column = |name: &str| {
+            table
+                .schema
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap()
+        };
+        let (region, fraud) = (column("region"), column("is_fraud"));
+        for v in &mut table.columns[region] {
+            if *v == 0 {
+                *v = 2;
+            }
+        }
+        table.columns[region][3] = 0;
+        let regions = table.columns[region].clone();
+        for (v, &g) in table.columns[fraud].iter_mut().zip(&regions) {
+            if g == 1 {
+                *v = 0;
+            }
+        }
+        let emea = table.columns[region].iter().position(|&v| v == 1).unwrap();
+        table.columns[fraud][emea] = 1;
+        let header = datacloud_query::layout::header(
+            &table,
+            &datacloud_query::layout::LayoutOptions::default(),
+        );
+        let mut rng = rand::rng();
+        let mut release_sql = |sql: &str| {
+            let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
+            let p = datacloud_query::plan::plan(&q, &header).unwrap();
+            let plain = reference(&table, &p.bound, &header);
+            release(&plain, &p, &header, &Policy::default(), None, &mut rng).unwrap()
+        };
+        let suppressed = |t: &ResultTable, label: &str| {
+            t.rows
+                .iter()
+                .filter(|r| r.group.first().map(String::as_str) == Some(label))
+                .all(|r| matches!(r.cell, Cell::Suppressed { .. }))
+        };
+        let released = |t: &ResultTable, label: &str| {
+            t.rows.iter().any(|r| {
+                r.group.first().map(String::as_str) == Some(label)
+                    && matches!(r.cell, Cell::Released { .. })
+            })
+        };
+        // cohort_stats: APAC's one row.
+        let stats =
+            release_sql("SELECT region, COUNT(*), AVG(amount) FROM transactions GROUP BY region");
+        assert!(suppressed(&stats, "APAC") && released(&stats, "AMER"));
+        // histogram: every APAC bucket.
+        let histogram =
+            release_sql("SELECT region, HISTOGRAM(amount) FROM transactions GROUP BY region");
+        assert!(suppressed(&histogram, "APAC") && released(&histogram, "AMER"));
+        // fraud_model: APAC's rate (one row) and EMEA's (one fraudster), and their weights.
+        let model = release_sql("SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY region");
+        assert!(suppressed(&model, "APAC") && suppressed(&model, "EMEA"));
+        let Some(Model::NaiveBayes(nb)) = &model.model else {
+            panic!("naive Bayes")
+        };
+        for value in ["APAC", "EMEA"] {
+            let w = nb
+                .weights
+                .iter()
+                .find(|w| w.feature == "region" && w.value == value)
+                .unwrap();
+            assert_eq!(
+                (w.log_odds, w.rows, w.positives),
+                (None, None, None),
+                "{value}"
+            );
+        }
+        assert!(!model.render().contains(", 1 with the label"));
+        // linear_regression on APAC's one row: the fit, its row count and the cell.
+        let fit = release_sql(
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions WHERE region = 'APAC'",
+        );
+        let Some(Model::LinearRegression(ols)) = &fit.model else {
+            panic!("a fit")
+        };
+        assert!(ols.coefficients.is_empty() && ols.rows.is_none());
+        assert!(matches!(fit.rows[0].cell, Cell::Suppressed { .. }));
+        // The sample statistics: see `sample::tests::a_value_or_flag_of_one_row_is_withheld`.
     }
 
     /// The new templates released from plaintext aggregates of 5,000 demo rows: the tables

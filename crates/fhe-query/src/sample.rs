@@ -13,6 +13,11 @@
 //! column's sum of offsets from its declared minimum has sensitivity `max − min`; a flag's count
 //! of `true` has sensitivity 1. Means and rates are post-processing of those noisy sums and the
 //! noisy row count, so they cost nothing more.
+//!
+//! Minimum cohort: no figure is derived from fewer than `min_cohort` rows, judged on the noisy
+//! counts (a decision on the true ones would itself leak): a category value's share, a flag's
+//! rate when the rows with or without it are that few, and every mean and rate of a table that
+//! small, are withheld.
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -47,20 +52,29 @@ pub struct ColumnSample {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "summary", rename_all = "snake_case")]
 pub enum Summary {
-    /// Each declared value's share of the rows, in percent (they sum to 100, or are all 0).
-    Shares { shares: Vec<(String, f64)> },
-    /// The mean, in the column's units (decimals applied).
-    Mean { mean: f64 },
-    /// The share of rows where the flag is set, in percent.
-    Rate { percent: f64 },
+    /// Each declared value's share of the rows, in percent; `None` for a value of fewer rows
+    /// than the minimum cohort.
+    Shares { shares: Vec<(String, Option<f64>)> },
+    /// The mean, in the column's units (decimals applied); `None` in a table under the minimum
+    /// cohort.
+    Mean { mean: Option<f64> },
+    /// The share of rows where the flag is set, in percent; `None` when the rows with the flag
+    /// or those without it are under the minimum cohort.
+    Rate { percent: Option<f64> },
 }
 
-/// The statistics of `table` under a total budget `epsilon` (> 0), noise drawn from `rng`.
+/// The statistics of `table` under a total budget `epsilon` (> 0), noise drawn from `rng`,
+/// nothing derived from fewer than `min_cohort` rows.
 ///
 /// # Panics
 /// If `epsilon` is not a positive finite number (callers validate it at the edge).
 #[must_use]
-pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> SampleStatistics {
+pub fn sample_statistics(
+    table: &Table,
+    epsilon: f64,
+    min_cohort: u64,
+    rng: &mut dyn RngCore,
+) -> SampleStatistics {
     assert!(
         epsilon.is_finite() && epsilon > 0.0,
         "ε must be positive and finite"
@@ -75,6 +89,9 @@ pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> 
     let each = epsilon / (1 + released) as f64;
     #[allow(clippy::cast_precision_loss)] // row counts are far below 2^52
     let noisy_rows = (table.rows() as f64 + laplace(rng, 1.0 / each)).max(0.0);
+    #[allow(clippy::cast_precision_loss)] // a small count
+    let k = min_cohort as f64;
+    let table_ok = noisy_rows >= k;
     let mut columns = Vec::with_capacity(released);
     for (column, values) in table.schema.columns.iter().zip(&table.columns) {
         let summary = match &column.kind {
@@ -98,7 +115,7 @@ pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> 
                         .zip(&noisy)
                         .map(|(name, &c)| {
                             let share = if total > 0.0 { 100.0 * c / total } else { 0.0 };
-                            (name.clone(), round2(share))
+                            (name.clone(), (table_ok && c >= k).then(|| round2(share)))
                         })
                         .collect(),
                 }
@@ -113,14 +130,18 @@ pub fn sample_statistics(table: &Table, epsilon: f64, rng: &mut dyn RngCore) -> 
                 let mean_offset = (noisy_sum / noisy_rows.max(1.0)).min(range);
                 #[allow(clippy::cast_precision_loss)]
                 let mean = (*min as f64 + mean_offset) / kind.unit();
-                Summary::Mean { mean: round2(mean) }
+                Summary::Mean {
+                    mean: table_ok.then(|| round2(mean)),
+                }
             }
             ColumnKind::Bool => {
                 #[allow(clippy::cast_precision_loss)]
                 let set = values.iter().filter(|&&v| v != 0).count() as f64;
                 let noisy = (set + laplace(rng, 1.0 / each)).max(0.0);
+                let cohorts = table_ok && noisy >= k && noisy_rows - noisy >= k;
                 Summary::Rate {
-                    percent: round2((100.0 * noisy / noisy_rows.max(1.0)).min(100.0)),
+                    percent: cohorts
+                        .then(|| round2((100.0 * noisy / noisy_rows.max(1.0)).min(100.0))),
                 }
             }
         };
@@ -160,13 +181,21 @@ impl SampleStatistics {
                     column.name,
                     shares
                         .iter()
-                        .map(|(v, p)| format!("{v} {p:.1} %"))
+                        .map(|(v, p)| match p {
+                            Some(p) => format!("{v} {p:.1} %"),
+                            None => format!("{v} (too few rows)"),
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                Summary::Mean { mean } => writeln!(s, "    {}: mean ~{mean:.2}", column.name),
-                Summary::Rate { percent } => {
-                    writeln!(s, "    {}: {percent:.2} % of rows", column.name)
+                Summary::Mean { mean: Some(mean) } => {
+                    writeln!(s, "    {}: mean ~{mean:.2}", column.name)
+                }
+                Summary::Rate {
+                    percent: Some(percent),
+                } => writeln!(s, "    {}: {percent:.2} % of rows", column.name),
+                Summary::Mean { mean: None } | Summary::Rate { percent: None } => {
+                    writeln!(s, "    {}: withheld (too few rows)", column.name)
                 }
             };
         }
@@ -183,7 +212,7 @@ mod tests {
     fn shares(stats: &SampleStatistics, name: &str) -> Vec<f64> {
         let column = stats.columns.iter().find(|c| c.name == name).unwrap();
         match &column.summary {
-            Summary::Shares { shares } => shares.iter().map(|s| s.1).collect(),
+            Summary::Shares { shares } => shares.iter().map(|s| s.1.unwrap()).collect(),
             other => panic!("{name}: {other:?}"),
         }
     }
@@ -192,7 +221,7 @@ mod tests {
     fn a_huge_budget_releases_the_true_statistics() {
         let table = synth::generate(2_000, 7);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let stats = sample_statistics(&table, 1e9, &mut rng);
+        let stats = sample_statistics(&table, 1e9, 10, &mut rng);
         assert_eq!(stats.rows, 2_000);
         // Every column but the day column, in schema order.
         let names: Vec<&str> = stats.columns.iter().map(|c| c.name.as_str()).collect();
@@ -219,10 +248,11 @@ mod tests {
                                 .filter(|&&v| v == i64::try_from(i).unwrap())
                                 .count() as f64
                             / 2_000.0;
+                        let share = share.unwrap();
                         assert!((share - truth).abs() < 0.01, "{name}: {share} vs {truth}");
                     }
                 }
-                (ColumnKind::Integer { scale, .. }, Summary::Mean { mean }) => {
+                (ColumnKind::Integer { scale, .. }, Summary::Mean { mean: Some(mean) }) => {
                     let truth = values.iter().sum::<i64>() as f64
                         / 2_000.0
                         / 10f64.powi(i32::try_from(*scale).unwrap());
@@ -232,7 +262,12 @@ mod tests {
                         column.name
                     );
                 }
-                (ColumnKind::Bool, Summary::Rate { percent }) => {
+                (
+                    ColumnKind::Bool,
+                    Summary::Rate {
+                        percent: Some(percent),
+                    },
+                ) => {
                     let truth = 100.0 * values.iter().filter(|&&v| v != 0).count() as f64 / 2_000.0;
                     assert!((percent - truth).abs() < 0.01, "{}", column.name);
                 }
@@ -244,12 +279,15 @@ mod tests {
     #[test]
     fn a_small_budget_noises_the_statistics_and_a_larger_one_less() {
         let table = synth::generate(2_000, 7);
-        let truth = shares(&sample_statistics(&table, 1e9, &mut rand::rng()), "region");
+        let truth = shares(
+            &sample_statistics(&table, 1e9, 10, &mut rand::rng()),
+            "region",
+        );
         let error = |epsilon: f64| {
             let mut total = 0.0;
             for seed in 0..20 {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-                let noisy = shares(&sample_statistics(&table, epsilon, &mut rng), "region");
+                let noisy = shares(&sample_statistics(&table, epsilon, 0, &mut rng), "region");
                 total += noisy
                     .iter()
                     .zip(&truth)
@@ -263,10 +301,57 @@ mod tests {
         assert!(small > 10.0 * large, "ε = 0.05: {small}, ε = 5: {large}");
     }
 
+    /// A cell of 1: one row with a category value, one flagged row. Neither is released, and a
+    /// table under the minimum cohort releases no mean or rate at all.
+    #[test]
+    fn a_value_or_flag_of_one_row_is_withheld() {
+        let mut table = synth::generate(500, 5);
+        let schema = table.schema.clone();
+        let column = |name: &str| schema.columns.iter().position(|c| c.name == name).unwrap();
+        let (region, fraud) = (column("region"), column("is_fraud"));
+        // Region 0 on one row only; the fraud flag on one row only.
+        for v in &mut table.columns[region] {
+            if *v == 0 {
+                *v = 1;
+            }
+        }
+        table.columns[region][7] = 0;
+        for v in &mut table.columns[fraud] {
+            *v = 0;
+        }
+        table.columns[fraud][7] = 1;
+        let stats = sample_statistics(&table, 1e9, 10, &mut rand::rngs::StdRng::seed_from_u64(2));
+        let summary = |name: &str| {
+            &stats
+                .columns
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .summary
+        };
+        let Summary::Shares { shares } = summary("region") else {
+            panic!("shares")
+        };
+        assert_eq!(shares[0].1, None, "one row: withheld");
+        assert!(shares[1..].iter().all(|s| s.1.is_some()));
+        assert_eq!(summary("is_fraud"), &Summary::Rate { percent: None });
+        assert!(stats.render().contains("(too few rows)"));
+        // Five rows in all: nothing but the noisy row count.
+        let tiny = synth::generate(5, 5);
+        let stats = sample_statistics(&tiny, 1e9, 10, &mut rand::rngs::StdRng::seed_from_u64(2));
+        for c in &stats.columns {
+            match &c.summary {
+                Summary::Shares { shares } => assert!(shares.iter().all(|s| s.1.is_none())),
+                Summary::Mean { mean } => assert!(mean.is_none()),
+                Summary::Rate { percent } => assert!(percent.is_none()),
+            }
+        }
+    }
+
     #[test]
     fn statistics_round_trip_through_json_and_render() {
         let table = synth::generate(300, 3);
-        let stats = sample_statistics(&table, 1.0, &mut rand::rngs::StdRng::seed_from_u64(9));
+        let stats = sample_statistics(&table, 1.0, 10, &mut rand::rngs::StdRng::seed_from_u64(9));
         let json = serde_json::to_string(&stats).unwrap();
         assert_eq!(
             serde_json::from_str::<SampleStatistics>(&json).unwrap(),

@@ -62,6 +62,8 @@ pub enum IngestError {
     Empty,
     #[error("more than {0} rows")]
     TooManyRows(usize),
+    #[error("not a table of its schema: {0}")]
+    Shape(String),
 }
 
 /// A query that cannot be run as asked.

@@ -25,6 +25,51 @@ impl Table {
         self.columns.first().map_or(0, Vec::len)
     }
 
+    /// Checks what [`Table::from_csv`] guarantees, for a table read back from elsewhere (the
+    /// seller's own copy on disk): one column per schema column, all of one length, at most
+    /// [`MAX_ROWS`] rows, and every cell inside its column's domain.
+    ///
+    /// # Errors
+    /// [`IngestError::Shape`] naming the first column that breaks it.
+    pub fn validate(&self) -> Result<(), IngestError> {
+        let bad = |what: String| Err(IngestError::Shape(what));
+        if self.columns.len() != self.schema.columns.len() {
+            return bad(format!(
+                "{} columns for a schema of {}",
+                self.columns.len(),
+                self.schema.columns.len()
+            ));
+        }
+        let rows = self.rows();
+        if rows > MAX_ROWS {
+            return Err(IngestError::TooManyRows(MAX_ROWS));
+        }
+        for (column, cells) in self.schema.columns.iter().zip(&self.columns) {
+            if cells.len() != rows {
+                return bad(format!(
+                    "column `{}` has {} rows, not {rows}",
+                    column.name,
+                    cells.len()
+                ));
+            }
+            let inside = |v: i64| match &column.kind {
+                ColumnKind::Category { values } => {
+                    usize::try_from(v).is_ok_and(|v| v < values.len())
+                }
+                ColumnKind::Integer { min, max, .. } => (*min..=*max).contains(&v),
+                ColumnKind::Bool => v == 0 || v == 1,
+                ColumnKind::Day => true,
+            };
+            if !cells.iter().copied().all(inside) {
+                return bad(format!(
+                    "column `{}` has a value outside its domain",
+                    column.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The smallest and largest day in the table, if it has a day column and rows.
     #[must_use]
     pub fn day_range(&self) -> Option<(i64, i64)> {

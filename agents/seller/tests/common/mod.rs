@@ -26,6 +26,7 @@ pub fn pending(dir: &Path, name: &str) -> PendingDataset {
         piece_cid: commitment.to_piece_cid_v2().to_string(),
         car: dir.join(format!("{name}.car")),
         client_key: dir.join(format!("{name}.key")),
+        rows: None,
         layout: datacloud_query::layout::header(&table, &datacloud_query::LayoutOptions::default()),
         templates: vec!["cohort_stats".into()],
         schema_hash: keccak256(b"schema"),
