@@ -17,6 +17,7 @@
 //! - [`check`]: the seller's plaintext rows, and the check that a decrypted result is the
 //!   order's computation before anything of it is released.
 //! - [`policy`]: minimum cohort, DP noise and budget, confidence intervals.
+//! - [`noise`]: the discrete Laplace mechanism, sampled exactly from uniform integers.
 //! - [`result`]: the released table and its rendering.
 //! - [`model`]: what `fraud_model` and `linear_regression` release — a naive-Bayes scoring model
 //!   and an OLS fit with standard errors — computed from decrypted aggregates only.
@@ -34,6 +35,7 @@ pub mod eval;
 pub mod keys;
 mod mask;
 pub mod model;
+pub mod noise;
 pub mod policy;
 pub mod result;
 pub mod sample;

@@ -2,8 +2,8 @@
 //!
 //! A buyer deciding whether a dataset is worth a query wants to know roughly what is in it: how
 //! many rows, how the categories split, the typical value of each number, how often a flag is
-//! set. The seller computes those on the plaintext at onboarding and releases them with Laplace
-//! noise (the mechanism [`crate::policy`] uses for query results), so the listing says what the
+//! set. The seller computes those on the plaintext at onboarding and releases them with discrete
+//! Laplace noise (the mechanism [`crate::policy`] uses for query results), so the listing says what the
 //! data looks like without saying anything reliable about any one row.
 //!
 //! Privacy accounting (neighbouring datasets differ by one row, added or removed): the total ε is
