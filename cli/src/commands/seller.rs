@@ -123,9 +123,9 @@ pub struct RunArgs {
 /// The passphrase of the seller's client keys.
 #[derive(Debug, clap::Args)]
 pub struct KeyPassphrase {
-    /// Seal client key files under this passphrase (`onboard`: ChaCha20-Poly1305 with a
-    /// PBKDF2-derived key) and open them with it (`run`). Set it in the environment, not on the
-    /// command line, where other users of the machine can read it.
+    /// Seal the client key and the plaintext rows under this passphrase (`onboard`:
+    /// ChaCha20-Poly1305 with an Argon2id-derived key) and open them with it (`run`). Set it in
+    /// the environment, not on the command line, where other users of the machine can read it.
     #[arg(
         long = "key-passphrase",
         env = "DATACLOUD_KEY_PASSPHRASE",

@@ -54,12 +54,14 @@ pub fn save_rows(
     path: &Path,
     passphrase: Option<&Passphrase>,
 ) -> Result<(), KeyError> {
-    let bytes = codec()
-        .serialize(&RowsFile {
-            schema: table.schema.to_toml(),
-            columns: table.columns.clone(),
-        })
-        .map_err(|e| KeyError::Serialize(e.to_string()))?;
+    let bytes = zeroize::Zeroizing::new(
+        codec()
+            .serialize(&RowsFile {
+                schema: table.schema.to_toml(),
+                columns: table.columns.clone(),
+            })
+            .map_err(|e| KeyError::Serialize(e.to_string()))?,
+    );
     write_private(path, &bytes, passphrase)
 }
 

@@ -29,12 +29,12 @@ pub struct SellerKey {
 
 /// The passphrase a client key is sealed under. Never printed: its `Debug` is redacted.
 #[derive(Clone)]
-pub struct Passphrase(String);
+pub struct Passphrase(zeroize::Zeroizing<String>);
 
 impl Passphrase {
     #[must_use]
     pub fn new(passphrase: impl Into<String>) -> Self {
-        Self(passphrase.into())
+        Self(zeroize::Zeroizing::new(passphrase.into()))
     }
 }
 
@@ -92,18 +92,15 @@ impl SellerKey {
     }
 
     /// Writes the key to `path` like [`Self::save`], sealed under `passphrase`: ChaCha20-Poly1305
-    /// with a key derived by PBKDF2-HMAC-SHA256 ([`SEAL_ITERATIONS`] rounds, random salt and
+    /// with a key derived by Argon2id ([`SEAL_MEMORY_KIB`], [`SEAL_PASSES`], random salt and
     /// nonce). A stolen file is then worth a passphrase search, not a key.
     ///
     /// # Errors
     /// [`KeyError::Io`] (the file exists, or cannot be written), [`KeyError::Sealed`] for an
     /// empty passphrase.
     pub fn save_sealed(&self, path: &Path, passphrase: &Passphrase) -> Result<(), KeyError> {
-        write_private(
-            path,
-            &to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?,
-            Some(passphrase),
-        )
+        let plain = zeroize::Zeroizing::new(to_bytes(&self.client, MAX_CLIENT_KEY_BYTES)?);
+        write_private(path, &plain, Some(passphrase))
     }
 
     /// Reads a key written by [`SellerKey::save`]; refuses a file others can read.
@@ -165,9 +162,17 @@ pub(crate) fn write_private(
     passphrase: Option<&Passphrase>,
 ) -> Result<(), KeyError> {
     match passphrase {
-        Some(passphrase) => {
-            write_new_private(path, &seal::seal(bytes, &passphrase.0, SEAL_ITERATIONS)?)
-        }
+        Some(passphrase) => write_new_private(
+            path,
+            &seal::seal(
+                bytes,
+                &passphrase.0,
+                seal::Kdf::Argon2id {
+                    memory_kib: SEAL_MEMORY_KIB,
+                    passes: SEAL_PASSES,
+                },
+            )?,
+        ),
         None => write_new_private(path, bytes),
     }
 }
@@ -178,7 +183,7 @@ pub(crate) fn read_private(
     path: &Path,
     passphrase: Option<&Passphrase>,
     max: u64,
-) -> Result<Vec<u8>, KeyError> {
+) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
     let io = |e| KeyError::Io(path.display().to_string(), e);
     let metadata = std::fs::metadata(path).map_err(io)?;
     #[cfg(unix)]
@@ -198,7 +203,7 @@ pub(crate) fn read_private(
             passphrase.ok_or_else(|| KeyError::PassphraseRequired(path.display().to_string()))?;
         seal::open(&bytes, &passphrase.0)
     } else {
-        Ok(bytes)
+        Ok(zeroize::Zeroizing::new(bytes))
     }
 }
 
@@ -214,50 +219,103 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     file.sync_all().map_err(io)
 }
 
-/// PBKDF2 rounds of a sealed key: OWASP's figure for PBKDF2-HMAC-SHA256 (2023). PBKDF2 rather
-/// than a memory-hard KDF because it is the one already in the dependency tree (the devchain's
-/// mnemonic derivation); the count is stored in the file, so it can rise later.
-pub const SEAL_ITERATIONS: u32 = 600_000;
+/// Argon2id cost of a sealed file: OWASP's first recommended set (19 MiB of memory, 2 passes,
+/// one lane). Stored in the file, so it can rise later.
+pub const SEAL_MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2id passes of a sealed file (see [`SEAL_MEMORY_KIB`]).
+pub const SEAL_PASSES: u32 = 2;
 
-/// The sealed key file: `MAGIC ‖ rounds (u32 BE) ‖ salt (16) ‖ nonce (12) ‖ ciphertext ‖ tag`,
-/// the header authenticated as associated data.
+/// Sealed private files (client keys, the seller's rows): ChaCha20-Poly1305 under a key derived
+/// from the passphrase by Argon2id (memory-hard: a stolen file is worth a slow, costly search
+/// per guess), the header authenticated as associated data.
+///
+/// `v2`: `MAGIC ‖ memory KiB (u32 BE) ‖ passes (u32 BE) ‖ salt (16) ‖ nonce (12) ‖ ciphertext ‖ tag`.
+/// `v1` files (`MAGIC ‖ PBKDF2-HMAC-SHA256 rounds ‖ salt ‖ nonce ‖ …`), written before, still open.
 mod seal {
     use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
     use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
     use rand::RngCore as _;
+    use zeroize::Zeroizing;
 
     use crate::error::KeyError;
 
-    const MAGIC: &[u8; 16] = b"datacloud-key-v1";
-    const HEADER: usize = MAGIC.len() + 4 + 16 + 12;
-    /// More rounds than this in a file is refused (reading would hang): 100x the default.
+    const MAGIC_V1: &[u8; 16] = b"datacloud-key-v1";
+    const MAGIC_V2: &[u8; 16] = b"datacloud-key-v2";
+    /// More PBKDF2 rounds than this in a v1 file is refused (reading would hang).
     const MAX_ROUNDS: u32 = 60_000_000;
+    /// Argon2id costs above these in a file are refused (4 GiB of memory, 64 passes).
+    const MAX_MEMORY_KIB: u32 = 4 << 20;
+    const MAX_PASSES: u32 = 64;
+
+    /// How a file's key is derived from its passphrase.
+    #[derive(Clone, Copy, Debug)]
+    pub(super) enum Kdf {
+        Pbkdf2 { rounds: u32 },
+        Argon2id { memory_kib: u32, passes: u32 },
+    }
+
+    impl Kdf {
+        fn header_len(self) -> usize {
+            match self {
+                Kdf::Pbkdf2 { .. } => 16 + 4 + 28,
+                Kdf::Argon2id { .. } => 16 + 8 + 28,
+            }
+        }
+
+        fn derive(self, passphrase: &str, salt: &[u8]) -> Result<ChaCha20Poly1305, KeyError> {
+            let mut key = Zeroizing::new([0u8; 32]);
+            match self {
+                Kdf::Pbkdf2 { rounds } => {
+                    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+                        passphrase.as_bytes(),
+                        salt,
+                        rounds,
+                        key.as_mut(),
+                    );
+                }
+                Kdf::Argon2id { memory_kib, passes } => {
+                    let params = argon2::Params::new(memory_kib, passes, 1, Some(32))
+                        .map_err(|e| KeyError::Sealed(format!("Argon2id parameters: {e}")))?;
+                    argon2::Argon2::new(
+                        argon2::Algorithm::Argon2id,
+                        argon2::Version::V0x13,
+                        params,
+                    )
+                    .hash_password_into(passphrase.as_bytes(), salt, key.as_mut())
+                    .map_err(|e| KeyError::Sealed(format!("Argon2id: {e}")))?;
+                }
+            }
+            Ok(ChaCha20Poly1305::new(&Key::from(*key)))
+        }
+    }
 
     pub(super) fn is_sealed(bytes: &[u8]) -> bool {
-        bytes.starts_with(MAGIC)
+        bytes.starts_with(MAGIC_V1) || bytes.starts_with(MAGIC_V2)
     }
 
-    fn cipher(passphrase: &str, salt: &[u8], rounds: u32) -> ChaCha20Poly1305 {
-        let mut key = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.as_bytes(), salt, rounds, &mut key);
-        let cipher = ChaCha20Poly1305::new(&Key::from(key));
-        key.fill(0);
-        cipher
-    }
-
-    pub(super) fn seal(plain: &[u8], passphrase: &str, rounds: u32) -> Result<Vec<u8>, KeyError> {
+    pub(super) fn seal(plain: &[u8], passphrase: &str, kdf: Kdf) -> Result<Vec<u8>, KeyError> {
         if passphrase.is_empty() {
             return Err(KeyError::Sealed("an empty passphrase seals nothing".into()));
         }
-        let mut header = Vec::with_capacity(HEADER);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&rounds.to_be_bytes());
+        let mut header = Vec::with_capacity(kdf.header_len());
+        match kdf {
+            Kdf::Pbkdf2 { rounds } => {
+                header.extend_from_slice(MAGIC_V1);
+                header.extend_from_slice(&rounds.to_be_bytes());
+            }
+            Kdf::Argon2id { memory_kib, passes } => {
+                header.extend_from_slice(MAGIC_V2);
+                header.extend_from_slice(&memory_kib.to_be_bytes());
+                header.extend_from_slice(&passes.to_be_bytes());
+            }
+        }
         let mut salt_nonce = [0u8; 28];
         rand::rng().fill_bytes(&mut salt_nonce);
         header.extend_from_slice(&salt_nonce);
         let (salt, nonce) = salt_nonce.split_at(16);
         let nonce = nonce_of(nonce)?;
-        let sealed = cipher(passphrase, salt, rounds)
+        let sealed = kdf
+            .derive(passphrase, salt)?
             .encrypt(
                 &nonce,
                 Payload {
@@ -276,20 +334,41 @@ mod seal {
             .map_err(|_| KeyError::Sealed("nonce".into()))
     }
 
-    pub(super) fn open(bytes: &[u8], passphrase: &str) -> Result<Vec<u8>, KeyError> {
-        if bytes.len() < HEADER + 16 {
+    fn word(bytes: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap_or_default())
+    }
+
+    /// The file's derivation, with its costs bounded.
+    fn kdf_of(bytes: &[u8]) -> Result<Kdf, KeyError> {
+        let out_of_range = |what: String| Err(KeyError::Sealed(format!("{what} is out of range")));
+        if bytes.len() < 16 + 8 {
             return Err(KeyError::Sealed("truncated".into()));
         }
-        let (header, sealed) = bytes.split_at(HEADER);
-        let rounds = u32::from_be_bytes(header[16..20].try_into().unwrap_or_default());
-        if rounds == 0 || rounds > MAX_ROUNDS {
-            return Err(KeyError::Sealed(format!(
-                "{rounds} PBKDF2 rounds is out of range"
-            )));
+        if bytes.starts_with(MAGIC_V1) {
+            let rounds = word(bytes, 16);
+            if rounds == 0 || rounds > MAX_ROUNDS {
+                return out_of_range(format!("{rounds} PBKDF2 rounds"));
+            }
+            return Ok(Kdf::Pbkdf2 { rounds });
         }
-        let (salt, nonce) = header[20..].split_at(16);
+        let (memory_kib, passes) = (word(bytes, 16), word(bytes, 20));
+        if !(8..=MAX_MEMORY_KIB).contains(&memory_kib) || !(1..=MAX_PASSES).contains(&passes) {
+            return out_of_range(format!("Argon2id at {memory_kib} KiB and {passes} passes"));
+        }
+        Ok(Kdf::Argon2id { memory_kib, passes })
+    }
+
+    /// The plaintext, zeroized when dropped.
+    pub(super) fn open(bytes: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let kdf = kdf_of(bytes)?;
+        let len = kdf.header_len();
+        if bytes.len() < len + 16 {
+            return Err(KeyError::Sealed("truncated".into()));
+        }
+        let (header, sealed) = bytes.split_at(len);
+        let (salt, nonce) = header[len - 28..].split_at(16);
         let nonce = nonce_of(nonce)?;
-        cipher(passphrase, salt, rounds)
+        kdf.derive(passphrase, salt)?
             .decrypt(
                 &nonce,
                 Payload {
@@ -297,7 +376,8 @@ mod seal {
                     aad: header,
                 },
             )
-            .map_err(|_| KeyError::Sealed("wrong passphrase, or a damaged key file".into()))
+            .map(Zeroizing::new)
+            .map_err(|_| KeyError::Sealed("wrong passphrase, or a damaged file".into()))
     }
 
     #[cfg(test)]
@@ -312,7 +392,14 @@ mod seal {
             let passphrase = crate::keys::Passphrase::new("correct horse battery staple");
             key.save_sealed(&path, &passphrase).unwrap();
             let bytes = std::fs::read(&path).unwrap();
-            assert!(is_sealed(&bytes));
+            assert!(bytes.starts_with(MAGIC_V2), "new files are Argon2id");
+            assert!(matches!(
+                kdf_of(&bytes).unwrap(),
+                Kdf::Argon2id {
+                    memory_kib: crate::keys::SEAL_MEMORY_KIB,
+                    passes: crate::keys::SEAL_PASSES
+                }
+            ));
             let loaded = crate::SellerKey::load_with(&path, Some(&passphrase)).unwrap();
             let ck = loaded.integer();
             let ct = key.integer().encrypt_radix(42u64, 4);
@@ -336,22 +423,52 @@ mod seal {
         #[test]
         fn opens_with_its_passphrase_only_and_refuses_any_change() {
             let plain = b"a client key".to_vec();
-            // Few rounds here: the derivation is tested, not its cost.
-            let sealed = seal(&plain, "correct horse", 1000).unwrap();
-            assert!(is_sealed(&sealed));
-            assert_eq!(open(&sealed, "correct horse").unwrap(), plain);
-            assert!(open(&sealed, "correct hors").is_err());
-            for i in [0, 17, 25, 40, HEADER, sealed.len() - 1] {
-                let mut bad = sealed.clone();
-                bad[i] ^= 1;
-                assert!(open(&bad, "correct horse").is_err(), "byte {i} changed");
+            // Low costs here: the derivations are tested, not their cost. A v1 (PBKDF2) file,
+            // as sessions before wrote them, still opens.
+            for kdf in [
+                Kdf::Argon2id {
+                    memory_kib: 64,
+                    passes: 1,
+                },
+                Kdf::Pbkdf2 { rounds: 1000 },
+            ] {
+                let sealed = seal(&plain, "correct horse", kdf).unwrap();
+                let len = kdf.header_len();
+                assert!(is_sealed(&sealed));
+                assert_eq!(*open(&sealed, "correct horse").unwrap(), plain);
+                assert!(open(&sealed, "correct hors").is_err());
+                for i in [0, 17, 21, 25, 40, len, sealed.len() - 1] {
+                    let mut bad = sealed.clone();
+                    bad[i] ^= 1;
+                    assert!(
+                        open(&bad, "correct horse").is_err(),
+                        "{kdf:?}: byte {i} changed"
+                    );
+                }
+                assert!(open(&sealed[..len + 10], "correct horse").is_err());
+                assert!(seal(&plain, "", kdf).is_err());
+                // Two seals of one key share neither salt nor nonce.
+                assert_ne!(
+                    seal(&plain, "correct horse", kdf).unwrap()[len - 28..len],
+                    sealed[len - 28..len]
+                );
             }
-            assert!(open(&sealed[..HEADER + 10], "correct horse").is_err());
-            assert!(seal(&plain, "", 1000).is_err());
-            // Two seals of one key share neither salt nor nonce.
-            assert_ne!(
-                seal(&plain, "correct horse", 1000).unwrap()[20..48],
-                sealed[20..48]
+            // Costs an attacker could set to hang the reader are refused.
+            let mut greedy = seal(
+                &plain,
+                "x",
+                Kdf::Argon2id {
+                    memory_kib: 64,
+                    passes: 1,
+                },
+            )
+            .unwrap();
+            greedy[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
+            assert!(
+                open(&greedy, "x")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("out of range")
             );
         }
     }
