@@ -10,6 +10,7 @@
 //! | `rpc_url` | `DATACLOUD_RPC_URL` | `http://127.0.0.1:8545` |
 //! | `chain_id` | `DATACLOUD_CHAIN_ID` | `412346` (the devchain's) |
 //! | `private_key` | `DATACLOUD_PRIVATE_KEY` | devchain dev account 0 (devchain only) |
+//! | `keystore` | `DATACLOUD_KEYSTORE` | none: instead of `private_key`, an encrypted Ethereum JSON keystore (v3, as wallets write it), opened with `DATACLOUD_KEYSTORE_PASSWORD` or the file named by `DATACLOUD_KEYSTORE_PASSWORD_FILE` |
 //! | `data_dir` | `DATACLOUD_DATA_DIR` | `.datacloud` (in the working directory) |
 //! | `deployments` | `DATACLOUD_DEPLOYMENTS` | `<data_dir>/deployments.json` |
 //! | `confirmations` | `DATACLOUD_CONFIRMATIONS` | `0` (the devchain never reorganizes) |
@@ -154,6 +155,8 @@ pub struct ConfigOverrides {
     pub chain_id: Option<u64>,
     /// `private_key` (hex).
     pub private_key: Option<String>,
+    /// `keystore`.
+    pub keystore: Option<PathBuf>,
     /// `data_dir`.
     pub data_dir: Option<PathBuf>,
     /// `deployments`.
@@ -174,6 +177,7 @@ struct ConfigFile {
     rpc_url: Option<String>,
     chain_id: Option<u64>,
     private_key: Option<String>,
+    keystore: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     deployments: Option<PathBuf>,
     confirmations: Option<u64>,
@@ -248,6 +252,7 @@ impl Config {
         let mut rpc_url = Layered::new();
         let mut chain_id = Layered::new();
         let mut private_key = Layered::new();
+        let mut keystore = Layered::new();
         let mut data_dir = Layered::new();
         let mut deployments = Layered::new();
         let mut confirmations = Layered::new();
@@ -257,6 +262,7 @@ impl Config {
         rpc_url.set(parsed.rpc_url, &file_origin);
         chain_id.set(parsed.chain_id.map(|v| v.to_string()), &file_origin);
         private_key.set(parsed.private_key, &file_origin);
+        keystore.set(parsed.keystore, &file_origin);
         data_dir.set(parsed.data_dir, &file_origin);
         deployments.set(parsed.deployments, &file_origin);
         confirmations.set(parsed.confirmations.map(|v| v.to_string()), &file_origin);
@@ -267,6 +273,10 @@ impl Config {
         rpc_url.set(var("DATACLOUD_RPC_URL"), "DATACLOUD_RPC_URL");
         chain_id.set(var("DATACLOUD_CHAIN_ID"), "DATACLOUD_CHAIN_ID");
         private_key.set(var("DATACLOUD_PRIVATE_KEY"), "DATACLOUD_PRIVATE_KEY");
+        keystore.set(
+            var("DATACLOUD_KEYSTORE").map(PathBuf::from),
+            "DATACLOUD_KEYSTORE",
+        );
         data_dir.set(
             var("DATACLOUD_DATA_DIR").map(PathBuf::from),
             "DATACLOUD_DATA_DIR",
@@ -296,6 +306,7 @@ impl Config {
             "the command line",
         );
         private_key.set(overrides.private_key.clone(), "the command line");
+        keystore.set(overrides.keystore.clone(), "the command line");
         data_dir.set(overrides.data_dir.clone(), "the command line");
         deployments.set(overrides.deployments.clone(), "the command line");
         confirmations.set(
@@ -308,7 +319,22 @@ impl Config {
         if chain_id == 0 {
             return Err(invalid("chain_id", "the configuration", "must not be 0"));
         }
-        let private_key = resolve_key(private_key, chain_id)?;
+        let private_key = match keystore.value {
+            Some(path) if private_key.value.is_none() => {
+                open_keystore(&path, &keystore.origin, env)?
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "keystore",
+                    &keystore.origin,
+                    &format!(
+                        "private_key is set too (by {}): set one of the two",
+                        private_key.origin
+                    ),
+                ));
+            }
+            None => resolve_key(private_key, chain_id)?,
+        };
         let data_dir_origin = data_dir.origin.clone();
         let data_dir = data_dir
             .value
@@ -405,6 +431,55 @@ fn resolve_key(layer: Layered<String>, chain_id: u64) -> Result<PrivateKey, Conf
             ),
         )),
     }
+}
+
+/// Largest keystore file read (a v3 keystore is well under 1 KiB).
+const MAX_KEYSTORE_BYTES: u64 = 64 * 1024;
+
+/// Decrypts the Ethereum JSON keystore at `path` (scrypt or PBKDF2, AES-128-CTR, as every
+/// wallet writes it) with the password from `DATACLOUD_KEYSTORE_PASSWORD` or the file that
+/// `DATACLOUD_KEYSTORE_PASSWORD_FILE` names (its trailing newline dropped).
+fn open_keystore(
+    path: &Path,
+    origin: &str,
+    env: &HashMap<String, String>,
+) -> Result<PrivateKey, ConfigError> {
+    let bad = |reason: String| invalid("keystore", origin, &reason);
+    let size = std::fs::metadata(path)
+        .map_err(|e| bad(format!("{}: {e}", path.display())))?
+        .len();
+    if size > MAX_KEYSTORE_BYTES {
+        return Err(bad(format!(
+            "{} is {size} bytes: not a keystore",
+            path.display()
+        )));
+    }
+    let password = match (
+        env.get("DATACLOUD_KEYSTORE_PASSWORD"),
+        env.get("DATACLOUD_KEYSTORE_PASSWORD_FILE"),
+    ) {
+        (Some(password), _) => zeroize::Zeroizing::new(password.clone()),
+        (None, Some(file)) => {
+            let text = crate::fs::read_bounded(Path::new(file), 4096)
+                .map_err(|e| bad(format!("the password file {file}: {e}")))?;
+            let text = String::from_utf8(text)
+                .map_err(|_| bad(format!("the password file {file} is not UTF-8")))?;
+            zeroize::Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        (None, None) => {
+            return Err(bad(
+                "set DATACLOUD_KEYSTORE_PASSWORD or DATACLOUD_KEYSTORE_PASSWORD_FILE to open it"
+                    .into(),
+            ));
+        }
+    };
+    let signer = PrivateKeySigner::decrypt_keystore(path, password.as_bytes()).map_err(|e| {
+        bad(format!(
+            "{} does not open with that password, or is not a keystore: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(PrivateKey(signer.to_bytes()))
 }
 
 fn resolve_retry(file: RetryFile, origin: &str) -> Result<RetryPolicy, ConfigError> {
@@ -565,6 +640,69 @@ mod tests {
         };
         let config = Config::load_from(Some(&path), &vars, &overrides).unwrap();
         assert_eq!(config.rpc_url.as_str(), "https://flag:3/");
+    }
+
+    /// An encrypted JSON keystore, as wallets write it, instead of a hex key in the
+    /// environment: opened with its password from the environment or a file, refused with a
+    /// wrong one, and never together with `private_key`.
+    #[test]
+    fn the_signer_comes_from_an_encrypted_keystore() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = [0x42u8; 32];
+        let (written, _) = PrivateKeySigner::encrypt_keystore(
+            dir.path(),
+            &mut rand08::thread_rng(),
+            secret,
+            "correct horse",
+            Some("agent.json"),
+        )
+        .unwrap();
+        let path = dir.path().join("agent.json");
+        let path_text = path.display().to_string();
+        let load = |vars: &[(&str, &str)]| {
+            Config::load_from(None, &env(vars), &ConfigOverrides::default())
+        };
+        let config = load(&[
+            ("DATACLOUD_KEYSTORE", &path_text),
+            ("DATACLOUD_KEYSTORE_PASSWORD", "correct horse"),
+        ])
+        .unwrap();
+        assert_eq!(config.private_key.to_bytes(), B256::from(secret));
+        assert_eq!(config.signer().address(), written.address());
+        // The password from a file, its newline dropped.
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, "correct horse\n").unwrap();
+        let password_text = password_file.display().to_string();
+        let from_file = load(&[
+            ("DATACLOUD_KEYSTORE", &path_text),
+            ("DATACLOUD_KEYSTORE_PASSWORD_FILE", &password_text),
+        ])
+        .unwrap();
+        assert_eq!(from_file.private_key.to_bytes(), B256::from(secret));
+        for (vars, says) in [
+            (
+                vec![
+                    ("DATACLOUD_KEYSTORE", path_text.as_str()),
+                    ("DATACLOUD_KEYSTORE_PASSWORD", "correct hors"),
+                ],
+                "does not open",
+            ),
+            (
+                vec![("DATACLOUD_KEYSTORE", path_text.as_str())],
+                "DATACLOUD_KEYSTORE_PASSWORD",
+            ),
+            (
+                vec![
+                    ("DATACLOUD_KEYSTORE", path_text.as_str()),
+                    ("DATACLOUD_KEYSTORE_PASSWORD", "correct horse"),
+                    ("DATACLOUD_PRIVATE_KEY", "0x01"),
+                ],
+                "set one of the two",
+            ),
+        ] {
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(err.contains("keystore") && err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct ChainArgs {
     /// DATACLOUD_PRIVATE_KEY: a flag is visible to other local users.
     #[arg(long, value_name = "HEX")]
     pub key: Option<String>,
+    /// Signing key from an encrypted Ethereum JSON keystore (as wallets write it), opened with
+    /// DATACLOUD_KEYSTORE_PASSWORD or the file DATACLOUD_KEYSTORE_PASSWORD_FILE names [env:
+    /// DATACLOUD_KEYSTORE].
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub keystore: Option<PathBuf>,
     /// Where this agent keeps its keys, stores, cursor and journal [default: .datacloud].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -50,6 +55,7 @@ impl ChainArgs {
             &ConfigOverrides {
                 rpc_url: self.rpc.clone(),
                 private_key: self.key.clone(),
+                keystore: self.keystore.clone(),
                 data_dir: self.data_dir.clone(),
                 deployments: self.deployments.clone(),
                 gateways: (!self.gateways.is_empty()).then(|| self.gateways.clone()),
