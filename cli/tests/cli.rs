@@ -232,3 +232,46 @@ fn devchain_mines_on_its_own_and_resumes_from_its_data_dir() {
     let status = child.wait().unwrap();
     assert!(status.success(), "stopped with {status}");
 }
+
+/// The client key and the rows are sealed by default: without a passphrase (flag, environment
+/// or file) `seller onboard` refuses before reading anything, unless told `--unsealed`; an
+/// empty passphrase file is refused too.
+#[test]
+fn onboarding_refuses_to_write_the_data_unsealed_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let onboard = |extra: &[&str]| {
+        datacloud()
+            .current_dir(dir.path())
+            .args([
+                "seller",
+                "onboard",
+                "missing.csv",
+                "--schema",
+                "missing.toml",
+                "--name",
+                "bank",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = onboard(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no passphrase") && stderr.contains("--unsealed"),
+        "{stderr}"
+    );
+    // Told to, it goes on (and stops at the missing CSV, the next thing it reads).
+    let out = onboard(&["--unsealed"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && !stderr.contains("no passphrase"),
+        "{stderr}"
+    );
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = onboard(&["--key-passphrase-file", empty.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds no passphrase"), "{stderr}");
+}

@@ -34,7 +34,7 @@ use datacloud_agent_core::{
 };
 use datacloud_buyer::{Buyer, Listing, OrderResult};
 use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
-use datacloud_fhe_query::{EncryptedResult, ResultTable, SellerKey, decrypt};
+use datacloud_fhe_query::{EncryptedResult, Passphrase, ResultTable, SellerKey, decrypt};
 use datacloud_query::layout::LayoutOptions;
 use datacloud_query::{plan, reference, sql, synth};
 use datacloud_seller::{OnboardOptions, Seller, SellerNews, SellerOptions, onboard};
@@ -332,6 +332,14 @@ async fn journey(
     let seller_config = config_of(1, "seller", None)?;
     let seller_client = ChainClient::connect(&seller_config).await?;
     let seller_store = open_store(&seller_config, "seller")?;
+    // The client key and the rows are sealed, as `seller onboard` seals them, under a passphrase
+    // this run draws and forgets.
+    let passphrase = {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        Passphrase::new(alloy::hex::encode(bytes))
+    };
     let bar = rows_bar(table.rows() as u64, "encrypting", !args.json);
     let onboarded = onboard(
         &seller_client,
@@ -347,7 +355,7 @@ async fn journey(
             stake: U256::from(WEI_PER_TOKEN),
             source: "datacloud data synth".into(),
             layout: LayoutOptions::default(),
-            passphrase: None,
+            passphrase: Some(passphrase.clone()),
             sample_epsilon: Some(1.0),
             min_cohort: 10,
         },
@@ -380,6 +388,7 @@ async fn journey(
     let seller_gateways = gateway_client(&seller_config)?;
     let seller_store_for_agent = seller_store.clone();
     let set_id = owned.set_id;
+    let seller_passphrase = passphrase.clone();
     let agents = TaskTracker::new();
     let stop_agents = shutdown.child_token();
     let stop = stop_agents.clone();
@@ -391,6 +400,7 @@ async fn journey(
                 seller_gateways,
                 SellerOptions {
                     tick: Duration::from_millis(100),
+                    passphrase: Some(seller_passphrase),
                     ..SellerOptions::default()
                 },
                 Some(news_tx),
@@ -503,7 +513,10 @@ async fn journey(
     let result_cid: cid::Cid = report.result_cid.parse()?;
     let result_bytes = datacloud_package::read_file(&seller_store, &result_cid, 1 << 28)?;
     let encrypted = EncryptedResult::from_bytes(&result_bytes, &chosen)?;
-    let aggregates = decrypt(&encrypted, &SellerKey::load(&owned.client_key)?);
+    let aggregates = decrypt(
+        &encrypted,
+        &SellerKey::load_with(&owned.client_key, Some(&passphrase))?,
+    );
     report.matches_plaintext = aggregates == reference(&table, &chosen.bound, &owned.layout);
     clock.done(
         "buyer open",

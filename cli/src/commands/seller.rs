@@ -43,6 +43,7 @@ pub enum SellerCommand {
 
 /// `seller onboard` options.
 #[derive(Debug, clap::Args)]
+#[allow(clippy::struct_excessive_bools)] // independent command-line switches
 pub struct OnboardArgs {
     /// The data, as CSV with a header row.
     data: PathBuf,
@@ -87,6 +88,10 @@ pub struct OnboardArgs {
     min_cohort: u64,
     #[command(flatten)]
     key: KeyPassphrase,
+    /// Write the client key and the plaintext rows unsealed (mode 0600 only) when no passphrase
+    /// is given, instead of refusing: anyone who reads the files reads the data.
+    #[arg(long)]
+    unsealed: bool,
     #[command(flatten)]
     chain: ChainArgs,
     /// Print the result as JSON.
@@ -133,11 +138,31 @@ pub struct KeyPassphrase {
         value_name = "PASSPHRASE"
     )]
     passphrase: Option<String>,
+    /// Read the passphrase from this file (its first line) instead.
+    #[arg(
+        long = "key-passphrase-file",
+        env = "DATACLOUD_KEY_PASSPHRASE_FILE",
+        value_name = "FILE",
+        conflicts_with = "passphrase"
+    )]
+    passphrase_file: Option<PathBuf>,
 }
 
 impl KeyPassphrase {
-    fn get(self) -> Option<Passphrase> {
-        self.passphrase.map(Passphrase::new)
+    /// The passphrase, from the flag, the environment or the file.
+    fn get(self) -> Result<Option<Passphrase>> {
+        if let Some(file) = &self.passphrase_file {
+            let text = datacloud_agent_core::fs::read_bounded(file, 4096)
+                .with_context(|| format!("reading the passphrase file {}", file.display()))?;
+            let text = zeroize::Zeroizing::new(
+                String::from_utf8(text)
+                    .with_context(|| format!("{} is not UTF-8", file.display()))?,
+            );
+            let line = text.lines().next().unwrap_or_default();
+            anyhow::ensure!(!line.is_empty(), "{} holds no passphrase", file.display());
+            return Ok(Some(Passphrase::new(line)));
+        }
+        Ok(self.passphrase.map(Passphrase::new))
     }
 }
 
@@ -164,6 +189,14 @@ pub async fn run(global: &GlobalArgs, command: SellerCommand) -> Result<()> {
 
 async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
     let config = args.chain.config(global)?;
+    // Sealed by default: the client key decrypts every chunk, and the rows are the data.
+    let passphrase = args.key.get()?;
+    anyhow::ensure!(
+        passphrase.is_some() || args.unsealed,
+        "no passphrase to seal the client key and the rows under: set DATACLOUD_KEY_PASSPHRASE, \
+         --key-passphrase-file or --key-passphrase (or pass --unsealed to write them in the clear, \
+         mode 0600)"
+    );
     let table = super::query::load_table(&args.data, &args.schema)?;
     let options = OnboardOptions {
         name: args.name,
@@ -180,7 +213,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             cube: !args.no_cube,
             ..LayoutOptions::default()
         },
-        passphrase: args.key.get(),
+        passphrase,
         sample_epsilon: (!args.no_sample).then_some(args.sample_epsilon),
         min_cohort: args.min_cohort,
     };
@@ -267,7 +300,7 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     }
     // Every client key must open before anything is served: a sealed key without its passphrase
     // fails here, not at the first delivery.
-    let passphrase = args.key.get();
+    let passphrase = args.key.get()?;
     let keys = book
         .datasets
         .iter()
