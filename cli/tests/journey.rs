@@ -452,7 +452,8 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         )
     };
     onboard(&cluster, seller, "seller", "Bank A");
-    // The client key on disk is sealed under the seller's passphrase.
+    // The client key on disk is sealed under the seller's passphrase (Argon2id, v2), and so are
+    // the seller's plaintext rows.
     let keys: Vec<PathBuf> = std::fs::read_dir(cluster.path("seller").join("seller"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -462,7 +463,13 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
     assert!(
         std::fs::read(&keys[0])
             .unwrap()
-            .starts_with(b"datacloud-key-v1")
+            .starts_with(b"datacloud-key-v2")
+    );
+    let rows = keys[0].with_extension("rows");
+    assert!(
+        std::fs::read(&rows)
+            .unwrap()
+            .starts_with(b"datacloud-key-v2")
     );
     // Without it, the daemon refuses to start, saying why.
     let refused = cluster
