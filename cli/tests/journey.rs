@@ -6,8 +6,8 @@
 //!   payout;
 //! - the seller daemon is down while a result is submitted, and delivers it after a restart
 //!   (its cursor);
-//! - a buyer over the seller's differential-privacy budget is refused a release, and the seller
-//!   refuses the order on-chain: the buyer is refunded at once (the worker paid its fee);
+//! - an order over the dataset's privacy budget (shared by every buyer) is refused on chain
+//!   before any money moves, and only the seller's logged renewal lets orders in again;
 //! - a worker behind a gateway that tampers with blocks claims nothing and submits nothing;
 //! - a seller that stops proving has a Degraded dataset: delivery pays the worker its fee and
 //!   refunds the buyer the rest;
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent as _;
+use alloy::sol_types::SolEvent;
+use datacloud_agent_core::bindings::dataset_registry::IDatasetRegistry::PrivacyBudgetSet;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::{
     DisputeResolved, ResultSubmitted,
 };
@@ -296,20 +297,24 @@ impl Chain {
 
     /// The outcomes of the order's resolved disputes (1 upheld, 2 overturned, 3 inconclusive).
     fn dispute_outcomes(&self, order: u64) -> Vec<u8> {
+        self.events::<DisputeResolved>(self.deployments.query_market, order)
+            .iter()
+            .map(|e| e.outcome)
+            .collect()
+    }
+
+    /// Every `E` that `contract` logged with `id` as its first indexed topic, in order.
+    fn events<E: SolEvent>(&self, contract: Address, id: u64) -> Vec<E> {
         let filter = Filter::new()
-            .address(self.deployments.query_market)
-            .event_signature(DisputeResolved::SIGNATURE_HASH)
-            .topic1(U256::from(order))
+            .address(contract)
+            .event_signature(E::SIGNATURE_HASH)
+            .topic1(U256::from(id))
             .from_block(0);
         self.runtime
             .block_on(self.provider.get_logs(&filter))
             .unwrap()
             .iter()
-            .map(|log| {
-                DisputeResolved::decode_log_data(log.data())
-                    .unwrap()
-                    .outcome
-            })
+            .map(|log| E::decode_log_data(log.data()).unwrap())
             .collect()
     }
 
@@ -319,15 +324,25 @@ impl Chain {
             .unwrap()
     }
 
-    fn results_submitted(&self, order: u64) -> usize {
-        let filter = Filter::new()
-            .address(self.deployments.query_market)
-            .event_signature(ResultSubmitted::SIGNATURE_HASH)
-            .topic1(U256::from(order))
-            .from_block(0);
+    fn order_count(&self) -> u64 {
+        let market = IQueryMarket::new(self.deployments.query_market, &self.provider);
         self.runtime
-            .block_on(self.provider.get_logs(&filter))
+            .block_on(market.orderCount().call().into_future())
             .unwrap()
+            .to::<u64>()
+    }
+
+    /// The privacy budget totals (micro-ε) dataset `dataset` was given, in order: at
+    /// registration, then at each renewal (`PrivacyBudgetSet`).
+    fn budget_renewals(&self, dataset: u64) -> Vec<u64> {
+        self.events::<PrivacyBudgetSet>(self.deployments.dataset_registry, dataset)
+            .iter()
+            .map(|e| e.budget)
+            .collect()
+    }
+
+    fn results_submitted(&self, order: u64) -> usize {
+        self.events::<ResultSubmitted>(self.deployments.query_market, order)
             .len()
     }
 
@@ -447,6 +462,9 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
                 "--no-cube",
                 "--chunk-rows",
                 "4",
+                // 1 of it spent by the sample statistics: 2.5 left for orders of ε 1.
+                "--privacy-budget",
+                "3.5",
                 "--json",
             ],
         )
@@ -509,18 +527,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         ],
         &gateways,
     );
-    let seller_args = [
-        "seller",
-        "run",
-        "--listen",
-        &listen,
-        "--min-cohort",
-        "1",
-        "--epsilon",
-        "1",
-        "--budget",
-        "2.5",
-    ];
+    let seller_args = ["seller", "run", "--listen", &listen, "--min-cohort", "1"];
     cluster.spawn("seller", seller, "seller", &seller_args, &gateways);
     wait_for(Duration::from_mins(2), "dataset 1 to be Healthy", || {
         chain.health(1) == Health::Healthy
@@ -659,38 +666,57 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
         || cluster.log("seller-2").contains("result delivered"),
     );
 
-    // 3. Over the DP budget (ε 1 per query, 2.5 in all): the third release is refused, and
-    //    the seller refuses the order on-chain: the buyer is refunded at once, not at the
-    //    deadline.
-    // Deadlines are in chain seconds: the devchain's clock advances at least a second a block.
+    // 3. Over the dataset's privacy budget (3.5 in all, 1 spent by the sample statistics, 1
+    //    by each of the two orders above): an order for ε 1 is refused on chain before any
+    //    money moves, whoever asks, with an error that says what is left. `buyer show` prints
+    //    it. The seller's explicit renewal, logged on chain, lets orders in again.
+    let shown = cluster.run_ok(buyer, "buyer", &["buyer", "show", "1"]);
+    assert!(
+        shown.contains("privacy budget: ε 0.5 left of 3.5 (sample statistics 1, orders 2"),
+        "{shown}"
+    );
     let args = order_env(
         "SELECT channel, COUNT(*) FROM transactions GROUP BY channel",
         "86400",
     );
-    let credited = chain.payout(cluster.address(buyer));
-    let worker_credited = chain.payout(cluster.address(worker));
-    let third = order_id(&cluster.run_ok(
-        buyer,
-        "buyer",
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    wait_for(Duration::from_mins(10), "the seller's refusal", || {
-        cluster.log("seller-2").contains("output policy refused")
-    });
-    chain.wait_status(third, OrderStatus::Refunded, Duration::from_mins(1));
-    assert_eq!(chain.status(third), OrderStatus::Refunded);
-    // The worker computed the result the seller refused to release: it is paid its fee, the
-    // buyer gets the rest back; nothing is lost.
-    assert_eq!(
-        chain.payout(cluster.address(buyer)) - credited,
-        U256::from(PRICE),
-        "the escrow less the worker's fee, back to the buyer"
+    let orders_before = chain.order_count();
+    // Another address is no fresh budget (the budget is the dataset's, not a buyer's).
+    for (who, role) in [(buyer, "buyer"), (seller_b, "buyer-c")] {
+        let before = chain.balance(cluster.address(who));
+        let over = cluster.run(
+            who,
+            role,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert!(!over.status.success());
+        let why = String::from_utf8_lossy(&over.stderr);
+        assert!(
+            why.contains("InvalidEpsilon")
+                && why.contains("has ε 0.5 of its privacy budget left")
+                && why.contains("nothing was paid"),
+            "{why}"
+        );
+        assert_eq!(
+            chain.balance(cluster.address(who)),
+            before,
+            "no money moved"
+        );
+    }
+    assert_eq!(chain.order_count(), orders_before, "no order was placed");
+    let renewed = cluster.run_ok(
+        seller,
+        "seller",
+        &["seller", "renew-budget", "1", "--add", "10", "--json"],
     );
-    assert_eq!(
-        chain.payout(cluster.address(worker)) - worker_credited,
-        U256::from(FEE),
-        "the worker's fee"
-    );
+    let renewed: serde_json::Value = serde_json::from_str(&renewed).unwrap();
+    assert_eq!(renewed["after"]["total"], serde_json::json!(13.5));
+    assert_eq!(renewed["after"]["left"], serde_json::json!(10.5));
+    let listing: serde_json::Value =
+        serde_json::from_str(&cluster.run_ok(buyer, "buyer", &["buyer", "show", "1", "--json"]))
+            .unwrap();
+    assert_eq!(listing["privacy"]["left"], serde_json::json!(10.5));
+    // The renewal is on the chain's record, for anyone to see.
+    assert_eq!(chain.budget_renewals(1), vec![3_500_000, 13_500_000]);
 
     // 4. A worker behind a tampering gateway claims nothing and submits nothing.
     cluster.stop("worker-2", true);
@@ -910,6 +936,7 @@ fn daemons_survive_crashes_and_refuse_what_they_must() {
                         alloy::primitives::Bytes::from(vec![9u8; 32]),
                         now + 7200,
                         0,
+                        1_000_000,
                     )
                     .value(U256::from(PRICE + FEE))
                     .from(buyer.address())

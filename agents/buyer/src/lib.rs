@@ -26,7 +26,8 @@ use alloy::sol_types::SolEvent as _;
 use datacloud_agent_core::bindings::query_market::IQueryMarket::{OrderPlaced, OrderRefunded};
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::{
-    ChainClient, ChainError, Config, Deployments, Health, OrderStatus, Protocol, claim_window,
+    ChainClient, ChainError, Config, Deployments, Epsilon, Health, OrderStatus, PrivacyBudget,
+    Protocol, claim_window,
 };
 use datacloud_delivery::{DeliveryError, DeliveryKey};
 use datacloud_fhe_query::{ResultTable, SampleStatistics};
@@ -269,8 +270,10 @@ impl Buyer {
             Some(set) => view.proof_set(set).await?.last_proven_block,
             None => 0,
         };
+        let privacy = view.privacy_budget(key).await?;
         Ok(Listing {
             id,
+            privacy,
             name: manifest.name.clone(),
             description: manifest.description.clone(),
             seller: dataset.owner,
@@ -301,6 +304,7 @@ impl Buyer {
         &self,
         listing: &Listing,
         query: &Query,
+        epsilon: Epsilon,
         deadline_seconds: Option<u64>,
     ) -> Result<PlacedOrder, BuyerError> {
         let allowed: Vec<String> = listing.templates.iter().map(|(t, _)| t.clone()).collect();
@@ -357,6 +361,7 @@ impl Buyer {
                 Bytes::copy_from_slice(&delivery.public_bytes()),
                 head.header.timestamp + deadline_seconds,
                 pbs_estimate,
+                epsilon.0,
             )
             .value(price + fee)
             .from(self.client.address());
@@ -395,6 +400,7 @@ impl Buyer {
             price,
             params_cid: block.cid().to_string(),
             pbs_estimate,
+            epsilon: epsilon.as_f64(),
             deadline: head.header.timestamp + deadline_seconds,
             delivery_key: key_path,
             tx: receipt.transaction_hash,
@@ -411,9 +417,13 @@ impl Buyer {
         let view = self.protocol();
         let order = view.order(order_id).await?;
         let work = view.order_work(order_id).await?;
+        let privacy = view.privacy_budget(order.dataset_id).await?;
         let mut out = OrderResult {
             order_id,
             status: order.status,
+            dataset_id: order.dataset_id,
+            epsilon: order.epsilon.as_f64(),
+            privacy,
             worker: work.worker,
             result_cid: work.result().ok().flatten().map(|c| c.to_string()),
             result_hash: (work.result_hash != B256::ZERO).then_some(work.result_hash),
@@ -548,9 +558,27 @@ pub struct Listing {
     pub schema: String,
     /// The seller's sample statistics (differentially private), when published.
     pub sample: Option<SampleStatistics>,
+    /// The dataset's privacy budget: what the sample statistics and every order spent of it,
+    /// and what is left for new orders (every buyer together).
+    #[serde(serialize_with = "serialize_budget")]
+    pub privacy: PrivacyBudget,
     /// The whole manifest.
     #[serde(skip)]
     pub manifest: Option<Manifest>,
+}
+
+/// A privacy budget in ε, as listings print it.
+fn serialize_budget<S: serde::Serializer>(
+    budget: &PrivacyBudget,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut s = serializer.serialize_struct("PrivacyBudget", 4)?;
+    s.serialize_field("total", &budget.total.as_f64())?;
+    s.serialize_field("sample", &budget.sample.as_f64())?;
+    s.serialize_field("orders", &budget.orders.as_f64())?;
+    s.serialize_field("left", &budget.left().as_f64())?;
+    s.end()
 }
 
 impl Listing {
@@ -579,6 +607,8 @@ pub struct PlacedOrder {
     pub params_cid: String,
     /// The plan's estimated bootstraps, recorded with the order (it sets the claim window).
     pub pbs_estimate: u64,
+    /// The ε the order spends of the dataset's privacy budget (the result's noise).
+    pub epsilon: f64,
     /// The block timestamp after which the order can be refunded.
     pub deadline: u64,
     /// The delivery key file.
@@ -594,6 +624,13 @@ pub struct OrderResult {
     pub order_id: U256,
     /// Its status.
     pub status: OrderStatus,
+    /// The dataset it asks.
+    pub dataset_id: U256,
+    /// The ε it spends of the dataset's privacy budget.
+    pub epsilon: f64,
+    /// The dataset's privacy budget now (what is left for every buyer together).
+    #[serde(serialize_with = "serialize_budget")]
+    pub privacy: PrivacyBudget,
     /// The worker that computed it.
     pub worker: Option<Address>,
     /// The attested encrypted result.

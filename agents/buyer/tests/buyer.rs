@@ -9,7 +9,7 @@ use datacloud_agent_core::bindings::IDatasetRegistry;
 use datacloud_agent_core::testing::{
     ETHER, HandWorker, advance_time, config, deployed, devchain, head_timestamp,
 };
-use datacloud_agent_core::{ChainClient, Deployments, Health, OrderStatus};
+use datacloud_agent_core::{ChainClient, Deployments, Epsilon, Health, OrderStatus};
 use datacloud_buyer::{Buyer, BuyerError, LinkState};
 use datacloud_package::{MANIFEST, Manifest, Provenance, params_cid};
 use datacloud_query::template::template_hash;
@@ -19,6 +19,8 @@ use datacloud_store::{Blockstore, DirectoryEntry, directory};
 use tokio_util::sync::CancellationToken;
 
 const PRICE: u128 = ETHER / 20;
+/// What each test order spends of the dataset's 10 ε.
+const EPSILON: Epsilon = Epsilon(Epsilon::SCALE);
 
 /// A market with one dataset: its package (a manifest alone: listing and ordering read nothing
 /// else) on a seller node, registered by dev account 0 with `cohort_stats` and `fraud_model`.
@@ -100,6 +102,8 @@ async fn market() -> Market {
                     keccak256(manifest.schema.as_bytes()),
                     templates.to_vec(),
                     vec![U256::from(PRICE), U256::from(2 * PRICE)],
+                    10 * Epsilon::SCALE,
+                    0,
                 )
                 .value(U256::from(ETHER))
                 .into_transaction_request(),
@@ -203,14 +207,19 @@ async fn a_query_the_dataset_does_not_allow_costs_nothing() {
     let before = nonce(&m.buyer.client, m.buyer.client.address()).await;
     let refused = m
         .buyer
-        .place_order(&listing, &histogram, None)
+        .place_order(&listing, &histogram, EPSILON, None)
         .await
         .unwrap_err();
     assert!(matches!(refused, BuyerError::QueryRefused(_)), "{refused}");
     // A deadline past the market's longest order lifetime is refused by the simulation.
     let too_late = m
         .buyer
-        .place_order(&listing, &cohort_query(&schema), Some(365 * 86_400))
+        .place_order(
+            &listing,
+            &cohort_query(&schema),
+            EPSILON,
+            Some(365 * 86_400),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -221,7 +230,7 @@ async fn a_query_the_dataset_does_not_allow_costs_nothing() {
     // would do.
     let too_soon = m
         .buyer
-        .place_order(&listing, &cohort_query(&schema), Some(600))
+        .place_order(&listing, &cohort_query(&schema), EPSILON, Some(600))
         .await
         .unwrap_err();
     assert!(
@@ -229,6 +238,25 @@ async fn a_query_the_dataset_does_not_allow_costs_nothing() {
         "{too_soon}"
     );
     assert!(too_soon.to_string().contains("--deadline"), "{too_soon}");
+    // More ε than the dataset's whole budget: refused by the market's simulation, in ε.
+    assert_eq!(listing.privacy.left(), Epsilon(10 * Epsilon::SCALE));
+    let greedy = m
+        .buyer
+        .place_order(
+            &listing,
+            &cohort_query(&schema),
+            Epsilon(11 * Epsilon::SCALE),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(greedy, BuyerError::OrderRefused(_))
+            && greedy
+                .to_string()
+                .contains("has ε 10 of its privacy budget left"),
+        "{greedy}"
+    );
     assert_eq!(
         nonce(&m.buyer.client, m.buyer.client.address()).await,
         before,
@@ -241,7 +269,11 @@ async fn an_order_is_placed_followed_and_refunded_after_its_deadline() {
     let m = market().await;
     let listing = m.buyer.listing(1).await.unwrap();
     let query = cohort_query(&listing.parsed_schema().unwrap());
-    let placed = m.buyer.place_order(&listing, &query, None).await.unwrap();
+    let placed = m
+        .buyer
+        .place_order(&listing, &query, EPSILON, None)
+        .await
+        .unwrap();
 
     // The parameters were published to the seller's node under the hash the order pays for.
     let order = datacloud_agent_core::Protocol::new(&m.seller, &m.deployments)
@@ -301,7 +333,11 @@ async fn verify_walks_the_evidence_and_names_the_link_that_fails() {
     };
 
     // Placed: the order, its manifest, its parameters and its plan hold; no result yet.
-    let open = m.buyer.place_order(&listing, &query, None).await.unwrap();
+    let open = m
+        .buyer
+        .place_order(&listing, &query, EPSILON, None)
+        .await
+        .unwrap();
     let v = m.buyer.verify(open.order_id).await.unwrap();
     assert_eq!(
         names(&v),
@@ -334,7 +370,11 @@ async fn verify_walks_the_evidence_and_names_the_link_that_fails() {
     assert_eq!(v.links.last().unwrap().name, "result");
 
     // Bytes that hash as attested but are no answer to the order's plan fail it too.
-    let other = m.buyer.place_order(&listing, &query, None).await.unwrap();
+    let other = m
+        .buyer
+        .place_order(&listing, &query, EPSILON, None)
+        .await
+        .unwrap();
     m.submit(
         other.order_id,
         b"not a ciphertext",

@@ -8,6 +8,8 @@ use alloy::{
 };
 
 /// `DatasetRegistry`: `IDatasetRegistry` with its calls, errors and events.
+// `registerDataset` takes the seven parameters the ABI fixes (eight with the instance).
+#[allow(clippy::too_many_arguments)]
 pub mod dataset_registry {
     alloy::sol!(
         #[sol(rpc, all_derives)]
@@ -26,7 +28,7 @@ pub mod proof_manager {
 }
 
 /// `QueryMarket`: `IQueryMarket` with its calls, errors and events.
-// `initialize` takes the seven parameters the ABI fixes.
+// `initialize` and `placeOrder` take the parameters the ABI fixes.
 #[allow(clippy::too_many_arguments)]
 pub mod query_market {
     alloy::sol!(
@@ -154,6 +156,18 @@ pub fn describe_revert(data: &Bytes) -> String {
         return format!("ProofManager error {err:?}");
     }
     if let Ok(err) = IQueryMarket::IQueryMarketErrors::abi_decode(data) {
+        // The one refusal every buyer meets: said in ε, not micro-ε.
+        if let IQueryMarket::IQueryMarketErrors::InvalidEpsilon(e) = &err {
+            use crate::protocol::Epsilon;
+            return format!(
+                "QueryMarket error InvalidEpsilon: dataset #{} has ε {} of its privacy budget \
+                 left (for every buyer together), and the order asks for ε {} (it must be more \
+                 than 0 and at most what is left)",
+                e._0,
+                Epsilon(e._2),
+                Epsilon(e._1)
+            );
+        }
         return format!("QueryMarket error {err:?}");
     }
     format!("revert data {data}")
@@ -171,7 +185,21 @@ mod tests {
         // file is caught by `scripts/contracts abi`, and this pins the derivation itself.
         assert_eq!(
             IQueryMarket::OrderPlaced::SIGNATURE,
-            "OrderPlaced(uint256,uint256,address,bytes32,bytes32,uint256,uint64)"
+            "OrderPlaced(uint256,uint256,address,bytes32,bytes32,uint256,uint64,uint64)"
+        );
+        let over = Bytes::from(
+            IQueryMarket::InvalidEpsilon {
+                _0: alloy::primitives::U256::from(3),
+                _1: 1_000_000,
+                _2: 250_000,
+            }
+            .abi_encode(),
+        );
+        assert_eq!(
+            describe_revert(&over),
+            "QueryMarket error InvalidEpsilon: dataset #3 has ε 0.25 of its privacy budget left \
+             (for every buyer together), and the order asks for ε 1 (it must be more than 0 and \
+             at most what is left)"
         );
         let data = Bytes::from(
             IDatasetRegistry::StakeTooLow {

@@ -51,7 +51,7 @@ pub use follower::{
 };
 pub use journal::{ActionJournal, ActionKey, ActionOutcome, JournalError};
 pub use protocol::{
-    Dataset, Dispute, Health, MarketConfig, Order, OrderStatus, OrderWork, PBS_PER_SECOND,
-    ProofSet, Protocol, claim_window, delivery_digest, market_domain,
+    Dataset, Dispute, Epsilon, Health, MarketConfig, Order, OrderStatus, OrderWork, PBS_PER_SECOND,
+    PrivacyBudget, ProofSet, Protocol, claim_window, delivery_digest, market_domain,
 };
 pub use retry::{Attempt, OrderRetry};

@@ -210,6 +210,84 @@ pub struct Order {
     /// The buyer's estimate of the plan's programmable bootstraps: each claim on the order
     /// lasts `claimTimeout + pbs_estimate / PBS_PER_SECOND` seconds.
     pub pbs_estimate: u64,
+    /// What the order spends of its dataset's privacy budget: the seller's noise is calibrated
+    /// to it.
+    pub epsilon: Epsilon,
+}
+
+/// An amount of differential-privacy budget, counted as the contracts count it: in millionths
+/// of an ε (micro-ε), so that every party adds and compares the same integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Epsilon(pub u64);
+
+impl Epsilon {
+    /// Micro-ε in one ε (the contracts' `EPSILON_SCALE`).
+    pub const SCALE: u64 = 1_000_000;
+
+    /// The ε `value` (> 0, finite, at most 10⁶) rounded to the nearest micro-ε.
+    ///
+    /// # Errors
+    /// A message for anything else, or a value that rounds to zero.
+    pub fn from_f64(value: f64) -> Result<Self, String> {
+        if !(value.is_finite() && value > 0.0 && value <= 1e6) {
+            return Err(format!("ε must be a number in (0, 1000000], not {value}"));
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )] // bounded above; SCALE is exact in f64
+        let micro = (value * Self::SCALE as f64).round() as u64;
+        if micro == 0 {
+            return Err(format!("ε {value} is below the smallest unit, 0.000001"));
+        }
+        Ok(Self(micro))
+    }
+
+    /// As a number of ε.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // exact below 2^53 micro-ε
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64 / Self::SCALE as f64
+    }
+}
+
+impl fmt::Display for Epsilon {
+    /// Up to six decimals, trailing zeros dropped: `0.25`, `3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.0 / Self::SCALE;
+        let frac = self.0 % Self::SCALE;
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{frac:06}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// A dataset's privacy budget: set at registration, raised only by its owner's logged renewal,
+/// spent by the sample statistics and by every order on it, whoever placed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacyBudget {
+    /// The total (`DatasetRegistry.privacyBudget`).
+    pub total: Epsilon,
+    /// What the published sample statistics spent at registration.
+    pub sample: Epsilon,
+    /// What orders spent (`QueryMarket.epsilonSpent`), less refunds that released nothing.
+    pub orders: Epsilon,
+}
+
+impl PrivacyBudget {
+    /// What a new order may still spend.
+    #[must_use]
+    pub fn left(&self) -> Epsilon {
+        Epsilon(
+            self.total
+                .0
+                .saturating_sub(self.sample.0)
+                .saturating_sub(self.orders.0),
+        )
+    }
 }
 
 /// The market's pace for claims: a claim lasts `claimTimeout` plus a second per this many of
@@ -239,6 +317,7 @@ impl TryFrom<IQueryMarket::orderReturn> for Order {
             deadline: t._8,
             status: OrderStatus::try_from(t._9)?,
             pbs_estimate: t._10,
+            epsilon: Epsilon(t._11),
         })
     }
 }
@@ -617,6 +696,26 @@ impl<'a> Protocol<'a> {
         Ok(raw.into())
     }
 
+    /// Dataset `id`'s privacy budget and what was spent of it.
+    ///
+    /// # Errors
+    /// [`ChainError`].
+    pub async fn privacy_budget(&self, dataset_id: U256) -> Result<PrivacyBudget, ChainError> {
+        let budget = self
+            .client
+            .view("privacyBudget", &self.registry().privacyBudget(dataset_id))
+            .await?;
+        let orders = self
+            .client
+            .view("epsilonSpent", &self.market().epsilonSpent(dataset_id))
+            .await?;
+        Ok(PrivacyBudget {
+            total: Epsilon(budget._0),
+            sample: Epsilon(budget._1),
+            orders: Epsilon(orders),
+        })
+    }
+
     /// Dataset `id`'s storage-proof health.
     ///
     /// # Errors
@@ -680,6 +779,30 @@ mod tests {
         assert!(Health::try_from(4).is_err());
         assert!(OrderStatus::Settled.is_final() && !OrderStatus::Computed.is_final());
         assert!(OrderStatus::Refunded.is_refunded() && !OrderStatus::Settled.is_refunded());
+    }
+
+    #[test]
+    fn epsilon_is_counted_in_micro_units_and_bad_values_are_refused() {
+        assert_eq!(Epsilon::from_f64(0.25), Ok(Epsilon(250_000)));
+        assert_eq!(Epsilon::from_f64(3.0), Ok(Epsilon(3 * Epsilon::SCALE)));
+        assert_eq!(Epsilon(250_000).to_string(), "0.25");
+        assert_eq!(Epsilon(3 * Epsilon::SCALE).to_string(), "3");
+        assert_eq!(Epsilon(1).to_string(), "0.000001");
+        assert!((Epsilon(1_500_000).as_f64() - 1.5).abs() < 1e-12);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e7, 1e-9] {
+            assert!(Epsilon::from_f64(bad).is_err(), "{bad}");
+        }
+        let budget = PrivacyBudget {
+            total: Epsilon(10),
+            sample: Epsilon(3),
+            orders: Epsilon(4),
+        };
+        assert_eq!(budget.left(), Epsilon(3));
+        let overspent = PrivacyBudget {
+            orders: Epsilon(8),
+            ..budget
+        };
+        assert_eq!(overspent.left(), Epsilon(0));
     }
 
     #[test]

@@ -15,9 +15,9 @@ use alloy::{
 };
 use datacloud_agent_core::{
     ActionJournal, ActionKey, AgentError, ChainClient, ChainError, ChainEvent, Config,
-    ConfigOverrides, ContractEvent, ContractsWasm, Cursor, DeployParams, Deployments,
-    EventFollower, EventHandler, FollowerConfig, Health, Order, OrderStatus, OrderWork, ProofSet,
-    Protocol, RetryPolicy,
+    ConfigOverrides, ContractEvent, ContractsWasm, Cursor, DeployParams, Deployments, Epsilon,
+    EventFollower, EventHandler, FollowerConfig, Health, Order, OrderStatus, OrderWork,
+    PrivacyBudget, ProofSet, Protocol, RetryPolicy,
     bindings::{IDatasetRegistry, IProofManager, IQueryMarket},
     deploy,
     follower::HandlerError,
@@ -300,6 +300,8 @@ async fn follower_delivers_each_event_exactly_once_across_restarts() {
                     keccak256("schema"),
                     vec![keccak256("cohort_stats/1"), keccak256("fraud_score/1")],
                     vec![U256::from(ETHER / 20), U256::from(ETHER / 10)],
+                    10 * Epsilon::SCALE,
+                    0,
                 )
                 .value(U256::from(ETHER))
                 .into_transaction_request(),
@@ -364,8 +366,9 @@ async fn follower_delivers_each_event_exactly_once_across_restarts() {
             )
         })
         .collect();
-    // 2 Initialized, DatasetRegistered, 2 × (TemplateSet, PriceSet), WorkerRegistered.
-    assert_eq!(expected.len(), 8, "{expected:?}");
+    // 2 Initialized, DatasetRegistered, PrivacyBudgetSet, 2 × (TemplateSet, PriceSet),
+    // WorkerRegistered.
+    assert_eq!(expected.len(), 9, "{expected:?}");
 
     // Run 2 resumes from the cursor file and stops after the rest.
     let rest = expected.len() - first.len();
@@ -699,6 +702,8 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
                     keccak256("schema"),
                     vec![template],
                     vec![price],
+                    5 * Epsilon::SCALE,
+                    Epsilon::SCALE / 2,
                 )
                 .value(stake)
                 .into_transaction_request(),
@@ -773,6 +778,7 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
                     Bytes::from(vec![7u8; 32]),
                     deadline,
                     0,
+                    Epsilon::SCALE / 4,
                 )
                 .value(price + fee)
                 .into_transaction_request(),
@@ -795,6 +801,17 @@ async fn the_typed_view_reads_each_field_from_its_namesake() {
             deadline,
             status: OrderStatus::Open,
             pbs_estimate: 0,
+            epsilon: Epsilon(Epsilon::SCALE / 4),
+        }
+    );
+    // Every field of the privacy budget under its name: the total, the sample statistics'
+    // share, and the order's.
+    assert_eq!(
+        view.privacy_budget(dataset_id).await.unwrap(),
+        PrivacyBudget {
+            total: Epsilon(5 * Epsilon::SCALE),
+            sample: Epsilon(Epsilon::SCALE / 2),
+            orders: Epsilon(Epsilon::SCALE / 4),
         }
     );
     assert_ne!(order.manifest_hash, B256::ZERO);

@@ -72,6 +72,12 @@ pub struct PendingDataset {
     pub price: U256,
     /// Stake posted with the registration (wei).
     pub stake: U256,
+    /// The dataset's total privacy budget, micro-ε (what `registerDataset` records).
+    #[serde(default)]
+    pub privacy_budget: u64,
+    /// What the published sample statistics spent of it, micro-ε.
+    #[serde(default)]
+    pub sample_epsilon: u64,
     /// The piece's Merkle root and leaf count, as the proof set records them.
     pub piece_root: B256,
     /// Leaves (32-byte) of the padded piece.

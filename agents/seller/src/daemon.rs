@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::providers::Provider as _;
 use alloy::signers::Signer as _;
 use cid::Cid;
@@ -18,8 +18,7 @@ use datacloud_agent_core::{
     OrderStatus, delivery_digest,
 };
 use datacloud_fhe_query::{
-    BudgetLedger, CheckError, EncryptedResult, Passphrase, Policy, SellerKey, load_rows,
-    open_result, release,
+    CheckError, EncryptedResult, Passphrase, Policy, SellerKey, load_rows, open_result, release,
 };
 use datacloud_package::{params_cid, query_from_params, read_file, store_file};
 use datacloud_pdp::{PieceProver, challenge_leaf_index};
@@ -39,7 +38,7 @@ const MAX_RESULT_BYTES: u64 = 256 * 1024 * 1024;
 /// Seller settings beyond the agent configuration.
 #[derive(Debug, Clone)]
 pub struct SellerOptions {
-    /// The output policy applied to every release.
+    /// The output policy of every release: its minimum cohort (the ε is each order's).
     pub policy: Policy,
     /// Keep the proof sets alive (off only to show what happens when a seller stops).
     pub prove: bool,
@@ -509,20 +508,17 @@ impl Seller {
             Err(e @ CheckError::Rows(_)) => return Err(SellerError::Invalid(e.to_string())),
         };
         let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
-        let buyer: Address = client.view("ownerOf", &market.ownerOf(order_id)).await?;
-        let ledger_path = self
-            .agent
-            .config
-            .data_dir
-            .join("seller")
-            .join("budget.json");
-        let mut ledger = BudgetLedger::load(&ledger_path)?;
+        // Noise for the ε the order paid for: the market charged it to the dataset's budget,
+        // for every buyer together, before anyone could claim the order.
+        let policy = Policy {
+            epsilon: Some(order.epsilon.as_f64()),
+            ..self.options.policy.clone()
+        };
         let released = release(
             &aggregates,
             &chosen,
             &dataset.layout,
-            &self.options.policy,
-            Some((&mut ledger, &buyer.to_string())),
+            &policy,
             &mut rand::rng(),
         );
         let table = match released {
@@ -541,7 +537,6 @@ impl Seller {
                 }));
             }
         };
-        ledger.save(&ledger_path)?;
         let buyer_key = client.view("buyerKey", &market.buyerKey(order_id)).await?;
         let plaintext = serde_json::to_vec(&table)
             .map_err(|e| SellerError::Invalid(format!("result table: {e}")))?;

@@ -10,8 +10,9 @@
 //!   the challenge finality, prove the challenged leaves from the stored CAR, record a missed
 //!   window so the next period can open), and, as an [`EventHandler`], every `ResultSubmitted`
 //!   for one of its datasets is fetched, checked against the attested hash, decrypted with the
-//!   client key, released under the output [`Policy`] (minimum cohort, optional DP with the
-//!   per-buyer budget), sealed to the buyer's HPKE key, stored by CID and delivered on chain.
+//!   client key, checked against the seller's own plaintext computation, released under the
+//!   output [`Policy`] (minimum cohort, noise for the ε the order spent of the dataset's on-chain
+//!   budget), sealed to the buyer's HPKE key, stored by CID and delivered on chain.
 //!
 //! Every transaction goes through the action journal under a key that names its purpose
 //! (`(set, "prove-<epoch>")`, `(order, "deliver")`), so a restart or a repeated event never

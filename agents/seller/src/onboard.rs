@@ -10,7 +10,7 @@ use alloy::sol_types::SolEvent as _;
 use cid::Cid;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IProofManager};
 use datacloud_agent_core::journal::{ActionJournal, ActionKey};
-use datacloud_agent_core::{ChainClient, Deployments};
+use datacloud_agent_core::{ChainClient, Deployments, Epsilon};
 use datacloud_fhe_query::{Passphrase, SellerKey, encrypt, sample_statistics, save_rows};
 use datacloud_package::{Manifest, Provenance, publish};
 use datacloud_pdp::PieceProver;
@@ -40,7 +40,11 @@ pub struct OnboardOptions {
     /// Seal the client key file under this passphrase (`None`: mode 0600 only).
     pub passphrase: Option<Passphrase>,
     /// Publish sample statistics in the manifest under this total ε (`None`: publish none).
+    /// It is charged to the privacy budget at registration.
     pub sample_epsilon: Option<f64>,
+    /// The dataset's total privacy budget (ε), shared by every buyer and the sample
+    /// statistics; only an explicit renewal raises it.
+    pub privacy_budget: f64,
     /// Smallest number of rows any published figure is derived from (the sample statistics').
     pub min_cohort: u64,
 }
@@ -87,11 +91,17 @@ pub async fn onboard(
     if options.templates.is_empty() {
         return Err(SellerError::Invalid("enable at least one template".into()));
     }
-    if let Some(epsilon) = options.sample_epsilon
-        && !(epsilon.is_finite() && epsilon > 0.0)
-    {
+    let budget = Epsilon::from_f64(options.privacy_budget)
+        .map_err(|e| SellerError::Invalid(format!("the privacy budget: {e}")))?;
+    let sample_epsilon = match options.sample_epsilon {
+        Some(epsilon) => Epsilon::from_f64(epsilon)
+            .map_err(|e| SellerError::Invalid(format!("the sample statistics' ε: {e}")))?,
+        None => Epsilon(0),
+    };
+    if sample_epsilon >= budget {
         return Err(SellerError::Invalid(format!(
-            "the sample statistics' ε must be a positive number, not {epsilon}"
+            "the sample statistics' ε ({sample_epsilon}) must leave some of the privacy budget \
+             ({budget}) for orders"
         )));
     }
     let mut steps = Vec::new();
@@ -159,6 +169,8 @@ pub async fn onboard(
         schema_hash: keccak256(manifest.schema.as_bytes()),
         price: options.price,
         stake: options.stake,
+        privacy_budget: budget.0,
+        sample_epsilon: sample_epsilon.0,
         piece_root: B256::from(commitment.root()),
         piece_leaves: commitment.size().leaf_count(),
     };
@@ -226,6 +238,8 @@ async fn finish(
             pending.schema_hash,
             hashes.clone(),
             vec![pending.price; hashes.len()],
+            pending.privacy_budget,
+            pending.sample_epsilon,
         )
         .value(pending.stake)
         .from(client.address())

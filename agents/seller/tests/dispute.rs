@@ -111,6 +111,7 @@ async fn a_result_that_does_not_match_its_attestation_slashes_the_worker_once_an
                 Bytes::from(vec![7u8; 32]),
                 head.header.timestamp + 7200,
                 0,
+                1_000_000,
             )
             .value(price + fee)
             .from(buyer.address());

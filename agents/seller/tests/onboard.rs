@@ -110,6 +110,8 @@ async fn an_interrupted_onboarding_is_finished_once() {
                 b.schema_hash,
                 hashes.clone(),
                 vec![b.price; hashes.len()],
+                b.privacy_budget,
+                b.sample_epsilon,
             )
             .value(b.stake)
             .from(client.address())

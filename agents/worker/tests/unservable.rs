@@ -41,6 +41,8 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
                     keccak256("schema"),
                     vec![template],
                     vec![price],
+                    10_000_000,
+                    0,
                 )
                 .value(U256::from(ETHER))
                 .into_transaction_request(),
@@ -66,6 +68,7 @@ async fn an_order_it_is_a_party_to_on_an_unavailable_dataset_or_expired_is_never
                 Bytes::from(vec![9u8; 32]),
                 now + 7200,
                 0,
+                1_000_000,
             )
             .value(price + fee)
             .into_transaction_request();

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
+use datacloud_agent_core::Epsilon;
 use datacloud_buyer::{Buyer, LinkState, Listing, OrderResult, RefundReason, Verification};
 use datacloud_query::{Query, sql};
 
@@ -94,6 +95,11 @@ pub struct OrderArgs {
     /// `aggregates` also take comma-separated names, `where` a SQL condition. Repeat it.
     #[arg(long = "param", value_name = "KEY=VALUE", requires = "template", value_parser = parse_param)]
     params_kv: Vec<(String, String)>,
+    /// The ε this order spends of the dataset's privacy budget (shared by every buyer; `buyer
+    /// show` prints what is left). Smaller means more noise in the result; the market refuses
+    /// an order over what is left.
+    #[arg(long, default_value_t = 1.0, value_name = "EPSILON")]
+    epsilon: f64,
     /// Seconds until the order may be refunded if not delivered. At least one claim window:
     /// the market's claim timeout plus a second per 20 of the plan's estimated bootstraps (a
     /// shorter one is refused before paying). Default: one claim window plus an hour.
@@ -197,7 +203,10 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                     "give the query as --sql \"SELECT …\", --params JSON, or --template NAME --param KEY=VALUE …"
                 ),
             };
-            let placed = buyer.place_order(&listing, &query, args.deadline).await?;
+            let epsilon = Epsilon::from_f64(args.epsilon).map_err(|e| anyhow!("--epsilon: {e}"))?;
+            let placed = buyer
+                .place_order(&listing, &query, epsilon, args.deadline)
+                .await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&placed)?);
             } else {
@@ -210,6 +219,11 @@ pub async fn run(global: &GlobalArgs, command: BuyerCommand) -> Result<()> {
                     tokens(placed.paid - placed.price)
                 );
                 println!("  parameters {}", placed.params_cid);
+                println!(
+                    "  privacy: spends ε {} of the dataset's budget ({} left for every buyer)",
+                    epsilon,
+                    Epsilon(listing.privacy.left().0.saturating_sub(epsilon.0))
+                );
                 println!(
                     "  plan: ~{} bootstraps; refundable after timestamp {} if not delivered",
                     placed.pbs_estimate, placed.deadline
@@ -313,6 +327,15 @@ fn render_listing(listing: &Listing, detail: bool) -> String {
         let price = U256::from_str_radix(wei, 10).unwrap_or_default();
         let _ = writeln!(s, "  {t:<18} {} per query", tokens(price));
     }
+    let p = &listing.privacy;
+    let _ = writeln!(
+        s,
+        "  privacy budget: ε {} left of {} (sample statistics {}, orders {}; every buyer together)",
+        p.left(),
+        p.total,
+        p.sample,
+        p.orders
+    );
     let _ = writeln!(
         s,
         "  last proof block {}  manifest {}",
@@ -377,6 +400,13 @@ fn render_result(result: &OrderResult) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(s, "order #{}: {}", result.order_id, result.status);
+    let _ = writeln!(
+        s,
+        "  spends ε {} of dataset #{}'s privacy budget; ε {} left for every buyer",
+        result.epsilon,
+        result.dataset_id,
+        result.privacy.left()
+    );
     if let (Some(worker), Some(cid), Some(hash)) =
         (result.worker, &result.result_cid, result.result_hash)
     {

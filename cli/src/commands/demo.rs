@@ -30,7 +30,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::progress::rows_bar;
 use datacloud_agent_core::{
-    ChainClient, Config, ConfigOverrides, ContractsWasm, OrderStatus, Protocol, deploy,
+    ChainClient, Config, ConfigOverrides, ContractsWasm, Epsilon, OrderStatus, Protocol, deploy,
 };
 use datacloud_buyer::{Buyer, Listing, OrderResult};
 use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
@@ -108,6 +108,19 @@ struct Report {
     steps: Vec<Step>,
     fraud_model: Option<SecondOrder>,
     dispute: Option<DisputeReport>,
+    /// The dataset's privacy budget after the demo's orders (ε).
+    privacy: Option<PrivacyReport>,
+}
+
+/// A dataset's privacy budget (ε), as the demo reports it.
+#[derive(Debug, Serialize)]
+struct PrivacyReport {
+    total: f64,
+    sample: f64,
+    orders: f64,
+    left: f64,
+    /// The ε each of the demo's orders spent (its noise).
+    per_order: f64,
 }
 
 /// The disputed order.
@@ -357,6 +370,7 @@ async fn journey(
             layout: LayoutOptions::default(),
             passphrase: Some(passphrase.clone()),
             sample_epsilon: Some(1.0),
+            privacy_budget: PRIVACY_BUDGET,
             min_cohort: 10,
         },
         &|n| bar.inc(n),
@@ -601,6 +615,17 @@ async fn journey(
         .context("the dispute")?,
     );
 
+    let budget = Protocol::new(&deployer, &deployments)
+        .privacy_budget(U256::from(owned.dataset_id))
+        .await?;
+    report.privacy = Some(PrivacyReport {
+        total: budget.total.as_f64(),
+        sample: budget.sample.as_f64(),
+        orders: budget.orders.as_f64(),
+        left: budget.left().as_f64(),
+        per_order: ORDER_EPSILON,
+    });
+
     stop_agents.cancel();
     agents.wait().await;
     Ok(())
@@ -686,7 +711,9 @@ async fn dispute(
     let bond_before = view_bond(&cheater.client, deployments, me).await?;
 
     let query = sql::parse(DISPUTE_SQL, schema)?;
-    let placed = buyer.place_order(listing, &query, None).await?;
+    let placed = buyer
+        .place_order(listing, &query, order_epsilon()?, None)
+        .await?;
     let order_id = placed.order_id;
     cheater
         .client
@@ -816,6 +843,15 @@ async fn view_bond(
 
 /// FinTech B pays for `query` (`sql` is how the demo prints it), follows the order on chain until
 /// it settles, and opens the delivered result.
+/// The dataset's total privacy budget in the demo (ε).
+const PRIVACY_BUDGET: f64 = 10.0;
+/// What each of the demo's orders spends of it (ε).
+const ORDER_EPSILON: f64 = 1.0;
+
+fn order_epsilon() -> Result<Epsilon> {
+    Epsilon::from_f64(ORDER_EPSILON).map_err(|e| anyhow::anyhow!(e))
+}
+
 async fn buy(
     buyer: &Buyer,
     listing: &Listing,
@@ -824,13 +860,16 @@ async fn buy(
     clock: &mut Clock,
     label: &str,
 ) -> Result<(U256, OrderResult)> {
-    let placed = buyer.place_order(listing, query, None).await?;
+    let placed = buyer
+        .place_order(listing, query, order_epsilon()?, None)
+        .await?;
     clock.done(
         &format!("{label}order"),
         &format!(
-            "order #{} paid {}: {sql}",
+            "order #{} paid {} and ε {}: {sql}",
             placed.order_id,
-            tokens(placed.paid)
+            tokens(placed.paid),
+            placed.epsilon
         ),
     );
     watch(
@@ -985,6 +1024,16 @@ fn settlement(
         .collect()
 }
 
+/// The privacy paragraph of the report.
+fn render_privacy(p: &PrivacyReport) -> String {
+    format!(
+        "privacy: every released figure carries discrete Laplace noise for its order's ε ({} \
+         each); the dataset's budget, shared by every buyer, has ε {} left of {} (sample \
+         statistics {}, orders {})\n\n",
+        p.per_order, p.left, p.total, p.sample, p.orders
+    )
+}
+
 fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -1057,6 +1106,9 @@ fn render(report: &Report) -> String {
         if let Some(table) = &d.result {
             let _ = writeln!(s, "{}", table.render());
         }
+    }
+    if let Some(p) = &report.privacy {
+        s.push_str(&render_privacy(p));
     }
     let _ = writeln!(s, "settlement: the market paid");
     for p in &report.payouts {

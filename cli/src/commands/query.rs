@@ -64,7 +64,8 @@ pub struct LocalArgs {
     /// Minimum cohort size: smaller cells are suppressed.
     #[arg(long, default_value_t = 10)]
     pub min_cohort: u64,
-    /// Add Laplace noise for ε-differential privacy.
+    /// Add discrete Laplace noise for ε-differential privacy (this local query runs on your own
+    /// data and is exact without it; orders on the market always carry their ε).
     #[arg(long)]
     pub epsilon: Option<f64>,
     /// Also compute the query on the plaintext and check the decrypted result equals it.
@@ -169,14 +170,12 @@ pub fn query_command(command: QueryCommand) -> Result<()> {
     let policy = Policy {
         min_cohort: args.min_cohort,
         epsilon: args.epsilon,
-        ..Policy::default()
     };
     let table_out = release(
         &aggregates,
         &chosen,
         &dataset.header,
         &policy,
-        None,
         &mut rand::rng(),
     )?;
     if args.json {

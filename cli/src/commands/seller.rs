@@ -10,7 +10,7 @@ use clap::Subcommand;
 use datacloud_agent_core::bindings::{IDatasetRegistry, IQueryMarket};
 use datacloud_agent_core::progress::rows_bar;
 use datacloud_agent_core::shutdown_on_signals;
-use datacloud_agent_core::{Health, Protocol};
+use datacloud_agent_core::{Epsilon, Health, PrivacyBudget, Protocol};
 use datacloud_fhe_query::{Passphrase, Policy, SellerKey};
 use datacloud_query::layout::LayoutOptions;
 use datacloud_seller::{
@@ -39,6 +39,25 @@ pub enum SellerCommand {
     Earnings(ListArgs),
     /// Withdraw what the market owes this seller.
     Withdraw(ListArgs),
+    /// Raise a dataset's privacy budget: every answer spends privacy that does not come back,
+    /// so answering more queries about the same rows is an explicit decision, logged on chain
+    /// (`PrivacyBudgetSet`).
+    RenewBudget(RenewArgs),
+}
+
+/// `seller renew-budget` options.
+#[derive(Debug, clap::Args)]
+pub struct RenewArgs {
+    /// The dataset (its on-chain id).
+    dataset: u64,
+    /// The ε to add to its budget.
+    #[arg(long, value_name = "EPSILON")]
+    add: f64,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `seller onboard` options.
@@ -86,6 +105,11 @@ pub struct OnboardArgs {
     /// or a flag on fewer rows is withheld).
     #[arg(long, default_value_t = 10)]
     min_cohort: u64,
+    /// The dataset's total differential-privacy budget (ε), shared by every buyer: the market
+    /// refuses an order whose ε exceeds what is left, and the sample statistics' ε is charged
+    /// to it at registration. Only `seller renew-budget` raises it.
+    #[arg(long, default_value_t = 10.0, value_name = "EPSILON")]
+    privacy_budget: f64,
     #[command(flatten)]
     key: KeyPassphrase,
     /// Write the client key and the plaintext rows unsealed (mode 0600 only) when no passphrase
@@ -106,15 +130,10 @@ pub struct RunArgs {
     /// and order parameters).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Smallest cohort released; smaller cells are suppressed.
+    /// Smallest cohort released; smaller cells are suppressed. (Every release also gets noise
+    /// for the ε its order spent of the dataset's budget.)
     #[arg(long, default_value_t = 10)]
     min_cohort: u64,
-    /// Differential privacy: ε spent per query (Laplace noise); off when absent.
-    #[arg(long)]
-    epsilon: Option<f64>,
-    /// Total ε a buyer may spend on this seller's datasets.
-    #[arg(long, default_value_t = 10.0)]
-    budget: f64,
     /// Do not submit PDP proofs (results are still delivered): shows what buyers get from a
     /// seller whose storage proofs lapse.
     #[arg(long)]
@@ -184,6 +203,7 @@ pub async fn run(global: &GlobalArgs, command: SellerCommand) -> Result<()> {
         SellerCommand::Datasets(args) => datasets_command(global, args).await,
         SellerCommand::Earnings(args) => earnings(global, args, false).await,
         SellerCommand::Withdraw(args) => earnings(global, args, true).await,
+        SellerCommand::RenewBudget(args) => renew_budget(global, args).await,
     }
 }
 
@@ -215,6 +235,7 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
         },
         passphrase,
         sample_epsilon: (!args.no_sample).then_some(args.sample_epsilon),
+        privacy_budget: args.privacy_budget,
         min_cohort: args.min_cohort,
     };
     anyhow::ensure!(
@@ -268,6 +289,11 @@ async fn onboard_command(global: &GlobalArgs, args: OnboardArgs) -> Result<()> {
             tokens(options.price)
         );
         println!(
+            "  privacy    ε {} in all ({} spent by the sample statistics)",
+            options.privacy_budget,
+            options.sample_epsilon.unwrap_or(0.0)
+        );
+        println!(
             "  client key {} (never leaves this machine)",
             d.client_key.display()
         );
@@ -283,10 +309,8 @@ async fn run_command(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let config = args.chain.config(global)?;
     let policy = Policy {
         min_cohort: args.min_cohort,
-        epsilon: args.epsilon,
-        budget: args.budget,
+        epsilon: None,
     };
-    policy.validate()?;
     {
         let (client, deployments) = connect(&config).await?;
         finish_interrupted(&client, &deployments, &config).await?;
@@ -392,6 +416,31 @@ struct DatasetRow {
     faults: u64,
     prices: Vec<(String, String)>,
     open_orders: String,
+    privacy: BudgetView,
+}
+
+/// A dataset's privacy budget as the listings show it (ε).
+#[derive(Debug, Serialize)]
+pub struct BudgetView {
+    /// The total.
+    pub total: f64,
+    /// Spent by the sample statistics at registration.
+    pub sample: f64,
+    /// Spent by orders, every buyer together.
+    pub orders: f64,
+    /// What new orders may still spend.
+    pub left: f64,
+}
+
+impl From<PrivacyBudget> for BudgetView {
+    fn from(b: PrivacyBudget) -> Self {
+        Self {
+            total: b.total.as_f64(),
+            sample: b.sample.as_f64(),
+            orders: b.orders.as_f64(),
+            left: b.left().as_f64(),
+        }
+    }
 }
 
 async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
@@ -431,6 +480,7 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
             faults: set.faults,
             prices,
             open_orders: open.to_string(),
+            privacy: view.privacy_budget(id).await?.into(),
         });
     }
     if args.json {
@@ -447,9 +497,67 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
             "  last proof block {}  faults {}  open orders {}",
             r.last_proven_block, r.faults, r.open_orders
         );
+        println!(
+            "  privacy budget ε {} left of {} (sample statistics {}, orders {})",
+            r.privacy.left, r.privacy.total, r.privacy.sample, r.privacy.orders
+        );
         for (t, p) in r.prices {
             println!("  {t:<18} {p} per query");
         }
+    }
+    Ok(())
+}
+
+/// `seller renew-budget`: raises a dataset's privacy budget by `--add` ε.
+async fn renew_budget(global: &GlobalArgs, args: RenewArgs) -> Result<()> {
+    let added = Epsilon::from_f64(args.add).map_err(|e| anyhow::anyhow!("--add: {e}"))?;
+    let config = args.chain.config(global)?;
+    let (client, deployments) = connect(&config).await?;
+    let id = U256::from(args.dataset);
+    let view = Protocol::new(&client, &deployments);
+    let before = view.privacy_budget(id).await?;
+    let registry = IDatasetRegistry::new(deployments.dataset_registry, client.provider());
+    let request = registry
+        .renewPrivacyBudget(id, added.0)
+        .from(client.address())
+        .into_transaction_request();
+    let receipt = client.send("renewPrivacyBudget", request).await?;
+    let after = view.privacy_budget(id).await?;
+    tracing::info!(
+        dataset = args.dataset,
+        added = %added,
+        total = %after.total,
+        tx = %receipt.transaction_hash,
+        "privacy budget renewed"
+    );
+    if args.json {
+        #[derive(Serialize)]
+        struct Out {
+            dataset: u64,
+            added: f64,
+            before: BudgetView,
+            after: BudgetView,
+            tx: String,
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Out {
+                dataset: args.dataset,
+                added: added.as_f64(),
+                before: before.into(),
+                after: after.into(),
+                tx: receipt.transaction_hash.to_string(),
+            })?
+        );
+    } else {
+        println!(
+            "dataset #{}: privacy budget ε {} → {} ({} left), logged on chain in {}",
+            args.dataset,
+            before.total,
+            after.total,
+            after.left(),
+            receipt.transaction_hash
+        );
     }
     Ok(())
 }

@@ -13,6 +13,11 @@ interface IDatasetRegistry {
     /// A dataset was registered with `stake` as its bond.
     event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
 
+    /// A dataset's privacy budget was set at registration or raised by its owner
+    /// (`renewPrivacyBudget`): `budget` is the new total, `sampleEpsilon` what the sample statistics
+    /// spent of it, both in micro-ε.
+    event PrivacyBudgetSet(uint256 indexed datasetId, uint64 budget, uint64 sampleEpsilon);
+
     /// A template was allowed or disallowed for a dataset.
     event TemplateSet(uint256 indexed datasetId, bytes32 indexed templateHash, bool allowed);
 
@@ -42,7 +47,11 @@ interface IDatasetRegistry {
 
     function initialize(address proof_manager, address query_market, uint256 min_stake, uint64 withdraw_cooldown, uint8 min_piece_height, uint64 deploy_nonce) external;
 
-    function registerDataset(bytes calldata manifest_cid, bytes calldata piece_cid, bytes32 schema_hash, bytes32[] memory template_hashes, uint256[] memory prices) external payable returns (uint256);
+    function registerDataset(bytes calldata manifest_cid, bytes calldata piece_cid, bytes32 schema_hash, bytes32[] memory template_hashes, uint256[] memory prices, uint64 privacy_budget, uint64 sample_epsilon) external payable returns (uint256);
+
+    function renewPrivacyBudget(uint256 dataset_id, uint64 added) external;
+
+    function privacyBudget(uint256 dataset_id) external view returns (uint64, uint64);
 
     function setPrice(uint256 dataset_id, bytes32 template_hash, uint256 price) external;
 
@@ -88,7 +97,7 @@ interface IDatasetRegistry {
 
     function priceOf(uint256 dataset_id, bytes32 template_hash) external view returns (uint256);
 
-    function orderTerms(uint256 dataset_id, bytes32 template_hash) external view returns (address, bytes32, uint256, uint256);
+    function orderTerms(uint256 dataset_id, bytes32 template_hash) external view returns (address, bytes32, uint256, uint256, uint64);
 
     function payoutOf(address account) external view returns (uint256);
 
@@ -143,4 +152,6 @@ interface IDatasetRegistry {
     error InvalidPieceCid();
 
     error PieceTooSmall(uint8, uint8);
+
+    error InvalidPrivacyBudget(uint64, uint64);
 }

@@ -9,6 +9,11 @@ event Initialized(address indexed owner, address proofManager, address queryMark
 /// A dataset was registered with `stake` as its bond.
 event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
 
+/// A dataset's privacy budget was set at registration or raised by its owner
+/// (`renewPrivacyBudget`): `budget` is the new total, `sampleEpsilon` what the sample statistics
+/// spent of it, both in micro-ε.
+event PrivacyBudgetSet(uint256 indexed datasetId, uint64 budget, uint64 sampleEpsilon);
+
 /// A template was allowed or disallowed for a dataset.
 event TemplateSet(uint256 indexed datasetId, bytes32 indexed templateHash, bool allowed);
 

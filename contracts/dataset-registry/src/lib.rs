@@ -48,6 +48,8 @@ pub const MAX_CID_LEN: usize = 128;
 pub const MAX_TEMPLATES_AT_REGISTRATION: usize = 32;
 /// Most distinct templates a dataset may ever know, so that `templatesOf` stays bounded.
 pub const MAX_TEMPLATES: usize = 64;
+/// Privacy budgets and ε are counted in millionths of an ε (micro-ε): ε 0.5 is `500_000`.
+pub const EPSILON_SCALE: u64 = 1_000_000;
 /// Where burned stake goes: a payout nobody can withdraw (no key is known for this address).
 pub const BURN: Address = address!("0x000000000000000000000000000000000000dEaD");
 
@@ -127,6 +129,9 @@ sol! {
     /// The piece's tree has `height` levels; proofs need at least `minimum`.
     #[derive(Debug, PartialEq, Eq)]
     error PieceTooSmall(uint8 height, uint8 minimum);
+    /// A privacy budget must leave some ε for orders: `sampleEpsilon < budget`.
+    #[derive(Debug, PartialEq, Eq)]
+    error InvalidPrivacyBudget(uint64 budget, uint64 sampleEpsilon);
 }
 
 sol_interface! {
@@ -185,6 +190,8 @@ pub enum Error {
     InvalidPieceCid(InvalidPieceCid),
     /// See [`PieceTooSmall`].
     PieceTooSmall(PieceTooSmall),
+    /// See [`InvalidPrivacyBudget`].
+    InvalidPrivacyBudget(InvalidPrivacyBudget),
 }
 
 /// A template's terms for one dataset.
@@ -249,6 +256,12 @@ pub struct DatasetRecord {
     /// the proof manager proves.
     piece_root: StorageB256,
     piece_height: StorageU8,
+    /// The dataset's total differential-privacy budget, in micro-ε (`EPSILON_SCALE`): set at
+    /// registration, raised only by `renewPrivacyBudget`. The market charges every order's ε
+    /// against `privacyBudget - sampleEpsilon`, for all buyers together.
+    privacy_budget: StorageU64,
+    /// The ε the published sample statistics spent (micro-ε), charged at registration.
+    sample_epsilon: StorageU64,
     /// Every template ever set, in the order first set.
     templates: StorageVec<StorageB256>,
     terms: StorageMap<B256, TemplateTerms>,
@@ -345,11 +358,16 @@ impl DatasetRegistry {
     /// is empty or over 128 bytes; `InvalidPieceCid` for a piece CID that is not an FRC-0069 v2
     /// PieceCID; `PieceTooSmall` below `minPieceHeight`; `LengthMismatch` when templates and
     /// prices differ in length;
-    /// `InvalidTemplates` for none, more than 32, a zero hash or a duplicate.
+    /// `InvalidTemplates` for none, more than 32, a zero hash or a duplicate;
+    /// `InvalidPrivacyBudget` unless `sampleEpsilon < privacyBudget`.
+    ///
+    /// `privacyBudget` is the dataset's total ε in micro-ε ([`EPSILON_SCALE`]), shared by every
+    /// buyer; `sampleEpsilon` is what the published sample statistics already spent of it.
     ///
     /// # Events
-    /// `DatasetRegistered`, then `TemplateSet` and `PriceSet` per template.
+    /// `DatasetRegistered`, `PrivacyBudgetSet`, then `TemplateSet` and `PriceSet` per template.
     #[payable]
+    #[allow(clippy::too_many_arguments)] // the ABI's arguments, one per registration field
     pub fn register_dataset(
         &mut self,
         manifest_cid: Bytes,
@@ -357,8 +375,16 @@ impl DatasetRegistry {
         schema_hash: B256,
         template_hashes: Vec<B256>,
         prices: Vec<U256>,
+        privacy_budget: u64,
+        sample_epsilon: u64,
     ) -> Result<U256, Error> {
         self.require_initialized()?;
+        if sample_epsilon >= privacy_budget {
+            return Err(Error::InvalidPrivacyBudget(InvalidPrivacyBudget {
+                budget: privacy_budget,
+                sampleEpsilon: sample_epsilon,
+            }));
+        }
         let stake = self.vm().msg_value();
         let minimum = self.min_stake.get();
         if stake < minimum {
@@ -401,6 +427,8 @@ impl DatasetRegistry {
         record.stake.set(stake);
         record.active.set(true);
         record.registered_at.set(U64::from_limbs([now]));
+        record.privacy_budget.set(U64::from_limbs([privacy_budget]));
+        record.sample_epsilon.set(U64::from_limbs([sample_epsilon]));
         emit(
             self.vm(),
             &DatasetRegistered {
@@ -410,6 +438,14 @@ impl DatasetRegistry {
                 pieceCid: piece_cid.0.into(),
                 schemaHash: schema_hash,
                 stake,
+            },
+        );
+        emit(
+            self.vm(),
+            &PrivacyBudgetSet {
+                datasetId: id,
+                budget: privacy_budget,
+                sampleEpsilon: sample_epsilon,
             },
         );
         for (template, price) in template_hashes.into_iter().zip(prices) {
@@ -434,6 +470,45 @@ impl DatasetRegistry {
             );
         }
         Ok(id)
+    }
+
+    /// Raises the dataset's privacy budget by `added` micro-ε: the owner's explicit, logged
+    /// decision to answer more queries about the same rows (each answer spends privacy that
+    /// does not come back). Allowed on an inactive dataset too (it takes no orders).
+    ///
+    /// # Errors
+    /// `NotInitialized`; `UnknownDataset`; `NotDatasetOwner`; `ArithmeticOverflow`.
+    ///
+    /// # Events
+    /// `PrivacyBudgetSet` with the new total.
+    pub fn renew_privacy_budget(&mut self, dataset_id: U256, added: u64) -> Result<(), Error> {
+        self.require_owner(dataset_id)?;
+        let mut record = self.datasets.setter(dataset_id);
+        let budget = record.privacy_budget.get().as_limbs()[0]
+            .checked_add(added)
+            .ok_or(Error::ArithmeticOverflow(ArithmeticOverflow {}))?;
+        record.privacy_budget.set(U64::from_limbs([budget]));
+        let sample_epsilon = record.sample_epsilon.get().as_limbs()[0];
+        emit(
+            self.vm(),
+            &PrivacyBudgetSet {
+                datasetId: dataset_id,
+                budget,
+                sampleEpsilon: sample_epsilon,
+            },
+        );
+        Ok(())
+    }
+
+    /// The dataset's privacy budget and what its sample statistics spent, in micro-ε (zeros for
+    /// an unknown dataset). What orders have spent is `QueryMarket.epsilonSpent`.
+    #[must_use]
+    pub fn privacy_budget(&self, dataset_id: U256) -> (u64, u64) {
+        let record = self.datasets.getter(dataset_id);
+        (
+            record.privacy_budget.get().as_limbs()[0],
+            record.sample_epsilon.get().as_limbs()[0],
+        )
     }
 
     /// Changes the price of an allowed template.
@@ -855,7 +930,8 @@ impl DatasetRegistry {
     }
 
     /// What the query market needs to take an order: the seller, `keccak256(manifestCid)`, the
-    /// price and the dataset's compensation index (what `compensate` later counts from).
+    /// price, the dataset's compensation index (what `compensate` later counts from) and the ε
+    /// its orders may spend in all (`privacyBudget - sampleEpsilon`, micro-ε).
     ///
     /// # Errors
     /// `UnknownDataset`; `DatasetInactive`; `TemplateNotAllowed`.
@@ -863,7 +939,7 @@ impl DatasetRegistry {
         &self,
         dataset_id: U256,
         template_hash: B256,
-    ) -> Result<(Address, B256, U256, U256), Error> {
+    ) -> Result<(Address, B256, U256, U256, u64), Error> {
         self.require_known(dataset_id)?;
         let record = self.datasets.getter(dataset_id);
         if !record.active.get() {
@@ -879,6 +955,9 @@ impl DatasetRegistry {
             manifest_hash,
             terms.price.get(),
             record.compensation_index.get(),
+            // Registration checked `sampleEpsilon < privacyBudget`, and the budget only grows.
+            record.privacy_budget.get().as_limbs()[0]
+                .saturating_sub(record.sample_epsilon.get().as_limbs()[0]),
         ))
     }
 
@@ -1048,6 +1127,8 @@ mod tests {
     const OWNER: Address = Address::repeat_byte(0x0A);
     /// The nonce of OWNER's transaction that deployed the registry.
     const DEPLOY_NONCE: u64 = 0x1234;
+    /// Every test dataset's privacy budget (10 ε), nothing spent on sample statistics.
+    const BUDGET: u64 = 10 * EPSILON_SCALE;
     const PROOF_MANAGER: Address = Address::repeat_byte(0x0B);
     const MARKET: Address = Address::repeat_byte(0x0C);
     const SELLER: Address = Address::repeat_byte(0x51);
@@ -1170,6 +1251,24 @@ mod tests {
                     template(0xEE),
                     templates.to_vec(),
                     prices.to_vec(),
+                    BUDGET,
+                    0,
+                )
+            })
+        }
+
+        /// SELLER registers a one-template dataset with this privacy budget.
+        fn register_budget(&mut self, budget: u64, sample: u64) -> Result<U256, Error> {
+            let reg = &mut self.reg;
+            self.host.invoke(SELLER, wei(MIN_STAKE), || {
+                reg.register_dataset(
+                    cid(b"m"),
+                    piece_cid(),
+                    B256::ZERO,
+                    vec![template(1)],
+                    vec![wei(1)],
+                    budget,
+                    sample,
                 )
             })
         }
@@ -1402,6 +1501,81 @@ mod tests {
     }
 
     #[test]
+    fn a_privacy_budget_must_leave_epsilon_for_orders() {
+        let mut f = Fixture::new();
+        for (budget, sample) in [(0, 0), (EPSILON_SCALE, EPSILON_SCALE), (5, 6)] {
+            let err = f.register_budget(budget, sample).unwrap_err();
+            assert_eq!(
+                err,
+                Error::InvalidPrivacyBudget(InvalidPrivacyBudget {
+                    budget,
+                    sampleEpsilon: sample,
+                })
+            );
+        }
+        assert_eq!(f.reg.dataset_count(), U256::ZERO);
+    }
+
+    #[test]
+    fn the_sample_statistics_epsilon_is_charged_at_registration() {
+        let mut f = Fixture::new();
+        let dataset = f.register_budget(3 * EPSILON_SCALE, EPSILON_SCALE).unwrap();
+        assert_eq!(
+            f.reg.privacy_budget(dataset),
+            (3 * EPSILON_SCALE, EPSILON_SCALE)
+        );
+        // What orders may spend is the rest.
+        assert_eq!(
+            f.reg.order_terms(dataset, template(1)).unwrap().4,
+            2 * EPSILON_SCALE
+        );
+        let set = f.events::<PrivacyBudgetSet>();
+        assert_eq!(
+            (set[0].datasetId, set[0].budget, set[0].sampleEpsilon),
+            (dataset, 3 * EPSILON_SCALE, EPSILON_SCALE)
+        );
+    }
+
+    #[test]
+    fn only_the_owner_renews_a_budget_and_every_renewal_is_logged() {
+        let mut f = Fixture::new();
+        let dataset = f.register(SELLER, MIN_STAKE);
+        f.host.clear_logs();
+        assert_eq!(
+            f.as_sender(OTHER, |reg| reg
+                .renew_privacy_budget(dataset, EPSILON_SCALE))
+                .unwrap_err(),
+            Error::NotDatasetOwner(NotDatasetOwner {
+                datasetId: dataset,
+                caller: OTHER,
+            })
+        );
+        assert_eq!(f.reg.privacy_budget(dataset), (BUDGET, 0));
+        f.as_sender(SELLER, |reg| {
+            reg.renew_privacy_budget(dataset, EPSILON_SCALE)
+        })
+        .unwrap();
+        assert_eq!(f.reg.privacy_budget(dataset), (BUDGET + EPSILON_SCALE, 0));
+        assert_eq!(
+            f.reg.order_terms(dataset, template(1)).unwrap().4,
+            BUDGET + EPSILON_SCALE
+        );
+        let set = f.events::<PrivacyBudgetSet>();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].budget, BUDGET + EPSILON_SCALE);
+        assert_eq!(
+            f.as_sender(SELLER, |reg| reg.renew_privacy_budget(dataset, u64::MAX))
+                .unwrap_err(),
+            Error::ArithmeticOverflow(ArithmeticOverflow {})
+        );
+        assert_eq!(
+            f.as_sender(SELLER, |reg| reg.renew_privacy_budget(id(9), 1))
+                .unwrap_err(),
+            Error::UnknownDataset(UnknownDataset { datasetId: id(9) })
+        );
+    }
+
+    #[test]
     fn register_dataset_emits_registration_then_template_and_price_per_template() {
         let mut f = Fixture::new();
         let dataset = f.register(SELLER, MIN_STAKE);
@@ -1411,6 +1585,7 @@ mod tests {
             topic0,
             vec![
                 DatasetRegistered::SIGNATURE_HASH,
+                PrivacyBudgetSet::SIGNATURE_HASH,
                 TemplateSet::SIGNATURE_HASH,
                 PriceSet::SIGNATURE_HASH,
                 TemplateSet::SIGNATURE_HASH,
@@ -1483,6 +1658,8 @@ mod tests {
                         B256::ZERO,
                         vec![template(1)],
                         vec![wei(1)],
+                        BUDGET,
+                        0,
                     )
                 })
                 .unwrap_err();
@@ -1497,6 +1674,8 @@ mod tests {
                     B256::ZERO,
                     vec![template(1)],
                     vec![wei(1)],
+                    BUDGET,
+                    0,
                 )
             })
             .unwrap();
@@ -1521,6 +1700,8 @@ mod tests {
                         B256::ZERO,
                         vec![template(1)],
                         vec![wei(1)],
+                        BUDGET,
+                        0,
                     )
                 })
                 .unwrap();
@@ -1555,6 +1736,8 @@ mod tests {
                         B256::ZERO,
                         vec![template(1)],
                         vec![wei(1)],
+                        BUDGET,
+                        0,
                     )
                 })
                 .unwrap_err();
@@ -1575,6 +1758,8 @@ mod tests {
                     B256::ZERO,
                     vec![template(1)],
                     vec![wei(1)],
+                    BUDGET,
+                    0,
                 )
             })
         };
@@ -1836,7 +2021,13 @@ mod tests {
         let dataset = f.register(SELLER, MIN_STAKE);
         assert_eq!(
             f.reg.order_terms(dataset, template(2)).unwrap(),
-            (SELLER, keccak256(b"bafy-manifest"), wei(20), U256::ZERO)
+            (
+                SELLER,
+                keccak256(b"bafy-manifest"),
+                wei(20),
+                U256::ZERO,
+                BUDGET
+            )
         );
         f.host.clear_logs();
         f.set_time(START + 100);
@@ -1918,6 +2109,8 @@ mod tests {
                     B256::ZERO,
                     vec![template(4)],
                     vec![wei(50)],
+                    BUDGET,
+                    0,
                 )
             })
             .unwrap();
@@ -1927,7 +2120,8 @@ mod tests {
                 SELLER,
                 keccak256(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),
                 wei(50),
-                U256::ZERO
+                U256::ZERO,
+                BUDGET
             )
         );
         assert_eq!(
@@ -2168,7 +2362,7 @@ mod tests {
     fn a_lapse_is_shared_by_the_open_orders_and_the_rounding_burned() {
         let mut f = Fixture::new();
         let dataset = f.register(SELLER, MIN_STAKE);
-        let (_, _, _, placed_at) = f.reg.order_terms(dataset, template(1)).unwrap();
+        let (_, _, _, placed_at, _) = f.reg.order_terms(dataset, template(1)).unwrap();
         assert_eq!(placed_at, U256::ZERO);
         f.open_orders.borrow_mut().insert(dataset, id(3));
         let slashed = f

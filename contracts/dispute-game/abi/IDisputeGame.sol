@@ -74,4 +74,6 @@ interface IDisputeGame {
     error TransferFailed();
 
     error ArithmeticOverflow();
+
+    error InvalidEpsilon(uint256, uint64, uint64);
 }

@@ -30,8 +30,9 @@ interface IQueryMarket {
     /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
     event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
 
-    /// A buyer paid `escrow` for a query on `datasetId`.
-    event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline);
+    /// A buyer paid `escrow` for a query on `datasetId`, spending `epsilon` (micro-ε) of its privacy
+    /// budget.
+    event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline, uint64 epsilon);
 
     /// A worker registered or topped up; `bond` is its bond afterwards.
     event WorkerRegistered(address indexed worker, uint256 bond);
@@ -77,7 +78,7 @@ interface IQueryMarket {
 
     function initialize(address registry, address proof_manager, uint256 worker_fee, uint256 min_worker_bond, uint64 claim_timeout, uint64 max_order_lifetime, address dispute_game, uint64 deploy_nonce) external;
 
-    function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline, uint64 pbs_estimate) external payable returns (uint256);
+    function placeOrder(uint256 dataset_id, bytes32 template_hash, bytes32 params_hash, bytes calldata buyer_key, uint64 deadline, uint64 pbs_estimate, uint64 epsilon) external payable returns (uint256);
 
     function registerWorker() external payable;
 
@@ -99,7 +100,7 @@ interface IQueryMarket {
 
     function transferFrom(address from, address to, uint256 token_id) external;
 
-    function order(uint256 order_id) external view returns (uint256, address, bytes32, bytes32, bytes32, uint256, uint256, uint256, uint64, uint8, uint64);
+    function order(uint256 order_id) external view returns (uint256, address, bytes32, bytes32, bytes32, uint256, uint256, uint256, uint64, uint8, uint64, uint64);
 
     function orderWork(uint256 order_id) external view returns (address, uint64, bytes memory, bytes32, bytes memory);
 
@@ -110,6 +111,8 @@ interface IQueryMarket {
     function orderCount() external view returns (uint256);
 
     function openOrderCount(uint256 dataset_id) external view returns (uint256);
+
+    function epsilonSpent(uint256 dataset_id) external view returns (uint64);
 
     function payoutOf(address account) external view returns (uint256);
 
@@ -180,4 +183,6 @@ interface IQueryMarket {
     error TransferFailed();
 
     error ArithmeticOverflow();
+
+    error InvalidEpsilon(uint256, uint64, uint64);
 }

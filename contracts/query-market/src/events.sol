@@ -26,8 +26,9 @@ struct Delivery {
 /// A receipt changed hands (ERC-721 `Transfer`; `from` is zero on mint).
 event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
 
-/// A buyer paid `escrow` for a query on `datasetId`.
-event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline);
+/// A buyer paid `escrow` for a query on `datasetId`, spending `epsilon` (micro-ε) of its privacy
+/// budget.
+event OrderPlaced(uint256 indexed orderId, uint256 indexed datasetId, address indexed buyer, bytes32 templateHash, bytes32 paramsHash, uint256 escrow, uint64 deadline, uint64 epsilon);
 
 /// A worker registered or topped up; `bond` is its bond afterwards.
 event WorkerRegistered(address indexed worker, uint256 bond);

@@ -137,17 +137,20 @@ impl QueryMarket {
     /// programmable bootstraps the order's plan needs (recomputable by anyone from the
     /// parameters and the manifest: workers refuse an understated one); a claim lasts
     /// `claimTimeout + pbsEstimate / PBS_PER_SECOND` seconds, and the deadline must leave one
-    /// claim that long.
+    /// claim that long. `epsilon` (micro-ε, > 0) is what the order spends of the dataset's
+    /// privacy budget: the seller releases its result with noise calibrated to it.
     ///
     /// # Errors
     /// `NotInitialized`, `InvalidBuyerKey` (not [`BUYER_KEY_LEN`] bytes), `InvalidDeadline`
     /// (before one claim window from now, or past `maxOrderLifetime`), `DatasetNotOrderable`,
-    /// `RegistryCallFailed`, `PaymentTooLow`.
+    /// `RegistryCallFailed`, `InvalidEpsilon` (zero, or over what the budget has left),
+    /// `PaymentTooLow`.
     ///
     /// # Events
     /// `Transfer(0, buyer, orderId)`, `OrderPlaced`.
     #[payable]
     #[allow(clippy::needless_pass_by_value)] // the router hands over decoded arguments by value
+    #[allow(clippy::too_many_arguments)] // the ABI's arguments, one per order field
     pub fn place_order(
         &mut self,
         dataset_id: U256,
@@ -156,6 +159,7 @@ impl QueryMarket {
         buyer_key: Bytes,
         deadline: u64,
         pbs_estimate: u64,
+        epsilon: u64,
     ) -> Result<U256, Error> {
         self.require_initialized()?;
         if buyer_key.len() != BUYER_KEY_LEN {
@@ -179,8 +183,21 @@ impl QueryMarket {
                 datasetId: dataset_id,
                 templateHash: template_hash,
             }))?;
-        let (seller, manifest_hash, price, compensation_index) =
+        let (seller, manifest_hash, price, compensation_index, budget) =
             decode_order_terms(&answer).ok_or(Error::RegistryCallFailed(RegistryCallFailed {}))?;
+        // The budget is the dataset's, for every buyer together: new addresses and receipt
+        // transfers do not reset it.
+        let spent = self.epsilon_spent.get(dataset_id).as_limbs()[0];
+        let left = budget.saturating_sub(spent);
+        if epsilon == 0 || epsilon > left {
+            return Err(Error::InvalidEpsilon(InvalidEpsilon {
+                datasetId: dataset_id,
+                asked: epsilon,
+                left,
+            }));
+        }
+        self.epsilon_spent
+            .insert(dataset_id, U64::from_limbs([spent + epsilon]));
         let worker_fee = self.worker_fee.get();
         let required = checked_add(price, worker_fee)?;
         let value = self.vm().msg_value();
@@ -209,6 +226,7 @@ impl QueryMarket {
         order.worker_fee.set(worker_fee);
         order.escrow.set(value);
         order.compensation_index.set(compensation_index);
+        order.epsilon.set(U64::from_limbs([epsilon]));
 
         let open = checked_add(self.open_orders.get(dataset_id), U256::from(1))?;
         self.buyer_keys.setter(order_id).set(&buyer_key);
@@ -231,6 +249,7 @@ impl QueryMarket {
             paramsHash: params_hash,
             escrow: value,
             deadline,
+            epsilon,
         });
         Ok(order_id)
     }
@@ -533,6 +552,9 @@ impl QueryMarket {
     /// `NotInitialized`, `UnknownOrder`, `InvalidOrderStatus`, `DeadlineNotPassed`,
     /// `ProofManagerCallFailed`, `RegistryCallFailed`.
     ///
+    /// The order's ε returns to its dataset's budget, unless the seller refused a computed
+    /// result (a refusal that may depend on the data).
+    ///
     /// # Events
     /// `ClaimForfeited` (a timed-out claim), `OrderRefunded(orderId, to, amount, reason,
     /// penalty)`.
@@ -585,6 +607,14 @@ impl QueryMarket {
         self.credit(worker, fee)?;
         self.credit(holder, amount)?;
         self.set_status(order_id, status::REFUNDED);
+        // Nothing about the data was released: the ε goes back to the dataset's budget. Except
+        // when the seller refused a computed result, since that refusal may depend on the data.
+        if !(computed && reason == refund_reason::REFUSED) {
+            let spent = self.epsilon_spent.get(dataset_id).as_limbs()[0];
+            let epsilon = self.orders.getter(order_id).epsilon.get().as_limbs()[0];
+            self.epsilon_spent
+                .insert(dataset_id, U64::from_limbs([spent.saturating_sub(epsilon)]));
+        }
         // Interactions last: the health read and the registry's slash (which calls nobody).
         let penalty = if reason == refund_reason::UNDELIVERED && self.health(dataset_id)? == HEALTHY
         {
@@ -727,6 +757,7 @@ impl QueryMarket {
             order.deadline.get().as_limbs()[0],
             current,
             order.pbs_estimate.get().as_limbs()[0],
+            order.epsilon.get().as_limbs()[0],
         ))
     }
 
@@ -775,6 +806,14 @@ impl QueryMarket {
     #[must_use]
     pub fn open_order_count(&self, dataset_id: U256) -> U256 {
         self.open_orders.get(dataset_id)
+    }
+
+    /// The ε (micro-ε) orders on `datasetId` have spent of its privacy budget, every buyer
+    /// together: what is left is `orderTerms`' last value (`privacyBudget - sampleEpsilon`)
+    /// less this.
+    #[must_use]
+    pub fn epsilon_spent(&self, dataset_id: U256) -> u64 {
+        self.epsilon_spent.get(dataset_id).as_limbs()[0]
     }
 
     /// Payouts credited to `account` and not withdrawn yet.
@@ -1092,11 +1131,15 @@ impl QueryMarket {
     }
 }
 
-/// `(address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex)` from
-/// `orderTerms`' return data.
-fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256, U256)> {
-    let words = answer.get(..128)?;
-    if words[..12].iter().any(|&byte| byte != 0) {
+/// `(address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex, uint64
+/// orderBudget)` from `orderTerms`' return data.
+fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256, U256, u64)> {
+    let words = answer.get(..160)?;
+    if words[..12]
+        .iter()
+        .chain(&words[128..152])
+        .any(|&byte| byte != 0)
+    {
         return None;
     }
     Some((
@@ -1104,6 +1147,7 @@ fn decode_order_terms(answer: &[u8]) -> Option<(Address, B256, U256, U256)> {
         B256::from_slice(&words[32..64]),
         U256::from_be_slice(&words[64..96]),
         U256::from_be_slice(&words[96..128]),
+        u64::from_be_bytes(words[152..160].try_into().ok()?),
     ))
 }
 

@@ -58,6 +58,7 @@ sol! {
     error NothingToWithdraw();
     error TransferFailed();
     error ArithmeticOverflow();
+    error InvalidEpsilon(uint256 datasetId, uint64 asked, uint64 left);
 }
 
 /// Everything that makes a `QueryMarket` call revert.
@@ -126,6 +127,10 @@ pub enum Error {
     TransferFailed(TransferFailed),
     /// An amount overflowed (cannot happen with real balances; checked anyway).
     ArithmeticOverflow(ArithmeticOverflow),
+    /// The order's ε (micro-ε) is zero, or more than what is left of the dataset's privacy
+    /// budget (`left`, for every buyer together): differential privacy is not optional, and a
+    /// dataset answers no more than its owner's budget allows.
+    InvalidEpsilon(InvalidEpsilon),
 }
 
 /// Order status values, as `order(...).status` reports them.
@@ -217,8 +222,8 @@ pub const SLASH_SELECTOR: [u8; 4] = [0x48, 0xfd, 0x06, 0x4a];
 pub const COMPENSATE_SELECTOR: [u8; 4] = [0xdb, 0x06, 0x03, 0xf4];
 
 /// `order(uint256)`: datasetId, seller, templateHash, paramsHash, manifestHash, price, workerFee,
-/// escrow, deadline, status, pbsEstimate.
-pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8, u64);
+/// escrow, deadline, status, pbsEstimate, epsilon.
+pub type OrderView = (U256, Address, B256, B256, B256, U256, U256, U256, u64, u8, u64, u64);
 /// `orderWork(uint256)`: worker, claimedAt, resultCid, resultHash, deliveryCid.
 pub type OrderWorkView = (Address, u64, Bytes, B256, Bytes);
 /// `disputeOf(uint256)`: disputer, bond, round (0: none), verifier, the verifier's deadline.
@@ -256,6 +261,9 @@ pub struct Order {
     /// The dataset's compensation index at placement (`orderTerms`): the order is owed what
     /// the lapses slashed from the dataset while it was open (`DatasetRegistry.compensate`).
     compensation_index: StorageU256,
+    /// The ε the order spends of its dataset's privacy budget (micro-ε): the seller calibrates
+    /// the released result's noise to it.
+    epsilon: StorageU64,
 }
 
 /// Up to [`MAX_BLOB_LEN`] bytes (a CID, a key, a signature): a length and four words. Cheaper in
@@ -330,6 +338,10 @@ pub struct QueryMarket {
     workers: StorageMap<Address, Worker>,
     receipt_balances: StorageMap<Address, StorageU256>,
     open_orders: StorageMap<U256, StorageU256>,
+    /// Per dataset, the ε (micro-ε) its orders spent of its privacy budget (`orderTerms`' last
+    /// word), every buyer together; an order refunded before anything about the data was
+    /// released gives its ε back.
+    epsilon_spent: StorageMap<U256, StorageU64>,
     payouts: StorageMap<Address, StorageU256>,
     /// The `DisputeGame` program the market delegate-calls (set by `initialize`).
     dispute_game: StorageAddress,

@@ -18,7 +18,7 @@ use super::*;
 mod ext {
     alloy_sol_types::sol! {
         interface Registry {
-            function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex);
+            function orderTerms(uint256 datasetId, bytes32 templateHash) external view returns (address seller, bytes32 manifestHash, uint256 price, uint256 compensationIndex, uint64 orderBudget);
             function slash(uint256 datasetId, uint256 amount, address to) external returns (uint256);
             function compensate(uint256 datasetId, uint256 since, address to, uint256 cap) external returns (uint256);
         }
@@ -49,6 +49,11 @@ const PARAMS: B256 = B256::repeat_byte(0x9a);
 const RESULT: B256 = B256::repeat_byte(0x4e);
 const STAKE: u64 = 1_000;
 const DELIVERY_CID: &[u8] = b"bafy-delivery";
+/// The ε every test order spends (micro-ε: 0.25 ε).
+const EPS: u64 = 250_000;
+/// The ε the mock registry lets orders on a dataset spend in all: enough for every sequence the
+/// property test draws.
+const BUDGET: u64 = 1_000 * EPS;
 
 type Terms = Rc<RefCell<HashMap<(U256, B256), (Address, B256, U256)>>>;
 /// `DatasetRegistry.slash` calls the market made: (dataset, amount asked, to, amount slashed).
@@ -148,6 +153,8 @@ struct Env {
     /// The dataset's compensation index at the registry (`orderTerms` answers it).
     compensation_index: Rc<Cell<u64>>,
     compensations: Compensations,
+    /// The ε (micro-ε) the registry lets orders on any dataset spend (`orderTerms` answers it).
+    budget: Rc<Cell<u64>>,
 }
 
 impl Env {
@@ -168,6 +175,8 @@ impl Env {
         let compensation_index = Rc::new(Cell::new(0));
         let compensations: Compensations = Rc::default();
         let (index, paid_out) = (compensation_index.clone(), compensations.clone());
+        let budget = Rc::new(Cell::new(BUDGET));
+        let order_budget = budget.clone();
         host.on_call(REGISTRY, move |call| {
             if let Ok(request) = ext::Registry::compensateCall::abi_decode(&call.data) {
                 // As the registry: what the index gained since placement, at most the price.
@@ -213,6 +222,7 @@ impl Env {
                             manifestHash: manifest,
                             price,
                             compensationIndex: u(index.get()),
+                            orderBudget: order_budget.get(),
                         },
                     ))
                 }
@@ -238,6 +248,7 @@ impl Env {
             slashes,
             compensation_index,
             compensations,
+            budget,
         }
     }
 
@@ -287,6 +298,7 @@ impl Env {
                 Bytes::from(vec![0xAB; 32]),
                 deadline,
                 0,
+                EPS,
             )
         }))
     }
@@ -589,6 +601,7 @@ fn every_mutating_function_refuses_before_initialize() {
                 Bytes::from(vec![1]),
                 1_700_000_100,
                 0,
+                EPS,
             )
             .map(|_| ())
         }),
@@ -631,6 +644,7 @@ fn place_order_escrows_and_mints_a_receipt() {
             Bytes::from(vec![0xAB; 32]),
             deadline,
             1234,
+            EPS,
         )
     }));
     assert_eq!(id, u(1));
@@ -648,9 +662,11 @@ fn place_order_escrows_and_mints_a_receipt() {
             u(value),
             deadline,
             status::OPEN,
-            1234
+            1234,
+            EPS
         )
     );
+    assert_eq!(m.epsilon_spent(u(DS)), EPS);
     assert_eq!(
         ok(m.order_work(id)),
         (Address::ZERO, 0, Bytes::new(), B256::ZERO, Bytes::new())
@@ -681,9 +697,10 @@ fn place_order_escrows_and_mints_a_receipt() {
             e.templateHash,
             e.paramsHash,
             e.escrow,
-            e.deadline
+            e.deadline,
+            e.epsilon
         ),
-        (id, u(DS), BUYER, TEMPLATE, PARAMS, u(value), deadline)
+        (id, u(DS), BUYER, TEMPLATE, PARAMS, u(value), deadline, EPS)
     );
     // The registry was asked with a static call.
     let calls = env.host.calls();
@@ -708,6 +725,7 @@ fn place_order_keeps_the_fee_in_force_when_placed() {
             Bytes::from(vec![1; 32]),
             deadline,
             0,
+            EPS,
         )
     }));
     let order = ok(env.market.order(id));
@@ -728,6 +746,7 @@ fn place_order_refuses_bad_input() {
                     Bytes::from(vec![7; key_len]),
                     deadline,
                     0,
+                    EPS,
                 )
             })
         };
@@ -786,6 +805,7 @@ fn a_deadline_too_short_for_the_plan_is_refused_and_a_long_plan_gets_a_long_clai
                 Bytes::from(vec![7; 32]),
                 deadline,
                 pbs,
+                EPS,
             )
         })
     };
@@ -829,7 +849,8 @@ fn place_order_reports_a_registry_answering_garbage() {
             PARAMS,
             Bytes::from(vec![1; 32]),
             deadline,
-            0
+            0,
+            EPS,
         ))),
         Error::RegistryCallFailed(_)
     ));
@@ -1629,6 +1650,99 @@ fn the_seller_refuses_an_order_and_its_buyer_is_refunded_at_once() {
             (computed, refund_reason::REFUSED, U256::ZERO)
         ]
     );
+    env.assert_solvent();
+}
+
+/// `(datasetId, asked, left)` of an `InvalidEpsilon` refusal.
+fn refused_epsilon(error: Error) -> (U256, u64, u64) {
+    match error {
+        Error::InvalidEpsilon(e) => (e.datasetId, e.asked, e.left),
+        _ => panic!("expected InvalidEpsilon"),
+    }
+}
+
+/// Places an order for `epsilon` micro-ε on dataset `DS` as `buyer`.
+fn place_for(env: &mut Env, buyer: Address, epsilon: u64) -> Result<U256, Error> {
+    let deadline = env.now() + 500;
+    env.call(buyer, PRICE + FEE, |m| {
+        m.place_order(
+            u(DS),
+            TEMPLATE,
+            PARAMS,
+            Bytes::from(vec![0xAB; 32]),
+            deadline,
+            0,
+            epsilon,
+        )
+    })
+}
+
+#[test]
+fn the_privacy_budget_is_the_datasets_for_every_buyer_together() {
+    // The sybil attack on a per-address budget: each fresh address (or each receipt holder)
+    // would get a fresh budget. The market counts ε per dataset, whoever places the order.
+    let mut env = Env::new();
+    env.budget.set(2 * EPS);
+    let first = ok(place_for(&mut env, BUYER, EPS));
+    ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, first)));
+    ok(place_for(&mut env, STRANGER, EPS));
+    for sybil in [BUYER, STRANGER, Address::repeat_byte(0x5b)] {
+        assert_eq!(
+            refused_epsilon(err(place_for(&mut env, sybil, 1))),
+            (u(DS), 1, 0)
+        );
+    }
+    assert_eq!(env.market.epsilon_spent(u(DS)), 2 * EPS);
+    assert_eq!(env.market.order_count(), u(2));
+    // The owner's renewal (the registry answers a larger budget) lets orders in again, and
+    // differential privacy is not optional: an order spending no ε is refused whatever is left.
+    env.budget.set(3 * EPS);
+    assert_eq!(
+        refused_epsilon(err(place_for(&mut env, BUYER, 0))),
+        (u(DS), 0, EPS)
+    );
+    assert_eq!(
+        refused_epsilon(err(place_for(&mut env, BUYER, EPS + 1))),
+        (u(DS), EPS + 1, EPS)
+    );
+    let third = ok(place_for(&mut env, BUYER, EPS));
+    assert_eq!(ok(env.market.order(third)).11, EPS);
+    assert_eq!(env.market.epsilon_spent(u(DS)), 3 * EPS);
+    env.assert_solvent();
+}
+
+#[test]
+fn an_order_gives_its_epsilon_back_only_when_nothing_about_the_data_was_released() {
+    let mut env = Env::new();
+    env.register_verifiers(0);
+    // Refused while open (the refusal reads only the public plan): given back.
+    let open = env.place(BUYER, PRICE + FEE);
+    assert_eq!(env.market.epsilon_spent(u(DS)), EPS);
+    ok(env.call(SELLER, 0, |m| m.refund(open)));
+    assert_eq!(env.market.epsilon_spent(u(DS)), 0);
+    // Expired: given back.
+    let expired = env.place(BUYER, PRICE + FEE);
+    env.advance(501);
+    ok(env.call(STRANGER, 0, |m| m.refund(expired)));
+    assert_eq!(env.market.epsilon_spent(u(DS)), 0);
+    // Computed and left undelivered: nothing was released, given back.
+    let (undelivered, _) = env.computed(PRICE + FEE);
+    env.advance(CLAIM_TIMEOUT + 1);
+    ok(env.call(STRANGER, 0, |m| m.refund(undelivered)));
+    assert_eq!(env.market.epsilon_spent(u(DS)), 0);
+    // A computed result the seller refuses (its policy read the decrypted data): kept.
+    let (refused, _) = env.computed(PRICE + FEE);
+    ok(env.call(SELLER, 0, |m| m.refund(refused)));
+    assert_eq!(env.market.epsilon_spent(u(DS)), EPS);
+    // Delivered, settled or failed: kept.
+    let (settled, _) = env.computed(PRICE + FEE);
+    ok(env.deliver(SELLER, settled));
+    assert_eq!(env.market.epsilon_spent(u(DS)), 2 * EPS);
+    let (failed, _) = env.computed(PRICE + FEE);
+    env.health.set(2);
+    ok(env.deliver(SELLER, failed));
+    assert_eq!(env.status(failed), status::FAILED);
+    assert_eq!(env.market.epsilon_spent(u(DS)), 3 * EPS);
     env.assert_solvent();
 }
 
@@ -2436,6 +2550,8 @@ struct ModelOrder {
     upheld: bool,
     /// The registry's compensation index when it was placed.
     placed_at_index: u64,
+    /// Refunded before anything about the data was released: its ε went back to the budget.
+    epsilon_returned: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -2907,6 +3023,7 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                             Bytes::from(vec![1; 32]),
                             deadline,
                             pbs,
+                            EPS,
                         )
                     });
                     let expected = terms.is_some()
@@ -3217,6 +3334,8 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                         }
                         model.credit(o.worker, fee);
                         model.credit(o.holder, o.escrow - fee);
+                        model.orders[index].epsilon_returned =
+                            !(o.status == status::COMPUTED && reason == refund_reason::REFUSED);
                         model.close(index, claimant, status::REFUNDED);
                         // A result left undelivered on a healthy dataset costs the seller's
                         // stake the order's price, paid at the registry to the holder.
@@ -3302,6 +3421,16 @@ fn run_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
                 .map(|o| o.escrow)
                 .sum();
             prop_assert_eq!(m.total_escrow(), u(escrow));
+            // The privacy ledger: a dataset's spent ε is the ε of its orders that were not
+            // refunded before a release.
+            for (id, _) in datasets(&actors) {
+                let kept = model
+                    .orders
+                    .iter()
+                    .filter(|o| o.dataset == id && !o.epsilon_returned)
+                    .count() as u64;
+                prop_assert_eq!(m.epsilon_spent(u(id)), kept * EPS);
+            }
             // Every closed order asked the registry for its compensation, once, from its index.
             prop_assert_eq!(&*env.compensations.borrow(), &model.compensations);
             prop_assert_eq!(m.total_bonds(), u(model.bonds.values().sum::<u64>()));

@@ -7,7 +7,7 @@
 //! takes back the stake.
 
 use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
-use alloy_sol_types::{SolCall, SolInterface, SolStruct, eip712_domain, sol};
+use alloy_sol_types::{SolCall, SolError, SolInterface, SolStruct, eip712_domain, sol};
 use datacloud_contract_test_host::{Chain, Deployed, TestHost, create_address};
 use datacloud_dataset_registry::DatasetRegistry;
 use datacloud_dispute_game::DisputeGame;
@@ -29,15 +29,22 @@ mod proof_manager_abi {
     );
 }
 use proof_manager_abi::IProofManager;
-sol!(
-    #[sol(all_derives)]
-    "../query-market/abi/IQueryMarket.sol"
-);
+// `OrderPlaced` has eight fields.
+#[allow(clippy::too_many_arguments)]
+mod query_market_abi {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        "../query-market/abi/IQueryMarket.sol"
+    );
+}
+use query_market_abi::IQueryMarket;
 sol!(
     #[sol(all_derives)]
     "../dispute-game/abi/IDisputeGame.sol"
 );
 
+/// One ε in the contracts' micro-ε; every order here spends one.
+const EPSILON: u64 = 1_000_000;
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const OWNER: Address = address!("0x00000000000000000000000000000000000000a0");
 /// The address of `seller_key()`: the seller signs its deliveries.
@@ -208,6 +215,8 @@ impl Marketplace {
                 schema_hash: keccak256("schema"),
                 template_hashes: vec![keccak256("cohort_stats/1"), keccak256("fraud_model/1")],
                 prices: vec![ether(50), ether(100)],
+                privacy_budget: 10 * EPSILON,
+                sample_epsilon: EPSILON,
             },
         );
         let set = self.ok(
@@ -263,6 +272,7 @@ impl Marketplace {
                 buyer_key: Bytes::from_static(&[0x42; 32]),
                 deadline,
                 pbs_estimate: 0,
+                epsilon: EPSILON,
             },
         );
         if self
@@ -490,6 +500,81 @@ fn a_proven_dataset_is_sold_and_the_market_settles() {
 }
 
 #[test]
+fn the_registrys_privacy_budget_bounds_every_buyers_orders_at_the_market() {
+    // The budget set at registration (10 ε, 1 of it spent by the sample statistics) reaches
+    // the market through `orderTerms`; the market charges each order against it, whoever
+    // places it, and only the owner's renewal lets more in.
+    let m = Marketplace::new();
+    let trees = pieces(3, &[6]);
+    let (dataset, set) = m.onboard(&trees);
+    m.prove(set, &trees);
+    let place = |from: Address, epsilon: u64| {
+        m.send(
+            from,
+            &m.market,
+            60,
+            &IQueryMarket::placeOrderCall {
+                dataset_id: dataset,
+                template_hash: keccak256("cohort_stats/1"),
+                params_hash: keccak256("anything"),
+                buyer_key: Bytes::from_static(&[0x42; 32]),
+                deadline: m.market.host().vm().block_timestamp_now() + 86_400,
+                pbs_estimate: 0,
+                epsilon,
+            },
+        )
+    };
+    place(BUYER, 5 * EPSILON).unwrap();
+    place(WATCHER, 4 * EPSILON).unwrap();
+    let spent = |m: &Marketplace| {
+        m.ok(
+            WATCHER,
+            &m.market,
+            0,
+            IQueryMarket::epsilonSpentCall {
+                dataset_id: dataset,
+            },
+        )
+    };
+    assert_eq!(spent(&m), 9 * EPSILON);
+    // A third address is no fresh budget: nothing is left.
+    let refused = place(address!("0x00000000000000000000000000000000000000e1"), 1).unwrap_err();
+    assert_eq!(
+        IQueryMarket::InvalidEpsilon::abi_decode(&refused).unwrap(),
+        IQueryMarket::InvalidEpsilon {
+            _0: dataset,
+            _1: 1,
+            _2: 0,
+        }
+    );
+    // A stranger cannot renew it; the owner can, and the market sees it at once.
+    assert!(
+        m.send(
+            BUYER,
+            &m.registry,
+            0,
+            &IDatasetRegistry::renewPrivacyBudgetCall {
+                dataset_id: dataset,
+                added: EPSILON,
+            },
+        )
+        .is_err()
+    );
+    m.ok(
+        SELLER,
+        &m.registry,
+        0,
+        IDatasetRegistry::renewPrivacyBudgetCall {
+            dataset_id: dataset,
+            added: EPSILON,
+        },
+    );
+    place(BUYER, EPSILON).unwrap();
+    assert_eq!(spent(&m), 10 * EPSILON);
+    m.assert_market_holds_what_it_owes();
+}
+
+#[test]
 fn a_dataset_whose_proofs_lapse_is_slashed_and_its_open_orders_compensated() {
     // Issue 16 item 2: slashed stake refunds the dataset's open orders' buyers first, then is
     // burned; the reporter's bounty is small.
@@ -541,6 +626,7 @@ fn a_dataset_whose_proofs_lapse_is_slashed_and_its_open_orders_compensated() {
             buyer_key: Bytes::from_static(&[0x42; 32]),
             deadline: m.market.host().vm().block_timestamp_now() + 86_400,
             pbs_estimate: 0,
+            epsilon: EPSILON,
         },
     );
 

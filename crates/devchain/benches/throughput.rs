@@ -48,7 +48,12 @@ mod proof_manager_abi {
     alloy_sol_types::sol!("../../contracts/proof-manager/abi/IProofManager.sol");
 }
 use proof_manager_abi::IProofManager;
-sol!("../../contracts/query-market/abi/IQueryMarket.sol");
+// `OrderPlaced` has eight fields.
+#[allow(clippy::too_many_arguments)]
+mod query_market_abi {
+    alloy_sol_types::sol!("../../contracts/query-market/abi/IQueryMarket.sol");
+}
+use query_market_abi::IQueryMarket;
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const PIECE_HEIGHT: u8 = 25;
@@ -160,6 +165,8 @@ fn registry_node(config: NodeConfig) -> (Node, Address, Vec<PrivateKeySigner>) {
             schema_hash: B256::repeat_byte(0x5c),
             template_hashes: vec![template()],
             prices: vec![U256::from(5)],
+            privacy_budget: 1_000_000_000,
+            sample_epsilon: 0,
         };
         let outcome = chain.call(signer.address(), registry, ether(1), &register.abi_encode());
         assert!(outcome.is_success(), "{outcome:?}");
@@ -600,6 +607,8 @@ fn proof_and_order_gas() {
         schema_hash: B256::repeat_byte(0x5c),
         template_hashes: vec![template()],
         prices: vec![ether(2)],
+        privacy_budget: 10_000_000,
+        sample_epsilon: 1_000_000,
     };
     let out = call(&mut node, seller, registry, ether(2), register.abi_encode());
     let dataset = U256::from_be_slice(&out.return_data);
@@ -645,6 +654,7 @@ fn proof_and_order_gas() {
         buyer_key: Bytes::from_static(&[0x42; 32]),
         deadline,
         pbs_estimate: 0,
+        epsilon: 1_000_000,
     };
     let placed = call(&mut node, buyer, market, ether(3), place.abi_encode());
     println!(

@@ -29,10 +29,15 @@ use alloy::{
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program, serve};
 use datacloud_pdp::{MerkleTree, PieceIndex, answer_challenges};
 
-sol!(
-    #[sol(rpc, all_derives)]
-    "../../contracts/dataset-registry/abi/IDatasetRegistry.sol"
-);
+// `registerDataset` takes the ABI's seven parameters.
+#[allow(clippy::too_many_arguments)]
+mod registry_abi {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        "../../contracts/dataset-registry/abi/IDatasetRegistry.sol"
+    );
+}
+use registry_abi::IDatasetRegistry;
 // `initialize` takes the ABI's seven parameters.
 #[allow(clippy::too_many_arguments)]
 mod proof_manager_abi {
@@ -42,7 +47,7 @@ mod proof_manager_abi {
     );
 }
 use proof_manager_abi::IProofManager;
-// `initialize` takes the ABI's seven parameters.
+// `initialize` and `placeOrder` take the ABI's parameters.
 #[allow(clippy::too_many_arguments)]
 mod query_market_abi {
     alloy::sol!(
@@ -223,6 +228,8 @@ impl<P: Provider> Deployment<P> {
                 keccak256("schema"),
                 vec![keccak256("cohort_stats/1"), keccak256("fraud_model/1")],
                 vec![ether(50), ether(100)],
+                10_000_000,
+                1_000_000,
             )
             .value(ether(2000))
             .from(self.seller);
@@ -304,6 +311,7 @@ impl<P: Provider> Deployment<P> {
                 Bytes::from_static(&[0x42; 32]),
                 deadline,
                 0,
+                1_000_000,
             )
             .value(ether(60))
             .from(self.buyer);
@@ -523,6 +531,7 @@ async fn orders_settle_refund_and_fail_over_json_rpc() {
             Bytes::from_static(&[0x42; 32]),
             deadline,
             0,
+            1_000_000,
         )
         .value(ether(59))
         .from(m.buyer)

@@ -12,7 +12,7 @@ use datacloud_devchain::{
 sol! {
     interface IDatasetRegistry {
         function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight, uint64 deployNonce) external;
-        function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
+        function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices, uint64 privacyBudget, uint64 sampleEpsilon) external payable returns (uint256);
         function datasetCount() external view returns (uint256);
         function datasetOwner(uint256 datasetId) external view returns (address);
         function stakeOf(uint256 datasetId) external view returns (uint256);
@@ -85,6 +85,8 @@ fn register_call() -> IDatasetRegistry::registerDatasetCall {
         schemaHash: B256::repeat_byte(0x5c),
         templateHashes: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
         prices: vec![U256::from(5), U256::from(7)],
+        privacyBudget: 10_000_000,
+        sampleEpsilon: 1_000_000,
     }
 }
 

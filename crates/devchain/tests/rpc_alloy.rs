@@ -20,23 +20,30 @@ use alloy::{
 };
 use datacloud_devchain::{ChainConfig, Node, Rpc, RpcConfig, precompiles, program, serve};
 
-sol! {
-    #[sol(rpc)]
-    interface IDatasetRegistry {
-        function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight, uint64 deployNonce) external;
-        function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices) external payable returns (uint256);
-        function datasetCount() external view returns (uint256);
-        function datasetOwner(uint256 datasetId) external view returns (address);
-        function stakeOf(uint256 datasetId) external view returns (uint256);
-        event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
-        error StakeTooLow(uint256 sent, uint256 minimum);
-    }
+// `registerDataset` takes the ABI's seven parameters (eight with the instance).
+#[allow(clippy::too_many_arguments)]
+mod registry_abi {
+    use super::sol;
 
-    #[sol(rpc)]
-    interface ArbWasm {
-        function activateProgram(address program) external payable returns (uint16 version, uint256 dataFee);
+    sol! {
+        #[sol(rpc)]
+        interface IDatasetRegistry {
+            function initialize(address proofManager, address queryMarket, uint256 minStake, uint64 withdrawCooldown, uint8 minPieceHeight, uint64 deployNonce) external;
+            function registerDataset(bytes manifestCid, bytes pieceCid, bytes32 schemaHash, bytes32[] templateHashes, uint256[] prices, uint64 privacyBudget, uint64 sampleEpsilon) external payable returns (uint256);
+            function datasetCount() external view returns (uint256);
+            function datasetOwner(uint256 datasetId) external view returns (address);
+            function stakeOf(uint256 datasetId) external view returns (uint256);
+            event DatasetRegistered(uint256 indexed datasetId, address indexed owner, bytes manifestCid, bytes pieceCid, bytes32 schemaHash, uint256 stake);
+            error StakeTooLow(uint256 sent, uint256 minimum);
+        }
+
+        #[sol(rpc)]
+        interface ArbWasm {
+            function activateProgram(address program) external payable returns (uint16 version, uint256 dataFee);
+        }
     }
 }
+use registry_abi::{ArbWasm, IDatasetRegistry};
 
 const MIN_STAKE: u64 = 1_000_000_000_000_000;
 
@@ -131,6 +138,8 @@ async fn assert_custom_errors_decode(provider: &impl Provider, registry: Address
             B256::ZERO,
             vec![],
             vec![],
+            10_000_000,
+            0,
         )
         .value(U256::from(2))
         .send()
@@ -150,6 +159,8 @@ async fn assert_custom_errors_decode(provider: &impl Provider, registry: Address
             B256::ZERO,
             vec![],
             vec![],
+            10_000_000,
+            0,
         )
         .value(U256::from(1))
         .from(me)
@@ -195,6 +206,8 @@ async fn alloy_deploys_activates_and_calls_the_registry() {
             B256::repeat_byte(0x5c),
             vec![B256::repeat_byte(1)],
             vec![U256::from(5)],
+            10_000_000,
+            0,
         )
         .value(stake);
     let pending = register.send().await.expect("register");

@@ -39,17 +39,6 @@ pub enum LayoutError {
 
 #[derive(Debug, Error)]
 pub enum PolicyError {
-    #[error(
-        "privacy budget exceeded for {buyer}: spent ε = {spent}, this query needs {asked}, budget {budget}"
-    )]
-    BudgetExceeded {
-        buyer: String,
-        spent: f64,
-        asked: f64,
-        budget: f64,
-    },
-    #[error("budget ledger {0}: {1}")]
-    Ledger(String, String),
     #[error("invalid policy: {0}")]
     Invalid(String),
 }

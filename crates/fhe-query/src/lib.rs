@@ -50,6 +50,6 @@ pub use eval::{
 };
 pub use keys::{EvaluationKey, Passphrase, SellerKey};
 pub use model::{Model, NaiveBayes, RegressionFit};
-pub use policy::{BudgetLedger, Policy, release};
+pub use policy::{Policy, release};
 pub use result::ResultTable;
 pub use sample::{SampleStatistics, sample_statistics};

@@ -1,15 +1,13 @@
 //! The output policy, applied by the seller to decrypted aggregates ([`crate::decrypt`]): cells of
-//! fewer than `min_cohort` rows are suppressed (not zeroed), optional discrete Laplace noise
-//! (drawn exactly, [`crate::noise`]) gives ε-DP
-//! with a per-buyer budget ledger, and means get 95 % t-intervals from COUNT, Σx and Σx².
+//! fewer than `min_cohort` rows are suppressed (not zeroed), discrete Laplace noise (drawn
+//! exactly, [`crate::noise`]) gives ε-DP for the order's ε (charged on chain to the dataset's
+//! budget), and means get 95 % t-intervals from COUNT, Σx and
+//! Σx², widened by the noise's variance.
 //!
 //! The other templates release through the same [`ResultTable`]: histogram buckets as rows,
 //! fraud rates per cohort as rows (Wilson intervals) with the naive-Bayes [`Model`], and the
 //! regression [`Model`] fitted from its sufficient statistics. Small cells are suppressed the
 //! same way, and DP noise is calibrated to each template's L1 sensitivity.
-
-use std::collections::BTreeMap;
-use std::path::Path;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -25,15 +23,16 @@ use crate::error::PolicyError;
 use crate::model::{CentredStats, FeatureCounts, Model, NaiveBayes, RegressionFit};
 use crate::result::{Cell, Estimate, ResultRow, ResultTable};
 
-/// The seller's output policy for a dataset.
+/// The seller's output policy for one release.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     /// Cells with fewer rows are suppressed.
     pub min_cohort: u64,
-    /// ε spent per query when differential privacy is on.
+    /// The ε this release spends: every released number gets discrete Laplace noise calibrated
+    /// to its sensitivity over ε. The seller takes it from the order (what the market charged
+    /// to the dataset's budget, for every buyer together); `None` (exact figures) is for the
+    /// data owner's own local queries only.
     pub epsilon: Option<f64>,
-    /// Total ε a buyer may spend on the dataset.
-    pub budget: f64,
 }
 
 impl Default for Policy {
@@ -41,103 +40,35 @@ impl Default for Policy {
         Policy {
             min_cohort: 10,
             epsilon: None,
-            budget: 10.0,
         }
     }
 }
 
 impl Policy {
     /// # Errors
-    /// [`PolicyError::Invalid`] for a non-positive ε or budget.
+    /// [`PolicyError::Invalid`] for a non-positive or non-finite ε.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0))
-            || !(self.budget.is_finite() && self.budget > 0.0)
-        {
-            return Err(PolicyError::Invalid(
-                "ε and the budget must be positive numbers".into(),
-            ));
+        if self.epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            return Err(PolicyError::Invalid("ε must be a positive number".into()));
         }
         Ok(())
     }
 }
 
-/// Per-buyer ε spent on one dataset, persisted as JSON (written atomically).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BudgetLedger {
-    pub spent: BTreeMap<String, f64>,
-}
-
-impl BudgetLedger {
-    /// Loads the ledger, or an empty one if the file does not exist.
-    ///
-    /// # Errors
-    /// [`PolicyError::Ledger`] for an unreadable or corrupt file.
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| PolicyError::Ledger(path.display().to_string(), e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(PolicyError::Ledger(
-                path.display().to_string(),
-                e.to_string(),
-            )),
-        }
-    }
-
-    /// Writes the ledger atomically (temporary file, fsync, rename).
-    ///
-    /// # Errors
-    /// [`PolicyError::Ledger`].
-    pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
-        let err =
-            |e: std::io::Error| PolicyError::Ledger(path.display().to_string(), e.to_string());
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| PolicyError::Ledger(path.display().to_string(), e.to_string()))?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(err)?;
-            std::io::Write::write_all(&mut f, &bytes).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, path).map_err(err)
-    }
-
-    /// Records `epsilon` against `buyer`, refusing when it would exceed `budget`.
-    ///
-    /// # Errors
-    /// [`PolicyError::BudgetExceeded`]; the ledger is unchanged then.
-    pub fn charge(&mut self, buyer: &str, epsilon: f64, budget: f64) -> Result<(), PolicyError> {
-        let spent = self.spent.get(buyer).copied().unwrap_or(0.0);
-        if spent + epsilon > budget + 1e-12 {
-            return Err(PolicyError::BudgetExceeded {
-                buyer: buyer.into(),
-                spent,
-                asked: epsilon,
-                budget,
-            });
-        }
-        self.spent.insert(buyer.into(), spent + epsilon);
-        Ok(())
-    }
-}
-
-/// Applies the policy to decrypted aggregates. With DP on, the buyer's budget is charged in
-/// `ledger` first (and the query refused when over budget).
+/// Applies the policy to decrypted aggregates: suppression below the minimum cohort, and noise
+/// for the policy's ε. The ε is accounted for on chain (`QueryMarket.placeOrder` charges it to
+/// the dataset's budget), not here.
 ///
 /// # Errors
-/// [`PolicyError::BudgetExceeded`] / [`PolicyError::Invalid`].
+/// [`PolicyError::Invalid`].
 pub fn release(
     aggregates: &Aggregates,
     plan: &Plan,
     header: &LayoutHeader,
     policy: &Policy,
-    ledger: Option<(&mut BudgetLedger, &str)>,
     rng: &mut impl Rng,
 ) -> Result<ResultTable, PolicyError> {
     policy.validate()?;
-    if let (Some(epsilon), Some((ledger, buyer))) = (policy.epsilon, ledger) {
-        ledger.charge(buyer, epsilon, policy.budget)?;
-    }
     match &plan.bound.output {
         Output::CohortStats => Ok(release_cohort_stats(aggregates, plan, header, policy, rng)),
         Output::Histogram { column, bounds } => Ok(release_histogram(
@@ -203,11 +134,15 @@ fn release_cohort_stats(
         .collect();
     // Laplace noise: ε split over the released quantities; sensitivities 1, width, width².
     let released = 1 + usize::from(b.want_sum) + usize::from(b.want_squares);
+    // The noise's scale per unit of sensitivity (0 without DP).
     #[allow(clippy::cast_precision_loss)] // noise scales
+    let per_unit = policy.epsilon.map_or(0.0, |e| released as f64 / e);
     let noise = |rng: &mut dyn rand::RngCore, sensitivity: f64| -> f64 {
-        policy
-            .epsilon
-            .map_or(0.0, |e| laplace(rng, sensitivity * released as f64 / e))
+        if per_unit > 0.0 {
+            laplace(rng, sensitivity * per_unit)
+        } else {
+            0.0
+        }
     };
     let mut rows = Vec::with_capacity(aggregates.groups.len());
     for (g, &(count, sum, squares)) in aggregates.groups.iter().enumerate() {
@@ -241,9 +176,19 @@ fn release_cohort_stats(
                 }
                 _ => None,
             };
+            // The mean s/n carries the noise of both (delta method): Var ≈ (2b_s² + (s/n)²·2b_n²)/n²
+            // for Laplace scales b_s = width·per_unit and b_n = per_unit, in the sum's units.
+            #[allow(clippy::cast_precision_loss)]
+            let noise_sd = s.map_or(0.0, |s| {
+                let (b_s, b_n) = (width as f64 * per_unit, per_unit);
+                let shifted = s / n;
+                (2.0 * b_s * b_s + shifted * shifted * 2.0 * b_n * b_n).sqrt() / n / unit
+            });
             let avg = mean.map(|m| Estimate {
                 value: m,
-                ci95: var.and_then(|v| t_interval(m, v, n)),
+                ci95: var
+                    .and_then(|v| t_interval(m, v, n))
+                    .map(|ci| widen_for_noise(m, ci, noise_sd)),
             });
             let wants = |a: Aggregate| b.aggregates.contains(&a);
             Cell::Released {
@@ -443,7 +388,12 @@ fn release_fraud_model(
     }
     let rate_row = |group: Vec<String>, n: f64, p: f64| ResultRow {
         group,
-        cell: rate_cell(policy, n, p),
+        cell: rate_cell(
+            policy,
+            n,
+            p,
+            policy.epsilon.map_or(0.0, |e| sensitivity / e),
+        ),
     };
     let rows = match shape.cohort {
         Some(cohort) => per_column
@@ -497,7 +447,7 @@ fn release_fraud_model(
 /// rows with the label and those without it: both must be cohorts (a rate of 1/84 names the one
 /// fraudster as surely as a cell of 1 does).
 #[allow(clippy::cast_precision_loss)] // the minimum cohort is a small count
-fn rate_cell(policy: &Policy, n: f64, p: f64) -> Cell {
+fn rate_cell(policy: &Policy, n: f64, p: f64, noise_scale: f64) -> Cell {
     let k = policy.min_cohort as f64;
     let p = p.clamp(0.0, n.max(0.0));
     if n < k {
@@ -518,9 +468,17 @@ fn rate_cell(policy: &Policy, n: f64, p: f64) -> Cell {
             avg: None,
             var: None,
             stddev: None,
-            rate: Some(Estimate {
-                value: if n > 0.0 { p / n } else { 0.0 },
-                ci95: wilson(p, n),
+            rate: Some({
+                let value = if n > 0.0 { p / n } else { 0.0 };
+                // p/n with Laplace noise of scale b on both: Var ≈ 2b²(1 + (p/n)²)/n².
+                let noise_sd = (2.0 * noise_scale * noise_scale * (1.0 + value * value)).sqrt() / n;
+                Estimate {
+                    value,
+                    ci95: wilson(p, n).map(|(lo, hi)| {
+                        let (lo, hi) = widen_for_noise(value, (lo, hi), noise_sd);
+                        (lo.max(0.0), hi.min(1.0))
+                    }),
+                }
             }),
         }
     }
@@ -655,6 +613,21 @@ fn release_regression(
     }
 }
 
+/// The 95 % half-width of Laplace noise per unit of its standard deviation: `P(|X| > t) =
+/// exp(−t/b) = 0.05` gives `t = b·ln 20`, and `sd = b·√2`.
+const LAPLACE_95_PER_SD: f64 = 2.118_244_611_104_3;
+
+/// Widens a 95 % sampling interval around `value` for DP noise of standard deviation `sd` on the
+/// estimate: on each side the sampling half-width and the noise's 95 % half-width add in
+/// quadrature. Without noise (`sd` 0) the interval is unchanged.
+fn widen_for_noise(value: f64, (lo, hi): (f64, f64), sd: f64) -> (f64, f64) {
+    let noise = LAPLACE_95_PER_SD * sd;
+    (
+        value - (value - lo).hypot(noise),
+        value + (hi - value).hypot(noise),
+    )
+}
+
 /// Mean ± t(0.975, n−1)·√(var/n).
 fn t_interval(mean: f64, var: f64, n: f64) -> Option<(f64, f64)> {
     if n < 2.0 {
@@ -690,22 +663,74 @@ mod tests {
     use super::*;
     use datacloud_query::reference::reference;
 
+    /// How often the released 95 % intervals of a noisy release cover the exact figures, over
+    /// `draws` releases of `sql` at `epsilon`, counting only released cells (the mean's
+    /// interval, or the rate's when `rate`).
+    fn coverage(sql: &str, epsilon: f64, draws: usize, rate: bool) -> f64 {
+        use rand::SeedableRng;
+        let table = datacloud_query::synth::generate(3_000, 17);
+        let header = datacloud_query::layout::header(
+            &table,
+            &datacloud_query::layout::LayoutOptions::default(),
+        );
+        let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
+        let p = datacloud_query::plan::plan(&q, &header).unwrap();
+        let plain = reference(&table, &p.bound, &header);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let pick = |cell: &Cell| match cell {
+            Cell::Released { avg, rate: r, .. } => {
+                if rate {
+                    r.clone()
+                } else {
+                    avg.clone()
+                }
+            }
+            Cell::Suppressed { .. } => None,
+        };
+        let exact = release(&plain, &p, &header, &Policy::default(), &mut rng).unwrap();
+        let truth: Vec<Option<f64>> = exact
+            .rows
+            .iter()
+            .map(|r| pick(&r.cell).map(|e| e.value))
+            .collect();
+        let noisy = Policy {
+            min_cohort: 10,
+            epsilon: Some(epsilon),
+        };
+        let (mut covered, mut seen) = (0u32, 0u32);
+        for _ in 0..draws {
+            let table = release(&plain, &p, &header, &noisy, &mut rng).unwrap();
+            for (row, truth) in table.rows.iter().zip(&truth) {
+                if let (Some(estimate), Some(truth)) = (pick(&row.cell), truth) {
+                    let (lo, hi) = estimate.ci95.unwrap();
+                    seen += 1;
+                    covered += u32::from(lo <= *truth && *truth <= hi);
+                }
+            }
+        }
+        assert!(seen > 0, "{sql}: nothing released");
+        f64::from(covered) / f64::from(seen)
+    }
+
     #[test]
-    fn ledger_refuses_over_budget_and_persists() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.json");
-        let mut ledger = BudgetLedger::load(&path).unwrap();
-        ledger.charge("0xb", 0.6, 1.0).unwrap();
-        assert!(matches!(
-            ledger.charge("0xb", 0.6, 1.0),
-            Err(PolicyError::BudgetExceeded { .. })
-        ));
-        ledger.charge("0xc", 0.6, 1.0).unwrap();
-        ledger.save(&path).unwrap();
-        let again = BudgetLedger::load(&path).unwrap();
-        assert_eq!(again, ledger);
-        std::fs::write(&path, b"{nope").unwrap();
-        assert!(BudgetLedger::load(&path).is_err());
+    fn intervals_account_for_the_noise() {
+        // At a small ε the noise dominates the sampling error: an interval computed from the
+        // noisy sums as if they were exact covers the exact figure far less than 95 % of the
+        // time. The released interval adds the noise's spread and covers it at least that often.
+        let means = coverage(
+            "SELECT region, AVG(amount) FROM transactions GROUP BY region",
+            0.05,
+            300,
+            false,
+        );
+        assert!(means >= 0.95, "means covered {means}");
+        let rates = coverage(
+            "SELECT FRAUD_MODEL(is_fraud) FROM transactions GROUP BY channel",
+            0.05,
+            300,
+            true,
+        );
+        assert!(rates >= 0.95, "rates covered {rates}");
     }
 
     #[test]
@@ -758,7 +783,7 @@ mod tests {
             let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
             let p = datacloud_query::plan::plan(&q, &header).unwrap();
             let plain = reference(&table, &p.bound, &header);
-            release(&plain, &p, &header, &Policy::default(), None, &mut rng).unwrap()
+            release(&plain, &p, &header, &Policy::default(), &mut rng).unwrap()
         };
         let suppressed = |t: &ResultTable, label: &str| {
             t.rows
@@ -827,7 +852,7 @@ mod tests {
             let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
             let p = datacloud_query::plan::plan(&q, &header).unwrap();
             let plain = reference(&table, &p.bound, &header);
-            release(&plain, &p, &header, policy, None, rng).unwrap()
+            release(&plain, &p, &header, policy, rng).unwrap()
         };
         let exact = Policy::default();
         let histogram = release_sql(
@@ -885,48 +910,29 @@ mod tests {
                 .iter()
                 .all(|r| matches!(r.cell, Cell::Suppressed { .. }))
         );
-        // With DP, every template charges ε to the buyer's budget, and the noisy outputs exist.
+        // With DP, every template's outputs are noisy and say their ε.
         let dp = Policy {
             min_cohort: 10,
             epsilon: Some(1.0),
-            budget: 2.5,
         };
-        let mut ledger = BudgetLedger::default();
         for sql in [
             "SELECT HISTOGRAM(amount) FROM transactions",
             "SELECT FRAUD_MODEL(is_fraud, channel) FROM transactions",
+            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
         ] {
             let q = datacloud_query::sql::parse(sql, &table.schema).unwrap();
             let p = datacloud_query::plan::plan(&q, &header).unwrap();
             let plain = reference(&table, &p.bound, &header);
-            let noisy = release(
-                &plain,
-                &p,
-                &header,
-                &dp,
-                Some((&mut ledger, "0xb")),
-                &mut rng,
-            )
-            .unwrap();
-            assert!(noisy.render().contains("ε = 1"));
+            let noisy = release(&plain, &p, &header, &dp, &mut rng).unwrap();
+            assert!(noisy.render().contains("ε = 1"), "{sql}");
         }
-        let q = datacloud_query::sql::parse(
-            "SELECT LINEAR_REGRESSION(amount, customer_age) FROM transactions",
-            &table.schema,
-        )
-        .unwrap();
-        let p = datacloud_query::plan::plan(&q, &header).unwrap();
-        let plain = reference(&table, &p.bound, &header);
         assert!(matches!(
-            release(
-                &plain,
-                &p,
-                &header,
-                &dp,
-                Some((&mut ledger, "0xb")),
-                &mut rng
-            ),
-            Err(PolicyError::BudgetExceeded { .. })
+            Policy {
+                min_cohort: 10,
+                epsilon: Some(0.0),
+            }
+            .validate(),
+            Err(PolicyError::Invalid(_))
         ));
     }
 }

@@ -116,7 +116,6 @@ fn released(q: &Query, aggregates: &Aggregates, min_cohort: u64) -> ResultTable 
             min_cohort,
             ..Policy::default()
         },
-        None,
         &mut rand::rng(),
     )
     .unwrap();

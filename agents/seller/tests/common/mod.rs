@@ -32,6 +32,8 @@ pub fn pending(dir: &Path, name: &str) -> PendingDataset {
         schema_hash: keccak256(b"schema"),
         price: U256::from(ETHER / 20),
         stake: U256::from(ETHER),
+        privacy_budget: 10_000_000,
+        sample_epsilon: 1_000_000,
         piece_root: B256::from(commitment.root()),
         piece_leaves: commitment.size().leaf_count(),
     }
