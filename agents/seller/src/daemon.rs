@@ -18,7 +18,8 @@ use datacloud_agent_core::{
     OrderStatus, delivery_digest,
 };
 use datacloud_fhe_query::{
-    CheckError, EncryptedResult, Passphrase, Policy, SellerKey, load_rows, open_result, release,
+    Answered, CheckError, DifferencingError, EncryptedResult, Passphrase, Policy, SellerKey,
+    load_rows, open_result, release,
 };
 use datacloud_package::{params_cid, query_from_params, read_file, store_file};
 use datacloud_pdp::{PieceProver, challenge_leaf_index};
@@ -136,6 +137,9 @@ pub struct Seller {
     keys: Arc<Mutex<HashMap<u64, Arc<SellerKey>>>>,
     /// Each dataset's plaintext rows, opened once.
     rows: Arc<Mutex<HashMap<u64, Arc<Table>>>>,
+    /// Held while a dataset's record of answered queries is read, checked and written, so two
+    /// deliveries cannot both pass the differencing check without seeing each other.
+    answered: Arc<Mutex<()>>,
     /// `(challengeWindow, challengeFinality)`: fixed at deployment.
     timing: Arc<std::sync::OnceLock<(u64, u64)>>,
     news: Option<mpsc::UnboundedSender<SellerNews>>,
@@ -168,6 +172,7 @@ impl Seller {
             provers: Arc::default(),
             keys: Arc::default(),
             rows: Arc::default(),
+            answered: Arc::default(),
             timing: Arc::default(),
             news,
         }
@@ -507,6 +512,26 @@ impl Seller {
             Err(CheckError::Key(e)) => return Err(e.into()),
             Err(e @ CheckError::Rows(_)) => return Err(SellerError::Invalid(e.to_string())),
         };
+        // No answer whose rows, subtracted from an answered query's, name fewer than the minimum
+        // cohort (the two-cohort attack): recorded before anything is released.
+        let differencing = {
+            let _record = self.answered.lock().await;
+            let path = dataset
+                .rows
+                .as_ref()
+                .map(|rows| rows.with_extension("answered.json"))
+                .unwrap_or_default();
+            tokio::task::block_in_place(|| {
+                let mut answered = Answered::load(&path)?;
+                answered.admit(
+                    &rows,
+                    &dataset.layout,
+                    &chosen.bound,
+                    self.options.policy.min_cohort,
+                )?;
+                answered.save(&path)
+            })
+        };
         let market = IQueryMarket::new(self.agent.deployments.query_market, client.provider());
         // Noise for the ε the order paid for: the market charged it to the dataset's budget,
         // for every buyer together, before anyone could claim the order.
@@ -514,13 +539,20 @@ impl Seller {
             epsilon: Some(order.epsilon.as_f64()),
             ..self.options.policy.clone()
         };
-        let released = release(
-            &aggregates,
-            &chosen,
-            &dataset.layout,
-            &policy,
-            &mut rand::rng(),
-        );
+        let released = match differencing {
+            Ok(()) => release(
+                &aggregates,
+                &chosen,
+                &dataset.layout,
+                &policy,
+                &mut rand::rng(),
+            )
+            .map_err(|e| e.to_string()),
+            Err(e @ DifferencingError::Record(..)) => {
+                return Err(SellerError::Invalid(e.to_string()));
+            }
+            Err(e) => Err(format!("the differencing defense refuses it: {e}")),
+        };
         let table = match released {
             Ok(table) => table,
             Err(e) => {
@@ -528,7 +560,7 @@ impl Seller {
                 self.refuse(order_id).await;
                 self.tell(SellerNews::Refused {
                     order_id,
-                    reason: e.to_string(),
+                    reason: e,
                 });
                 return Ok(Some(Delivery {
                     order_id,

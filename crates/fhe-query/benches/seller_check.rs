@@ -3,14 +3,16 @@
 //! synthetic rows: writing and reading the rows file (plain and sealed), and the plaintext
 //! computation of the journey query and of a numeric filter. The anchor, in the same run: the
 //! time per row of the encrypted row scan of the numeric query (a 16-row chunk), extrapolated
-//! to the dataset — what the worker spends on the order the check guards.
+//! to the dataset — what the worker spends on the order the check guards. Last, the
+//! differencing check (`differencing::check`) of the journey query against 100 answered
+//! queries (numeric thresholds a unit apart), whose rows it recomputes.
 //!
 //! `cargo bench -p datacloud-fhe-query --bench seller_check [-- --sizes 100000,1000000]`
 
 use std::time::Instant;
 
 use datacloud_fhe_query::{
-    EvaluationKey, Passphrase, SellerKey, encrypt, evaluate, load_rows, save_rows,
+    EvaluationKey, Passphrase, SellerKey, differencing, encrypt, evaluate, load_rows, save_rows,
 };
 use datacloud_query::{LayoutOptions, PlanKind, plan_with, reference, sql, synth};
 
@@ -51,9 +53,9 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "| rows | rows file MiB | save s | load s | load sealed s | check journey s | check numeric s | scan of all rows s | check / scan |"
+        "| rows | rows file MiB | save s | load s | load sealed s | check journey s | check numeric s | differencing vs 100 answered s | scan of all rows s | check / scan |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let dir = tempfile::tempdir().expect("temp dir");
     for &rows in &sizes {
         let table = synth::generate(rows, 42);
@@ -79,10 +81,28 @@ fn main() {
             t.elapsed().as_secs_f64()
         };
         let (journey_s, numeric_s) = (time(&journey), time(&numeric));
+        // 100 answered queries: COUNT(*) WHERE amount > t for t = 1.00, 2.00, … 100.00.
+        let answered: Vec<_> = (1..=100)
+            .map(|t| {
+                let q = sql::parse(
+                    &format!("SELECT COUNT(*) FROM transactions WHERE amount > {t}.00"),
+                    &schema,
+                )
+                .expect("threshold SQL");
+                datacloud_query::plan(&q, &header).expect("plan").bound
+            })
+            .collect();
+        let asked = datacloud_query::plan(&journey, &header)
+            .expect("plan")
+            .bound;
+        let t = Instant::now();
+        let verdict = differencing::check(&loaded, &header, &answered, &asked, 10);
+        let differencing_s = t.elapsed().as_secs_f64();
+        std::hint::black_box(verdict.is_ok());
         let scan_all = per_row * rows as f64;
         println!(
-            "| {rows} | {mib:.1} | {save_s:.2} | {load_s:.2} | {sealed_s:.2} | {journey_s:.3} | {numeric_s:.3} | {scan_all:.0} | {:.1e} |",
-            (load_s + numeric_s) / scan_all
+            "| {rows} | {mib:.1} | {save_s:.2} | {load_s:.2} | {sealed_s:.2} | {journey_s:.3} | {numeric_s:.3} | {differencing_s:.2} | {scan_all:.0} | {:.1e} |",
+            (load_s + numeric_s + differencing_s) / scan_all
         );
     }
 }

@@ -16,7 +16,10 @@
 //! - [`decrypt`]: a worker's encrypted result into aggregates, with the seller's key.
 //! - [`check`]: the seller's plaintext rows, and the check that a decrypted result is the
 //!   order's computation before anything of it is released.
-//! - [`policy`]: minimum cohort, DP noise and budget, confidence intervals.
+//! - [`differencing`]: the seller's refusal of a query whose rows differ from an answered
+//!   one's in fewer than the minimum cohort.
+//! - [`policy`]: minimum cohort, DP noise for the order's ε, confidence intervals that account
+//!   for it.
 //! - [`noise`]: the discrete Laplace mechanism, sampled exactly from uniform integers.
 //! - [`result`]: the released table and its rendering.
 //! - [`model`]: what `fraud_model` and `linear_regression` release — a naive-Bayes scoring model
@@ -29,6 +32,7 @@
 mod accumulate;
 pub mod check;
 pub mod decrypt;
+pub mod differencing;
 pub mod encrypt;
 pub mod error;
 pub mod eval;
@@ -43,6 +47,7 @@ pub mod seeded;
 
 pub use check::{load_rows, open_result, save_rows};
 pub use decrypt::decrypt;
+pub use differencing::{Answered, DifferencingError};
 pub use encrypt::{EncryptedDataset, encrypt};
 pub use error::{CheckError, KeyError, LayoutError, PolicyError};
 pub use eval::{

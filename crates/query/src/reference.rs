@@ -18,6 +18,95 @@ pub struct Aggregates {
     pub terms: Vec<Vec<u128>>,
 }
 
+/// The output group row `row` counts in, `None` when the bound query's filters exclude it.
+#[must_use]
+pub fn group_of(table: &Table, bound: &Bound, header: &LayoutHeader, row: usize) -> Option<usize> {
+    if bound.empty {
+        return None;
+    }
+    let schema = &table.schema;
+    let value = |c: usize| table.columns[c][row];
+    let offset = |c: usize| offset(&schema.columns[c].kind, value(c), header.days);
+    let category_ok = bound
+        .categories
+        .iter()
+        .all(|(c, allowed)| allowed.contains(&usize::try_from(value(*c)).unwrap_or(usize::MAX)));
+    let day_ok = match (bound.days, schema.day_column()) {
+        (Some((lo, hi)), Some(d)) => (lo..=hi).contains(&offset(d)),
+        _ => true,
+    };
+    let range_ok = bound.ranges.iter().all(|&(c, lo, hi)| {
+        lo.is_none_or(|lo| offset(c) >= lo) && hi.is_none_or(|hi| offset(c) <= hi)
+    });
+    (category_ok && day_ok && range_ok).then(|| {
+        bound.groups.iter().fold(0, |acc, &(c, k)| {
+            acc * k + usize::try_from(value(c)).unwrap_or(0)
+        })
+    })
+}
+
+/// The rows a bound query reads, as sets of row indices (bitsets of `u64` words): the rows its
+/// filters select, and those of each output group. Two answered queries whose sets differ in a
+/// few rows reveal those rows by subtraction: the seller compares them before releasing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cohorts {
+    /// Every row the filters select.
+    pub selected: RowSet,
+    /// Per output group, the selected rows in it.
+    pub groups: Vec<RowSet>,
+}
+
+/// A set of rows of one table, one bit a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowSet(Vec<u64>);
+
+impl RowSet {
+    fn empty(rows: usize) -> Self {
+        Self(vec![0; rows.div_ceil(64)])
+    }
+
+    fn insert(&mut self, row: usize) {
+        self.0[row / 64] |= 1 << (row % 64);
+    }
+
+    /// Rows in the set.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// Whether no row is in it.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// Rows in exactly one of the two sets (of the same table).
+    #[must_use]
+    pub fn difference_len(&self, other: &RowSet) -> u64 {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| u64::from((a ^ b).count_ones()))
+            .sum()
+    }
+}
+
+/// The row sets of a bound query on `table`.
+#[must_use]
+pub fn cohorts(table: &Table, bound: &Bound, header: &LayoutHeader) -> Cohorts {
+    let rows = table.rows();
+    let mut selected = RowSet::empty(rows);
+    let mut groups = vec![RowSet::empty(rows); bound.group_count()];
+    for row in 0..rows {
+        if let Some(g) = group_of(table, bound, header, row) {
+            selected.insert(row);
+            groups[g].insert(row);
+        }
+    }
+    Cohorts { selected, groups }
+}
+
 /// The same aggregates computed on plaintext (the reference every plan must match exactly).
 #[must_use]
 pub fn reference(table: &Table, bound: &Bound, header: &LayoutHeader) -> Aggregates {
@@ -37,22 +126,9 @@ pub fn reference(table: &Table, bound: &Bound, header: &LayoutHeader) -> Aggrega
     for row in 0..table.rows() {
         let value = |c: usize| table.columns[c][row];
         let offset = |c: usize| offset(&schema.columns[c].kind, value(c), header.days);
-        let category_ok = bound.categories.iter().all(|(c, allowed)| {
-            allowed.contains(&usize::try_from(value(*c)).unwrap_or(usize::MAX))
-        });
-        let day_ok = match (bound.days, schema.day_column()) {
-            (Some((lo, hi)), Some(d)) => (lo..=hi).contains(&offset(d)),
-            _ => true,
-        };
-        let range_ok = bound.ranges.iter().all(|&(c, lo, hi)| {
-            lo.is_none_or(|lo| offset(c) >= lo) && hi.is_none_or(|hi| offset(c) <= hi)
-        });
-        if !(category_ok && day_ok && range_ok) {
+        let Some(g) = group_of(table, bound, header, row) else {
             continue;
-        }
-        let g = bound.groups.iter().fold(0, |acc, &(c, k)| {
-            acc * k + usize::try_from(value(c)).unwrap_or(0)
-        });
+        };
         let e = &mut groups[g];
         e.0 += 1;
         if let Some(m) = bound.measure {
