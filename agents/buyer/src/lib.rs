@@ -560,25 +560,10 @@ pub struct Listing {
     pub sample: Option<SampleStatistics>,
     /// The dataset's privacy budget: what the sample statistics and every order spent of it,
     /// and what is left for new orders (every buyer together).
-    #[serde(serialize_with = "serialize_budget")]
     pub privacy: PrivacyBudget,
     /// The whole manifest.
     #[serde(skip)]
     pub manifest: Option<Manifest>,
-}
-
-/// A privacy budget in ε, as listings print it.
-fn serialize_budget<S: serde::Serializer>(
-    budget: &PrivacyBudget,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    let mut s = serializer.serialize_struct("PrivacyBudget", 4)?;
-    s.serialize_field("total", &budget.total.as_f64())?;
-    s.serialize_field("sample", &budget.sample.as_f64())?;
-    s.serialize_field("orders", &budget.orders.as_f64())?;
-    s.serialize_field("left", &budget.left().as_f64())?;
-    s.end()
 }
 
 impl Listing {
@@ -629,7 +614,6 @@ pub struct OrderResult {
     /// The ε it spends of the dataset's privacy budget.
     pub epsilon: f64,
     /// The dataset's privacy budget now (what is left for every buyer together).
-    #[serde(serialize_with = "serialize_budget")]
     pub privacy: PrivacyBudget,
     /// The worker that computed it.
     pub worker: Option<Address>,

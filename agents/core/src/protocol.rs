@@ -277,6 +277,19 @@ pub struct PrivacyBudget {
     pub orders: Epsilon,
 }
 
+/// Serialized in ε, as listings and reports print it: `{total, sample, orders, left}`.
+impl serde::Serialize for PrivacyBudget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("PrivacyBudget", 4)?;
+        s.serialize_field("total", &self.total.as_f64())?;
+        s.serialize_field("sample", &self.sample.as_f64())?;
+        s.serialize_field("orders", &self.orders.as_f64())?;
+        s.serialize_field("left", &self.left().as_f64())?;
+        s.end()
+    }
+}
+
 impl PrivacyBudget {
     /// What a new order may still spend.
     #[must_use]

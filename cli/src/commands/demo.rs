@@ -30,7 +30,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use datacloud_agent_core::bindings::IQueryMarket;
 use datacloud_agent_core::progress::rows_bar;
 use datacloud_agent_core::{
-    ChainClient, Config, ConfigOverrides, ContractsWasm, Epsilon, OrderStatus, Protocol, deploy,
+    ChainClient, Config, ConfigOverrides, ContractsWasm, Epsilon, OrderStatus, PrivacyBudget,
+    Protocol, deploy,
 };
 use datacloud_buyer::{Buyer, Listing, OrderResult};
 use datacloud_devchain::{ChainConfig, Node, NodeConfig, Rpc, RpcConfig};
@@ -115,10 +116,9 @@ struct Report {
 /// A dataset's privacy budget (ε), as the demo reports it.
 #[derive(Debug, Serialize)]
 struct PrivacyReport {
-    total: f64,
-    sample: f64,
-    orders: f64,
-    left: f64,
+    /// `{total, sample, orders, left}` in ε.
+    #[serde(flatten)]
+    budget: PrivacyBudget,
     /// The ε each of the demo's orders spent (its noise).
     per_order: f64,
 }
@@ -615,14 +615,10 @@ async fn journey(
         .context("the dispute")?,
     );
 
-    let budget = Protocol::new(&deployer, &deployments)
-        .privacy_budget(U256::from(owned.dataset_id))
-        .await?;
     report.privacy = Some(PrivacyReport {
-        total: budget.total.as_f64(),
-        sample: budget.sample.as_f64(),
-        orders: budget.orders.as_f64(),
-        left: budget.left().as_f64(),
+        budget: Protocol::new(&deployer, &deployments)
+            .privacy_budget(U256::from(owned.dataset_id))
+            .await?,
         per_order: ORDER_EPSILON,
     });
 
@@ -1030,7 +1026,11 @@ fn render_privacy(p: &PrivacyReport) -> String {
         "privacy: every released figure carries discrete Laplace noise for its order's ε ({} \
          each); the dataset's budget, shared by every buyer, has ε {} left of {} (sample \
          statistics {}, orders {})\n\n",
-        p.per_order, p.left, p.total, p.sample, p.orders
+        p.per_order,
+        p.budget.left(),
+        p.budget.total,
+        p.budget.sample,
+        p.budget.orders
     )
 }
 

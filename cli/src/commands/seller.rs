@@ -416,31 +416,7 @@ struct DatasetRow {
     faults: u64,
     prices: Vec<(String, String)>,
     open_orders: String,
-    privacy: BudgetView,
-}
-
-/// A dataset's privacy budget as the listings show it (ε).
-#[derive(Debug, Serialize)]
-pub struct BudgetView {
-    /// The total.
-    pub total: f64,
-    /// Spent by the sample statistics at registration.
-    pub sample: f64,
-    /// Spent by orders, every buyer together.
-    pub orders: f64,
-    /// What new orders may still spend.
-    pub left: f64,
-}
-
-impl From<PrivacyBudget> for BudgetView {
-    fn from(b: PrivacyBudget) -> Self {
-        Self {
-            total: b.total.as_f64(),
-            sample: b.sample.as_f64(),
-            orders: b.orders.as_f64(),
-            left: b.left().as_f64(),
-        }
-    }
+    privacy: PrivacyBudget,
 }
 
 async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
@@ -480,7 +456,7 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
             faults: set.faults,
             prices,
             open_orders: open.to_string(),
-            privacy: view.privacy_budget(id).await?.into(),
+            privacy: view.privacy_budget(id).await?,
         });
     }
     if args.json {
@@ -499,7 +475,10 @@ async fn datasets_command(global: &GlobalArgs, args: ListArgs) -> Result<()> {
         );
         println!(
             "  privacy budget ε {} left of {} (sample statistics {}, orders {})",
-            r.privacy.left, r.privacy.total, r.privacy.sample, r.privacy.orders
+            r.privacy.left(),
+            r.privacy.total,
+            r.privacy.sample,
+            r.privacy.orders
         );
         for (t, p) in r.prices {
             println!("  {t:<18} {p} per query");
@@ -535,8 +514,8 @@ async fn renew_budget(global: &GlobalArgs, args: RenewArgs) -> Result<()> {
         struct Out {
             dataset: u64,
             added: f64,
-            before: BudgetView,
-            after: BudgetView,
+            before: PrivacyBudget,
+            after: PrivacyBudget,
             tx: String,
         }
         println!(
@@ -544,8 +523,8 @@ async fn renew_budget(global: &GlobalArgs, args: RenewArgs) -> Result<()> {
             serde_json::to_string_pretty(&Out {
                 dataset: args.dataset,
                 added: added.as_f64(),
-                before: before.into(),
-                after: after.into(),
+                before,
+                after,
                 tx: receipt.transaction_hash.to_string(),
             })?
         );

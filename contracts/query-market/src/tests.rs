@@ -289,8 +289,13 @@ impl Env {
     }
 
     fn place(&mut self, buyer: Address, value: u64) -> U256 {
+        ok(self.place_spending(buyer, value, EPS))
+    }
+
+    /// Places an order on dataset `DS` as `buyer`, paying `value` and spending `epsilon` micro-ε.
+    fn place_spending(&mut self, buyer: Address, value: u64, epsilon: u64) -> Result<U256, Error> {
         let deadline = self.now() + 500;
-        ok(self.call(buyer, value, |m| {
+        self.call(buyer, value, |m| {
             m.place_order(
                 u(DS),
                 TEMPLATE,
@@ -298,9 +303,9 @@ impl Env {
                 Bytes::from(vec![0xAB; 32]),
                 deadline,
                 0,
-                EPS,
+                epsilon,
             )
-        }))
+        })
     }
 
     fn register(&mut self, worker: Address, value: u64) {
@@ -1661,34 +1666,18 @@ fn refused_epsilon(error: Error) -> (U256, u64, u64) {
     }
 }
 
-/// Places an order for `epsilon` micro-ε on dataset `DS` as `buyer`.
-fn place_for(env: &mut Env, buyer: Address, epsilon: u64) -> Result<U256, Error> {
-    let deadline = env.now() + 500;
-    env.call(buyer, PRICE + FEE, |m| {
-        m.place_order(
-            u(DS),
-            TEMPLATE,
-            PARAMS,
-            Bytes::from(vec![0xAB; 32]),
-            deadline,
-            0,
-            epsilon,
-        )
-    })
-}
-
 #[test]
 fn the_privacy_budget_is_the_datasets_for_every_buyer_together() {
     // The sybil attack on a per-address budget: each fresh address (or each receipt holder)
     // would get a fresh budget. The market counts ε per dataset, whoever places the order.
     let mut env = Env::new();
     env.budget.set(2 * EPS);
-    let first = ok(place_for(&mut env, BUYER, EPS));
+    let first = ok(env.place_spending(BUYER, PRICE + FEE, EPS));
     ok(env.call(BUYER, 0, |m| m.transfer_from(BUYER, STRANGER, first)));
-    ok(place_for(&mut env, STRANGER, EPS));
+    ok(env.place_spending(STRANGER, PRICE + FEE, EPS));
     for sybil in [BUYER, STRANGER, Address::repeat_byte(0x5b)] {
         assert_eq!(
-            refused_epsilon(err(place_for(&mut env, sybil, 1))),
+            refused_epsilon(err(env.place_spending(sybil, PRICE + FEE, 1))),
             (u(DS), 1, 0)
         );
     }
@@ -1698,14 +1687,14 @@ fn the_privacy_budget_is_the_datasets_for_every_buyer_together() {
     // differential privacy is not optional: an order spending no ε is refused whatever is left.
     env.budget.set(3 * EPS);
     assert_eq!(
-        refused_epsilon(err(place_for(&mut env, BUYER, 0))),
+        refused_epsilon(err(env.place_spending(BUYER, PRICE + FEE, 0))),
         (u(DS), 0, EPS)
     );
     assert_eq!(
-        refused_epsilon(err(place_for(&mut env, BUYER, EPS + 1))),
+        refused_epsilon(err(env.place_spending(BUYER, PRICE + FEE, EPS + 1))),
         (u(DS), EPS + 1, EPS)
     );
-    let third = ok(place_for(&mut env, BUYER, EPS));
+    let third = ok(env.place_spending(BUYER, PRICE + FEE, EPS));
     assert_eq!(ok(env.market.order(third)).11, EPS);
     assert_eq!(env.market.epsilon_spent(u(DS)), 3 * EPS);
     env.assert_solvent();
@@ -1714,7 +1703,6 @@ fn the_privacy_budget_is_the_datasets_for_every_buyer_together() {
 #[test]
 fn an_order_gives_its_epsilon_back_only_when_nothing_about_the_data_was_released() {
     let mut env = Env::new();
-    env.register_verifiers(0);
     // Refused while open (the refusal reads only the public plan): given back.
     let open = env.place(BUYER, PRICE + FEE);
     assert_eq!(env.market.epsilon_spent(u(DS)), EPS);
